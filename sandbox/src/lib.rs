@@ -1,0 +1,1 @@
+//! A faithful, strict local Ralio API. Work in progress.

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ralio-sandbox: not implemented yet");
+    std::process::exit(2);
+}
