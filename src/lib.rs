@@ -1,3 +1,18 @@
 //! Rust SDK for the Ralio agentic payment API.
 //!
 //! Work in progress: see the README for what has landed.
+
+pub mod error;
+pub mod models;
+pub mod pagination;
+pub mod retry;
+pub mod stream;
+
+pub use error::{ApiError, ConfigError, Error, Result};
+pub use models::{
+    Agent, ApprovalStatus, ChatReply, Decimal, Message, MessageRole, PaymentInstruction,
+    PaymentIntent, PaymentStatus, Transaction,
+};
+pub use pagination::Page;
+pub use retry::{RetryMiddleware, RetryPolicy};
+pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
