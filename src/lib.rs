@@ -2,6 +2,8 @@
 //!
 //! Work in progress: see the README for what has landed.
 
+pub mod api;
+pub mod hooks;
 pub mod error;
 pub mod models;
 pub mod pagination;
