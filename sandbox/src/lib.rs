@@ -14,6 +14,9 @@
 //! # Ok(()) }
 //! ```
 
+// Handlers answer early with a ready `Response` as the error side; it is not a hot path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -205,9 +208,9 @@ impl Default for Config {
             rate_limit: None,
             admin_api: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            balance: Decimal::new(10_000_00, 2),
-            spend_limit: Decimal::new(1_000_00, 2),
-            approval_threshold: Decimal::new(100_00, 2),
+            balance: Decimal::new(1_000_000, 2),
+            spend_limit: Decimal::new(100_000, 2),
+            approval_threshold: Decimal::new(10_000, 2),
             faults: Faults::default(),
         }
     }
@@ -387,11 +390,28 @@ impl Sandbox {
         self.state.revoke_binding(client_id)
     }
 
+    /// Replaces the server's DPoP nonce now (the previous one stays valid until the next rotation).
+    pub fn rotate_nonce(&self) {
+        self.state.rotate_nonce();
+    }
+
+    /// Current balance of an agent, GBP; `None` for an unknown agent.
+    pub fn balance(&self, agent_id: &str) -> Option<Decimal> {
+        self.state.lock().agents.get(agent_id).map(|a| a.balance)
+    }
+
     /// Id of the agent that tickets bind to by default.
     pub fn default_agent_id(&self) -> String {
         self.state.default_agent_id()
     }
 }
 
+mod admin;
+mod agent;
+mod auth;
+mod jose;
+mod oauth;
+mod registration;
+mod resources;
 mod server;
 mod state;
