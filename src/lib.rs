@@ -3,13 +3,15 @@
 //! Work in progress: see the README for what has landed.
 
 pub mod api;
-pub mod hooks;
+pub mod client;
 pub mod error;
+pub mod hooks;
 pub mod models;
 pub mod pagination;
 pub mod retry;
 pub mod stream;
 
+pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
 pub use models::{
     Agent, ApprovalStatus, ChatReply, Decimal, Message, MessageRole, PaymentInstruction,

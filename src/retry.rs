@@ -152,20 +152,40 @@ pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
     }
 }
 
-/// The number of attempts a response took, put on the response's extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Attempts(pub(crate) u32);
+tokio::task_local! {
+    /// The number of attempts the current call took, for the call's span and error message.
+    /// Set by the retry layer when the calling task provides a scope.
+    pub(crate) static ATTEMPTS: std::cell::Cell<u32>;
+}
+
+/// A per-attempt time limit passed while waiting for the response.
+#[derive(Debug, thiserror::Error)]
+#[error("no response within {after:?}")]
+pub(crate) struct AttemptTimedOut {
+    pub(crate) after: Duration,
+}
 
 /// The retry layer for a `reqwest_middleware` stack.
 #[derive(Debug, Clone, Default)]
 pub struct RetryMiddleware {
     policy: RetryPolicy,
+    attempt_timeout: Option<Duration>,
 }
 
 impl RetryMiddleware {
     /// A layer applying `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        RetryMiddleware { policy }
+        RetryMiddleware {
+            policy,
+            attempt_timeout: None,
+        }
+    }
+
+    /// Give up on an attempt when its response headers have not arrived within `timeout`.
+    /// Such an attempt may have reached the server: only idempotent requests are retried.
+    pub fn with_attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.attempt_timeout = timeout;
+        self
     }
 }
 
@@ -186,6 +206,9 @@ fn classify(result: &reqwest_middleware::Result<Response>) -> Outcome {
         }
         Err(reqwest_middleware::Error::Reqwest(e)) if e.is_connect() => Outcome::ConnectFailed,
         Err(reqwest_middleware::Error::Reqwest(_)) => Outcome::SentMaybe,
+        Err(reqwest_middleware::Error::Middleware(e)) if e.is::<AttemptTimedOut>() => {
+            Outcome::SentMaybe
+        }
         Err(reqwest_middleware::Error::Middleware(_)) => Outcome::Middleware,
     }
 }
@@ -213,7 +236,18 @@ impl Middleware for RetryMiddleware {
             } else {
                 None
             };
-            let result = next.clone().run(req, extensions).await;
+            let _ = ATTEMPTS.try_with(|c| c.set(attempt));
+            let result = match self.attempt_timeout {
+                None => next.clone().run(req, extensions).await,
+                Some(after) => {
+                    match tokio::time::timeout(after, next.clone().run(req, extensions)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(reqwest_middleware::Error::middleware(AttemptTimedOut {
+                            after,
+                        })),
+                    }
+                }
+            };
             let outcome = classify(&result);
             let may_retry = spare.is_some() && retryable(&method, outcome);
             let wait = match (&result, may_retry) {
@@ -244,13 +278,7 @@ impl Middleware for RetryMiddleware {
                     tokio::time::sleep(wait).await;
                     pending = spare;
                 }
-                None => {
-                    tracing::Span::current().record("attempts", attempt);
-                    return result.map(|mut resp| {
-                        resp.extensions_mut().insert(Attempts(attempt));
-                        resp
-                    });
-                }
+                None => return result,
             }
         }
     }
