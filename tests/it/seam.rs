@@ -181,3 +181,66 @@ async fn a_documented_error_status_keeps_status_headers_and_raw_body() {
         .unwrap();
     assert_eq!(body.concat(), b"plain text from a proxy");
 }
+
+#[tokio::test]
+async fn secrets_in_wire_types_reach_the_server_but_never_a_debug() {
+    use ralio::api::types::BodyCreateTokenOauthTokenPost;
+    use std::collections::HashMap;
+
+    let received = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let sink = received.clone();
+    let app = Router::new().route(
+        "/oauth/token",
+        axum::routing::post(
+            move |axum::Form(form): axum::Form<HashMap<String, String>>| {
+                let sink = sink.clone();
+                async move {
+                    *sink.lock().unwrap() = form;
+                    Json(serde_json::json!({
+                        "access_token": "at-SECRET-1",
+                        "token_type": "DPoP",
+                        "expires_in": 1800,
+                        "refresh_token": "rt-SECRET-2",
+                        "scope": "agents:execute"
+                    }))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let body = BodyCreateTokenOauthTokenPost {
+        grant_type: "client_credentials".into(),
+        client_assertion_type: Some(
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        ),
+        client_assertion: Some("assertion-SECRET-3".into()),
+        client_id: None,
+        refresh_token: None,
+        scope: None,
+    };
+    assert!(!format!("{body:?}").contains("SECRET"), "{body:?}");
+
+    let token = client(&base, AddHeader)
+        .create_token()
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let form = received.lock().unwrap().clone();
+    assert_eq!(form["client_assertion"], "assertion-SECRET-3");
+    assert_eq!(form["grant_type"], "client_credentials");
+
+    let shown = format!("{token:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+    assert_eq!(token.access_token.expose_secret(), "at-SECRET-1");
+    assert_eq!(
+        token.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-SECRET-2")
+    );
+    assert_eq!(token.scope.as_deref(), Some("agents:execute"));
+}

@@ -111,6 +111,7 @@ fn a_changed_document_changes_the_surface_exactly_there() {
         added,
         vec![
             "get_agent: GET /api/agents/{agent_id}".to_owned(),
+            "  auth: DPoP[]".to_owned(),
             "  param path agent_id: string".to_owned(),
             "  response 200 application/json: Agent".to_owned(),
             "  errors (raw body): 404".to_owned(),
