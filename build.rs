@@ -23,9 +23,8 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let out_dir = PathBuf::from(
-        std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set: run through cargo")?,
-    );
+    let out_dir =
+        PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set: run through cargo")?);
     let text = std::fs::read_to_string(SPEC)
         .map_err(|e| format!("cannot read {SPEC}: {e}; restore it with `git checkout {SPEC}`"))?;
     let raw: serde_json::Value =
@@ -45,7 +44,17 @@ fn run() -> Result<(), String> {
                 .map_err(|e| format!("inner type: {e}"))?,
         )
         .with_hooks(progenitor::HooksMode::Expected)
-        .with_derive("PartialEq");
+        .with_derive("PartialEq")
+        // Secrets (`format: password`: tickets, assertions, tokens) never print in a Debug.
+        .with_conversion(
+            schemars::schema::SchemaObject {
+                instance_type: Some(schemars::schema::InstanceType::String.into()),
+                format: Some("password".into()),
+                ..Default::default()
+            },
+            "crate::redacted::RedactedString",
+            std::iter::empty(),
+        );
     let mut generator = progenitor::Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)

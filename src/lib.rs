@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod hooks;
+pub mod redacted;
 pub mod models;
 pub mod pagination;
 pub mod retry;

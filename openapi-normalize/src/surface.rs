@@ -47,6 +47,12 @@ pub fn describe_surface(doc: &Value) -> Result<String, NormalizeError> {
                 0,
                 &format!("{id}: {} {route}", method.to_ascii_uppercase()),
             );
+            let security = op.get("security").or_else(|| doc.get("security"));
+            push_line(
+                &mut block,
+                2,
+                &format!("auth: {}", describe_security(security)),
+            );
             let mut params: Vec<String> = shared_params
                 .into_iter()
                 .flatten()
@@ -169,6 +175,38 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
             .and_then(|p| doc.pointer(p))
             .unwrap_or(v),
         None => v,
+    }
+}
+
+/// `none`, or each alternative requirement as `Scheme[scope scope]`, joined by ` | `.
+fn describe_security(security: Option<&Value>) -> String {
+    let alternatives: Vec<String> = security
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter(|req| !req.is_empty())
+        .map(|req| {
+            let mut parts: Vec<String> = req
+                .iter()
+                .map(|(scheme, scopes)| {
+                    let scopes: Vec<&str> = scopes
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    format!("{scheme}[{}]", scopes.join(" "))
+                })
+                .collect();
+            parts.sort();
+            parts.join(" + ")
+        })
+        .collect();
+    if alternatives.is_empty() {
+        "none".into()
+    } else {
+        alternatives.join(" | ")
     }
 }
 
