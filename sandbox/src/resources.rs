@@ -179,8 +179,14 @@ pub(crate) async fn chat_stream(
         }
         for (i, (name, data)) in events.iter().enumerate() {
             let sent = u32::try_from(i).unwrap_or(u32::MAX);
+            // Paced so each event (and what came before a cut) leaves as its own write.
+            tokio::time::sleep(STREAM_PACE).await;
             if faults.stream_cut_after == Some(sent) {
-                // An error body frame makes hyper drop the connection mid-body.
+                // Let hyper take what was sent so far, then an error body frame makes it drop the
+                // connection mid-body.
+                while tx.capacity() < tx.max_capacity() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let _ = tx
                     .send(Err(std::io::Error::other("injected stream cut")))
                     .await;
@@ -190,7 +196,6 @@ pub(crate) async fn chat_stream(
                 let _ = tx.send(Ok(sse("error", &json!({ "message": "Injected fault (ralio-sandbox): the agent failed mid-stream" })))).await;
                 return;
             }
-            tokio::time::sleep(STREAM_PACE).await;
             if tx.send(Ok(sse(name, data))).await.is_err() {
                 return;
             }
