@@ -492,3 +492,97 @@ async fn binary_prints_one_json_line_and_serves() {
     );
     assert!(!log.contains(&ticket), "the ticket never reaches the log");
 }
+
+#[tokio::test]
+async fn builder_refuses_bad_settings_and_busy_ports() {
+    let err = Sandbox::builder()
+        .rate_limit(Some(0))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ralio_sandbox::SandboxError::InvalidConfig {
+            setting: "rate_limit",
+            ..
+        }
+    ));
+    let busy = Sandbox::builder().start().await.unwrap();
+    let addr: std::net::SocketAddr = busy
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let err = Sandbox::builder().addr(addr).start().await.unwrap_err();
+    assert!(matches!(err, ralio_sandbox::SandboxError::Bind { .. }));
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the io error is chained"
+    );
+}
+
+#[tokio::test]
+async fn latency_fault_still_answers() {
+    let sb = Sandbox::builder()
+        .faults(Faults {
+            latency: Duration::from_millis(30),
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let s = Session::start(&sb).await;
+    assert_eq!(
+        s.call(Method::GET, "/api/agents", None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn refresh_can_narrow_but_not_widen() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let s = Session::start(&sb).await;
+    let res = token_request(
+        &sb,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &s.refresh),
+            ("client_id", &s.client_id),
+            ("scope", "transactions:read"),
+        ],
+        None,
+    )
+    .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scope"], "transactions:read");
+    let rt = body["refresh_token"].as_str().unwrap();
+    let res = token_request(
+        &sb,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &s.client_id),
+            ("scope", "agents:execute"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    // Wrong content type and unknown grant types are OAuth errors too.
+    let res = http()
+        .post(sb.token_url())
+        .json(&json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+    let res = token_request(&sb, &[("grant_type", "password")], None).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+}
