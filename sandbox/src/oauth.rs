@@ -14,7 +14,7 @@ use crate::auth::{ProofError, ProofExpectation, verify_proof};
 use crate::jose::{self, Jws};
 use crate::server::{St, request_url};
 use crate::state::{
-    ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared,
+    ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared, after,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -186,7 +186,7 @@ fn issue(
             jkt: jkt.to_owned(),
             scopes: scopes.clone(),
             family,
-            expires_at: now + ChronoDuration::from_std(lifetime).unwrap_or(ChronoDuration::MAX),
+            expires_at: after(now, lifetime),
         },
     );
     inner.refresh_tokens.insert(
@@ -195,9 +195,7 @@ fn issue(
             client_id: client_id.to_owned(),
             scopes: scopes.clone(),
             family,
-            expires_at: now
-                + ChronoDuration::from_std(st.config.refresh_token_lifetime)
-                    .unwrap_or(ChronoDuration::MAX),
+            expires_at: after(now, st.config.refresh_token_lifetime),
             rotated: false,
         },
     );
@@ -284,12 +282,12 @@ fn client_credentials(
         return invalid_client("client assertion needs numeric iat and exp claims");
     };
     let now = inner.now().timestamp();
-    if exp <= iat || exp - iat > ASSERTION_MAX_LIFETIME_SECS {
+    if exp <= iat || exp.saturating_sub(iat) > ASSERTION_MAX_LIFETIME_SECS {
         return invalid_client(
             "client assertion lifetime (exp - iat) must be between 1 and 300 seconds",
         );
     }
-    if exp + LEEWAY_SECS <= now {
+    if exp.saturating_add(LEEWAY_SECS) <= now {
         return invalid_client(
             "client assertion has expired: sign a fresh one (check the clock against the server's Date header)",
         );

@@ -586,3 +586,26 @@ async fn refresh_can_narrow_but_not_widen() {
         "unsupported_grant_type"
     );
 }
+
+#[tokio::test]
+async fn absurd_fault_values_do_not_crash_the_server() {
+    let sb = Sandbox::builder().admin_api(true).start().await.unwrap();
+    let res = http()
+        .put(format!("{}/sandbox/faults", sb.base_url()))
+        .json(&json!({ "clock_offset_secs": i64::MAX, "error_rate": -3.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http()
+        .get(format!("{}/openapi.json", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ticket = sb.mint_ticket(TicketSpec {
+        expires_in: Duration::MAX,
+        ..TicketSpec::default()
+    });
+    assert!(ticket.starts_with("ralio-reg-"));
+}

@@ -271,6 +271,14 @@ async fn assertion_negative_matrix() {
             }),
         ),
         (
+            "exp at the end of time",
+            Box::new(|_, c| c["exp"] = json!(i64::MAX)),
+        ),
+        (
+            "iat far in the past",
+            Box::new(|_, c| c["iat"] = json!(-1e300)),
+        ),
+        (
             "no jti",
             Box::new(|_, c| {
                 c.as_object_mut().unwrap().remove("jti");
