@@ -7,12 +7,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration as ChronoDuration;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::NonceMode;
 use crate::auth::{ProofError, ProofExpectation, verify_proof};
 use crate::jose::{self, Jws};
-use crate::server::{St, request_url};
+use crate::server::{St, request_url, validation_error, verr};
 use crate::state::{
     ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared, after,
 };
@@ -47,12 +47,17 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
+    // FastAPI reads the form model from the body: without a form body, grant_type is missing.
+    let missing_grant = || {
+        validation_error(vec![verr(
+            "missing",
+            &["body".into(), "grant_type".into()],
+            "Field required",
+            Value::Null,
+        )])
+    };
     if !is_form {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Send the token request as application/x-www-form-urlencoded",
-        );
+        return missing_grant();
     }
     let mut form: HashMap<String, String> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(&body) {
@@ -89,11 +94,7 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
                 "grant_type {other:?} is not supported: use client_credentials or refresh_token"
             ),
         ),
-        None => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "grant_type is required",
-        ),
+        None => missing_grant(),
     }
 }
 

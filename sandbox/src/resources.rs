@@ -17,7 +17,7 @@ use crate::{SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ};
 /// Pause between stream events, so each reaches the client as its own write.
 const STREAM_PACE: Duration = Duration::from_millis(15);
 /// Largest `per_page`.
-const MAX_PER_PAGE: u64 = 100;
+const MAX_PER_PAGE: u64 = 200;
 
 pub(crate) async fn agents(
     State(st): St,
@@ -51,11 +51,6 @@ fn chat_request(
     let agent_id = req_str(&m, "agent_id", &mut errors);
     let message = req_str(&m, "message", &mut errors);
     let conversation_id = opt_str(&m, "conversation_id", &mut errors);
-    if let Some(msg) = &message
-        && msg.trim().is_empty()
-    {
-        errors.push(json!({ "type": "string_too_short", "loc": ["body", "message"], "msg": "String should have at least 1 character", "input": msg, "ctx": { "min_length": 1 } }));
-    }
     let (Some(agent_id), Some(message), true) = (agent_id, message, errors.is_empty()) else {
         return Err(validation_error(errors));
     };
@@ -220,7 +215,7 @@ struct PageQuery {
     agent_id: Option<String>,
 }
 
-/// `page` ≥ 1 (default 1), 1 ≤ `per_page` ≤ 100 (default 50), FastAPI-style 422 otherwise.
+/// `page` ≥ 1 (default 1), 1 ≤ `per_page` ≤ 200 (default 50), FastAPI-style 422 otherwise.
 fn page_query(raw: Option<&str>) -> Result<PageQuery, Response> {
     let mut q = PageQuery {
         page: 1,

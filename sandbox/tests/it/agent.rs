@@ -138,6 +138,11 @@ async fn over_limit_is_rejected_with_reason_and_unknown_messages_get_help() {
     assert_eq!(s.get_json("/api/transactions").await["total"], 0);
     assert!(sb.pending_intent_ids().is_empty());
 
+    let r = s.chat(&agent, "").await;
+    assert!(
+        r["reply"].as_str().unwrap().contains("check your balance"),
+        "an empty message gets help, not an error"
+    );
     let r = s.chat(&agent, "sing me a song").await;
     assert!(
         r["reply"].as_str().unwrap().contains("check your balance"),

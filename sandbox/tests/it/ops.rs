@@ -59,7 +59,7 @@ async fn lists_are_paged_newest_first_and_validated() {
         ("page=-1", "greater_than_equal", "page"),
         ("page=abc", "int_parsing", "page"),
         ("per_page=0", "greater_than_equal", "per_page"),
-        ("per_page=101", "less_than_equal", "per_page"),
+        ("per_page=201", "less_than_equal", "per_page"),
     ] {
         let res = s
             .call(Method::GET, &format!("/api/transactions?{query}"), None)
@@ -418,6 +418,27 @@ async fn openapi_document_and_date_header_are_served() {
     assert!(res.headers().contains_key("date"));
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    // Every Ralio route the sandbox serves is in the document it serves.
+    for (method, path) in [
+        ("post", "/api/credential-bindings/registrations"),
+        ("get", "/api/credential-bindings/registrations/{poll_token}"),
+        ("post", "/oauth/token"),
+        ("get", "/api/agents"),
+        ("post", "/api/chat"),
+        ("post", "/api/chat/stream"),
+        ("get", "/api/transactions"),
+        ("get", "/api/payment-intents"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from openapi.json"
+        );
+    }
+    let per_page = &doc["paths"]["/api/transactions"]["get"]["parameters"][1]["schema"];
+    assert_eq!(
+        per_page["maximum"], 200,
+        "paging limits agree with the document"
+    );
     let res = http()
         .get(format!("{}/nowhere", sb.base_url()))
         .send()
@@ -569,16 +590,17 @@ async fn refresh_can_narrow_but_not_widen() {
     .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_scope");
-    // Wrong content type and unknown grant types are OAuth errors too.
+    // Not a form body: FastAPI's 422 for the missing form field; unknown grant: OAuth error.
     let res = http()
         .post(sb.token_url())
         .json(&json!({ "grant_type": "client_credentials" }))
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        res.json::<Value>().await.unwrap()["error"],
-        "invalid_request"
+        res.json::<Value>().await.unwrap()["detail"][0]["loc"],
+        json!(["body", "grant_type"])
     );
     let res = token_request(&sb, &[("grant_type", "password")], None).await;
     assert_eq!(
