@@ -631,3 +631,11 @@ async fn absurd_fault_values_do_not_crash_the_server() {
     });
     assert!(ticket.starts_with("ralio-reg-"));
 }
+
+#[test]
+fn public_types_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Sandbox>();
+    assert_send_sync::<ralio_sandbox::SandboxBuilder>();
+    assert_send_sync::<ralio_sandbox::SandboxError>();
+}
