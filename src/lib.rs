@@ -1,3 +1,7 @@
 //! Rust SDK for the Ralio agentic payment API.
 //!
 //! Work in progress: see the README for what has landed.
+
+pub mod auth;
+pub mod register;
+pub mod store;
