@@ -1,0 +1,3 @@
+//! Integration tests of the `ralio` crate: one binary, one module per area.
+
+mod auth_keys;
