@@ -2,6 +2,9 @@
 //!
 //! Work in progress: see the README for what has landed.
 
+pub mod auth;
+pub mod register;
+pub mod store;
 pub mod api;
 pub mod client;
 pub mod error;
