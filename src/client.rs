@@ -18,6 +18,9 @@ use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tracing::Instrument;
 
 use crate::api::{self, ByteStream};
+use crate::auth::{
+    AuthError, DpopAuth, PrivateKey, RefreshTokenStore, Signer, TokenManager, TokenManagerConfig,
+};
 use crate::error::{ApiError, ConfigError, ERROR_BODY_CAP, Error, Result};
 use crate::models::{
     Agent, ApprovalStatus, ChatReply, Message, PaymentInstruction, PaymentIntent, PaymentStatus,
@@ -25,6 +28,7 @@ use crate::models::{
 };
 use crate::pagination::{Page, paginate};
 use crate::retry::{ATTEMPTS, AttemptTimedOut, RetryMiddleware, RetryPolicy};
+use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::stream::ChatStream;
 
 /// The production API origin.
@@ -95,9 +99,72 @@ struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     api: api::Client,
-    /// The single agent the credential reaches, resolved on first use.
-    agent: tokio::sync::OnceCell<String>,
+    /// The single agent the credential reaches, resolved on first use (shared with siblings).
+    agent: Arc<tokio::sync::OnceCell<String>>,
     scopes: Option<Vec<String>>,
+    auth: Option<AuthParts>,
+}
+
+/// What a [`RalioClient::with_scopes`] sibling needs to mint its own tokens.
+#[derive(Clone)]
+struct AuthParts {
+    client_id: String,
+    signer: Arc<dyn Signer>,
+    tokens: TokenManager,
+}
+
+/// Where the builder gets the identity from.
+enum CredentialSource {
+    None,
+    Store(Arc<dyn CredentialStore>),
+    Identity(Identity),
+}
+
+/// Adapts a [`CredentialStore`]'s refresh-token slot to the token manager's
+/// [`RefreshTokenStore`]. It remembers the token it last read or wrote, so that each save is a
+/// compare-and-set against it and a second writer on the same slot is detected.
+struct StoreRefreshTokens {
+    store: Arc<dyn CredentialStore>,
+    last: tokio::sync::Mutex<Option<secrecy::SecretString>>,
+}
+
+#[async_trait::async_trait]
+impl RefreshTokenStore for StoreRefreshTokens {
+    async fn load_refresh_token(
+        &self,
+    ) -> std::result::Result<Option<secrecy::SecretString>, crate::auth::StoreError> {
+        let token = self
+            .store
+            .load_refresh_token()
+            .await
+            .map_err(crate::auth::StoreError::new)?;
+        *self.last.lock().await = token.clone();
+        Ok(token)
+    }
+
+    async fn save_refresh_token(
+        &self,
+        token: Option<&secrecy::SecretString>,
+    ) -> std::result::Result<(), crate::auth::StoreError> {
+        let mut last = self.last.lock().await;
+        match token {
+            Some(token) => {
+                self.store
+                    .save_refresh_token(last.as_ref(), token)
+                    .await
+                    .map_err(crate::auth::StoreError::new)?;
+                *last = Some(token.clone());
+            }
+            None => {
+                self.store
+                    .clear_refresh_token()
+                    .await
+                    .map_err(crate::auth::StoreError::new)?;
+                *last = None;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The Ralio API client. Cheap to clone (clones share the connection pool and token cache).
@@ -129,7 +196,7 @@ pub struct RalioClientBuilder {
     retry: RetryPolicy,
     http: Option<reqwest::Client>,
     extra: Vec<Arc<dyn Middleware>>,
-    auth: Option<Arc<dyn Middleware>>,
+    credentials: CredentialSource,
 }
 
 impl std::fmt::Debug for RalioClientBuilder {
@@ -157,7 +224,7 @@ impl Default for RalioClientBuilder {
             retry: RetryPolicy::default(),
             http: None,
             extra: Vec::new(),
-            auth: None,
+            credentials: CredentialSource::None,
         }
     }
 }
@@ -227,19 +294,85 @@ impl RalioClientBuilder {
         self
     }
 
-    /// The auth layer; set by the credential-resolving entry points.
-    pub(crate) fn auth_layer(mut self, auth: Arc<dyn Middleware>) -> Self {
-        self.auth = Some(auth);
+    /// Read the identity (and keep this instance's refresh tokens) in `store`: a
+    /// [`FileStore`], a keyring or Vault store, or your own [`CredentialStore`].
+    pub fn store(mut self, store: Arc<dyn CredentialStore>) -> Self {
+        self.credentials = CredentialSource::Store(store);
         self
     }
 
-    /// Build the client. Fails on a bad URL or header value; sends nothing.
-    pub fn build(self) -> Result<RalioClient> {
-        self.build_with_auth()
+    /// Use this client id and private key (refresh tokens stay in memory).
+    pub fn credentials(mut self, client_id: impl Into<String>, key: PrivateKey) -> Self {
+        self.credentials = CredentialSource::Identity(Identity::new(client_id, key));
+        self
     }
 
-    /// Build with whatever auth layer is set (none in in-crate tests against a mock server).
-    pub(crate) fn build_with_auth(self) -> Result<RalioClient> {
+    /// Use this identity: a client id with a private key or a [`Signer`] whose key lives
+    /// elsewhere (refresh tokens stay in memory).
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.credentials = CredentialSource::Identity(identity);
+        self
+    }
+
+    /// Build the client: checks the URL and settings and loads the identity from the store.
+    /// Sends nothing; the first token is minted on the first call.
+    ///
+    /// Fails with [`ConfigError::NoCredentials`] when neither a store nor credentials were
+    /// given, or the store holds none.
+    pub async fn build(mut self) -> Result<RalioClient> {
+        let (identity, refresh): (Identity, Option<Arc<dyn RefreshTokenStore>>) =
+            match std::mem::replace(&mut self.credentials, CredentialSource::None) {
+                CredentialSource::Identity(identity) => (identity, None),
+                CredentialSource::Store(store) => {
+                    match store.load_identity().await.map_err(ConfigError::from)? {
+                        Some(identity) => {
+                            let adapter: Arc<dyn RefreshTokenStore> =
+                                Arc::new(StoreRefreshTokens {
+                                    store,
+                                    last: tokio::sync::Mutex::new(None),
+                                });
+                            (identity, Some(adapter))
+                        }
+                        None => {
+                            return Err(ConfigError::NoCredentials {
+                                searched: store.describe(),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                CredentialSource::None => {
+                    return Err(ConfigError::NoCredentials {
+                        searched: "the builder (no store or credentials given)".to_owned(),
+                    }
+                    .into());
+                }
+            };
+        let scopes = self.scopes.clone();
+        let mut client = self.build_unauthenticated()?;
+        let parts = AuthParts {
+            client_id: identity.client_id().to_owned(),
+            signer: identity.signer(),
+            tokens: token_manager(
+                &client.inner.shared,
+                identity.client_id(),
+                identity.signer(),
+                scopes.as_deref(),
+                refresh,
+            )?,
+        };
+        let shared = Arc::clone(&client.inner.shared);
+        client = RalioClient::assemble(
+            shared,
+            Some(parts),
+            scopes,
+            Arc::new(tokio::sync::OnceCell::new()),
+        );
+        Ok(client)
+    }
+
+    /// Build without an auth layer (in-crate tests against a mock server).
+    pub(crate) fn build_unauthenticated(self) -> Result<RalioClient> {
         let base_url = match self.base_url.or_else(|| env_var(ENV_API_URL)) {
             Some(url) => validate_base_url(&url)?,
             None => DEFAULT_API_URL.to_owned(),
@@ -276,7 +409,66 @@ impl RalioClientBuilder {
             user_agent,
             extra: self.extra,
         });
-        Ok(RalioClient::assemble(shared, self.auth, self.scopes))
+        Ok(RalioClient::assemble(
+            shared,
+            None,
+            self.scopes,
+            Arc::new(tokio::sync::OnceCell::new()),
+        ))
+    }
+}
+
+fn token_manager(
+    shared: &Shared,
+    client_id: &str,
+    signer: Arc<dyn Signer>,
+    scopes: Option<&[String]>,
+    refresh: Option<Arc<dyn RefreshTokenStore>>,
+) -> Result<TokenManager> {
+    let op = "auth.configure";
+    let mut config = TokenManagerConfig::ralio(&shared.base_url, client_id).map_err(|source| {
+        Error::Credential {
+            operation: op,
+            source,
+        }
+    })?;
+    if let Some(scopes) = scopes {
+        config = config.scopes(scopes);
+    }
+    let mut builder = TokenManager::builder(config, signer).http_client(shared.http.clone());
+    if let Some(refresh) = refresh {
+        builder = builder.refresh_token_store(refresh);
+    }
+    builder.build().map_err(|source| Error::Credential {
+        operation: op,
+        source,
+    })
+}
+
+impl RalioClientBuilder {
+    /// Resolve credentials as [`RalioClient::from_env`] does, keeping this builder's other
+    /// settings. An explicit store or credentials set on the builder win.
+    pub async fn build_from_env(mut self) -> Result<RalioClient> {
+        if !matches!(self.credentials, CredentialSource::None) {
+            return self.build().await;
+        }
+        if env_var("RALIO_CLIENT_ID").is_some() {
+            self.credentials = CredentialSource::Store(Arc::new(EnvStore::from_env()));
+            return self.build().await;
+        }
+        let file = FileStore::from_env().map_err(ConfigError::from)?;
+        let searched = format!(
+            "{} (RALIO_CONFIG_DIR or ~/.ralio) and the environment (RALIO_CLIENT_ID is unset)",
+            file.credentials_path().display()
+        );
+        let store: Arc<dyn CredentialStore> = Arc::new(file);
+        match store.load_identity().await.map_err(ConfigError::from)? {
+            Some(_) => {
+                self.credentials = CredentialSource::Store(store);
+                self.build().await
+            }
+            None => Err(ConfigError::NoCredentials { searched }.into()),
+        }
     }
 }
 
@@ -304,10 +496,21 @@ impl RalioClient {
         RalioClientBuilder::default()
     }
 
+    /// Zero-config: the API URL from `RALIO_API_URL` (else production), and credentials
+    /// resolved as the Python SDK does: `RALIO_CLIENT_ID` with `RALIO_PRIVATE_JWK` /
+    /// `RALIO_PRIVATE_KEY_PEM` / `RALIO_PRIVATE_KEY_PATH` when set, else the file store in
+    /// `RALIO_CONFIG_DIR` or `~/.ralio` (what `ralio register` and the Python SDK write).
+    ///
+    /// When nothing is found the error says where it looked and what to run.
+    pub async fn from_env() -> Result<RalioClient> {
+        Self::builder().build_from_env().await
+    }
+
     fn assemble(
         shared: Arc<Shared>,
-        auth: Option<Arc<dyn Middleware>>,
+        auth: Option<AuthParts>,
         scopes: Option<Vec<String>>,
+        agent: Arc<tokio::sync::OnceCell<String>>,
     ) -> RalioClient {
         let mut stack = reqwest_middleware::ClientBuilder::new(shared.http.clone())
             .with(UserAgent(shared.user_agent.clone()));
@@ -322,8 +525,8 @@ impl RalioClient {
             RetryMiddleware::new(shared.retry.clone())
                 .with_attempt_timeout(Some(shared.read_timeout)),
         );
-        if let Some(auth) = auth {
-            stack = stack.with_arc(auth);
+        if let Some(auth) = &auth {
+            stack = stack.with(DpopAuth::new(auth.tokens.clone()));
         }
         let mw: ClientWithMiddleware = stack.build();
         let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);
@@ -331,10 +534,77 @@ impl RalioClient {
             inner: Arc::new(Inner {
                 shared,
                 api,
-                agent: tokio::sync::OnceCell::new(),
+                agent,
                 scopes,
+                auth,
             }),
         }
+    }
+
+    /// A sibling client whose tokens are narrowed to `scopes` (least privilege for one part of
+    /// your program). It shares this client's connection pool and settings, and mints its own
+    /// tokens (its own refresh-token family, kept in memory).
+    ///
+    /// Mints this client's token first if it has none, to learn the binding's scopes; a scope
+    /// the binding does not hold is [`ConfigError::ScopeNotGranted`].
+    pub async fn with_scopes(&self, scopes: &[&str]) -> Result<RalioClient> {
+        const OP: &str = "with_scopes";
+        if scopes.is_empty() {
+            return Err(ConfigError::EmptyScopes.into());
+        }
+        let Some(auth) = &self.inner.auth else {
+            return Err(ConfigError::Invalid {
+                what: "with_scopes",
+                problem: "this client has no credentials to mint narrower tokens with".to_owned(),
+            }
+            .into());
+        };
+        let granted = match auth.tokens.token_info() {
+            Some(info) => info.scopes,
+            None => {
+                auth.tokens
+                    .access_token()
+                    .await
+                    .map_err(|e| map_auth_error(OP, e))?;
+                auth.tokens
+                    .token_info()
+                    .map(|i| i.scopes)
+                    .unwrap_or_default()
+            }
+        };
+        if let Some(missing) = scopes.iter().find(|s| !granted.iter().any(|g| g == *s)) {
+            return Err(ConfigError::ScopeNotGranted {
+                scope: (*missing).to_owned(),
+                granted: granted.join(" "),
+            }
+            .into());
+        }
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let shared = Arc::clone(&self.inner.shared);
+        let tokens = token_manager(
+            &shared,
+            &auth.client_id,
+            Arc::clone(&auth.signer),
+            Some(&scopes),
+            None,
+        )?;
+        let parts = AuthParts {
+            client_id: auth.client_id.clone(),
+            signer: Arc::clone(&auth.signer),
+            tokens,
+        };
+        Ok(RalioClient::assemble(
+            shared,
+            Some(parts),
+            Some(scopes),
+            Arc::clone(&self.inner.agent),
+        ))
+    }
+
+    /// The token manager of this client (granted scopes, expiry, key thumbprint via
+    /// [`TokenManager::token_info`]; never the token itself), when it has credentials.
+    pub fn token_manager(&self) -> Option<&TokenManager> {
+        self.inner.auth.as_ref().map(|a| &a.tokens)
     }
 
     /// The API origin this client talks to.
@@ -504,11 +774,45 @@ pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middlewar
                     waited: t.after,
                 };
             }
-            Error::Middleware {
-                operation,
-                source: e.into(),
+            match e.downcast::<AuthError>() {
+                Ok(auth) => map_auth_error(operation, auth),
+                Err(e) => Error::Middleware {
+                    operation,
+                    source: e.into(),
+                },
             }
         }
+    }
+}
+
+/// The token endpoint's refusals become the HTTP classes callers already handle (an invalid
+/// client is an [`Error::Auth`], an invalid scope an [`Error::Permission`], a 429 a
+/// [`Error::RateLimit`]); transport failures a [`Error::Transport`]; the rest
+/// [`Error::Credential`] with the auth error as the cause.
+pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
+    match e {
+        AuthError::TokenRefused {
+            status,
+            error,
+            description,
+        } => {
+            let status =
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+            let api =
+                ApiError::new(status, Some(error.clone()), description).with_operation(operation);
+            let api = Box::new(api);
+            match (status.as_u16(), error.as_str()) {
+                (_, "invalid_scope") | (403, _) => Error::Permission(api),
+                (429, _) => Error::RateLimit(api),
+                (s, _) if s >= 500 => Error::Api(api),
+                _ => Error::Auth(api),
+            }
+        }
+        AuthError::TokenTransport { source, .. } => Error::Transport { operation, source },
+        other => Error::Credential {
+            operation,
+            source: other,
+        },
     }
 }
 
@@ -1109,7 +1413,7 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
                 RetryPolicy::new().with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
             )
             .read_timeout(Duration::from_millis(300))
-            .build_with_auth()
+            .build_unauthenticated()
             .unwrap();
         (client, mock)
     }
@@ -1196,7 +1500,7 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         let client = RalioClient::builder()
             .base_url(client.base_url())
             .retry_policy(RetryPolicy::disabled())
-            .build_with_auth()
+            .build_unauthenticated()
             .unwrap();
         assert!(client.transactions().list().await.is_err());
         assert_eq!(mock2.hits("transactions"), 1);

@@ -12,6 +12,7 @@
 //! | [`Error::RateLimit`] | HTTP 429 | wait [`Error::retry_after`] and retry |
 //! | [`Error::Api`] | any other HTTP error | retry later if [`Error::is_retryable`], else report |
 //! | [`Error::Registration`] | registration refused | get a new ticket from the owner |
+//! | [`Error::Credential`] | the auth layer failed (signing, token answer, store) | see the cause |
 //! | [`Error::Config`] | local configuration problem | fix the configuration |
 //! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later |
 //! | [`Error::Decode`] | the server answered something the SDK could not read | report it |
@@ -80,9 +81,20 @@ pub enum Error {
     #[error("the Ralio API answered with an error ({0}){hint}", hint = api_hint(.0))]
     Api(Box<ApiError>),
 
-    /// Registration of a credential binding was refused by the server.
-    #[error("registration failed ({0}){hint}", hint = registration_hint(.0))]
-    Registration(Box<ApiError>),
+    /// Registration of a credential binding failed (invalid, expired or consumed ticket, …).
+    #[error(transparent)]
+    Registration(#[from] crate::register::RegistrationError),
+
+    /// The auth layer could not authenticate a request (signing, the token endpoint's answer,
+    /// the refresh-token store, a repeated DPoP challenge).
+    #[error("{operation}: could not authenticate the request with this credential")]
+    Credential {
+        /// The operation that failed.
+        operation: &'static str,
+        /// The auth layer's error.
+        #[source]
+        source: crate::auth::AuthError,
+    },
 
     /// A local configuration problem: nothing was sent.
     #[error(transparent)]
@@ -155,25 +167,6 @@ fn api_hint(e: &ApiError) -> &'static str {
     }
 }
 
-fn registration_hint(e: &ApiError) -> &'static str {
-    match e.code.as_deref() {
-        Some("invalid_ticket") => {
-            "; check the ticket was copied whole, or ask the owner for a new one"
-        }
-        Some("ticket_expired") => "; ask the owner for a new ticket",
-        Some("ticket_already_consumed") => {
-            "; someone else used this ticket: ask the owner to revoke the credential it created \
-             and send a new ticket"
-        }
-        Some("public_key_already_in_use") => "; this key is already bound: generate a new key",
-        Some("invalid_public_key") => "; the key is not a valid P-256 public key",
-        Some("invalid_scope") | Some("scope_exceeds_ticket_ceiling") => {
-            "; request only scopes the ticket allows, or ask the owner for a wider ticket"
-        }
-        _ => "",
-    }
-}
-
 fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
@@ -208,8 +201,7 @@ impl Error {
             | Error::NotFound(e)
             | Error::Validation(e)
             | Error::RateLimit(e)
-            | Error::Api(e)
-            | Error::Registration(e) => Some(e),
+            | Error::Api(e) => Some(e),
             _ => None,
         }
     }
@@ -255,19 +247,6 @@ impl Error {
             429 => Error::RateLimit(e),
             _ => Error::Api(e),
         }
-    }
-
-    /// Read a failed response (body size-capped) and classify it.
-    pub(crate) async fn from_response(
-        operation: &'static str,
-        response: reqwest::Response,
-    ) -> Self {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_capped(response, ERROR_BODY_CAP).await;
-        let mut api = ApiError::from_parts(status, &headers, &body);
-        api.operation = Some(operation);
-        Error::from_api_error(api)
     }
 }
 
@@ -330,6 +309,21 @@ impl ApiError {
             www_authenticate,
             request_id,
             retry_after,
+            operation: None,
+            attempts: 1,
+        }
+    }
+
+    /// Details known without a response body (for example from the auth layer's error).
+    pub(crate) fn new(status: StatusCode, code: Option<String>, detail: Option<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail,
+            body: None,
+            www_authenticate: None,
+            request_id: None,
+            retry_after: None,
             operation: None,
             attempts: 1,
         }
@@ -685,6 +679,10 @@ pub enum ConfigError {
         what: &'static str,
     },
 
+    /// The credential store failed (missing or unreadable credentials, permissions, backend).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client; check the TLS and proxy settings of the environment")]
     HttpClient(#[source] reqwest::Error),
@@ -843,33 +841,48 @@ mod tests {
         let cases = vec![
             api(
                 401,
-                &[("www-authenticate", r#"DPoP error="invalid_token", error_description="token revoked""#)],
+                &[(
+                    "www-authenticate",
+                    r#"DPoP error="invalid_token", error_description="token revoked""#,
+                )],
                 "",
             ),
-            api(403, &[("x-request-id", "req-1")], r#"{"detail":"Missing scope: transactions:read"}"#),
+            api(
+                403,
+                &[("x-request-id", "req-1")],
+                r#"{"detail":"Missing scope: transactions:read"}"#,
+            ),
             api(404, &[], r#"{"detail":"Not Found"}"#),
-            api(422, &[], r#"{"detail":[{"loc":["query","page"],"msg":"Input should be greater than or equal to 1"}]}"#),
-            api(429, &[("retry-after", "2")], r#"{"detail":"Rate limit exceeded"}"#),
+            api(
+                422,
+                &[],
+                r#"{"detail":[{"loc":["query","page"],"msg":"Input should be greater than or equal to 1"}]}"#,
+            ),
+            api(
+                429,
+                &[("retry-after", "2")],
+                r#"{"detail":"Rate limit exceeded"}"#,
+            ),
             api(503, &[], "upstream unavailable"),
             api(500, &[], ""),
-            Error::Registration(Box::new(ApiError::from_parts(
-                StatusCode::CONFLICT,
-                &HeaderMap::new(),
-                br#"{"detail":{"error":"ticket_already_consumed","error_description":"Ticket already consumed","used_at":"2026-04-01T10:00:00Z","used_by_host":"ci-runner"}}"#,
-            ))),
-            Error::Registration(Box::new(ApiError::from_parts(
-                StatusCode::GONE,
-                &HeaderMap::new(),
-                br#"{"detail":{"error":"ticket_expired","error_description":"Ticket expired"}}"#,
-            ))),
-            Error::Config(ConfigError::NoCredentials { searched: "/home/me/.ralio/credentials.json".into() }),
-            Error::Config(ConfigError::InsecureUrl { host: "api.example.com".into() }),
-            Error::Config(ConfigError::AmbiguousAgent { count: 2, ids: "ag_1, ag_2".into() }),
+            Error::Config(ConfigError::NoCredentials {
+                searched: "/home/me/.ralio/credentials.json".into(),
+            }),
+            Error::Config(ConfigError::InsecureUrl {
+                host: "api.example.com".into(),
+            }),
+            Error::Config(ConfigError::AmbiguousAgent {
+                count: 2,
+                ids: "ag_1, ag_2".into(),
+            }),
             Error::Config(ConfigError::ScopeNotGranted {
                 scope: "agents:config".into(),
                 granted: "agents:execute transactions:read".into(),
             }),
-            Error::Timeout { what: "a decision on payment intent pi_1".into(), waited: Duration::from_secs(30) },
+            Error::Timeout {
+                what: "a decision on payment intent pi_1".into(),
+                waited: Duration::from_secs(30),
+            },
         ];
         let shown: Vec<String> = cases.iter().map(ToString::to_string).collect();
         insta::assert_yaml_snapshot!(shown);

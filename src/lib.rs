@@ -2,17 +2,17 @@
 //!
 //! Work in progress: see the README for what has landed.
 
-pub mod auth;
-pub mod register;
-pub mod store;
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hooks;
-pub mod redacted;
 pub mod models;
 pub mod pagination;
+pub mod redacted;
+pub mod register;
 pub mod retry;
+pub mod store;
 pub mod stream;
 
 pub use client::{RalioClient, RalioClientBuilder};
