@@ -931,7 +931,7 @@ pub struct Agents<'a> {
 
 impl Agents<'_> {
     /// The agents this credential can reach.
-    pub async fn list(&self) -> Result<Vec<Agent>> {
+    pub async fn list(self) -> Result<Vec<Agent>> {
         let api = &self.client.inner.api;
         let agents = self
             .client
@@ -1256,7 +1256,7 @@ impl<'a> PaymentIntents<'a> {
     /// Cost: the API has no single-intent endpoint, so each poll lists payment intents (newest
     /// first, 50 a page) until it meets the id: one request per poll for a recent intent, more
     /// for an old one. Polls start 500 ms apart and back off to every 5 s.
-    pub async fn wait_for_decision(&self, id: &str, deadline: Duration) -> Result<PaymentIntent> {
+    pub async fn wait_for_decision(self, id: &str, deadline: Duration) -> Result<PaymentIntent> {
         use futures::TryStreamExt;
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(500);

@@ -104,6 +104,8 @@ open_enum! {
         Failed = "failed",
         /// Cancelled before execution (for example after a rejection).
         Cancelled = "cancelled",
+        /// Waiting for approval before execution.
+        NotStarted = "not_started",
         /// Not executed because the intent was rejected.
         NotExecuted = "not_executed",
     }
