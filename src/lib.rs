@@ -8,6 +8,8 @@ pub mod client;
 pub mod error;
 pub mod hooks;
 pub mod models;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod pagination;
 pub mod redacted;
 pub mod register;
