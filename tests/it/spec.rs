@@ -86,40 +86,50 @@ fn a_changed_document_changes_the_surface_exactly_there() {
     let base = vendored();
     let mut changed = base.clone();
     // 1. one added field
-    changed["components"]["schemas"]["Agent"]["properties"]["spend_limit"] =
-        json!({"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Spend Limit"});
+    let agent = &mut changed["components"]["schemas"]["Agent"]["properties"];
+    assert!(agent.get("surface_probe").is_none());
+    agent["surface_probe"] =
+        json!({"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Surface Probe"});
     // 2. one added endpoint
-    changed["paths"]["/api/agents/{agent_id}"] = json!({"get": {
-        "operationId": "get_agent",
-        "parameters": [{"name": "agent_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+    assert!(
+        changed["paths"]
+            .get("/api/surface-probes/{probe_id}")
+            .is_none()
+    );
+    changed["paths"]["/api/surface-probes/{probe_id}"] = json!({"get": {
+        "operationId": "get_surface_probe",
+        "parameters": [{"name": "probe_id", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {
             "200": {"description": "Successful Response", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Agent"}}}},
             "404": {"description": "Not found", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
         },
-        "security": [{"DPoP": []}]
+        "security": [{"DPoP": ["agents:execute"]}]
     }});
-    // 3. one removed parameter
+    // 3. one removed parameter: the first query parameter of `list_transactions`
     let params = changed["paths"]["/api/transactions"]["get"]["parameters"]
         .as_array_mut()
         .unwrap();
-    let before = params.len();
-    params.retain(|p| p["name"] != "agent_id");
-    assert_eq!(params.len(), before - 1);
+    let gone = params
+        .iter()
+        .position(|p| p["in"] == "query")
+        .expect("list_transactions has a query parameter");
+    let gone = params.remove(gone)["name"].as_str().unwrap().to_owned();
 
     let (added, removed) = line_diff(&surface(base), &surface(changed));
     assert_eq!(
         added,
         vec![
-            "get_agent: GET /api/agents/{agent_id}".to_owned(),
-            "  auth: DPoP[]".to_owned(),
-            "  param path agent_id: string".to_owned(),
+            "get_surface_probe: GET /api/surface-probes/{probe_id}".to_owned(),
+            "  auth: DPoP[agents:execute]".to_owned(),
+            "  param path probe_id: string".to_owned(),
             "  response 200 application/json: Agent".to_owned(),
             "  errors (raw body): 404".to_owned(),
-            "  Agent.spend_limit: string?, optional".to_owned(),
+            "  Agent.surface_probe: string?, optional".to_owned(),
         ]
     );
-    assert_eq!(
-        removed,
-        vec!["  param query agent_id: string?, optional".to_owned()]
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(
+        removed[0].starts_with(&format!("  param query {gone}: ")),
+        "{removed:?}"
     );
 }
