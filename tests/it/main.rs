@@ -1,4 +1,7 @@
 //! Integration tests of the `ralio` crate: one binary, one module per area.
 
+mod auth_generic;
 mod auth_keys;
+mod auth_proofs;
 mod auth_sandbox;
+mod auth_tracing;
