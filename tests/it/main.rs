@@ -1,3 +1,6 @@
 //! Integration tests of the `ralio` crate: one binary, one module per area.
 
 mod auth_keys;
+mod register;
+mod store;
+mod store_conformance;
