@@ -54,7 +54,9 @@ impl KeyringBackend {
             Self::KeyUtils => {
                 "check that the process has a kernel session keyring (run under `keyctl session`)"
             }
-            Self::Platform => "check that the login keychain / credential manager is available and unlocked",
+            Self::Platform => {
+                "check that the login keychain / credential manager is available and unlocked"
+            }
         }
     }
 }
@@ -205,8 +207,9 @@ impl Shared {
         };
         let opened: Result<Arc<PlatformStore>, KeyringError> = match self.backend {
             #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
-            KeyringBackend::SecretService => zbus_secret_service_keyring_store::Store::new()
-                .map(|s| s as Arc<PlatformStore>),
+            KeyringBackend::SecretService => {
+                zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
             #[cfg(target_os = "linux")]
             KeyringBackend::KeyUtils => {
                 linux_keyutils_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
@@ -279,16 +282,16 @@ impl Shared {
             return Err(StoreError::Missing {
                 store: self.describe(),
                 what: format!("the private key (entry {client_id})"),
-                hint: "the keyring entry was removed; register again with a fresh ticket".to_owned(),
+                hint: "the keyring entry was removed; register again with a fresh ticket"
+                    .to_owned(),
             });
         };
-        let key = PrivateKey::from_pem(pem.expose_secret()).map_err(|source| {
-            StoreError::InvalidKey {
+        let key =
+            PrivateKey::from_pem(pem.expose_secret()).map_err(|source| StoreError::InvalidKey {
                 store: self.describe(),
                 what: format!("entry {client_id}"),
                 source,
-            }
-        })?;
+            })?;
         Ok(Some(Identity::new(client_id, key)))
     }
 

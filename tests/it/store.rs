@@ -34,8 +34,7 @@ fn python_fixture(dest: &Path) {
                     .replace(FIXTURE_PREFIX, dest.to_str().unwrap());
                 let target = dest.join(sub).join(entry.file_name());
                 std::fs::write(&target, text).unwrap();
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
-                    .unwrap();
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
             }
         }
     }
@@ -61,8 +60,11 @@ impl Harness for FileHarness {
             serde_json::from_slice(&std::fs::read(self.dir.join("credentials.json")).unwrap())
                 .unwrap();
         let key_path = creds["key_path"].as_str().unwrap();
-        std::fs::write(key_path, "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n")
-            .unwrap();
+        std::fs::write(
+            key_path,
+            "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
     }
 }
 
@@ -152,7 +154,10 @@ impl Harness for EnvHarness {
     async fn corrupt_identity(&self) {
         *self.store.lock().unwrap() = EnvStore::from_vars([
             ("RALIO_CLIENT_ID", "cb_x"),
-            ("RALIO_PRIVATE_JWK", r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}"#),
+            (
+                "RALIO_PRIVATE_JWK",
+                r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}"#,
+            ),
         ]);
     }
 }
@@ -174,7 +179,10 @@ async fn env_store_reads_pem_and_path_variables_and_explains_what_is_missing() {
         ("RALIO_PRIVATE_KEY_PEM", pem.expose_secret()),
     ]);
     let id = from_pem.load_identity().await.unwrap().unwrap();
-    assert_eq!((id.client_id(), id.thumbprint()), ("cb_env", key.thumbprint()));
+    assert_eq!(
+        (id.client_id(), id.thumbprint()),
+        ("cb_env", key.thumbprint())
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("key.pem");
@@ -185,7 +193,12 @@ async fn env_store_reads_pem_and_path_variables_and_explains_what_is_missing() {
         ("RALIO_PRIVATE_KEY_PATH", path.to_str().unwrap()),
     ]);
     assert_eq!(
-        from_path.load_identity().await.unwrap().unwrap().thumbprint(),
+        from_path
+            .load_identity()
+            .await
+            .unwrap()
+            .unwrap()
+            .thumbprint(),
         key.thumbprint()
     );
 
@@ -231,7 +244,11 @@ async fn file_store_reads_what_the_python_sdk_wrote() {
         serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
     creds.as_object_mut().unwrap().remove("key_path");
     std::fs::write(&creds_path, creds.to_string()).unwrap();
-    let id = FileStore::new(dir.path()).load_identity().await.unwrap().unwrap();
+    let id = FileStore::new(dir.path())
+        .load_identity()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(id.thumbprint().as_str(), FIXTURE_JKT);
 }
 
@@ -239,7 +256,9 @@ async fn file_store_reads_what_the_python_sdk_wrote() {
 async fn file_store_writes_the_python_layout_with_private_modes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cfg");
-    let store = FileStore::new(&root).with_refresh_token_slot("worker 1/a").unwrap();
+    let store = FileStore::new(&root)
+        .with_refresh_token_slot("worker 1/a")
+        .unwrap();
     let key = PrivateKey::generate().unwrap();
     let location = store
         .save_identity(&Identity::new("cb_rust", key.clone()))
@@ -258,7 +277,11 @@ async fn file_store_writes_the_python_layout_with_private_modes() {
     assert_eq!(creds["key_jkt"], key.thumbprint().as_str());
     assert_eq!(creds["key_path"], key_path.to_str().unwrap());
     assert_eq!(creds["auth_method"], "private_key_jwt");
-    assert!(std::fs::read_to_string(&key_path).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        std::fs::read_to_string(&key_path)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
     let rt_path = root.join("refresh-tokens/worker_1_a.json");
     let rt: serde_json::Value = serde_json::from_slice(&std::fs::read(&rt_path).unwrap()).unwrap();
     assert_eq!(rt, serde_json::json!({"refresh_token": "rt-rust-1"}));
@@ -273,14 +296,19 @@ async fn file_store_writes_the_python_layout_with_private_modes() {
     for d in [root.clone(), root.join("keys"), root.join("refresh-tokens")] {
         for entry in std::fs::read_dir(&d).unwrap() {
             let name = entry.unwrap().file_name();
-            assert!(!name.to_string_lossy().starts_with(".tmp-"), "{name:?} left in {}", d.display());
+            assert!(
+                !name.to_string_lossy().starts_with(".tmp-"),
+                "{name:?} left in {}",
+                d.display()
+            );
         }
     }
 
     // The official Python SDK reads it back, when it is available (see
     // tests/fixtures/python-store-README.md).
     if let Ok(sdk) = std::env::var("RALIO_PYTHON_SDK") {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-store-check.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-store-check.py");
         let python = std::env::var("RALIO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
         let out = std::process::Command::new(python)
             .env("PYTHONPATH", sdk)
@@ -288,10 +316,19 @@ async fn file_store_writes_the_python_layout_with_private_modes() {
             .args([root.to_str().unwrap(), "worker 1/a", "cb_rust", "rt-rust-1"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), key.thumbprint().as_str());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            key.thumbprint().as_str()
+        );
     } else {
-        eprintln!("skipping the Python read-back: set RALIO_PYTHON_SDK to an unpacked ralio 0.1.4 wheel");
+        eprintln!(
+            "skipping the Python read-back: set RALIO_PYTHON_SDK to an unpacked ralio 0.1.4 wheel"
+        );
     }
 }
 
@@ -301,15 +338,27 @@ async fn a_key_readable_by_others_is_refused_with_the_chmod_to_run() {
     python_fixture(dir.path());
     let key_path = dir.path().join("keys").join(format!("{FIXTURE_JKT}.pem"));
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = FileStore::new(dir.path()).load_identity().await.unwrap_err();
-    assert!(matches!(err, StoreError::InsecurePermissions { mode: 0o644, .. }), "{err:?}");
+    let err = FileStore::new(dir.path())
+        .load_identity()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InsecurePermissions { mode: 0o644, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(
         message.contains(&format!("chmod 600 {}", key_path.display())),
         "{message}"
     );
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(FileStore::new(dir.path()).load_identity().await.unwrap().is_some());
+    assert!(
+        FileStore::new(dir.path())
+            .load_identity()
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -325,12 +374,16 @@ async fn missing_or_broken_files_are_clear_errors() {
     let err = store.load_identity().await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 
-    let slot = FileStore::new(dir.path()).with_refresh_token_slot("worker 1/a").unwrap();
+    let slot = FileStore::new(dir.path())
+        .with_refresh_token_slot("worker 1/a")
+        .unwrap();
     std::fs::write(dir.path().join("refresh-tokens/worker_1_a.json"), "[1,2").unwrap();
     let err = slot.load_refresh_token().await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 
-    let err = FileStore::new(dir.path()).with_refresh_token_slot("").unwrap_err();
+    let err = FileStore::new(dir.path())
+        .with_refresh_token_slot("")
+        .unwrap_err();
     assert!(err.to_string().contains("slot name is empty"), "{err}");
 }
 
@@ -351,7 +404,10 @@ async fn staging_a_key_never_overwrites_an_existing_file_unless_asked() {
         "the first key is untouched"
     );
     store.stage_key(&second, true).await.unwrap();
-    assert_eq!(PrivateKey::from_pem_file(&path).unwrap().thumbprint(), second.thumbprint());
+    assert_eq!(
+        PrivateKey::from_pem_file(&path).unwrap().thumbprint(),
+        second.thumbprint()
+    );
     // Discarding removes only a file that holds the discarded key.
     store.discard_staged_key(&first).await.unwrap();
     assert!(path.exists());
@@ -373,7 +429,9 @@ async fn file_lock_child_process() {
 }
 
 async fn rotate_counter(dir: &Path, times: usize) -> usize {
-    let store = FileStore::new(dir).with_refresh_token_slot("shared").unwrap();
+    let store = FileStore::new(dir)
+        .with_refresh_token_slot("shared")
+        .unwrap();
     let mut conflicts = 0;
     for _ in 0..times {
         let _lock = store.lock_refresh_token().await.unwrap();
@@ -420,7 +478,11 @@ async fn rotations_are_serialised_across_processes() {
     for mut child in children {
         assert!(child.wait().unwrap().success(), "a child process failed");
     }
-    assert_eq!((here.0, here.1), (0, 0), "under the lock no writer is ever stale");
+    assert_eq!(
+        (here.0, here.1),
+        (0, 0),
+        "under the lock no writer is ever stale"
+    );
     let last = FileStore::new(dir.path())
         .with_refresh_token_slot("shared")
         .unwrap()
@@ -428,5 +490,9 @@ async fn rotations_are_serialised_across_processes() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(last.expose_secret(), &(4 * CHILD_ROTATIONS).to_string(), "no rotation was lost");
+    assert_eq!(
+        last.expose_secret(),
+        &(4 * CHILD_ROTATIONS).to_string(),
+        "no rotation was lost"
+    );
 }

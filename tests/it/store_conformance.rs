@@ -78,18 +78,30 @@ async fn identity_round_trip(h: &dyn Harness) {
         "the loaded key signs as the saved one"
     );
     let debug = format!("{loaded:?}");
-    assert!(debug.contains("cb_conformance_1") && !debug.contains("BEGIN"), "{debug}");
+    assert!(
+        debug.contains("cb_conformance_1") && !debug.contains("BEGIN"),
+        "{debug}"
+    );
 }
 
 async fn refresh_rotation(h: &dyn Harness) {
     let store = h.open();
-    store.save_refresh_token(None, &token("rt-1")).await.unwrap();
-    assert_eq!(exposed(store.load_refresh_token().await.unwrap()).as_deref(), Some("rt-1"));
+    store
+        .save_refresh_token(None, &token("rt-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-1")
+    );
     store
         .save_refresh_token(Some(&token("rt-1")), &token("rt-2"))
         .await
         .unwrap();
-    assert_eq!(exposed(store.load_refresh_token().await.unwrap()).as_deref(), Some("rt-2"));
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-2")
+    );
 
     // A writer that still holds rt-1 is stale: refused, and the newer token survives.
     let stale = store
@@ -99,11 +111,20 @@ async fn refresh_rotation(h: &dyn Harness) {
     assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
     let message = stale.to_string();
     assert!(message.contains(&store.describe()), "{message}");
-    assert!(!message.contains("rt-"), "no token in the message: {message}");
-    assert_eq!(exposed(store.load_refresh_token().await.unwrap()).as_deref(), Some("rt-2"));
+    assert!(
+        !message.contains("rt-"),
+        "no token in the message: {message}"
+    );
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-2")
+    );
 
     // A fresh mint (previous = None) starts a new family and replaces whatever is stored.
-    store.save_refresh_token(None, &token("rt-new-family")).await.unwrap();
+    store
+        .save_refresh_token(None, &token("rt-new-family"))
+        .await
+        .unwrap();
     assert_eq!(
         exposed(store.load_refresh_token().await.unwrap()).as_deref(),
         Some("rt-new-family")
@@ -118,7 +139,10 @@ async fn refresh_rotation(h: &dyn Harness) {
 async fn concurrent_writers(h: Arc<dyn Harness>) {
     const WRITERS: usize = 4;
     const ROTATIONS: usize = 5;
-    h.open().save_refresh_token(None, &token("0")).await.unwrap();
+    h.open()
+        .save_refresh_token(None, &token("0"))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..WRITERS {
         let h = Arc::clone(&h);
@@ -161,6 +185,9 @@ async fn corrupt_entry(h: &dyn Harness) {
         "{err:?}"
     );
     let message = err.to_string();
-    assert!(message.contains(&store.describe()), "names the store: {message}");
+    assert!(
+        message.contains(&store.describe()),
+        "names the store: {message}"
+    );
     assert!(!message.contains("BEGIN"), "no key material: {message}");
 }
