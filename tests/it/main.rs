@@ -4,3 +4,5 @@ mod auth_keys;
 mod register;
 mod store;
 mod store_conformance;
+#[cfg(all(feature = "keyring", target_os = "linux"))]
+mod store_keyring;
