@@ -6,3 +6,5 @@ mod store;
 mod store_conformance;
 #[cfg(all(feature = "keyring", target_os = "linux"))]
 mod store_keyring;
+#[cfg(feature = "vault")]
+mod store_vault;

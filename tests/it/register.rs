@@ -252,7 +252,7 @@ async fn legacy_flow_polls_until_the_owner_approves() {
     let approved = approver.await.unwrap();
     assert_eq!(binding.client_id, approved);
 
-    let events = events.lock().unwrap();
+    let events = events.lock().unwrap().clone();
     assert!(matches!(
         events.first(),
         Some(RegistrationProgress::Submitting { .. })
