@@ -1,4 +1,4 @@
-//! Integration tests of the `ralio` crate: one binary, one module per area.
+//! The `ralio` integration tests: one binary, one module per area.
 
 mod auth_keys;
 mod register;
@@ -8,3 +8,6 @@ mod store_conformance;
 mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
+mod client_e2e;
+mod seam;
+mod spec;
