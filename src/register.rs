@@ -177,7 +177,10 @@ impl RegisterOptions {
     }
 
     /// Called as registration advances (to drive a spinner, for example).
-    pub fn on_progress(mut self, f: impl Fn(&RegistrationProgress) + Send + Sync + 'static) -> Self {
+    pub fn on_progress(
+        mut self,
+        f: impl Fn(&RegistrationProgress) + Send + Sync + 'static,
+    ) -> Self {
         self.progress = Some(Arc::new(f));
         self
     }
@@ -258,7 +261,9 @@ impl RegistrationErrorCode {
             Self::PublicKeyAlreadyInUse => {
                 "this key is already registered; register again so a fresh key is generated"
             }
-            Self::InvalidPublicKey => "the server refused the key; register again with a fresh P-256 key",
+            Self::InvalidPublicKey => {
+                "the server refused the key; register again with a fresh P-256 key"
+            }
             Self::InvalidScope => {
                 "request only agents:execute and/or transactions:read, or no scopes for the ticket's full ceiling"
             }
@@ -318,13 +323,17 @@ pub enum RegistrationError {
         server: String,
     },
     /// Legacy flow: the owner rejected the registration.
-    #[error("the owner rejected this registration (key {fingerprint}); ask them why, then register again with a new ticket")]
+    #[error(
+        "the owner rejected this registration (key {fingerprint}); ask them why, then register again with a new ticket"
+    )]
     ApprovalRejected {
         /// Thumbprint of the key.
         fingerprint: String,
     },
     /// Legacy flow: the pending registration expired or disappeared on the server.
-    #[error("the pending registration (key {fingerprint}) {reason} before the owner approved it; register again with a new ticket")]
+    #[error(
+        "the pending registration (key {fingerprint}) {reason} before the owner approved it; register again with a new ticket"
+    )]
     ApprovalExpired {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -342,7 +351,9 @@ pub enum RegistrationError {
         waited: Duration,
     },
     /// The server answered something the protocol does not allow.
-    #[error("the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL")]
+    #[error(
+        "the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL"
+    )]
     UnexpectedResponse {
         /// HTTP status.
         status: u16,
@@ -350,7 +361,9 @@ pub enum RegistrationError {
         reason: String,
     },
     /// The server could not be reached.
-    #[error("could not reach the registration server at {url}; check the network and RALIO_API_URL")]
+    #[error(
+        "could not reach the registration server at {url}; check the network and RALIO_API_URL"
+    )]
     Http {
         /// The URL that failed (no secrets: the poll token is left out).
         url: String,
@@ -388,7 +401,9 @@ pub enum RegistrationError {
         message: String,
     },
     /// Signing the first token's client assertion failed.
-    #[error("binding {client_id} is active and saved, but signing its first client assertion failed")]
+    #[error(
+        "binding {client_id} is active and saved, but signing its first client assertion failed"
+    )]
     Sign {
         /// The binding.
         client_id: String,
@@ -438,7 +453,10 @@ pub async fn register(
     let base = resolve_base_url(options.base_url.as_deref());
 
     if !options.overwrite
-        && let Some(existing) = store.load_identity().await.map_err(RegistrationError::Store)?
+        && let Some(existing) = store
+            .load_identity()
+            .await
+            .map_err(RegistrationError::Store)?
     {
         return Err(RegistrationError::AlreadyRegistered {
             store: store.describe(),
@@ -512,8 +530,14 @@ pub async fn register(
     let (client_id, server_scopes) = match (accepted.client_id, accepted.poll_token) {
         (Some(id), _) if !id.is_empty() => (id, accepted.scopes),
         (_, Some(poll_token)) => {
-            match poll_approval(&http, &base, SecretString::from(poll_token), &fingerprint, &options)
-                .await
+            match poll_approval(
+                &http,
+                &base,
+                SecretString::from(poll_token),
+                &fingerprint,
+                &options,
+            )
+            .await
             {
                 Ok(found) => found,
                 Err(e) => {
@@ -538,13 +562,14 @@ pub async fn register(
         Some(key) => Identity::new(client_id.clone(), key.clone()),
         None => Identity::with_signer(client_id.clone(), Arc::clone(&signer)),
     };
-    let key_location = store
-        .save_identity(&identity)
-        .await
-        .map_err(|source| RegistrationError::SaveFailed {
-            client_id: client_id.clone(),
-            source,
-        })?;
+    let key_location =
+        store
+            .save_identity(&identity)
+            .await
+            .map_err(|source| RegistrationError::SaveFailed {
+                client_id: client_id.clone(),
+                source,
+            })?;
 
     let token = mint_first_token(&http, &base, &client_id, signer.as_ref()).await?;
     if let Some(refresh) = token.refresh_token.filter(|t| !t.is_empty()) {
@@ -595,15 +620,15 @@ async fn submit(
     if let Some(meta) = &options.client_metadata {
         body["client_metadata"] = serde_json::Value::Object(meta.clone());
     }
-    let response = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|source| RegistrationError::Http {
-            url: url.clone(),
-            source,
-        })?;
+    let response =
+        http.post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|source| RegistrationError::Http {
+                url: url.clone(),
+                source,
+            })?;
     let status = response.status().as_u16();
     let bytes = response
         .bytes()
@@ -796,7 +821,11 @@ async fn sign_jwt(
     header: &serde_json::Value,
     claims: &serde_json::Value,
 ) -> Result<String, SignError> {
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let signature = signer.sign_es256(input.as_bytes()).await?;
     Ok(format!("{input}.{}", b64(&signature)))
 }
@@ -870,8 +899,12 @@ async fn mint_first_token(
             .unwrap_or_else(|| "no error description".to_owned());
         return Err(failed(status, message));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|_| failed(status, "the token answer is not the expected JSON".to_owned()))
+    serde_json::from_slice(&bytes).map_err(|_| {
+        failed(
+            status,
+            "the token answer is not the expected JSON".to_owned(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -893,7 +926,10 @@ mod tests {
                 "used_by_host": "build-7"
             }}),
         );
-        assert!(text.contains("used at 2026-01-02T03:04:05Z by build-7"), "{text}");
+        assert!(
+            text.contains("used at 2026-01-02T03:04:05Z by build-7"),
+            "{text}"
+        );
         assert!(text.contains("revoke the credential it created"), "{text}");
     }
 
@@ -907,7 +943,10 @@ mod tests {
             ("invalid_scope", "agents:execute"),
             ("scope_exceeds_ticket_ceiling", "higher scope ceiling"),
         ] {
-            let text = message(400, serde_json::json!({"detail": {"error": code, "error_description": "d"}}));
+            let text = message(
+                400,
+                serde_json::json!({"detail": {"error": code, "error_description": "d"}}),
+            );
             assert!(text.contains(needle), "{code}: {text}");
         }
         let plain = message(500, serde_json::json!({"detail": "boom"}));

@@ -124,16 +124,20 @@ impl EnvStore {
         if let Some(path) = &self.path {
             let Some(bytes) = read_secret_file(path, &self.describe())? else {
                 return Err(self.missing(
-                    &format!("the key file {} named by {PRIVATE_KEY_PATH_VAR}", path.display()),
+                    &format!(
+                        "the key file {} named by {PRIVATE_KEY_PATH_VAR}",
+                        path.display()
+                    ),
                     "point the variable at an existing PEM file",
                 ));
             };
             let what = path.display().to_string();
-            let pem = std::str::from_utf8(bytes.expose_secret()).map_err(|_| StoreError::Corrupt {
-                store: self.describe(),
-                what: what.clone(),
-                reason: "not a text PEM file".to_owned(),
-            })?;
+            let pem =
+                std::str::from_utf8(bytes.expose_secret()).map_err(|_| StoreError::Corrupt {
+                    store: self.describe(),
+                    what: what.clone(),
+                    reason: "not a text PEM file".to_owned(),
+                })?;
             return PrivateKey::from_pem(pem)
                 .map(Some)
                 .map_err(|e| self.invalid(&what, e));

@@ -150,7 +150,8 @@ impl FileStore {
 
     fn load_identity_blocking(&self) -> Result<Option<Identity>, StoreError> {
         let path = self.credentials_path();
-        let Some(raw) = read_optional(&path).map_err(self.io_err(format!("read {}", path.display())))?
+        let Some(raw) =
+            read_optional(&path).map_err(self.io_err(format!("read {}", path.display())))?
         else {
             return Ok(None);
         };
@@ -159,8 +160,8 @@ impl FileStore {
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
-        let file: CredentialsFile = serde_json::from_slice(&raw)
-            .map_err(|_| corrupt("not a JSON object"))?;
+        let file: CredentialsFile =
+            serde_json::from_slice(&raw).map_err(|_| corrupt("not a JSON object"))?;
         let client_id = match file.client_id {
             Some(serde_json::Value::String(id)) if !id.is_empty() => id,
             _ => return Err(corrupt("it has no client_id")),
@@ -213,7 +214,8 @@ impl FileStore {
     fn write_key(&self, key: &PrivateKey, overwrite: bool) -> Result<PathBuf, StoreError> {
         let path = self.target_key_path(key);
         if self.key_path.is_none() {
-            ensure_private_dir(&self.dir).map_err(self.io_err(format!("create {}", self.dir.display())))?;
+            ensure_private_dir(&self.dir)
+                .map_err(self.io_err(format!("create {}", self.dir.display())))?;
             let keys = self.dir.join(KEYS_DIR);
             ensure_private_dir(&keys).map_err(self.io_err(format!("create {}", keys.display())))?;
         } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
@@ -253,9 +255,11 @@ impl FileStore {
             source: io::Error::other(e),
         })?;
         json.push(b'\n');
-        ensure_private_dir(&self.dir).map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         let path = self.credentials_path();
-        write_atomic(&path, &json, true).map_err(self.io_err(format!("write {}", path.display())))?;
+        write_atomic(&path, &json, true)
+            .map_err(self.io_err(format!("write {}", path.display())))?;
         Ok(key_path.display().to_string())
     }
 
@@ -268,8 +272,8 @@ impl FileStore {
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
-        let file: RefreshTokenFile =
-            serde_json::from_slice(raw.expose_secret()).map_err(|_| corrupt("not a JSON object"))?;
+        let file: RefreshTokenFile = serde_json::from_slice(raw.expose_secret())
+            .map_err(|_| corrupt("not a JSON object"))?;
         match file.refresh_token {
             Some(serde_json::Value::String(token)) if !token.is_empty() => {
                 Ok(Some(SecretString::from(token)))
@@ -294,7 +298,8 @@ impl FileStore {
             }
         }
         let dir = self.dir.join(REFRESH_DIR);
-        ensure_private_dir(&self.dir).map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
         let body = secrecy::SecretBox::new(Box::new(
             serde_json::json!({ "refresh_token": token.expose_secret() })
@@ -364,7 +369,8 @@ impl CredentialStore for FileStore {
             return Ok(RefreshTokenLock::unshared());
         };
         let dir = self.dir.join(REFRESH_DIR);
-        ensure_private_dir(&self.dir).map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
         lock_file(path, self.describe()).await
     }
@@ -489,7 +495,11 @@ pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLo
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    lock_file(std::env::temp_dir().join(format!("ralio-{hex}.lock")), store.to_owned()).await
+    lock_file(
+        std::env::temp_dir().join(format!("ralio-{hex}.lock")),
+        store.to_owned(),
+    )
+    .await
 }
 
 /// Takes an exclusive lock on `path` (created 0600 if missing), waiting for other holders

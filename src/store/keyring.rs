@@ -21,7 +21,9 @@ pub enum KeyringBackend {
     SecretService,
     /// The Linux kernel key retention service (keyutils). **Memory only**: entries live in the
     /// kernel's session keyring and are lost at logout or reboot, and a secret may be at most
-    /// 32 KiB. Only on explicit request, for headless hosts without a Secret Service.
+    /// 32 KiB. Only on explicit request, for headless hosts without a Secret Service. The
+    /// process needs a session keyring (a login session, or `keyctl session`); without one,
+    /// entries written from one thread may not be found from another.
     KeyUtils,
     /// The platform store: the macOS login Keychain or the Windows Credential Manager.
     /// The default on macOS and Windows.
@@ -54,7 +56,9 @@ impl KeyringBackend {
             Self::KeyUtils => {
                 "check that the process has a kernel session keyring (run under `keyctl session`)"
             }
-            Self::Platform => "check that the login keychain / credential manager is available and unlocked",
+            Self::Platform => {
+                "check that the login keychain / credential manager is available and unlocked"
+            }
         }
     }
 }
@@ -138,15 +142,43 @@ impl KeyringStore {
         op: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let shared = Arc::clone(&self.shared);
-        let describe = self.describe();
-        tokio::task::spawn_blocking(move || op(&shared))
-            .await
-            .map_err(|join| StoreError::Backend {
-                store: describe,
-                action: "finish a keyring call".to_owned(),
-                hint: "the keyring call panicked or was cancelled".to_owned(),
-                source: Some(Box::new(join)),
-            })?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A plain thread, not tokio's blocking pool: the Secret Service client blocks on its own
+        // async runtime, which panics on a thread that is inside a tokio runtime context.
+        let spawned = std::thread::Builder::new()
+            .name("ralio-keyring".to_owned())
+            .spawn(move || {
+                let _ = tx.send(op(&shared));
+            });
+        let failed = |hint: &str| StoreError::Backend {
+            store: self.describe(),
+            action: "run a keyring call".to_owned(),
+            hint: hint.to_owned(),
+            source: None,
+        };
+        if spawned.is_err() {
+            return Err(failed("the operating system refused to start a thread"));
+        }
+        rx.await.map_err(|_| {
+            failed("the keyring call panicked; this is a bug in the keyring backend")
+        })?
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping the Secret Service client blocks on its runtime, which panics inside a tokio
+        // context: let a plain thread drop it.
+        let platform = self
+            .platform
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(platform) = platform {
+            let _ = std::thread::Builder::new()
+                .name("ralio-keyring-drop".to_owned())
+                .spawn(move || drop(platform));
+        }
     }
 }
 
@@ -205,8 +237,9 @@ impl Shared {
         };
         let opened: Result<Arc<PlatformStore>, KeyringError> = match self.backend {
             #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
-            KeyringBackend::SecretService => zbus_secret_service_keyring_store::Store::new()
-                .map(|s| s as Arc<PlatformStore>),
+            KeyringBackend::SecretService => {
+                zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
             #[cfg(target_os = "linux")]
             KeyringBackend::KeyUtils => {
                 linux_keyutils_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
@@ -279,16 +312,16 @@ impl Shared {
             return Err(StoreError::Missing {
                 store: self.describe(),
                 what: format!("the private key (entry {client_id})"),
-                hint: "the keyring entry was removed; register again with a fresh ticket".to_owned(),
+                hint: "the keyring entry was removed; register again with a fresh ticket"
+                    .to_owned(),
             });
         };
-        let key = PrivateKey::from_pem(pem.expose_secret()).map_err(|source| {
-            StoreError::InvalidKey {
+        let key =
+            PrivateKey::from_pem(pem.expose_secret()).map_err(|source| StoreError::InvalidKey {
                 store: self.describe(),
                 what: format!("entry {client_id}"),
                 source,
-            }
-        })?;
+            })?;
         Ok(Some(Identity::new(client_id, key)))
     }
 

@@ -33,12 +33,16 @@ mod file;
 #[cfg(feature = "keyring")]
 mod keyring;
 mod memory;
+#[cfg(feature = "vault")]
+mod vault;
 
 pub use env::EnvStore;
 pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
+#[cfg(feature = "vault")]
+pub use vault::{TransitSigner, VaultAuth, VaultConfig, VaultStore};
 
 /// The key half of an [`Identity`].
 #[derive(Clone)]
