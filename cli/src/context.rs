@@ -43,7 +43,11 @@ impl Context {
             .or_else(|| env_nonempty("RALIO_API_URL"))
             .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
         let api_url = ralio::client::validate_base_url(&raw_url).map_err(ralio::Error::from)?;
-        let config_dir = match global.config_dir.clone().filter(|d| !d.as_os_str().is_empty()) {
+        let config_dir = match global
+            .config_dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             Some(dir) => dir,
             None => FileStore::from_env()?.dir().to_path_buf(),
         };

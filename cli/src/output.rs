@@ -106,7 +106,14 @@ pub fn intents_table(items: &[PaymentIntent]) -> String {
         .collect();
     table(
         &[
-            "ID", "CREATED", "AMOUNT", "CURRENCY", "APPROVAL", "EXECUTION", "LEGS", "PAYEE",
+            "ID",
+            "CREATED",
+            "AMOUNT",
+            "CURRENCY",
+            "APPROVAL",
+            "EXECUTION",
+            "LEGS",
+            "PAYEE",
             "SUMMARY",
         ],
         &[2, 6],

@@ -33,7 +33,11 @@ fn tool_line(symbol: &str, text: &str) {
 
 impl Turn<'_> {
     /// Sends one message, prints the reply, returns the conversation id.
-    async fn send(&self, message: &str, conversation: Option<&str>) -> Result<Option<String>, CliError> {
+    async fn send(
+        &self,
+        message: &str,
+        conversation: Option<&str>,
+    ) -> Result<Option<String>, CliError> {
         if !self.stream {
             let mut req = self.client.chat().send(message);
             if let Some(agent) = self.agent {
@@ -81,7 +85,9 @@ impl Turn<'_> {
                 }
             };
             match event {
-                ChatEvent::Conversation { conversation_id: id } => conversation_id = Some(id),
+                ChatEvent::Conversation {
+                    conversation_id: id,
+                } => conversation_id = Some(id),
                 ChatEvent::ToolStarted(t) => {
                     tools.push(t.tool_name.clone());
                     if !self.json {
@@ -141,19 +147,27 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
     if let Some(message) = args.message {
         let conversation = turn.send(&message, args.conversation.as_deref()).await?;
         if let (Some(id), false) = (conversation, ctx.json) {
-            note(format!("{}", format!("conversation {id} (continue with --conversation {id})").dimmed()));
+            note(format!(
+                "{}",
+                format!("conversation {id} (continue with --conversation {id})").dimmed()
+            ));
         }
         return Ok(());
     }
     interactive(ctx, &turn, args.conversation).await
 }
 
-async fn interactive(ctx: &Context, turn: &Turn<'_>, mut conversation: Option<String>) -> Result<(), CliError> {
+async fn interactive(
+    ctx: &Context,
+    turn: &Turn<'_>,
+    mut conversation: Option<String>,
+) -> Result<(), CliError> {
     let terminal = std::io::stdin().is_terminal();
     if terminal && !ctx.json {
         note(format!(
             "{}",
-            "Talking to the agent. An empty line does nothing; /exit or Ctrl-D ends the session.".dimmed()
+            "Talking to the agent. An empty line does nothing; /exit or Ctrl-D ends the session."
+                .dimmed()
         ));
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -184,7 +198,10 @@ async fn interactive(ctx: &Context, turn: &Turn<'_>, mut conversation: Option<St
         }
     }
     if let (Some(id), false) = (conversation, ctx.json) {
-        note(format!("{}", format!("conversation {id} (continue with --conversation {id})").dimmed()));
+        note(format!(
+            "{}",
+            format!("conversation {id} (continue with --conversation {id})").dimmed()
+        ));
     }
     Ok(())
 }

@@ -103,14 +103,19 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
             return Err(Check::fail(
                 "credentials",
                 format!("no {}", path.display()),
-                format!("{REGISTER_FIX}, or point --config-dir / RALIO_CONFIG_DIR at the right directory"),
+                format!(
+                    "{REGISTER_FIX}, or point --config-dir / RALIO_CONFIG_DIR at the right directory"
+                ),
             ));
         }
         Err(e) => {
             return Err(Check::fail(
                 "credentials",
                 format!("cannot read {}: {e}", path.display()),
-                format!("make it readable by this user: chown $USER {}", path.display()),
+                format!(
+                    "make it readable by this user: chown $USER {}",
+                    path.display()
+                ),
             ));
         }
     };
@@ -145,7 +150,10 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
         (None, None) => {
             return Err(Check::fail(
                 "credentials",
-                format!("{} names no key (neither key_path nor key_jkt)", path.display()),
+                format!(
+                    "{} names no key (neither key_path nor key_jkt)",
+                    path.display()
+                ),
                 format!("{REGISTER_FIX} --force"),
             ));
         }
@@ -205,7 +213,10 @@ fn key_thumbprint(creds: &CredentialsFile) -> (Check, Option<PrivateKey>) {
             return (
                 Check::fail(
                     NAME,
-                    format!("{} is not a usable P-256 key ({e})", creds.key_path.display()),
+                    format!(
+                        "{} is not a usable P-256 key ({e})",
+                        creds.key_path.display()
+                    ),
                     format!("restore the key file from a backup, or {REGISTER_FIX} --force"),
                 ),
                 None,
@@ -250,7 +261,11 @@ async fn reachability(api_url: &str) -> (Check, Option<i64>) {
         Ok(http) => http,
         Err(e) => {
             return (
-                Check::fail(NAME, format!("cannot build an HTTP client: {e}"), "check the TLS and proxy settings"),
+                Check::fail(
+                    NAME,
+                    format!("cannot build an HTTP client: {e}"),
+                    "check the TLS and proxy settings",
+                ),
                 None,
             );
         }
@@ -322,7 +337,10 @@ fn clock(skew: Option<i64>) -> Check {
     } else if off > SKEW_WARN {
         Check::warn(
             NAME,
-            format!("this host's clock is {} {direction} the server's", human_duration(off)),
+            format!(
+                "this host's clock is {} {direction} the server's",
+                human_duration(off)
+            ),
             fix,
         )
     } else {
@@ -341,7 +359,11 @@ async fn token(ctx: &Context, identity: &Identity) -> (Check, Option<Vec<String>
         Ok(_) => {
             let info = tokens.token_info();
             let detail = match &info {
-                Some(i) => format!("minted a token for {} (expires in {})", identity.client_id(), human_duration(i.expires_in)),
+                Some(i) => format!(
+                    "minted a token for {} (expires in {})",
+                    identity.client_id(),
+                    human_duration(i.expires_in)
+                ),
                 None => format!("minted a token for {}", identity.client_id()),
             };
             (Check::ok(NAME, detail), info.map(|i| i.scopes))
@@ -405,7 +427,11 @@ async fn run_checks(ctx: &Context) -> Vec<Check> {
             }
         },
         StoreKind::Keyring => match ctx.store() {
-            Err(e) => checks.push(Check::fail("credentials", e.to_string(), "check the keyring")),
+            Err(e) => checks.push(Check::fail(
+                "credentials",
+                e.to_string(),
+                "check the keyring",
+            )),
             Ok(store) => match store.load_identity().await {
                 Ok(Some(found)) => {
                     checks.push(Check::ok(
@@ -413,7 +439,10 @@ async fn run_checks(ctx: &Context) -> Vec<Check> {
                         format!("{} in the {}", found.client_id(), store.describe()),
                     ));
                     checks.push(Check::skip("key permissions", "the keyring guards the key"));
-                    checks.push(Check::skip("key thumbprint", "the keyring stores no separate thumbprint"));
+                    checks.push(Check::skip(
+                        "key thumbprint",
+                        "the keyring stores no separate thumbprint",
+                    ));
                     identity = Some(found);
                 }
                 Ok(None) => checks.push(Check::fail(
@@ -477,7 +506,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
                 Status::Fail => word.red().bold().to_string(),
                 Status::Skip => word.dimmed().to_string(),
             };
-            let mut line = format!("{word}  {:<15} {}", c.name, c.detail);
+            let mut line = format!("{word}  {:<16} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
                 line.push_str(&format!(" {} {fix}", "→ fix:".bold()));
             }

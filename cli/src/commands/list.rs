@@ -24,7 +24,7 @@ fn print<T: Serialize>(
     key: &str,
     noun: &str,
     items: &[T],
-    page: Option<&Page<()>>,
+    page: Option<&Shape>,
     table: impl Fn(&[T]) -> String,
 ) -> Result<(), CliError> {
     if ctx.json {
@@ -46,7 +46,7 @@ fn print<T: Serialize>(
             items.len(),
             (p.page - 1) * p.per_page + 1,
             p.total,
-            p.has_next(),
+            p.has_next,
             noun,
         ),
         None if items.is_empty() => format!("no {noun}"),
@@ -56,8 +56,21 @@ fn print<T: Serialize>(
     Ok(())
 }
 
-fn shape<T>(page: &Page<T>) -> Page<()> {
-    Page::new(Vec::new(), page.total, page.page.max(1), page.per_page.max(1))
+/// Where a page sits in the whole list.
+struct Shape {
+    total: u64,
+    page: u64,
+    per_page: u64,
+    has_next: bool,
+}
+
+fn shape<T>(page: &Page<T>) -> Shape {
+    Shape {
+        total: page.total,
+        page: page.page.max(1),
+        per_page: page.per_page.max(1),
+        has_next: page.has_next(),
+    }
 }
 
 /// Lists one page, or every page with `--all`.
@@ -66,31 +79,67 @@ pub async fn run(ctx: &Context, kind: Kind, args: ListArgs) -> Result<(), CliErr
     let client = &session.client;
     match kind {
         Kind::Transactions => {
-            let mut q = client.transactions().list().per_page(args.per_page).page(args.page);
+            let mut q = client
+                .transactions()
+                .list()
+                .per_page(args.per_page)
+                .page(args.page);
             if let Some(agent) = &args.agent {
                 q = q.agent_id(agent);
             }
             if args.all {
                 let items: Vec<Transaction> = q.all().try_collect().await?;
-                print(ctx, "transactions", "transactions", &items, None, output::transactions_table)
+                print(
+                    ctx,
+                    "transactions",
+                    "transactions",
+                    &items,
+                    None,
+                    output::transactions_table,
+                )
             } else {
                 let page = q.await?;
                 let shape = shape(&page);
-                print(ctx, "transactions", "transactions", &page.items, Some(&shape), output::transactions_table)
+                print(
+                    ctx,
+                    "transactions",
+                    "transactions",
+                    &page.items,
+                    Some(&shape),
+                    output::transactions_table,
+                )
             }
         }
         Kind::Intents => {
-            let mut q = client.payment_intents().list().per_page(args.per_page).page(args.page);
+            let mut q = client
+                .payment_intents()
+                .list()
+                .per_page(args.per_page)
+                .page(args.page);
             if let Some(agent) = &args.agent {
                 q = q.agent_id(agent);
             }
             if args.all {
                 let items: Vec<PaymentIntent> = q.all().try_collect().await?;
-                print(ctx, "payment_intents", "payment intents", &items, None, output::intents_table)
+                print(
+                    ctx,
+                    "payment_intents",
+                    "payment intents",
+                    &items,
+                    None,
+                    output::intents_table,
+                )
             } else {
                 let page = q.await?;
                 let shape = shape(&page);
-                print(ctx, "payment_intents", "payment intents", &page.items, Some(&shape), output::intents_table)
+                print(
+                    ctx,
+                    "payment_intents",
+                    "payment intents",
+                    &page.items,
+                    Some(&shape),
+                    output::intents_table,
+                )
             }
         }
     }

@@ -78,7 +78,10 @@ impl RalioMcp {
     #[tool(
         description = "List the executed transactions (payments) of this host's agent, newest first. Returns JSON {transactions, total, page, per_page}; amounts are exact decimal strings."
     )]
-    async fn list_transactions(&self, Parameters(p): Parameters<ListParams>) -> Result<String, String> {
+    async fn list_transactions(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> Result<String, String> {
         let page = self
             .client
             .transactions()
@@ -99,7 +102,10 @@ impl RalioMcp {
     #[tool(
         description = "List the payment intents of this host's agent (payments it proposed, with approval and execution status per leg), newest first. Returns JSON {payment_intents, total, page, per_page}."
     )]
-    async fn list_payment_intents(&self, Parameters(p): Parameters<ListParams>) -> Result<String, String> {
+    async fn list_payment_intents(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> Result<String, String> {
         let page = self
             .client
             .payment_intents()

@@ -45,10 +45,12 @@ pub async fn run(ctx: &Context, args: SandboxArgs) -> Result<(), CliError> {
         ));
         out(text)?;
     }
-    tokio::signal::ctrl_c().await.map_err(|source| CliError::Io {
-        action: "listen for Ctrl-C",
-        source,
-    })?;
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|source| CliError::Io {
+            action: "listen for Ctrl-C",
+            source,
+        })?;
     if !ctx.json {
         note("sandbox stopped");
     }
