@@ -655,3 +655,36 @@ async fn mcp_over_stdio() {
         "ralio mcp should exit cleanly when stdin closes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_registration_waits_for_approval() {
+    let env = Env::with(Sandbox::builder().seed(1).legacy_registration(true)).await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let run = {
+        let args = ["register", "--ticket", &ticket];
+        let register = env.run(&args);
+        let approve = async {
+            loop {
+                if let Some(fp) = env.sandbox.pending_binding_fingerprints().first() {
+                    return env.sandbox.approve_binding(fp).unwrap();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        let (run, client_id) = tokio::join!(register, approve);
+        assert!(run.stdout.contains(&client_id), "{}", run.transcript());
+        run
+    };
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // Without a terminal there is no spinner: one line says what it waits for.
+    assert_eq!(
+        run.stderr
+            .matches("waiting for the owner to approve key")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

@@ -54,13 +54,13 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
                 "waiting for the owner to approve key {fingerprint} in the console ({} left)",
                 human_duration(*remaining)
             )),
-            (RegistrationProgress::AwaitingApproval { fingerprint, .. }, None) => {
-                // Without a terminal, say it once instead of animating.
-                if !json && !waiting_noted.swap(true, Ordering::Relaxed) {
-                    note(format!(
-                        "waiting for the owner to approve key {fingerprint} in the console…"
-                    ));
-                }
+            // Without a terminal, say it once instead of animating.
+            (RegistrationProgress::AwaitingApproval { fingerprint, .. }, None)
+                if !json && !waiting_noted.swap(true, Ordering::Relaxed) =>
+            {
+                note(format!(
+                    "waiting for the owner to approve key {fingerprint} in the console…"
+                ));
             }
             _ => {}
         });
