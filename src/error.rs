@@ -250,6 +250,24 @@ impl Error {
     }
 }
 
+/// Read a success body, stopping after `cap` bytes (the rest is never read: dropping the
+/// response closes the connection). A body cut there fails to parse, so a hostile or broken
+/// server cannot make the SDK buffer an unbounded body.
+pub(crate) async fn read_body_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> std::result::Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    Ok(body)
+}
+
 /// Read at most `cap` bytes of a body; a body that fails midway keeps what was read.
 pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
     let mut body = Vec::new();

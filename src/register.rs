@@ -374,6 +374,10 @@ pub enum RegistrationError {
     /// A key could not be generated.
     #[error("could not generate a P-256 key")]
     Key(#[source] KeyError),
+    /// The API URL is unusable, for example `http://` to a host that is not loopback (the
+    /// ticket would travel in clear text). Nothing was sent.
+    #[error("the API URL cannot be used for registration; nothing was sent")]
+    InvalidUrl(#[source] crate::error::ConfigError),
     /// The store failed before the request (nothing was registered).
     #[error("the credential store failed before registration; nothing was registered")]
     Store(#[source] StoreError),
@@ -450,7 +454,8 @@ pub async fn register(
                 .map(SecretString::from)
         })
         .ok_or(RegistrationError::MissingTicket)?;
-    let base = resolve_base_url(options.base_url.as_deref());
+    let base = crate::client::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
+        .map_err(RegistrationError::InvalidUrl)?;
 
     if !options.overwrite
         && let Some(existing) = store
@@ -494,6 +499,8 @@ pub async fn register(
         None => match reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
+            // A redirect would carry the ticket in the re-sent body to another origin.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
         {
             Ok(client) => client,
@@ -630,8 +637,7 @@ async fn submit(
                 source,
             })?;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
+    let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
         .await
         .map_err(|source| RegistrationError::Http { url, source })?;
     if !(200..300).contains(&status) {
@@ -756,8 +762,7 @@ async fn poll_approval(
         if status >= 500 || status == 429 {
             continue;
         }
-        let bytes = response
-            .bytes()
+        let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
             .await
             .map_err(|source| RegistrationError::Http {
                 url: shown_url.clone(),
@@ -881,8 +886,7 @@ async fn mint_first_token(
         .await
         .map_err(|e| failed(0, e.without_url().to_string()))?;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
+    let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
         .await
         .map_err(|e| failed(status, e.without_url().to_string()))?;
     if !(200..300).contains(&status) {

@@ -39,6 +39,10 @@ pub enum HtuError {
     /// The URL carries a user name or password.
     #[error("a DPoP htu cannot carry credentials (user:password@)")]
     HasCredentials,
+    /// A token URL with `http://` to a host that is not loopback: the client assertion and the
+    /// refresh token would travel in clear text.
+    #[error("a token URL must use https:// (http:// is allowed for loopback hosts only)")]
+    Insecure,
 }
 
 impl Htu {

@@ -157,6 +157,12 @@ impl TokenManagerConfig {
             url: token_htu.as_str().to_owned(),
             source: super::jws::HtuError::NotAbsolute,
         })?;
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(AuthError::InvalidUrl {
+                url: token_htu.as_str().to_owned(),
+                source: super::jws::HtuError::Insecure,
+            });
+        }
         Ok(Self {
             audience: token_htu.as_str().to_owned(),
             token_url: url,
@@ -264,6 +270,9 @@ impl TokenManagerBuilder {
             None => reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(Duration::from_secs(30))
+                // A 307/308 would re-send the assertion or refresh token (and the DPoP proof)
+                // to wherever it points.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|source| AuthError::TokenTransport {
                     url: self.config.token_url.to_string(),
@@ -688,12 +697,14 @@ impl TokenManager {
             self.observe_response(&config.token_url, resp.headers());
             let status = resp.status();
             let has_nonce = resp.headers().contains_key("dpop-nonce");
-            let body = resp.bytes().await.map_err(|source| {
-                Failure::Other(AuthError::TokenTransport {
-                    url: url.to_owned(),
-                    source,
-                })
-            })?;
+            let body = crate::error::read_body_capped(resp, crate::error::ERROR_BODY_CAP)
+                .await
+                .map_err(|source| {
+                    Failure::Other(AuthError::TokenTransport {
+                        url: url.to_owned(),
+                        source,
+                    })
+                })?;
             // The body holds the tokens: keep our copy in a buffer that is wiped on drop
             // (`Vec::from(Bytes)` reuses the allocation when it is not shared).
             let body = Zeroizing::new(Vec::from(body));
@@ -744,5 +755,15 @@ impl TokenManager {
                 }
             }
         }
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: the hosts where `http://` stays on this machine.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }

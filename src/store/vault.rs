@@ -145,6 +145,8 @@ impl VaultClient {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(30))
+            // reqwest keeps `X-Vault-Token` (and bodies) on a redirect to another origin.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| StoreError::Backend {
                 store: "vault store".to_owned(),
@@ -269,14 +271,17 @@ impl VaultClient {
             )
         })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            self.backend(
-                store,
-                action,
-                "the connection to Vault broke",
-                Some(Box::new(e)),
-            )
-        })?;
+        // 1 MiB: far above any secret this store keeps; a bigger body is cut and fails to parse.
+        let bytes = crate::error::read_body_capped(response, 1 << 20)
+            .await
+            .map_err(|e| {
+                self.backend(
+                    store,
+                    action,
+                    "the connection to Vault broke",
+                    Some(Box::new(e)),
+                )
+            })?;
         if (200..300).contains(&status) {
             if bytes.is_empty() {
                 return Ok(Answer::Ok(Value::Null));

@@ -1,0 +1,37 @@
+//! Private-key loading from a JWK (`PrivateKey::from_jwk`) and public JWK parsing
+//! (`PublicJwk::from_json`).
+//!
+//! Checks: no panic; a loaded key round-trips through its private JWK to the same thumbprint;
+//! an error never echoes the `d` member (the private scalar) in its message or `Debug`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ralio::auth::{PrivateKey, PublicJwk};
+use secrecy::ExposeSecret;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match PrivateKey::from_jwk(text) {
+        Ok(key) => {
+            let jwk = key.to_private_jwk();
+            let again = PrivateKey::from_jwk(jwk.expose_secret()).expect("our own JWK loads");
+            assert_eq!(again.thumbprint(), key.thumbprint());
+            assert_eq!(key.public_jwk().thumbprint(), *key.thumbprint());
+        }
+        Err(e) => {
+            let d = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("d").and_then(|d| d.as_str()).map(str::to_owned));
+            if let Some(d) = d.filter(|d| d.len() >= 8) {
+                let shown = format!("{e} {e:?}");
+                assert!(!shown.contains(&d), "the error echoes `d`: {shown}");
+            }
+        }
+    }
+    if let Ok(public) = PublicJwk::from_json(text) {
+        let again = PublicJwk::from_json(&public.to_json()).expect("our own JWK loads");
+        assert_eq!(again, public);
+    }
+});
