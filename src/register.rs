@@ -844,51 +844,75 @@ async fn mint_first_token(
     signer: &dyn Signer,
 ) -> Result<TokenResponse, RegistrationError> {
     let token_url = format!("{base}/oauth/token");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
     let sign_err = |source| RegistrationError::Sign {
         client_id: client_id.to_owned(),
         source,
     };
-    let assertion = sign_jwt(
-        signer,
-        &serde_json::json!({"alg": "ES256", "kid": signer.thumbprint().as_str(), "typ": "JWT"}),
-        &serde_json::json!({
-            "iss": client_id, "sub": client_id, "aud": token_url,
-            "iat": now, "exp": now + 60, "jti": jti(),
-        }),
-    )
-    .await
-    .map_err(sign_err)?;
-    let proof = sign_jwt(
-        signer,
-        &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.public_jwk()}),
-        &serde_json::json!({"htm": "POST", "htu": token_url, "iat": now, "jti": jti()}),
-    )
-    .await
-    .map_err(sign_err)?;
     let failed = |status: u16, message: String| RegistrationError::FirstToken {
         client_id: client_id.to_owned(),
         status,
         message,
     };
-    let response = http
-        .post(&token_url)
-        .header("DPoP", proof)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", assertion.as_str()),
-        ])
-        .send()
+    // A server that requires DPoP nonces answers the first try with `use_dpop_nonce` and a
+    // nonce: sign again (fresh assertion and proof) with it, once.
+    let mut nonce: Option<String> = None;
+    let (status, bytes) = loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let assertion = sign_jwt(
+            signer,
+            &serde_json::json!({"alg": "ES256", "kid": signer.thumbprint().as_str(), "typ": "JWT"}),
+            &serde_json::json!({
+                "iss": client_id, "sub": client_id, "aud": token_url,
+                "iat": now, "exp": now + 60, "jti": jti(),
+            }),
+        )
         .await
-        .map_err(|e| failed(0, e.without_url().to_string()))?;
-    let status = response.status().as_u16();
-    let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
+        .map_err(sign_err)?;
+        let mut claims =
+            serde_json::json!({"htm": "POST", "htu": token_url, "iat": now, "jti": jti()});
+        if let Some(n) = &nonce {
+            claims["nonce"] = serde_json::Value::String(n.clone());
+        }
+        let proof = sign_jwt(
+            signer,
+            &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.public_jwk()}),
+            &claims,
+        )
         .await
-        .map_err(|e| failed(status, e.without_url().to_string()))?;
+        .map_err(sign_err)?;
+        let response = http
+            .post(&token_url)
+            .header("DPoP", proof)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| failed(0, e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        let offered = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
+            .await
+            .map_err(|e| failed(status, e.without_url().to_string()))?;
+        let challenged = status == 400
+            && serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .is_some_and(|e| e == "use_dpop_nonce");
+        match offered {
+            Some(offered) if challenged && nonce.is_none() => nonce = Some(offered),
+            _ => break (status, bytes),
+        }
+    };
     if !(200..300).contains(&status) {
         let value: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
         let text = |k: &str| {

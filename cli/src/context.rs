@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ralio::auth::{DpopAuth, TokenManager, TokenManagerConfig};
+use ralio::auth::{TokenManager, TokenManagerConfig};
 use ralio::store::{CredentialStore, FileStore, Identity};
 use ralio::{RalioClient, RetryPolicy};
 
@@ -105,15 +105,20 @@ impl Context {
     pub async fn client(&self) -> Result<Session, CliError> {
         let store = self.store()?;
         let identity = self.identity(store.as_ref()).await?;
-        let tokens = self.token_manager(&identity)?;
-        // The auth layer goes in as a user middleware, which runs outside the SDK's retry
-        // layer: retries are off so that no DPoP proof is ever sent twice.
+        // The client's own auth layer (inside its retry layer, so every attempt is re-signed);
+        // retries stay off so a command fails fast. Its token manager is the session's: one
+        // token family per run.
         let client = RalioClient::builder()
             .base_url(&self.api_url)
             .user_agent_suffix(concat!("ralio-cli/", env!("CARGO_PKG_VERSION")))
             .retry_policy(RetryPolicy::disabled())
-            .middleware(Arc::new(DpopAuth::new(tokens.clone())))
-            .build()?;
+            .identity(identity.clone())
+            .build()
+            .await?;
+        let tokens = match client.token_manager() {
+            Some(tokens) => tokens.clone(),
+            None => self.token_manager(&identity)?,
+        };
         Ok(Session {
             client,
             tokens,

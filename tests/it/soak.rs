@@ -1,7 +1,7 @@
 //! Soak under faults: many concurrent clients against one in-process sandbox (loopback only)
 //! with random 503s, latency, cut and failed chat streams, DPoP nonces that rotate, a rate
 //! limit, a server clock 4 minutes ahead, short-lived access tokens and revoked refresh-token
-//! families, all at once. Bounded in count (32 tasks × 10 calls) and time (every call under a
+//! families, all at once. Bounded in count (32 tasks × 25 calls) and time (every call under a
 //! timeout, the whole run under a deadline).
 //!
 //! What it proves:
@@ -26,7 +26,7 @@ use ralio_sandbox::{Faults, NonceMode, Sandbox, TicketSpec};
 
 const BINDINGS: usize = 8;
 const TASKS_PER_BINDING: usize = 4;
-const CALLS_PER_TASK: usize = 10;
+const CALLS_PER_TASK: usize = 25;
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 const RUN_DEADLINE: Duration = Duration::from_secs(90);
 const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3);
@@ -64,10 +64,22 @@ fn class(e: &Error) -> &'static str {
     }
 }
 
+fn error_chain(e: &Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     ok: usize,
     errors: BTreeMap<&'static str, usize>,
+    /// One message per error class, for the summary.
+    examples: BTreeMap<&'static str, String>,
     chat_calls: usize,
     /// References of chat calls that succeeded (their payment must exist exactly once).
     paid_ok: Vec<String>,
@@ -210,7 +222,13 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
                             tally.paid_ok.push(reference);
                         }
                     }
-                    Err(e) => *tally.errors.entry(class(&e)).or_default() += 1,
+                    Err(e) => {
+                        *tally.errors.entry(class(&e)).or_default() += 1;
+                        tally
+                            .examples
+                            .entry(class(&e))
+                            .or_insert_with(|| error_chain(&e));
+                    }
                 }
             }
             tally
@@ -225,6 +243,7 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
         total.ok += t.ok;
         total.chat_calls += t.chat_calls;
         total.paid_ok.extend(t.paid_ok);
+        total.examples.extend(t.examples);
         for (k, v) in t.errors {
             *total.errors.entry(k).or_default() += v;
         }
@@ -242,6 +261,9 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
          {revocations} families revoked",
         total.ok, total.errors, total.chat_calls
     );
+    for (class, example) in &total.examples {
+        eprintln!("soak: e.g. {class}: {example}");
+    }
     assert_eq!(
         total.ok + failed,
         calls,
