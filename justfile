@@ -45,3 +45,16 @@ bench:
 # what CI runs: installs the test backends, fmt, clippy, tests
 ci:
     bash .ci/run
+
+# run every fuzz target for `secs` seconds each (cargo-fuzz on stable via RUSTC_BOOTSTRAP;
+# `cargo install cargo-fuzz --locked` once). Crashes land in fuzz/artifacts/<target>/.
+fuzz secs="180":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    for t in sse_chat_stream error_body key_pem key_jwk openapi_normalize; do
+      mkdir -p "corpus/$t"
+      cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
+      RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a "$t" "corpus/$t" -- \
+        -max_total_time={{secs}} -max_len=65536 -timeout=10 -rss_limit_mb=1024
+    done

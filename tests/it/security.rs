@@ -373,6 +373,25 @@ async fn endless_bodies_are_cut_where_the_sdk_buffers_them() {
         .unwrap_err();
     assert_eq!(e.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
     assert!(pulled.load(Ordering::Relaxed) < PULL_BOUND);
+
+    // A resource success body: the generated code buffers it whole, so it is capped too.
+    let (ok_url, pulled) = endless(StatusCode::OK).await;
+    let front = redirector_free_token_proxy(ok_url).await;
+    let client = RalioClient::builder()
+        .base_url(&front)
+        .credentials("cb_cap", PrivateKey::generate().unwrap())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .await
+        .unwrap();
+    let e = bounded("resource success", client.agents().list())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Transport { .. } | Error::Decode { .. }),
+        "{e:?}"
+    );
+    assert!(pulled.load(Ordering::Relaxed) < PULL_BOUND);
 }
 
 /// Serves the token endpoint itself and proxies everything else to `backend` by streaming

@@ -343,3 +343,29 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
         .count()
         .await;
 }
+
+/// Found by the soak: registration's first token request did not answer a `use_dpop_nonce`
+/// challenge, so registering against a server that requires nonces failed after the binding
+/// was created.
+#[tokio::test]
+async fn registration_mints_its_first_token_from_a_server_that_requires_nonces() {
+    let sb = Sandbox::builder()
+        .nonce_mode(NonceMode::Require)
+        .start()
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let binding = register(
+        &*store,
+        RegisterOptions::new()
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .base_url(sb.base_url()),
+    )
+    .await
+    .unwrap();
+    assert!(binding.client_id.starts_with("cb_"));
+    let counters = sb.counters();
+    assert_eq!(counters.token_mints, 1);
+    // One challenged try and one that carried the nonce: no loop.
+    assert_eq!(counters.requests.get("POST /oauth/token"), Some(&2));
+}
