@@ -130,7 +130,22 @@ pub enum StreamError {
     /// Reading the stream failed.
     #[error("reading the chat stream failed; the agent may have acted: check the payment intents")]
     Transport(#[source] Box<dyn StdError + Send + Sync + 'static>),
+    /// One event grew past [`MAX_EVENT_BYTES`] without ending: a broken or hostile server. The
+    /// SDK stops reading rather than buffer it.
+    #[error(
+        "the chat stream sent an event larger than {limit} bytes without ending it; the agent may \
+         have acted: check the payment intents, and report it"
+    )]
+    TooLarge {
+        /// The limit that was passed, in bytes.
+        limit: usize,
+    },
 }
+
+/// The largest chat event (all its lines) the SDK buffers. Real events are a few KiB; the SSE
+/// parser keeps an event in memory until its blank line, so without a cap a server could make
+/// it grow without bound.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 impl StreamError {
     /// Whether trying again later may work. The message may have been processed already.
@@ -146,6 +161,7 @@ impl StreamError {
 #[derive(Debug)]
 enum ByteError {
     Idle(Duration),
+    TooLarge(usize),
     Transport(Box<dyn StdError + Send + Sync + 'static>),
 }
 
@@ -153,6 +169,7 @@ impl std::fmt::Display for ByteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ByteError::Idle(d) => write!(f, "idle for {d:?}"),
+            ByteError::TooLarge(limit) => write!(f, "an event over {limit} bytes"),
             ByteError::Transport(_) => f.write_str("transport error"),
         }
     }
@@ -170,7 +187,39 @@ pin_project_lite::pin_project! {
         at_eof: Arc<AtomicBool>,
         waiting: bool,
         finished: bool,
+        // Size of the event being received (bytes since the last blank line) and the line
+        // state needed to find blank lines across chunks (`\n`, `\r\n` or `\r` endings).
+        event_bytes: usize,
+        line_empty: bool,
+        last_cr: bool,
     }
+}
+
+/// Advances the blank-line tracking over `chunk`; returns the size of the open event.
+fn track_event_size(
+    chunk: &[u8],
+    event_bytes: &mut usize,
+    line_empty: &mut bool,
+    last_cr: &mut bool,
+) -> usize {
+    for &b in chunk {
+        match b {
+            b'\n' if *last_cr => *last_cr = false,
+            b'\n' | b'\r' => {
+                *last_cr = b == b'\r';
+                if *line_empty {
+                    *event_bytes = 0;
+                }
+                *line_empty = true;
+            }
+            _ => {
+                *last_cr = false;
+                *line_empty = false;
+                *event_bytes += 1;
+            }
+        }
+    }
+    *event_bytes
 }
 
 impl<S, E> Stream for Bytestream<S>
@@ -188,6 +237,12 @@ where
         match this.inner.poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 *this.waiting = false;
+                let open =
+                    track_event_size(&chunk, this.event_bytes, this.line_empty, this.last_cr);
+                if open > MAX_EVENT_BYTES {
+                    *this.finished = true;
+                    return Poll::Ready(Some(Err(ByteError::TooLarge(MAX_EVENT_BYTES))));
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -273,6 +328,9 @@ impl ChatStream {
             waiting: false,
             at_eof: Arc::clone(&at_eof),
             finished: false,
+            event_bytes: 0,
+            line_empty: true,
+            last_cr: false,
         };
         ChatStream {
             events: Box::pin(adapter.eventsource()),
@@ -433,6 +491,9 @@ impl Stream for ChatStream {
                 EventStreamError::Transport(ByteError::Transport(source)) => {
                     StreamError::Transport(source)
                 }
+                EventStreamError::Transport(ByteError::TooLarge(limit)) => {
+                    StreamError::TooLarge { limit }
+                }
                 EventStreamError::Utf8(e) => StreamError::InvalidUtf8(e),
                 // The SSE grammar accepts every line; this cannot happen with well-formed UTF-8,
                 // but it must not be a silent end either.
@@ -520,6 +581,50 @@ event: reply\ndata: {\"text\":\"Paid \\u00a325 to Bob.\"}\n\n";
         let got = run(vec![FULL.as_bytes().to_vec()]).await;
         let want: Vec<_> = expected_full().into_iter().map(Ok).collect();
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn an_endless_event_is_cut_at_the_limit_not_buffered() {
+        // One data line that never ends, then many lines of one event that never ends: both
+        // stop with TooLarge once the limit is passed, in any chunking.
+        let line = vec![b'x'; 64 * 1024];
+        let mut endless_line = vec![b"event: text_delta\ndata: ".to_vec()];
+        endless_line.extend(std::iter::repeat_n(
+            line.clone(),
+            2 * MAX_EVENT_BYTES / line.len(),
+        ));
+        let mut many_lines = vec![b"event: text_delta\n".to_vec()];
+        let mut data_line = b"data: ".to_vec();
+        data_line.extend_from_slice(&line);
+        data_line.extend_from_slice(b"\r\n");
+        many_lines.extend(std::iter::repeat_n(
+            data_line,
+            2 * MAX_EVENT_BYTES / line.len(),
+        ));
+        for parts in [endless_line, many_lines] {
+            let got = run(parts).await;
+            assert_eq!(
+                got.len(),
+                1,
+                "{:?}",
+                got.iter().map(|r| r.is_ok()).collect::<Vec<_>>()
+            );
+            let err = got[0].as_ref().unwrap_err();
+            assert!(err.contains("larger than 1048576 bytes"), "{err}");
+        }
+        // Many events that together pass the limit are fine: the cap is per event.
+        let mut events = Vec::new();
+        let mut delta = b"event: text_delta\ndata: {\"text\":\"".to_vec();
+        delta.extend(std::iter::repeat_n(b'y', 60 * 1024));
+        delta.extend_from_slice(b"\"}\n\n");
+        events.extend(std::iter::repeat_n(
+            delta,
+            2 * MAX_EVENT_BYTES / (60 * 1024),
+        ));
+        events.push(b"event: reply\ndata: {\"text\":\"done\"}\n\n".to_vec());
+        let got = run(events).await;
+        assert!(got.iter().all(|r| r.is_ok()));
+        assert!(matches!(got.last(), Some(Ok(ChatEvent::Reply(_)))));
     }
 
     #[tokio::test]
