@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     let e = ApiError::from_parts(status, &headers, rest);
     if let Some(detail) = e.detail() {
         // JSON re-serialisation can escape bytes, so allow for that; raw text is capped exactly.
-        assert!(detail.len() <= 6 * 64 * 1024 + 64, "detail of {} bytes", detail.len());
+        assert!(
+            detail.len() <= 6 * 64 * 1024 + 64,
+            "detail of {} bytes",
+            detail.len()
+        );
     }
     let shown = e.to_string();
     let header_bytes: usize = headers.values().map(|v| v.len()).sum();
@@ -43,5 +47,11 @@ fuzz_target!(|data: &[u8]| {
         "Display of {} bytes",
         shown.len()
     );
-    let _ = (e.code(), e.retry_after(), e.www_authenticate(), e.request_id(), e.body());
+    let _ = (
+        e.code(),
+        e.retry_after(),
+        e.www_authenticate(),
+        e.request_id(),
+        e.body(),
+    );
 });

@@ -29,14 +29,25 @@ fuzz_target!(|data: &[u8]| {
             // also occurs in one of them, or the check would blame the echo of a public member.
             // A real scalar is base64url, so only such values are checked.
             let elsewhere = |d: &str| {
-                parsed.as_ref().and_then(|v| v.as_object()).is_some_and(|map| {
-                    map.iter().filter(|(k, _)| k.as_str() != "d").any(|(_, v)| {
-                        let raw = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-                        raw.contains(d) || format!("{raw:?}").contains(d) || v.to_string().contains(d)
+                parsed
+                    .as_ref()
+                    .and_then(|v| v.as_object())
+                    .is_some_and(|map| {
+                        map.iter().filter(|(k, _)| k.as_str() != "d").any(|(_, v)| {
+                            let raw = v
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string());
+                            raw.contains(d)
+                                || format!("{raw:?}").contains(d)
+                                || v.to_string().contains(d)
+                        })
                     })
-                })
             };
-            let base64url = |d: &str| d.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            let base64url = |d: &str| {
+                d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            };
             if let Some(d) = d.filter(|d| d.len() >= 8 && base64url(d) && !elsewhere(d)) {
                 let shown = format!("{e} {e:?}");
                 assert!(!shown.contains(&d), "the error echoes `d`: {shown}");

@@ -15,7 +15,10 @@ fn check(key: &PrivateKey) {
     let jwk = key.to_private_jwk();
     let v: serde_json::Value = serde_json::from_str(jwk.expose_secret()).expect("our own JWK");
     let d = v["d"].as_str().expect("d");
-    assert!(!format!("{key:?}").contains(d), "Debug shows the private scalar");
+    assert!(
+        !format!("{key:?}").contains(d),
+        "Debug shows the private scalar"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -28,15 +31,22 @@ fuzz_target!(|data: &[u8]| {
                 // (Lines with other characters can match the fixed message texts themselves.)
                 let base64_line = |l: &&str| {
                     l.len() >= 24
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
                 };
                 if let Some(line) = text.lines().find(base64_line) {
-                    assert!(!shown.contains(line), "the error echoes the key text: {shown}");
+                    assert!(
+                        !shown.contains(line),
+                        "the error echoes the key text: {shown}"
+                    );
                 }
             }
         }
     }
-    for key in [PrivateKey::from_pkcs8_der(data), PrivateKey::from_sec1_der(data)] {
+    for key in [
+        PrivateKey::from_pkcs8_der(data),
+        PrivateKey::from_sec1_der(data),
+    ] {
         if let Ok(key) = key {
             check(&key);
         }

@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(out) = openapi_normalize::normalize(doc) {
-        let again = openapi_normalize::normalize(out.clone()).expect("normalised output normalises");
+        let again =
+            openapi_normalize::normalize(out.clone()).expect("normalised output normalises");
         assert_eq!(again, out, "normalising twice changed the document");
     }
 });

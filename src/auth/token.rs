@@ -705,9 +705,8 @@ impl TokenManager {
                         source,
                     })
                 })?;
-            // The body holds the tokens: keep our copy in a buffer that is wiped on drop
-            // (`Vec::from(Bytes)` reuses the allocation when it is not shared).
-            let body = Zeroizing::new(Vec::from(body));
+            // The body holds the tokens: keep our copy in a buffer that is wiped on drop.
+            let body = Zeroizing::new(body);
             if status.is_success() {
                 let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
                     Failure::Other(AuthError::TokenResponse {

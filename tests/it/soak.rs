@@ -186,7 +186,7 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
                     faults.stream_error_after = Some(1);
                 }
                 sb.set_faults(faults);
-                if tick % 5 == 0 {
+                if tick.is_multiple_of(5) {
                     sb.revoke_refresh_family(&ids[(tick / 5) % ids.len()])
                         .unwrap();
                     revocations += 1;
