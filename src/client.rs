@@ -1818,4 +1818,51 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         assert_eq!(tp.len(), 55);
         assert!(headers[1].get("traceparent").is_none());
     }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_is_a_decode_error() {
+        let (client, mock) = start(one_agent()).await;
+        mock.script
+            .lock()
+            .unwrap()
+            .insert("transactions", vec![(200, "{\"transactions\": 12}")]);
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    operation: "transactions.list",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        // A float amount is refused rather than rounded.
+        mock.script.lock().unwrap().insert(
+            "transactions",
+            vec![(
+                200,
+                r#"{"transactions":[{"id":"t","amount":"12,50","currency":"GBP","status":"completed"}],"total":1,"page":1,"per_page":50}"#,
+            )],
+        );
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+        assert!(
+            std::error::Error::source(&err)
+                .unwrap()
+                .to_string()
+                .contains("12,50")
+        );
+    }
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Error>();
+        send_sync::<RalioClient>();
+        send::<ChatStream>();
+        send_sync::<crate::Page<Transaction>>();
+    }
 }
