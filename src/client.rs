@@ -1759,6 +1759,9 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Other tests register and drop subscribers on other threads; recompute the cached
+        // callsite interest now that this one is in place, or its events may be filtered out.
+        tracing::callsite::rebuild_interest_cache();
         let m = Mock {
             transactions: 2,
             ..one_agent()

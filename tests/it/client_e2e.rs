@@ -690,6 +690,9 @@ async fn no_secret_reaches_the_logs() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests register and drop subscribers on other threads; recompute the cached callsite
+    // interest now that this one is in place, or its events may be filtered out.
+    tracing::callsite::rebuild_interest_cache();
 
     let sb = sandbox().await;
     let key = PrivateKey::generate().unwrap();
