@@ -1,1 +1,451 @@
-//! A faithful, strict local Ralio API. Work in progress.
+//! `ralio-sandbox`: a faithful, strict local implementation of the Ralio API.
+//!
+//! Every test, example and demo of the `ralio` SDK runs against it, and users can run their own
+//! integration tests against it. It implements the wire protocol in `shared/PROTOCOL.md`
+//! independently of the SDK: assertions and DPoP proofs are verified here with `p256` and `sha2`
+//! directly, so the SDK and the sandbox check each other.
+//!
+//! # Behaviour worth knowing
+//!
+//! - Registration, token endpoint and resources follow `shared/PROTOCOL.md`, error codes and
+//!   statuses included. Assertions may live at most 300 s; `iat` may be at most 10 s in the
+//!   future; proofs are accepted up to 300 s old; every `jti` is single-use.
+//! - A missing `Authorization` header gets `401` with `WWW-Authenticate: DPoP algs="ES256"` and no
+//!   error code (RFC 6750 §3.1); a proof whose key is not the token's gets `invalid_dpop_proof`;
+//!   a missing scope gets `403` with `error="insufficient_scope"`.
+//! - [`NonceMode::Require`] also requires a DPoP proof at the token endpoint (without one the
+//!   answer is `400 use_dpop_nonce` with a `DPoP-Nonce` header). Nonces rotate every 60 s (or
+//!   on [`Sandbox::rotate_nonce`]); the previous nonce stays valid for one rotation.
+//! - Every response carries `Date` from the server's clock, which the clock-offset fault moves.
+//! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
+//!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
+//!
+//! # Admin API (only with [`SandboxBuilder::admin_api`])
+//!
+//! | method, path | body | answer |
+//! | --- | --- | --- |
+//! | `POST /sandbox/tickets` | `{agent_id?, scopes?, expires_in? (s)}` | `201 {ticket, agent_id, scopes}` |
+//! | `GET /sandbox/counters` | | [`Counters`] |
+//! | `GET`/`PUT /sandbox/faults` | [`Faults`] (`latency_ms`) | the faults now in force |
+//! | `GET /sandbox/registrations` | | `{fingerprints: [..]}` pending legacy registrations |
+//! | `POST /sandbox/registrations/{poll_token or fingerprint}/approve` | | `{client_id}` |
+//! | `POST /sandbox/registrations/{poll_token or fingerprint}/reject` | | `204` |
+//! | `GET /sandbox/payment-intents/pending` | | `{ids: [..]}` newest first |
+//! | `POST /sandbox/payment-intents/{id}/approve` | | `204` (the intent executes) |
+//! | `POST /sandbox/payment-intents/{id}/reject` | `{reason?}` | `204` |
+//! | `POST /sandbox/bindings/{client_id}/revoke` | | `204` |
+//! | `POST /sandbox/bindings/{client_id}/revoke-refresh-family` | | `204` |
+//! | `POST /sandbox/nonce/rotate` | | `204` |
+//!
+//! Unknown ids answer `404`, an intent that is not pending `409`, both `{"detail": "…"}`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ralio_sandbox::SandboxError> {
+//! use ralio_sandbox::{Sandbox, TicketSpec};
+//! let sandbox = Sandbox::builder().seed(7).start().await?;
+//! let ticket = sandbox.mint_ticket(TicketSpec::default());
+//! println!("{} {}", sandbox.base_url(), ticket.len());
+//! # Ok(()) }
+//! ```
+
+// Handlers answer early with a ready `Response` as the error side; it is not a hot path.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Scope that lets a binding chat with its agent.
+pub const SCOPE_AGENTS_EXECUTE: &str = "agents:execute";
+/// Scope that lets a binding read transactions and payment intents.
+pub const SCOPE_TRANSACTIONS_READ: &str = "transactions:read";
+/// Human-only scope: a credential binding can never hold it.
+pub const SCOPE_AGENTS_CONFIG: &str = "agents:config";
+
+/// How the server uses DPoP nonces (RFC 9449 §8 and §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum NonceMode {
+    /// No nonces (the Ralio default).
+    #[default]
+    Off,
+    /// Fresh nonces ride on responses; a proof without a nonce is accepted, one with a stale
+    /// nonce is challenged with `use_dpop_nonce`.
+    Offer,
+    /// Every proof must carry a current server nonce, else `use_dpop_nonce`.
+    Require,
+}
+
+/// What a registration ticket grants. `Default`: the default agent, both binding scopes, 1 hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketSpec {
+    /// Agent the binding will act for; `None` means the sandbox's default agent. An unknown id
+    /// creates that agent.
+    pub agent_id: Option<String>,
+    /// Scope ceiling of the ticket.
+    pub scopes: Vec<String>,
+    /// Time until the ticket expires (by the server's clock).
+    pub expires_in: Duration,
+}
+
+impl Default for TicketSpec {
+    fn default() -> Self {
+        Self {
+            agent_id: None,
+            scopes: vec![
+                SCOPE_AGENTS_EXECUTE.to_owned(),
+                SCOPE_TRANSACTIONS_READ.to_owned(),
+            ],
+            expires_in: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Injected faults. All off by default. Set with [`SandboxBuilder::faults`],
+/// [`Sandbox::set_faults`] or `PUT /sandbox/faults` (same JSON shape as this struct, durations in
+/// milliseconds as `latency_ms`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Fraction (0.0 to 1.0) of Ralio API requests answered with `error_status`.
+    pub error_rate: f64,
+    /// The next N requests of a route answer `error_status`. Keys are route keys such as
+    /// `"POST /api/chat"` or `"GET /api/transactions"` (method, space, route pattern).
+    pub fail_next: BTreeMap<String, u32>,
+    /// Status of injected errors; 0 means 500.
+    pub error_status: u16,
+    /// Latency added before every Ralio API request is handled.
+    #[serde(with = "duration_ms", rename = "latency_ms")]
+    pub latency: Duration,
+    /// Cut the chat stream's connection after this many events (no `reply` arrives).
+    pub stream_cut_after: Option<u32>,
+    /// Send an `error` event after this many events and end the stream.
+    pub stream_error_after: Option<u32>,
+    /// Seconds the server's clock is ahead (positive) or behind (negative) the real one. It shows
+    /// in the `Date` header and in every `iat`/`exp` check.
+    pub clock_offset_secs: i64,
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Request counters, so tests can assert "exactly one mint".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Successful `client_credentials` grants.
+    pub token_mints: u64,
+    /// Successful `refresh_token` grants.
+    pub refreshes: u64,
+    /// Registration requests answered 201 or 202.
+    pub registrations: u64,
+    /// Every request that reached `POST /api/chat` or `POST /api/chat/stream`, whatever its outcome.
+    pub chat_posts: u64,
+    /// Requests per route key (`"GET /api/agents"`, `"POST /oauth/token"`, ...), whatever their outcome.
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// Errors of the sandbox's own Rust API (not the HTTP API).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The listening socket could not be bound.
+    #[error("could not listen on {addr}: choose a free address or port 0")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No payment intent has that id.
+    #[error("no payment intent {id} in this sandbox: list them with GET /api/payment-intents")]
+    UnknownIntent {
+        /// Id asked for.
+        id: String,
+    },
+    /// The intent is not waiting for approval.
+    #[error(
+        "payment intent {id} is {status}, not pending_approval: only pending intents can be decided"
+    )]
+    IntentNotPending {
+        /// Intent id.
+        id: String,
+        /// Its approval status.
+        status: String,
+    },
+    /// No pending legacy registration matches.
+    #[error(
+        "no pending registration matches: pass the poll token or the key fingerprint of a registration answered 202"
+    )]
+    UnknownRegistration,
+    /// No binding has that client id.
+    #[error("no credential binding {client_id} in this sandbox")]
+    UnknownBinding {
+        /// Client id asked for.
+        client_id: String,
+    },
+    /// A builder setting is out of range.
+    #[error("invalid sandbox setting {setting}: {reason}")]
+    InvalidConfig {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Configures and starts a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxBuilder {
+    config: Config,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) seed: u64,
+    pub(crate) nonce_mode: NonceMode,
+    pub(crate) legacy_registration: bool,
+    pub(crate) access_token_lifetime: Duration,
+    pub(crate) refresh_token_lifetime: Duration,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) admin_api: bool,
+    pub(crate) addr: SocketAddr,
+    pub(crate) balance: Decimal,
+    pub(crate) spend_limit: Decimal,
+    pub(crate) approval_threshold: Decimal,
+    pub(crate) faults: Faults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            nonce_mode: NonceMode::Off,
+            legacy_registration: false,
+            access_token_lifetime: Duration::from_secs(1800),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            rate_limit: None,
+            admin_api: false,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            balance: Decimal::new(1_000_000, 2),
+            spend_limit: Decimal::new(100_000, 2),
+            approval_threshold: Decimal::new(10_000, 2),
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// Seed of the deterministic ids and of the fault dice (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+    /// DPoP nonce behaviour (default [`NonceMode::Off`]).
+    pub fn nonce_mode(mut self, mode: NonceMode) -> Self {
+        self.config.nonce_mode = mode;
+        self
+    }
+    /// Registration answers 202 with a poll token and waits for approval (default false).
+    pub fn legacy_registration(mut self, on: bool) -> Self {
+        self.config.legacy_registration = on;
+        self
+    }
+    /// Lifetime of access tokens (default 1800 s).
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.access_token_lifetime = lifetime;
+        self
+    }
+    /// Requests per second per binding on the resource endpoints; `None` (default) is unlimited.
+    pub fn rate_limit(mut self, per_second: Option<u32>) -> Self {
+        self.config.rate_limit = per_second;
+        self
+    }
+    /// Seconds the server's clock runs ahead (positive) or behind (negative).
+    pub fn clock_offset(mut self, secs: i64) -> Self {
+        self.config.faults.clock_offset_secs = secs;
+        self
+    }
+    /// Serve the admin API under `/sandbox/…` (default false).
+    pub fn admin_api(mut self, on: bool) -> Self {
+        self.config.admin_api = on;
+        self
+    }
+    /// Listening address (default `127.0.0.1:0`, a free port).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.config.addr = addr;
+        self
+    }
+    /// Starting balance of every agent, GBP (default 10,000.00).
+    pub fn balance(mut self, amount: Decimal) -> Self {
+        self.config.balance = amount;
+        self
+    }
+    /// Largest single payment the agent may make, GBP (default 1,000.00).
+    pub fn spend_limit(mut self, amount: Decimal) -> Self {
+        self.config.spend_limit = amount;
+        self
+    }
+    /// Payments above this wait for approval, GBP (default 100.00).
+    pub fn approval_threshold(mut self, amount: Decimal) -> Self {
+        self.config.approval_threshold = amount;
+        self
+    }
+    /// Initial faults (default none). `clock_offset` set before is overwritten.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.config.faults = faults;
+        self
+    }
+
+    /// Binds the socket and starts serving in the background on the current Tokio runtime.
+    pub async fn start(self) -> Result<Sandbox, SandboxError> {
+        server::start(self.config).await
+    }
+}
+
+/// A running sandbox. It shuts down when dropped.
+pub struct Sandbox {
+    base_url: String,
+    state: Arc<state::Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Sandbox {
+    /// A builder with the defaults.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder {
+            config: Config::default(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The absolute token URL (`aud` of client assertions, `htu` of token-endpoint proofs).
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.base_url)
+    }
+
+    /// Mints a one-time registration ticket `ralio-reg-…`.
+    pub fn mint_ticket(&self, spec: TicketSpec) -> String {
+        self.state.mint_ticket(spec)
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> Counters {
+        self.state.counters()
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.set_faults(faults);
+    }
+
+    /// The current faults.
+    pub fn faults(&self) -> Faults {
+        self.state.faults()
+    }
+
+    /// Approves a pending legacy registration, found by poll token or key fingerprint (jkt).
+    /// Returns the new binding's client id.
+    pub fn approve_binding(&self, poll_token_or_fingerprint: &str) -> Result<String, SandboxError> {
+        self.state
+            .decide_registration(poll_token_or_fingerprint, true)
+            .map(|c| c.unwrap_or_default())
+    }
+
+    /// Rejects a pending legacy registration, found by poll token or key fingerprint (jkt).
+    pub fn reject_binding(&self, poll_token_or_fingerprint: &str) -> Result<(), SandboxError> {
+        self.state
+            .decide_registration(poll_token_or_fingerprint, false)
+            .map(|_| ())
+    }
+
+    /// Key fingerprints (jkt) of the legacy registrations waiting for a decision.
+    pub fn pending_binding_fingerprints(&self) -> Vec<String> {
+        self.state.pending_registration_fingerprints()
+    }
+
+    /// Approves a payment intent waiting for approval; it executes at once.
+    pub fn approve_intent(&self, id: &str) -> Result<(), SandboxError> {
+        self.state.decide_intent(id, None)
+    }
+
+    /// Rejects a payment intent waiting for approval, with a decision reason.
+    pub fn reject_intent(&self, id: &str, reason: &str) -> Result<(), SandboxError> {
+        self.state.decide_intent(id, Some(reason))
+    }
+
+    /// Ids of the payment intents waiting for approval, newest first.
+    pub fn pending_intent_ids(&self) -> Vec<String> {
+        self.state.pending_intent_ids()
+    }
+
+    /// Revokes every refresh-token family of the binding, with the access tokens issued from them.
+    pub fn revoke_refresh_family(&self, client_id: &str) -> Result<(), SandboxError> {
+        self.state.revoke_families(client_id)
+    }
+
+    /// Revokes the binding: its tokens die and its assertions are refused with `invalid_client`.
+    pub fn revoke_binding(&self, client_id: &str) -> Result<(), SandboxError> {
+        self.state.revoke_binding(client_id)
+    }
+
+    /// Replaces the server's DPoP nonce now (the previous one stays valid until the next rotation).
+    pub fn rotate_nonce(&self) {
+        self.state.rotate_nonce();
+    }
+
+    /// Current balance of an agent, GBP; `None` for an unknown agent.
+    pub fn balance(&self, agent_id: &str) -> Option<Decimal> {
+        self.state.lock().agents.get(agent_id).map(|a| a.balance)
+    }
+
+    /// Id of the agent that tickets bind to by default.
+    pub fn default_agent_id(&self) -> String {
+        self.state.default_agent_id()
+    }
+}
+
+mod admin;
+mod agent;
+mod auth;
+mod jose;
+mod oauth;
+mod registration;
+mod resources;
+mod server;
+mod state;

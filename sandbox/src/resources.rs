@@ -1,0 +1,359 @@
+//! The DPoP-protected resources: agents, chat, chat stream, transactions, payment intents.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::agent::{self, Event, Turn};
+use crate::auth::{Caller, authenticate};
+use crate::server::{St, detail, json_body, opt_str, req_str, validation_error, verr};
+use crate::state::Shared;
+use crate::{SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ};
+
+/// Pause between stream events, so each reaches the client as its own write.
+const STREAM_PACE: Duration = Duration::from_millis(15);
+/// Largest `per_page`.
+const MAX_PER_PAGE: u64 = 200;
+
+pub(crate) async fn agents(
+    State(st): St,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match authenticate(&st, &method, &headers, uri.path(), None) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let inner = st.lock();
+    let list: Vec<Value> = inner
+        .agents
+        .get(&caller.agent_id)
+        .map(|a| a.json())
+        .into_iter()
+        .collect();
+    axum::Json(list).into_response()
+}
+
+/// Validated chat request, or the response to send instead.
+fn chat_request(
+    st: &Shared,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Turn, Response> {
+    let m = json_body(headers, body)?;
+    let mut errors = Vec::new();
+    let agent_id = req_str(&m, "agent_id", &mut errors);
+    let message = req_str(&m, "message", &mut errors);
+    let conversation_id = opt_str(&m, "conversation_id", &mut errors);
+    let (Some(agent_id), Some(message), true) = (agent_id, message, errors.is_empty()) else {
+        return Err(validation_error(errors));
+    };
+    let mut inner = st.lock();
+    if !inner.agents.contains_key(&agent_id) {
+        return Err(detail(
+            StatusCode::NOT_FOUND,
+            format!("Agent {agent_id} not found: list your agents with GET /api/agents"),
+        ));
+    }
+    if agent_id != caller.agent_id {
+        return Err(detail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "This credential binding acts for agent {} only",
+                caller.agent_id
+            ),
+        ));
+    }
+    if let Some(cid) = &conversation_id {
+        let known = inner
+            .agents
+            .get(&agent_id)
+            .is_some_and(|a| a.conversations.contains_key(cid));
+        if !known {
+            return Err(detail(
+                StatusCode::NOT_FOUND,
+                format!("Conversation {cid} not found: omit conversation_id to start a new one"),
+            ));
+        }
+    }
+    Ok(agent::run_turn(
+        &mut inner,
+        &st.config,
+        &agent_id,
+        conversation_id,
+        &message,
+    ))
+}
+
+pub(crate) async fn chat(
+    State(st): St,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match authenticate(
+        &st,
+        &method,
+        &headers,
+        uri.path(),
+        Some(SCOPE_AGENTS_EXECUTE),
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let turn = match chat_request(&st, &caller, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    axum::Json(json!({
+        "reply": turn.reply,
+        "conversation_id": turn.conversation_id,
+        "new_messages": turn.new_messages,
+    }))
+    .into_response()
+}
+
+fn sse(name: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+pub(crate) async fn chat_stream(
+    State(st): St,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match authenticate(
+        &st,
+        &method,
+        &headers,
+        uri.path(),
+        Some(SCOPE_AGENTS_EXECUTE),
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let turn = match chat_request(&st, &caller, &headers, &body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let faults = st.faults();
+    let assistant_id = turn.new_messages.last().map(|m| m.id.clone());
+    let mut events: Vec<Event> = vec![(
+        "conversation",
+        json!({ "conversation_id": turn.conversation_id }),
+    )];
+    events.extend(turn.tool_events);
+    events.extend(
+        agent::deltas(&turn.reply)
+            .into_iter()
+            .map(|t| ("text_delta", json!({ "text": t }))),
+    );
+    events.push((
+        "reply",
+        json!({ "text": turn.reply, "conversation_id": turn.conversation_id, "message_id": assistant_id, "payment_intent_id": turn.payment_intent_id }),
+    ));
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        // A comment first: clients must skip it.
+        if tx
+            .send(Ok(Bytes::from_static(b": ralio-sandbox stream\n\n")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for (i, (name, data)) in events.iter().enumerate() {
+            let sent = u32::try_from(i).unwrap_or(u32::MAX);
+            // Paced so each event (and what came before a cut) leaves as its own write.
+            tokio::time::sleep(STREAM_PACE).await;
+            if faults.stream_cut_after == Some(sent) {
+                // Let hyper take what was sent so far, then an error body frame makes it drop the
+                // connection mid-body.
+                while tx.capacity() < tx.max_capacity() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let _ = tx
+                    .send(Err(std::io::Error::other("injected stream cut")))
+                    .await;
+                return;
+            }
+            if faults.stream_error_after == Some(sent) {
+                let _ = tx.send(Ok(sse("error", &json!({ "message": "Injected fault (ralio-sandbox): the agent failed mid-stream" })))).await;
+                return;
+            }
+            if tx.send(Ok(sse(name, data))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+struct PageQuery {
+    page: u64,
+    per_page: u64,
+    agent_id: Option<String>,
+}
+
+/// `page` ≥ 1 (default 1), 1 ≤ `per_page` ≤ 200 (default 50), FastAPI-style 422 otherwise.
+fn page_query(raw: Option<&str>) -> Result<PageQuery, Response> {
+    let mut q = PageQuery {
+        page: 1,
+        per_page: 50,
+        agent_id: None,
+    };
+    let mut errors = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let (name, min, max) = match k.as_ref() {
+            "page" => ("page", 1, u64::MAX),
+            "per_page" => ("per_page", 1, MAX_PER_PAGE),
+            "agent_id" => {
+                q.agent_id = Some(v.to_string());
+                continue;
+            }
+            _ => continue,
+        };
+        let loc = [Value::from("query"), Value::from(name)];
+        let Ok(n) = v.trim().parse::<i64>() else {
+            errors.push(verr(
+                "int_parsing",
+                &loc,
+                "Input should be a valid integer, unable to parse string as an integer",
+                Value::from(v.as_ref()),
+            ));
+            continue;
+        };
+        if n < min as i64 {
+            let mut e = verr(
+                "greater_than_equal",
+                &loc,
+                &format!("Input should be greater than or equal to {min}"),
+                Value::from(v.as_ref()),
+            );
+            e["ctx"] = json!({ "ge": min });
+            errors.push(e);
+            continue;
+        }
+        if n as u64 > max {
+            let mut e = verr(
+                "less_than_equal",
+                &loc,
+                &format!("Input should be less than or equal to {max}"),
+                Value::from(v.as_ref()),
+            );
+            e["ctx"] = json!({ "le": max });
+            errors.push(e);
+            continue;
+        }
+        if name == "page" {
+            q.page = n as u64
+        } else {
+            q.per_page = n as u64
+        }
+    }
+    if errors.is_empty() {
+        Ok(q)
+    } else {
+        Err(validation_error(errors))
+    }
+}
+
+/// Shared body of the two paged lists.
+fn paged(
+    st: &Shared,
+    method: &Method,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    key: &str,
+    pick: fn(&crate::state::Agent) -> Vec<Value>,
+) -> Response {
+    let caller = match authenticate(
+        st,
+        method,
+        headers,
+        uri.path(),
+        Some(SCOPE_TRANSACTIONS_READ),
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = match page_query(uri.query()) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    if let Some(a) = &q.agent_id
+        && *a != caller.agent_id
+    {
+        return detail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "This credential binding can read agent {} only",
+                caller.agent_id
+            ),
+        );
+    }
+    let inner = st.lock();
+    let mut all = inner
+        .agents
+        .get(&caller.agent_id)
+        .map(pick)
+        .unwrap_or_default();
+    all.reverse(); // newest first
+    let total = all.len();
+    let skip = usize::try_from((q.page - 1).saturating_mul(q.per_page)).unwrap_or(usize::MAX);
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip(skip)
+        .take(q.per_page as usize)
+        .collect();
+    axum::Json(json!({ key: items, "total": total, "page": q.page, "per_page": q.per_page }))
+        .into_response()
+}
+
+pub(crate) async fn transactions(
+    State(st): St,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    paged(&st, &method, &uri, &headers, "transactions", |a| {
+        a.transactions
+            .iter()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect()
+    })
+}
+
+pub(crate) async fn payment_intents(
+    State(st): St,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    paged(&st, &method, &uri, &headers, "payment_intents", |a| {
+        a.intents
+            .iter()
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .collect()
+    })
+}

@@ -1,0 +1,287 @@
+//! Router assembly, cross-cutting middleware (Date, counters, faults, nonces, logging) and the
+//! response helpers every handler shares.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::state::Shared;
+use crate::{Config, NonceMode, Sandbox, SandboxError, admin, oauth, registration, resources};
+
+const OPENAPI: &str = include_str!("../../openapi/ralio.json");
+
+pub(crate) type St = State<Arc<Shared>>;
+
+pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
+    if config.rate_limit == Some(0) {
+        return Err(SandboxError::InvalidConfig {
+            setting: "rate_limit",
+            reason: "must be at least 1 request per second, or None",
+        });
+    }
+    if config.access_token_lifetime.as_secs() == 0 {
+        return Err(SandboxError::InvalidConfig {
+            setting: "access_token_lifetime",
+            reason: "must be at least one second",
+        });
+    }
+    let addr = config.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SandboxError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| SandboxError::Bind { addr, source })?;
+    let base_url = format!("http://{local}");
+    let admin_on = config.admin_api;
+    let state = Arc::new(Shared::new(config, base_url.clone()));
+
+    let api = Router::new()
+        .route(
+            "/api/credential-bindings/registrations",
+            post(registration::register),
+        )
+        .route(
+            "/api/credential-bindings/registrations/{poll_token}",
+            get(registration::poll),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/api/agents", get(resources::agents))
+        .route("/api/chat", post(resources::chat))
+        .route("/api/chat/stream", post(resources::chat_stream))
+        .route("/api/transactions", get(resources::transactions))
+        .route("/api/payment-intents", get(resources::payment_intents))
+        .route_layer(middleware::from_fn_with_state(state.clone(), api_layer));
+    let mut app = Router::new().merge(api).route(
+        "/openapi.json",
+        get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+    );
+    if admin_on {
+        app = app.merge(admin::router(state.clone()));
+    }
+    let app = app
+        .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(middleware::from_fn_with_state(state.clone(), date_layer))
+        .with_state(state.clone());
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "ralio-sandbox stopped");
+        }
+    });
+    Ok(Sandbox {
+        base_url,
+        state,
+        shutdown: Some(tx),
+    })
+}
+
+/// Every response carries `Date` from the server's (possibly offset) clock: the SDK measures clock
+/// skew with it.
+async fn date_layer(State(st): St, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let now: SystemTime = st.now().into();
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        res.headers_mut().insert(header::DATE, v);
+    }
+    res
+}
+
+/// Ralio API routes only: counters, the request log, latency and error faults, fresh nonces.
+async fn api_layer(State(st): St, req: Request, next: Next) -> Response {
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(p) => format!("{} {}", req.method(), p.as_str()),
+        None => format!("{} {}", req.method(), req.uri().path()),
+    };
+    let started = Instant::now();
+    let (latency, injected) = {
+        let mut inner = st.lock();
+        *inner.counters.requests.entry(route.clone()).or_insert(0) += 1;
+        if route.starts_with("POST /api/chat") {
+            inner.counters.chat_posts += 1;
+        }
+        let status = match inner.faults.error_status {
+            0 => StatusCode::INTERNAL_SERVER_ERROR,
+            s => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+        let mut injected = None;
+        if let Some(n) = inner.faults.fail_next.get_mut(&route).filter(|n| **n > 0) {
+            *n -= 1;
+            injected = Some(status);
+        }
+        let rate = inner.faults.error_rate;
+        if injected.is_none() && rate > 0.0 && inner.rng.random::<f64>() < rate {
+            injected = Some(status);
+        }
+        (inner.faults.latency, injected)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut res = match injected {
+        Some(status) => detail(
+            status,
+            "Injected fault (ralio-sandbox): the server failed this request on purpose",
+        ),
+        None => next.run(req).await,
+    };
+    if st.config.nonce_mode != NonceMode::Off && !res.headers().contains_key("dpop-nonce") {
+        let nonce = st.lock().current_nonce();
+        if let Ok(v) = HeaderValue::from_str(&nonce) {
+            res.headers_mut().insert("dpop-nonce", v);
+        }
+    }
+    // Route pattern, not the raw path: a poll token in the path is a secret.
+    // The DPoP error code helps whoever reads the log; it is not a secret.
+    let challenge = res
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("error=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .unwrap_or("")
+        .to_owned();
+    tracing::info!(target: "ralio_sandbox", route = %route, status = res.status().as_u16(), challenge = %challenge, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "request");
+    res
+}
+
+/// A FastAPI-style `{"detail": "…"}` response.
+pub(crate) fn detail(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "detail": msg.into() }))).into_response()
+}
+
+/// A FastAPI-style 422 with a list of validation errors.
+pub(crate) fn validation_error(errors: Vec<Value>) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "detail": errors })),
+    )
+        .into_response()
+}
+
+/// One FastAPI/pydantic validation error entry.
+pub(crate) fn verr(kind: &str, loc: &[Value], msg: &str, input: Value) -> Value {
+    json!({ "type": kind, "loc": loc, "msg": msg, "input": input })
+}
+
+/// Parses a JSON object body, or the 422 FastAPI gives for a malformed one.
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, Response> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return Err(validation_error(vec![verr(
+            "model_attributes_type",
+            &["body".into()],
+            "Input should be a valid dictionary or object to extract fields from (send Content-Type: application/json)",
+            Value::String(String::from_utf8_lossy(body).chars().take(200).collect()),
+        )]));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(validation_error(vec![verr(
+            "model_attributes_type",
+            &["body".into()],
+            "Input should be a valid dictionary or object to extract fields from",
+            other,
+        )])),
+        Err(e) => Err(validation_error(vec![json!({
+            "type": "json_invalid",
+            "loc": ["body", e.column()],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": { "error": e.to_string() },
+        })])),
+    }
+}
+
+/// A required string field of a JSON body, recording a validation error when absent or wrong.
+pub(crate) fn req_str(
+    m: &serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<Value>,
+) -> Option<String> {
+    match m.get(name) {
+        None => {
+            errors.push(verr(
+                "missing",
+                &["body".into(), name.into()],
+                "Field required",
+                Value::Object(m.clone()),
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            errors.push(verr(
+                "string_type",
+                &["body".into(), name.into()],
+                "Input should be a valid string",
+                other.clone(),
+            ));
+            None
+        }
+    }
+}
+
+/// An optional string field (absent or null is `None`).
+pub(crate) fn opt_str(
+    m: &serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<Value>,
+) -> Option<String> {
+    match m.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            errors.push(verr(
+                "string_type",
+                &["body".into(), name.into()],
+                "Input should be a valid string",
+                other.clone(),
+            ));
+            None
+        }
+    }
+}
+
+/// The absolute URL the client addressed (scheme http, its `Host`), for `htu` and `aud`.
+pub(crate) fn request_url(st: &Shared, headers: &HeaderMap, path: &str) -> String {
+    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if !host.is_empty() => format!("http://{host}{path}"),
+        _ => format!("{}{path}", st.base_url),
+    }
+}
+
+/// An empty body with a status, for admin answers with nothing to say.
+pub(crate) fn no_content() -> Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
