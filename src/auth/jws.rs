@@ -215,9 +215,7 @@ impl JwsSigner {
             ath: req.access_token.map(ath),
             nonce: req.nonce,
         };
-        self.sign(&self.proof_header, &claims)
-            .await
-            .map(DpopProof)
+        self.sign(&self.proof_header, &claims).await.map(DpopProof)
     }
 
     /// Signs a client assertion: `iss = sub = client_id`, `aud`, `iat`, `exp = iat + lifetime`,

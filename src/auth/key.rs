@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use pkcs8::der::pem::LineEnding;
-use pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, ObjectIdentifier};
+use pkcs8::{EncodePrivateKey as _, ObjectIdentifier};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -434,7 +434,7 @@ impl PrivateKey {
         let ec = sec1::EcPrivateKey::try_from(info.private_key)
             .map_err(|_| malformed("the PKCS#8 document does not hold a SEC1 EC private key"))?;
         check_sec1(&ec)?;
-        let secret = p256::SecretKey::from_pkcs8_der(der)
+        let secret = p256::SecretKey::from_slice(ec.private_key)
             .map_err(|_| malformed("the PKCS#8 document does not hold a valid P-256 key"))?;
         let key = Self::from_secret(secret)?;
         key.check_embedded_public(ec.public_key.or(info.public_key))?;

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
+use zeroize::Zeroizing;
 
 use super::clock::{Clock, Skew, SystemClock};
 use super::error::AuthError;
@@ -693,6 +694,9 @@ impl TokenManager {
                     source,
                 })
             })?;
+            // The body holds the tokens: keep our copy in a buffer that is wiped on drop
+            // (`Vec::from(Bytes)` reuses the allocation when it is not shared).
+            let body = Zeroizing::new(Vec::from(body));
             if status.is_success() {
                 let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
                     Failure::Other(AuthError::TokenResponse {

@@ -1,6 +1,10 @@
 //! The `ralio` integration tests: one binary, one module per area.
 
+mod auth_generic;
 mod auth_keys;
+mod auth_proofs;
+mod auth_sandbox;
+mod auth_tracing;
 mod client_e2e;
 mod register;
 mod seam;

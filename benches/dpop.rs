@@ -1,0 +1,85 @@
+//! Cost of DPoP: one raw ES256 signature, one complete proof, and the time the `DpopAuth`
+//! middleware adds to a request against a trivial local server.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ralio::auth::{
+    DpopAuth, Htu, JwsSigner, PrivateKey, ProofRequest, TokenManager, TokenManagerConfig,
+};
+
+fn bench(c: &mut Criterion) {
+    let key = PrivateKey::generate().unwrap();
+    let mut group = c.benchmark_group("dpop");
+
+    group.bench_function("raw_sign", |b| {
+        let message = [7u8; 300];
+        b.iter(|| key.sign_es256_now(black_box(&message)).unwrap())
+    });
+
+    let signer = JwsSigner::new(Arc::new(key.clone()));
+    let htu = Htu::parse("https://api.ralio.co/api/transactions").unwrap();
+    let token = "rat_0123456789abcdef0123456789abcdef0123456789";
+    group.bench_function("proof", |b| {
+        b.iter(|| {
+            let req = ProofRequest {
+                htm: "GET",
+                htu: &htu,
+                access_token: Some(black_box(token)),
+                nonce: Some("nonce-value"),
+                iat: 1_700_000_000,
+            };
+            futures::executor::block_on(signer.dpop_proof(&req)).unwrap()
+        })
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = rt.block_on(async {
+        let app = Router::new()
+            .route("/resource", get(|| async { "ok" }))
+            .route(
+                "/token",
+                post(|| async {
+                    axum::Json(serde_json::json!({
+                        "access_token": "rat_bench", "token_type": "DPoP", "expires_in": 3600
+                    }))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    });
+    let config = TokenManagerConfig::new(&format!("{base}/token"), "bench").unwrap();
+    let tokens = TokenManager::builder(config, Arc::new(key.clone()))
+        .build()
+        .unwrap();
+    rt.block_on(tokens.access_token()).unwrap();
+    let plain = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
+    let authed = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DpopAuth::new(tokens))
+        .build();
+    let url = format!("{base}/resource");
+    for (name, client) in [
+        ("request_overhead/without_middleware", plain),
+        ("request_overhead/with_middleware", authed),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let resp = client.get(&url).send().await.unwrap();
+                resp.bytes().await.unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
