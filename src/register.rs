@@ -248,6 +248,20 @@ impl RegistrationErrorCode {
         }
     }
 
+    /// The code as the server spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidTicket => "invalid_ticket",
+            Self::TicketExpired => "ticket_expired",
+            Self::TicketAlreadyConsumed => "ticket_already_consumed",
+            Self::PublicKeyAlreadyInUse => "public_key_already_in_use",
+            Self::InvalidPublicKey => "invalid_public_key",
+            Self::InvalidScope => "invalid_scope",
+            Self::ScopeExceedsTicketCeiling => "scope_exceeds_ticket_ceiling",
+            Self::Other(code) => code,
+        }
+    }
+
     /// What the caller should do about this code.
     fn advice(&self) -> &'static str {
         match self {
@@ -349,6 +363,14 @@ pub enum RegistrationError {
         fingerprint: String,
         /// How long registration waited.
         waited: Duration,
+    },
+    /// The server failed (5xx) without registering anything.
+    #[error(
+        "the registration server failed (HTTP {status}); nothing was registered: try again later"
+    )]
+    ServerError {
+        /// HTTP status.
+        status: u16,
     },
     /// The server answered something the protocol does not allow.
     #[error(
@@ -642,6 +664,9 @@ async fn submit(
         .bytes()
         .await
         .map_err(|source| RegistrationError::Http { url, source })?;
+    if status >= 500 {
+        return Err(RegistrationError::ServerError { status });
+    }
     if !(200..300).contains(&status) {
         return Err(refusal(status, &bytes));
     }
@@ -691,13 +716,13 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
         }
     };
     let code = RegistrationErrorCode::parse(code.as_deref().unwrap_or(""));
-    let mut message = description
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| match &code {
-            RegistrationErrorCode::Other(c) if !c.is_empty() => c.clone(),
-            RegistrationErrorCode::Other(_) => format!("HTTP {status}"),
-            known => format!("{known:?}"),
-        });
+    let mut message =
+        description
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| match code.as_str() {
+                "" => format!("HTTP {status}"),
+                known => known.to_owned(),
+            });
     let mut context = Vec::new();
     if let Some(at) = used_at.as_deref().filter(|s| !s.is_empty()) {
         context.push(format!("used at {at}"));
@@ -855,5 +880,64 @@ mod tests {
         }
         let plain = message(500, serde_json::json!({"detail": "boom"}));
         assert!(plain.contains("boom"), "{plain}");
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_caller_what_to_do() {
+        let refused = |code: &str, extra: serde_json::Value| {
+            let mut detail = serde_json::json!({"error": code, "error_description": format!("{code} (server text)")});
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            refusal(
+                400,
+                serde_json::json!({ "detail": detail })
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let errors = [
+            RegistrationError::MissingTicket,
+            RegistrationError::AlreadyRegistered {
+                store: "file store at /home/me/.ralio".to_owned(),
+                client_id: "cb_123".to_owned(),
+            },
+            refused("invalid_ticket", serde_json::json!({})),
+            refused("ticket_expired", serde_json::json!({})),
+            refused(
+                "ticket_already_consumed",
+                serde_json::json!({"used_at": "2026-11-02T10:00:00Z", "used_by_host": "build-7"}),
+            ),
+            refused("public_key_already_in_use", serde_json::json!({})),
+            refused("invalid_public_key", serde_json::json!({})),
+            refused("invalid_scope", serde_json::json!({})),
+            refused("scope_exceeds_ticket_ceiling", serde_json::json!({})),
+            refusal(409, br#"{"detail": {"error": "ticket_already_consumed"}}"#),
+            refusal(404, b"<html>not found</html>"),
+            RegistrationError::ServerError { status: 503 },
+            RegistrationError::FingerprintMismatch {
+                client_id: "cb_123".to_owned(),
+                local: "local-jkt".to_owned(),
+                server: "server-jkt".to_owned(),
+            },
+            RegistrationError::ApprovalRejected {
+                fingerprint: "jkt".to_owned(),
+            },
+            RegistrationError::ApprovalExpired {
+                fingerprint: "jkt".to_owned(),
+                reason: "expired",
+            },
+            RegistrationError::ApprovalTimedOut {
+                fingerprint: "jkt".to_owned(),
+                waited: Duration::from_secs(900),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
     }
 }
