@@ -520,16 +520,18 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes an exclusive lock on a lock file in the temporary directory named after `name`.
+/// Takes an exclusive lock on a lock file named after `name`, in `$XDG_RUNTIME_DIR` (per
+/// user) or else the temporary directory.
 pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    lock_file(
-        std::env::temp_dir().join(format!("ralio-{hex}.lock")),
-        store.to_owned(),
-    )
-    .await
+    // The per-user runtime directory when there is one, so users never share a lock file.
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    lock_file(dir.join(format!("ralio-{hex}.lock")), store.to_owned()).await
 }
 
 /// Takes an exclusive lock on `path` (created 0600 if missing), waiting for other holders
