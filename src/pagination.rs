@@ -1,0 +1,249 @@
+//! [`Page<T>`], one page of a list endpoint, and the lazy stream over every item of every page.
+
+use std::future::Future;
+
+use futures::{Stream, TryStreamExt, stream};
+
+use crate::error::Result;
+
+/// One page of a list endpoint: the items, and where they sit in the whole list.
+///
+/// Lists are newest first. A page can be iterated directly (`for tx in page`) and is sized
+/// ([`Page::len`]); [`Page::total`] counts every page.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// How many items the whole list holds, over all pages.
+    pub total: u64,
+    /// This page's number, from 1.
+    pub page: u64,
+    /// The page size the server applied.
+    pub per_page: u64,
+}
+
+impl<T> Page<T> {
+    /// Build a page.
+    pub fn new(items: Vec<T>, total: u64, page: u64, per_page: u64) -> Self {
+        Page {
+            items,
+            total,
+            page,
+            per_page,
+        }
+    }
+
+    /// Number of items on this page.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether this page holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Iterate over the items of this page.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.items.iter()
+    }
+
+    /// Whether pages after this one hold more items.
+    pub fn has_next(&self) -> bool {
+        self.page.saturating_mul(self.per_page) < self.total && !self.items.is_empty()
+    }
+
+    /// The number of the next page, if there is one.
+    pub fn next_page(&self) -> Option<u64> {
+        self.has_next().then(|| self.page + 1)
+    }
+}
+
+impl<T> IntoIterator for Page<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Page<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+struct PagerState<F> {
+    fetch: F,
+    next_page: Option<u64>,
+    yielded: u64,
+}
+
+/// A lazy stream over every item of every page, starting at `first_page`.
+///
+/// A page is fetched only when the previous one is used up. The stream stops at `total` (as the
+/// first page reported it, or later pages when the list grows), at an empty page, or at the
+/// first error, which it yields. Items past `total` on the last page are not yielded, so a list
+/// that shrinks while it is walked cannot make the stream run forever.
+pub(crate) fn paginate<T, F, Fut>(first_page: u64, fetch: F) -> impl Stream<Item = Result<T>>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<Page<T>>>,
+{
+    let state = PagerState {
+        fetch,
+        next_page: Some(first_page.max(1)),
+        yielded: 0,
+    };
+    stream::try_unfold(state, |mut state| async move {
+        let Some(number) = state.next_page else {
+            return Ok::<_, crate::Error>(None);
+        };
+        let page = (state.fetch)(number).await?;
+        let already_before = (number.saturating_sub(1)).saturating_mul(page.per_page);
+        // Items the server counts before this page: those we skipped by starting later, plus
+        // those we yielded.
+        let seen_before = already_before.max(state.yielded);
+        let room = page.total.saturating_sub(seen_before);
+        let mut items = page.items;
+        items.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+        state.yielded = seen_before + items.len() as u64;
+        state.next_page = (!items.is_empty() && state.yielded < page.total).then(|| number + 1);
+        Ok(Some((stream::iter(items.into_iter().map(Ok)), state)))
+    })
+    .try_flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use std::sync::{Arc, Mutex};
+
+    /// A fake server holding `total` items, answering pages of `per_page`.
+    fn server(
+        total: u64,
+        per_page: u64,
+        calls: Arc<Mutex<Vec<u64>>>,
+    ) -> impl FnMut(u64) -> futures::future::Ready<Result<Page<u64>>> {
+        move |page| {
+            calls.lock().unwrap().push(page);
+            let start = (page - 1) * per_page;
+            let items: Vec<u64> = (start..(start + per_page).min(total)).collect();
+            futures::future::ready(Ok(Page::new(items, total, page, per_page)))
+        }
+    }
+
+    #[tokio::test]
+    async fn walks_every_page_and_stops_at_total() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let all: Vec<u64> = paginate(1, server(7, 3, calls.clone()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(all, (0..7).collect::<Vec<_>>());
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![1, 2, 3],
+            "no request past the last page"
+        );
+    }
+
+    #[tokio::test]
+    async fn exact_multiple_does_not_fetch_an_empty_page() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let all: Vec<u64> = paginate(1, server(6, 3, calls.clone()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(*calls.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn empty_list_makes_one_request() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let all: Vec<u64> = paginate(1, server(0, 3, calls.clone()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(all.is_empty());
+        assert_eq!(*calls.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn lazy_taking_two_items_fetches_one_page() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let two: Vec<u64> = paginate(1, server(100, 10, calls.clone()))
+            .take(2)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(two, vec![0, 1]);
+        assert_eq!(*calls.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn starting_later_counts_the_skipped_pages() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let rest: Vec<u64> = paginate(2, server(7, 3, calls.clone()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(rest, vec![3, 4, 5, 6]);
+        assert_eq!(*calls.lock().unwrap(), vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_overreports_total_cannot_loop_forever() {
+        // Claims 1000 items but every page after the first is empty.
+        let fetch = |page: u64| {
+            let items = if page == 1 { vec![1u64, 2] } else { vec![] };
+            futures::future::ready(Ok(Page::new(items, 1000, page, 2)))
+        };
+        let all: Vec<u64> = paginate(1, fetch).try_collect().await.unwrap();
+        assert_eq!(all, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_server_sending_more_than_total_is_cut_at_total() {
+        let fetch = |page: u64| futures::future::ready(Ok(Page::new(vec![page; 5], 3, page, 5)));
+        let all: Vec<u64> = paginate(1, fetch).try_collect().await.unwrap();
+        assert_eq!(all, vec![1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn an_error_is_yielded_and_ends_the_stream() {
+        let fetch = |page: u64| {
+            futures::future::ready(if page == 1 {
+                Ok(Page::new(vec![1u64], 5, 1, 1))
+            } else {
+                Err(crate::Error::Timeout {
+                    what: "test".into(),
+                    waited: std::time::Duration::ZERO,
+                })
+            })
+        };
+        let got: Vec<_> = paginate(1, fetch).collect().await;
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_ok());
+        assert!(got[1].is_err());
+    }
+
+    #[test]
+    fn page_is_iterable_and_sized() {
+        let page = Page::new(vec!["a", "b"], 5, 1, 2);
+        assert_eq!(page.len(), 2);
+        assert!(page.has_next());
+        assert_eq!(page.next_page(), Some(2));
+        assert_eq!((&page).into_iter().count(), 2);
+        let last = Page::new(vec!["e"], 5, 3, 2);
+        assert!(!last.has_next());
+        assert_eq!(last.into_iter().collect::<Vec<_>>(), vec!["e"]);
+    }
+}

@@ -1,0 +1,943 @@
+//! Registration: turn a one-time ticket into an active credential binding.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ralio::register::{register, RegisterOptions};
+//! use ralio::store::FileStore;
+//!
+//! // The ticket comes from RALIO_REGISTRATION_TICKET unless given here.
+//! let store = FileStore::from_env()?;
+//! let binding = register(&store, RegisterOptions::new()).await?;
+//! println!("registered {} with {:?}; key at {}", binding.client_id, binding.scopes, binding.key_location);
+//! # Ok(()) }
+//! ```
+//!
+//! The steps follow the protocol: the P-256 key is generated here and never leaves the host
+//! (or stays in the [`Signer`] given with [`RegisterOptions::signer`]); a file store writes it
+//! before the request (and removes it again when registration fails), other stores receive it
+//! only after the server accepted; the fingerprint the server echoes is checked against the
+//! key; the first token is minted right away and its refresh token saved in the store.
+//! Older servers answer `202` and wait for the owner's approval: registration then polls
+//! (every 3 s, for up to 15 minutes, both configurable) and reports progress to a callback.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use crate::auth::{
+    AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
+    TokenManagerConfig,
+};
+use crate::store::{CredentialStore, Identity, StoreError};
+
+/// Variable holding the default registration ticket.
+pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
+/// Variable holding the API origin.
+pub const API_URL_VAR: &str = "RALIO_API_URL";
+/// The production API origin.
+pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
+
+const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
+
+/// What registration reports to a [`RegisterOptions::on_progress`] callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistrationProgress {
+    /// The public key is being sent with the ticket.
+    Submitting {
+        /// Thumbprint of the key being registered.
+        fingerprint: String,
+    },
+    /// Legacy flow: the server is waiting for the owner to approve; registration keeps polling.
+    AwaitingApproval {
+        /// Thumbprint the owner sees in the console.
+        fingerprint: String,
+        /// Time spent waiting so far.
+        elapsed: Duration,
+        /// Time left before registration gives up.
+        remaining: Duration,
+    },
+    /// The binding is active.
+    Active {
+        /// The new binding's client id.
+        client_id: String,
+    },
+}
+
+type ProgressFn = Arc<dyn Fn(&RegistrationProgress) + Send + Sync>;
+
+/// Options of [`register`]. `Default` is: ticket from `RALIO_REGISTRATION_TICKET`, API from
+/// `RALIO_API_URL` (else production), a freshly generated key, the ticket's full scope ceiling,
+/// no overwrite, legacy polling every 3 s for up to 15 minutes.
+#[derive(Clone)]
+pub struct RegisterOptions {
+    ticket: Option<SecretString>,
+    base_url: Option<String>,
+    requested_scopes: Vec<String>,
+    client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    overwrite: bool,
+    signer: Option<Arc<dyn Signer>>,
+    poll_interval: Duration,
+    approval_timeout: Duration,
+    progress: Option<ProgressFn>,
+    http: Option<reqwest::Client>,
+}
+
+impl Default for RegisterOptions {
+    fn default() -> Self {
+        Self {
+            ticket: None,
+            base_url: None,
+            requested_scopes: Vec::new(),
+            client_metadata: None,
+            overwrite: false,
+            signer: None,
+            poll_interval: Duration::from_secs(3),
+            approval_timeout: Duration::from_secs(15 * 60),
+            progress: None,
+            http: None,
+        }
+    }
+}
+
+impl fmt::Debug for RegisterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterOptions")
+            .field("ticket", &self.ticket.as_ref().map(|_| "[redacted]"))
+            .field("base_url", &self.base_url)
+            .field("requested_scopes", &self.requested_scopes)
+            .field("overwrite", &self.overwrite)
+            .field("signer", &self.signer)
+            .field("poll_interval", &self.poll_interval)
+            .field("approval_timeout", &self.approval_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegisterOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The one-time `ralio-reg-…` ticket (instead of `RALIO_REGISTRATION_TICKET`).
+    pub fn ticket(mut self, ticket: impl Into<String>) -> Self {
+        self.ticket = Some(SecretString::from(ticket.into()));
+        self
+    }
+
+    /// The API origin (instead of `RALIO_API_URL` or production). A trailing `/` is dropped.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Scopes to request (at most the ticket's ceiling). Empty (the default) lets the server
+    /// grant the full ceiling.
+    pub fn requested_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.requested_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Free-form client metadata shown to the owner (host name, version, ...).
+    pub fn client_metadata(mut self, metadata: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.client_metadata = Some(metadata);
+        self
+    }
+
+    /// Replace an identity or key file that already exists (default false: refuse).
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// Register this signer's key (for example a Vault Transit key) instead of generating one.
+    pub fn signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Legacy flow: time between two polls (default 3 s).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Legacy flow: how long to wait for the owner's approval (default 15 minutes).
+    pub fn approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = timeout;
+        self
+    }
+
+    /// Called as registration advances (to drive a spinner, for example).
+    pub fn on_progress(
+        mut self,
+        f: impl Fn(&RegistrationProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The HTTP client to use (default: one with 10 s connect and 30 s request timeouts).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    fn report(&self, event: RegistrationProgress) {
+        if let Some(f) = &self.progress {
+            f(&event);
+        }
+    }
+}
+
+/// An active credential binding, as [`register`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Binding {
+    /// The binding's client id (`cb_…`).
+    pub client_id: String,
+    /// The scopes the binding holds (from the first token's `scope`).
+    pub scopes: Vec<String>,
+    /// The key's RFC 7638 thumbprint.
+    pub fingerprint: String,
+    /// Where the key is kept, in words (a file path, a keyring entry, a Vault path).
+    pub key_location: String,
+}
+
+/// An error code of the registration endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistrationErrorCode {
+    /// `invalid_ticket` (400).
+    InvalidTicket,
+    /// `ticket_expired` (410).
+    TicketExpired,
+    /// `ticket_already_consumed` (409).
+    TicketAlreadyConsumed,
+    /// `public_key_already_in_use` (409).
+    PublicKeyAlreadyInUse,
+    /// `invalid_public_key` (422).
+    InvalidPublicKey,
+    /// `invalid_scope` (422).
+    InvalidScope,
+    /// `scope_exceeds_ticket_ceiling` (422).
+    ScopeExceedsTicketCeiling,
+    /// A code this SDK does not know, or none.
+    Other(String),
+}
+
+impl RegistrationErrorCode {
+    fn parse(code: &str) -> Self {
+        match code {
+            "invalid_ticket" => Self::InvalidTicket,
+            "ticket_expired" => Self::TicketExpired,
+            "ticket_already_consumed" => Self::TicketAlreadyConsumed,
+            "public_key_already_in_use" => Self::PublicKeyAlreadyInUse,
+            "invalid_public_key" => Self::InvalidPublicKey,
+            "invalid_scope" => Self::InvalidScope,
+            "scope_exceeds_ticket_ceiling" => Self::ScopeExceedsTicketCeiling,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as the server spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidTicket => "invalid_ticket",
+            Self::TicketExpired => "ticket_expired",
+            Self::TicketAlreadyConsumed => "ticket_already_consumed",
+            Self::PublicKeyAlreadyInUse => "public_key_already_in_use",
+            Self::InvalidPublicKey => "invalid_public_key",
+            Self::InvalidScope => "invalid_scope",
+            Self::ScopeExceedsTicketCeiling => "scope_exceeds_ticket_ceiling",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// What the caller should do about this code.
+    fn advice(&self) -> &'static str {
+        match self {
+            Self::InvalidTicket => {
+                "check that the whole ralio-reg-… ticket was copied, or ask the owner for a new one"
+            }
+            Self::TicketExpired => "ask the owner to mint a new ticket in the console",
+            Self::TicketAlreadyConsumed => {
+                "someone else used this ticket: ask the owner to revoke the credential it created and mint a new ticket"
+            }
+            Self::PublicKeyAlreadyInUse => {
+                "this key is already registered; register again so a fresh key is generated"
+            }
+            Self::InvalidPublicKey => {
+                "the server refused the key; register again with a fresh P-256 key"
+            }
+            Self::InvalidScope => {
+                "request only agents:execute and/or transactions:read, or no scopes for the ticket's full ceiling"
+            }
+            Self::ScopeExceedsTicketCeiling => {
+                "request fewer scopes, or ask the owner for a ticket with a higher scope ceiling"
+            }
+            Self::Other(_) => "check the ticket and the API URL, then try again",
+        }
+    }
+}
+
+/// Why registration failed. Messages say what to do; they never contain the ticket, the key or
+/// a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationError {
+    /// No ticket was given and `RALIO_REGISTRATION_TICKET` is unset.
+    #[error(
+        "no registration ticket: pass one or set RALIO_REGISTRATION_TICKET; the owner mints it in the console under Settings → Credentials"
+    )]
+    MissingTicket,
+    /// The store already holds an identity and overwriting was not asked for.
+    #[error(
+        "{store} already holds the identity of binding {client_id}; pass overwrite to replace it (revoke the old binding in the console if it is no longer used)"
+    )]
+    AlreadyRegistered {
+        /// The store.
+        store: String,
+        /// The client id already stored.
+        client_id: String,
+    },
+    /// The server refused the registration.
+    #[error("registration refused (HTTP {status}): {message}; {}", code.advice())]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error code.
+        code: RegistrationErrorCode,
+        /// The server's description, with where and by whom a consumed ticket was used.
+        message: String,
+        /// When a consumed ticket was used, if the server said.
+        used_at: Option<String>,
+        /// Which host used a consumed ticket, if the server said.
+        used_by_host: Option<String>,
+    },
+    /// The server's fingerprint differs from the local key's: the binding is live under a key
+    /// this host does not hold.
+    #[error(
+        "the server registered key {server} but this host holds key {local}: binding {client_id} is live under a key this host does not have; the local key was deleted; revoke the binding in the console under Settings → Credentials"
+    )]
+    FingerprintMismatch {
+        /// The binding created, if the server said.
+        client_id: String,
+        /// Thumbprint of the local key.
+        local: String,
+        /// Thumbprint the server computed.
+        server: String,
+    },
+    /// Legacy flow: the owner rejected the registration.
+    #[error(
+        "the owner rejected this registration (key {fingerprint}); ask them why, then register again with a new ticket"
+    )]
+    ApprovalRejected {
+        /// Thumbprint of the key.
+        fingerprint: String,
+    },
+    /// Legacy flow: the pending registration expired or disappeared on the server.
+    #[error(
+        "the pending registration (key {fingerprint}) {reason} before the owner approved it; register again with a new ticket"
+    )]
+    ApprovalExpired {
+        /// Thumbprint of the key.
+        fingerprint: String,
+        /// `expired`, or `is no longer known to the server` (404).
+        reason: &'static str,
+    },
+    /// Legacy flow: the owner did not approve in time.
+    #[error(
+        "the owner did not approve the registration (key {fingerprint}) within {waited:?}; ask them to approve it in the console and run registration again, or raise the approval timeout"
+    )]
+    ApprovalTimedOut {
+        /// Thumbprint of the key.
+        fingerprint: String,
+        /// How long registration waited.
+        waited: Duration,
+    },
+    /// The server failed (5xx) without registering anything.
+    #[error(
+        "the registration server failed (HTTP {status}); nothing was registered: try again later"
+    )]
+    ServerError {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The server answered something the protocol does not allow.
+    #[error(
+        "the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL"
+    )]
+    UnexpectedResponse {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server could not be reached.
+    #[error(
+        "could not reach the registration server at {url}; check the network and RALIO_API_URL"
+    )]
+    Http {
+        /// The URL that failed (no secrets: the poll token is left out).
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A key could not be generated.
+    #[error("could not generate a P-256 key")]
+    Key(#[source] KeyError),
+    /// The store failed before the request (nothing was registered).
+    #[error("the credential store failed before registration; nothing was registered")]
+    Store(#[source] StoreError),
+    /// The binding is active but its identity could not be saved.
+    #[error(
+        "binding {client_id} is active but could not be saved; revoke it in the console under Settings → Credentials and register again"
+    )]
+    SaveFailed {
+        /// The binding.
+        client_id: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The binding is active and saved, but minting its first token failed.
+    #[error(
+        "binding {client_id} is active and saved, but its first token could not be minted; the client will mint again when it starts"
+    )]
+    FirstToken {
+        /// The binding.
+        client_id: String,
+        /// Why the mint failed.
+        #[source]
+        source: AuthError,
+    },
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    client_id: Option<String>,
+    fingerprint: Option<String>,
+    scopes: Option<Vec<String>>,
+    poll_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PollStatus {
+    status: Option<String>,
+    client_id: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// Registers this host with a one-time ticket, saves the identity and the first refresh token
+/// in `store`, and returns the binding. See the [module docs](self) for the steps.
+pub async fn register(
+    store: &dyn CredentialStore,
+    options: RegisterOptions,
+) -> Result<Binding, RegistrationError> {
+    let ticket = options
+        .ticket
+        .clone()
+        .or_else(|| {
+            std::env::var(TICKET_VAR)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .map(SecretString::from)
+        })
+        .ok_or(RegistrationError::MissingTicket)?;
+    let base = resolve_base_url(options.base_url.as_deref());
+
+    if !options.overwrite
+        && let Some(existing) = store
+            .load_identity()
+            .await
+            .map_err(RegistrationError::Store)?
+    {
+        return Err(RegistrationError::AlreadyRegistered {
+            store: store.describe(),
+            client_id: existing.client_id().to_owned(),
+        });
+    }
+
+    let (local_key, signer): (Option<PrivateKey>, Arc<dyn Signer>) = match &options.signer {
+        Some(signer) => (None, Arc::clone(signer)),
+        None => {
+            let key = PrivateKey::generate().map_err(RegistrationError::Key)?;
+            (Some(key.clone()), Arc::new(key))
+        }
+    };
+    let fingerprint = signer.thumbprint().as_str().to_owned();
+
+    let staged = match &local_key {
+        Some(key) => store
+            .stage_key(key, options.overwrite)
+            .await
+            .map_err(RegistrationError::Store)?,
+        None => None,
+    };
+    let discard = || async {
+        if let Some(key) = &local_key
+            && staged.is_some()
+            && let Err(e) = store.discard_staged_key(key).await
+        {
+            tracing::warn!(error = %e, "could not remove the key of a failed registration");
+        }
+    };
+
+    let http = match options.http.clone() {
+        Some(client) => client,
+        None => match reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+        {
+            Ok(client) => client,
+            Err(source) => {
+                discard().await;
+                return Err(RegistrationError::Http {
+                    url: base.clone(),
+                    source,
+                });
+            }
+        },
+    };
+
+    options.report(RegistrationProgress::Submitting {
+        fingerprint: fingerprint.clone(),
+    });
+    let accepted = match submit(&http, &base, &ticket, signer.as_ref(), &options).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            discard().await;
+            return Err(e);
+        }
+    };
+    if let Some(server) = &accepted.fingerprint
+        && server != &fingerprint
+    {
+        discard().await;
+        return Err(RegistrationError::FingerprintMismatch {
+            client_id: accepted.client_id.clone().unwrap_or_default(),
+            local: fingerprint,
+            server: server.clone(),
+        });
+    }
+    let (client_id, server_scopes) = match (accepted.client_id, accepted.poll_token) {
+        (Some(id), _) if !id.is_empty() => (id, accepted.scopes),
+        (_, Some(poll_token)) => {
+            match poll_approval(
+                &http,
+                &base,
+                SecretString::from(poll_token),
+                &fingerprint,
+                &options,
+            )
+            .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    discard().await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => {
+            discard().await;
+            return Err(RegistrationError::UnexpectedResponse {
+                status: 201,
+                reason: "the answer has neither client_id nor poll_token".to_owned(),
+            });
+        }
+    };
+    options.report(RegistrationProgress::Active {
+        client_id: client_id.clone(),
+    });
+
+    let identity = match &local_key {
+        Some(key) => Identity::new(client_id.clone(), key.clone()),
+        None => Identity::with_signer(client_id.clone(), Arc::clone(&signer)),
+    };
+    let key_location =
+        store
+            .save_identity(&identity)
+            .await
+            .map_err(|source| RegistrationError::SaveFailed {
+                client_id: client_id.clone(),
+                source,
+            })?;
+
+    // Tokens of an earlier identity in this slot belong to another binding.
+    store
+        .clear_refresh_token()
+        .await
+        .map_err(|source| RegistrationError::SaveFailed {
+            client_id: client_id.clone(),
+            source,
+        })?;
+    let first_token = |source| RegistrationError::FirstToken {
+        client_id: client_id.clone(),
+        source,
+    };
+    let refresh = Arc::new(MemoryRefreshTokenStore::new());
+    let tokens = TokenManager::builder(
+        TokenManagerConfig::ralio(&base, client_id.clone()).map_err(first_token)?,
+        Arc::clone(&signer),
+    )
+    .http_client(http.clone())
+    .refresh_token_store(refresh.clone())
+    .build()
+    .map_err(first_token)?;
+    tokens.access_token().await.map_err(first_token)?;
+    if let Some(token) = refresh.current() {
+        store
+            .save_refresh_token(None, &token)
+            .await
+            .map_err(|source| RegistrationError::SaveFailed {
+                client_id: client_id.clone(),
+                source,
+            })?;
+    }
+    let granted = tokens
+        .token_info()
+        .map(|info| info.scopes)
+        .unwrap_or_default();
+    let scopes = if granted.is_empty() {
+        server_scopes.unwrap_or_else(|| options.requested_scopes.clone())
+    } else {
+        granted
+    };
+    Ok(Binding {
+        client_id,
+        scopes,
+        fingerprint,
+        key_location,
+    })
+}
+
+fn resolve_base_url(explicit: Option<&str>) -> String {
+    let from_env = std::env::var(API_URL_VAR).ok();
+    let chosen = explicit
+        .filter(|s| !s.is_empty())
+        .or(from_env.as_deref().filter(|s| !s.is_empty()))
+        .unwrap_or(DEFAULT_API_URL);
+    chosen.trim_end_matches('/').to_owned()
+}
+
+async fn submit(
+    http: &reqwest::Client,
+    base: &str,
+    ticket: &SecretString,
+    signer: &dyn Signer,
+    options: &RegisterOptions,
+) -> Result<Accepted, RegistrationError> {
+    let url = format!("{base}{REGISTRATIONS_PATH}");
+    let mut body = serde_json::json!({
+        "ticket": ticket.expose_secret(),
+        "public_key_jwk": signer.public_jwk(),
+    });
+    if !options.requested_scopes.is_empty() {
+        body["requested_scopes"] = serde_json::json!(options.requested_scopes);
+    }
+    if let Some(meta) = &options.client_metadata {
+        body["client_metadata"] = serde_json::Value::Object(meta.clone());
+    }
+    let response =
+        http.post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|source| RegistrationError::Http {
+                url: url.clone(),
+                source,
+            })?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| RegistrationError::Http { url, source })?;
+    if status >= 500 {
+        return Err(RegistrationError::ServerError { status });
+    }
+    if !(200..300).contains(&status) {
+        return Err(refusal(status, &bytes));
+    }
+    serde_json::from_slice(&bytes).map_err(|_| RegistrationError::UnexpectedResponse {
+        status,
+        reason: "the body is not the registration JSON object".to_owned(),
+    })
+}
+
+/// Maps an error answer of the registration endpoint to [`RegistrationError::Refused`].
+fn refusal(status: u16, body: &[u8]) -> RegistrationError {
+    #[derive(Deserialize)]
+    struct Detail {
+        error: Option<String>,
+        error_description: Option<String>,
+        used_at: Option<serde_json::Value>,
+        used_by_host: Option<String>,
+    }
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let detail = parsed.as_ref().and_then(|v| v.get("detail"));
+    let (code, description, used_at, used_by_host) = match detail {
+        Some(serde_json::Value::String(text)) => (None, Some(text.clone()), None, None),
+        Some(obj @ serde_json::Value::Object(_)) => {
+            match serde_json::from_value::<Detail>(obj.clone()) {
+                Ok(d) => (
+                    d.error,
+                    d.error_description,
+                    d.used_at.map(|v| match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    }),
+                    d.used_by_host,
+                ),
+                Err(_) => (None, None, None, None),
+            }
+        }
+        _ => {
+            // OAuth-style bodies `{error, error_description}` at the top level.
+            let get = |k: &str| {
+                parsed
+                    .as_ref()
+                    .and_then(|v| v.get(k))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            (get("error"), get("error_description"), None, None)
+        }
+    };
+    let code = RegistrationErrorCode::parse(code.as_deref().unwrap_or(""));
+    let mut message =
+        description
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| match code.as_str() {
+                "" => format!("HTTP {status}"),
+                known => known.to_owned(),
+            });
+    let mut context = Vec::new();
+    if let Some(at) = used_at.as_deref().filter(|s| !s.is_empty()) {
+        context.push(format!("used at {at}"));
+    }
+    if let Some(host) = used_by_host.as_deref().filter(|s| !s.is_empty()) {
+        context.push(format!("by {host}"));
+    }
+    if !context.is_empty() {
+        message = format!("{message} ({})", context.join(" "));
+    }
+    RegistrationError::Refused {
+        status,
+        code,
+        message,
+        used_at,
+        used_by_host,
+    }
+}
+
+async fn poll_approval(
+    http: &reqwest::Client,
+    base: &str,
+    poll_token: SecretString,
+    fingerprint: &str,
+    options: &RegisterOptions,
+) -> Result<(String, Option<Vec<String>>), RegistrationError> {
+    let start = Instant::now();
+    let url = format!("{base}{REGISTRATIONS_PATH}/{}", poll_token.expose_secret());
+    let shown_url = format!("{base}{REGISTRATIONS_PATH}/<poll token>");
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= options.approval_timeout {
+            return Err(RegistrationError::ApprovalTimedOut {
+                fingerprint: fingerprint.to_owned(),
+                waited: elapsed,
+            });
+        }
+        options.report(RegistrationProgress::AwaitingApproval {
+            fingerprint: fingerprint.to_owned(),
+            elapsed,
+            remaining: options.approval_timeout.saturating_sub(elapsed),
+        });
+        tokio::time::sleep(
+            options
+                .poll_interval
+                .min(options.approval_timeout.saturating_sub(elapsed)),
+        )
+        .await;
+        let response = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // A dropped connection while waiting is worth another poll, not a failure.
+                tracing::debug!(url = %shown_url, error = %e.without_url(), "registration poll failed; polling again");
+                continue;
+            }
+        };
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Err(RegistrationError::ApprovalExpired {
+                fingerprint: fingerprint.to_owned(),
+                reason: "is no longer known to the server",
+            });
+        }
+        if status >= 500 || status == 429 {
+            continue;
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| RegistrationError::Http {
+                url: shown_url.clone(),
+                source: source.without_url(),
+            })?;
+        if !(200..300).contains(&status) {
+            return Err(refusal(status, &bytes));
+        }
+        let poll: PollStatus =
+            serde_json::from_slice(&bytes).map_err(|_| RegistrationError::UnexpectedResponse {
+                status,
+                reason: "the poll answer is not a JSON object".to_owned(),
+            })?;
+        match poll.status.as_deref() {
+            Some("active") => match poll.client_id {
+                Some(id) if !id.is_empty() => return Ok((id, poll.scopes)),
+                _ => {
+                    return Err(RegistrationError::UnexpectedResponse {
+                        status,
+                        reason: "status active without a client_id".to_owned(),
+                    });
+                }
+            },
+            Some("pending_approval") | Some("pending") => {}
+            Some("rejected") => {
+                return Err(RegistrationError::ApprovalRejected {
+                    fingerprint: fingerprint.to_owned(),
+                });
+            }
+            Some("expired") => {
+                return Err(RegistrationError::ApprovalExpired {
+                    fingerprint: fingerprint.to_owned(),
+                    reason: "expired",
+                });
+            }
+            other => {
+                return Err(RegistrationError::UnexpectedResponse {
+                    status,
+                    reason: format!("unknown registration status {other:?}"),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: u16, body: serde_json::Value) -> String {
+        refusal(status, body.to_string().as_bytes()).to_string()
+    }
+
+    #[test]
+    fn consumed_ticket_names_when_and_who_and_asks_for_revocation() {
+        let text = message(
+            409,
+            serde_json::json!({"detail": {
+                "error": "ticket_already_consumed",
+                "error_description": "ticket already used",
+                "used_at": "2026-01-02T03:04:05Z",
+                "used_by_host": "build-7"
+            }}),
+        );
+        assert!(
+            text.contains("used at 2026-01-02T03:04:05Z by build-7"),
+            "{text}"
+        );
+        assert!(text.contains("revoke the credential it created"), "{text}");
+    }
+
+    #[test]
+    fn every_code_maps_to_advice() {
+        for (code, needle) in [
+            ("invalid_ticket", "whole ralio-reg-"),
+            ("ticket_expired", "mint a new ticket"),
+            ("public_key_already_in_use", "fresh key"),
+            ("invalid_public_key", "fresh P-256 key"),
+            ("invalid_scope", "agents:execute"),
+            ("scope_exceeds_ticket_ceiling", "higher scope ceiling"),
+        ] {
+            let text = message(
+                400,
+                serde_json::json!({"detail": {"error": code, "error_description": "d"}}),
+            );
+            assert!(text.contains(needle), "{code}: {text}");
+        }
+        let plain = message(500, serde_json::json!({"detail": "boom"}));
+        assert!(plain.contains("boom"), "{plain}");
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_caller_what_to_do() {
+        let refused = |code: &str, extra: serde_json::Value| {
+            let mut detail = serde_json::json!({"error": code, "error_description": format!("{code} (server text)")});
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            refusal(
+                400,
+                serde_json::json!({ "detail": detail })
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let errors = [
+            RegistrationError::MissingTicket,
+            RegistrationError::AlreadyRegistered {
+                store: "file store at /home/me/.ralio".to_owned(),
+                client_id: "cb_123".to_owned(),
+            },
+            refused("invalid_ticket", serde_json::json!({})),
+            refused("ticket_expired", serde_json::json!({})),
+            refused(
+                "ticket_already_consumed",
+                serde_json::json!({"used_at": "2026-11-02T10:00:00Z", "used_by_host": "build-7"}),
+            ),
+            refused("public_key_already_in_use", serde_json::json!({})),
+            refused("invalid_public_key", serde_json::json!({})),
+            refused("invalid_scope", serde_json::json!({})),
+            refused("scope_exceeds_ticket_ceiling", serde_json::json!({})),
+            refusal(409, br#"{"detail": {"error": "ticket_already_consumed"}}"#),
+            refusal(404, b"<html>not found</html>"),
+            RegistrationError::ServerError { status: 503 },
+            RegistrationError::FingerprintMismatch {
+                client_id: "cb_123".to_owned(),
+                local: "local-jkt".to_owned(),
+                server: "server-jkt".to_owned(),
+            },
+            RegistrationError::ApprovalRejected {
+                fingerprint: "jkt".to_owned(),
+            },
+            RegistrationError::ApprovalExpired {
+                fingerprint: "jkt".to_owned(),
+                reason: "expired",
+            },
+            RegistrationError::ApprovalTimedOut {
+                fingerprint: "jkt".to_owned(),
+                waited: Duration::from_secs(900),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+}

@@ -1,0 +1,615 @@
+//! The file store: `~/.ralio`, in the layout the Python SDK reads and writes.
+
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialStore, Identity, IdentityKey, RefreshTokenLock, StoreError, same_secret};
+use crate::auth::PrivateKey;
+
+const CREDENTIALS_FILE: &str = "credentials.json";
+const KEYS_DIR: &str = "keys";
+const REFRESH_DIR: &str = "refresh-tokens";
+
+/// Credentials in a directory (default `~/.ralio`, or `RALIO_CONFIG_DIR`), in the layout the
+/// Python SDK uses, so both read what the other writes:
+///
+/// - `credentials.json` (0600): `client_id`, `key_jkt`, `key_path`, `auth_method`;
+/// - `keys/<jkt>.pem` (0600): the PKCS#8 PEM private key;
+/// - `refresh-tokens/<slot>.json` (0600): `{"refresh_token": …}` for an instance that was
+///   given a slot with [`with_refresh_token_slot`](Self::with_refresh_token_slot). Without a
+///   slot the refresh token lives in this value's memory only.
+///
+/// Directories are created 0700. Every write goes to a temporary file in the same directory
+/// (mode 0600 from its creation), is flushed to disk, renamed over the target, and the
+/// directory is flushed too, so a crash leaves the old file or the new one, never half of one.
+/// A key or refresh-token file that group or others can access is refused, with the `chmod`
+/// that fixes it.
+///
+/// Rotations of one slot are serialised across processes with a lock on
+/// `refresh-tokens/<slot>.lock` ([`CredentialStore::lock_refresh_token`]).
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    key_path: Option<PathBuf>,
+    slot: Option<String>,
+    memory_token: Arc<Mutex<Option<SecretString>>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CredentialsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_jkt: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_path: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_method: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RefreshTokenFile {
+    refresh_token: Option<serde_json::Value>,
+}
+
+impl FileStore {
+    /// The store in `RALIO_CONFIG_DIR`, else `~/.ralio` (an empty variable counts as unset).
+    pub fn from_env() -> Result<Self, StoreError> {
+        match std::env::var_os("RALIO_CONFIG_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => Ok(Self::new(dir)),
+            None => match std::env::home_dir() {
+                Some(home) => Ok(Self::new(home.join(".ralio"))),
+                None => Err(StoreError::Config {
+                    store: "file store".to_owned(),
+                    reason: "no home directory is known; set RALIO_CONFIG_DIR to the credential directory".to_owned(),
+                }),
+            },
+        }
+    }
+
+    /// The store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            key_path: None,
+            slot: None,
+            memory_token: Arc::default(),
+        }
+    }
+
+    /// Persists this instance's refresh tokens in `refresh-tokens/<slot>.json`. Characters
+    /// outside `[A-Za-z0-9._-]` become `_`. Give every concurrently running SDK instance its
+    /// own slot: a rotated refresh token must never be shared.
+    pub fn with_refresh_token_slot(mut self, slot: &str) -> Result<Self, StoreError> {
+        let safe = slot_file_stem(slot);
+        if safe.is_empty() {
+            return Err(StoreError::Config {
+                store: self.describe(),
+                reason: "the refresh-token slot name is empty; pass a name such as the worker id"
+                    .to_owned(),
+            });
+        }
+        self.slot = Some(safe);
+        Ok(self)
+    }
+
+    /// Registration writes the key to `path` instead of `keys/<jkt>.pem`, and
+    /// `credentials.json` points to it.
+    pub fn with_key_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_path = Some(path.into());
+        self
+    }
+
+    /// The credential directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `credentials.json` in the credential directory.
+    pub fn credentials_path(&self) -> PathBuf {
+        self.dir.join(CREDENTIALS_FILE)
+    }
+
+    /// Where the key with thumbprint `jkt` is kept by default: `keys/<jkt>.pem`.
+    pub fn key_path_for(&self, jkt: &str) -> PathBuf {
+        self.dir.join(KEYS_DIR).join(format!("{jkt}.pem"))
+    }
+
+    /// The refresh-token file of this instance's slot, if it has one.
+    pub fn refresh_token_path(&self) -> Option<PathBuf> {
+        self.slot
+            .as_ref()
+            .map(|slot| self.dir.join(REFRESH_DIR).join(format!("{slot}.json")))
+    }
+
+    /// Runs file work on tokio's blocking pool (fsync can take milliseconds), on a handle
+    /// that shares this one's in-memory refresh token.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&FileStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let handle = FileStore {
+            dir: self.dir.clone(),
+            key_path: self.key_path.clone(),
+            slot: self.slot.clone(),
+            memory_token: Arc::clone(&self.memory_token),
+        };
+        let describe = self.describe();
+        tokio::task::spawn_blocking(move || op(&handle))
+            .await
+            .map_err(|join| StoreError::Io {
+                store: describe,
+                action: "finish a file operation".to_owned(),
+                source: io::Error::other(join.to_string()),
+            })?
+    }
+
+    fn lock_path(&self) -> Option<PathBuf> {
+        self.slot
+            .as_ref()
+            .map(|slot| self.dir.join(REFRESH_DIR).join(format!("{slot}.lock")))
+    }
+
+    fn target_key_path(&self, key: &PrivateKey) -> PathBuf {
+        self.key_path
+            .clone()
+            .unwrap_or_else(|| self.key_path_for(key.thumbprint().as_str()))
+    }
+
+    fn io_err(&self, action: String) -> impl FnOnce(io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            store: self.describe(),
+            action,
+            source,
+        }
+    }
+
+    fn load_identity_blocking(&self) -> Result<Option<Identity>, StoreError> {
+        let path = self.credentials_path();
+        let Some(raw) =
+            read_optional(&path).map_err(self.io_err(format!("read {}", path.display())))?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            store: self.describe(),
+            what: path.display().to_string(),
+            reason: reason.to_owned(),
+        };
+        let file: CredentialsFile =
+            serde_json::from_slice(&raw).map_err(|_| corrupt("not a JSON object"))?;
+        let client_id = match file.client_id {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => id,
+            _ => return Err(corrupt("it has no client_id")),
+        };
+        let key_jkt = match file.key_jkt {
+            Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
+            _ => None,
+        };
+        let key_path = match (file.key_path, &key_jkt) {
+            (Some(serde_json::Value::String(p)), _) if !p.is_empty() => PathBuf::from(p),
+            (_, Some(jkt)) => self.key_path_for(jkt),
+            _ => return Err(corrupt("it has neither key_path nor key_jkt")),
+        };
+        let key = self.read_key(&key_path)?;
+        if let Some(jkt) = key_jkt
+            && jkt != key.thumbprint().as_str()
+        {
+            return Err(StoreError::Corrupt {
+                store: self.describe(),
+                what: key_path.display().to_string(),
+                reason: format!(
+                    "its thumbprint is {}, but credentials.json says key_jkt {jkt}",
+                    key.thumbprint()
+                ),
+            });
+        }
+        Ok(Some(Identity::new(client_id, key)))
+    }
+
+    fn read_key(&self, path: &Path) -> Result<PrivateKey, StoreError> {
+        let Some(pem) = read_secret_file(path, &self.describe())? else {
+            return Err(StoreError::Missing {
+                store: self.describe(),
+                what: format!("the private key {}", path.display()),
+                hint: "the binding may have been revoked and its key removed; register again with a fresh ticket".to_owned(),
+            });
+        };
+        let pem = std::str::from_utf8(pem.expose_secret()).map_err(|_| StoreError::Corrupt {
+            store: self.describe(),
+            what: path.display().to_string(),
+            reason: "not a text PEM file".to_owned(),
+        })?;
+        PrivateKey::from_pem(pem).map_err(|source| StoreError::InvalidKey {
+            store: self.describe(),
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn write_key(&self, key: &PrivateKey, overwrite: bool) -> Result<PathBuf, StoreError> {
+        let path = self.target_key_path(key);
+        if self.key_path.is_none() {
+            ensure_private_dir(&self.dir)
+                .map_err(self.io_err(format!("create {}", self.dir.display())))?;
+            let keys = self.dir.join(KEYS_DIR);
+            ensure_private_dir(&keys).map_err(self.io_err(format!("create {}", keys.display())))?;
+        } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            ensure_private_dir(parent)
+                .map_err(self.io_err(format!("create {}", parent.display())))?;
+        }
+        let pem = key.to_pkcs8_pem();
+        match write_atomic(&path, pem.expose_secret().as_bytes(), overwrite) {
+            Ok(()) => Ok(absolute(&path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::AlreadyExists {
+                store: self.describe(),
+                what: format!("the key file {}", path.display()),
+            }),
+            Err(e) => Err(self.io_err(format!("write {}", path.display()))(e)),
+        }
+    }
+
+    fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
+        let IdentityKey::Local(key) = identity.key() else {
+            return Err(StoreError::Config {
+                store: self.describe(),
+                reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
+            });
+        };
+        let key_path = self.write_key(key, true)?;
+        let file = CredentialsFile {
+            client_id: Some(identity.client_id().into()),
+            key_jkt: Some(key.thumbprint().as_str().into()),
+            key_path: Some(key_path.to_string_lossy().into_owned().into()),
+            auth_method: Some("private_key_jwt".into()),
+        };
+        let mut json = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
+            store: self.describe(),
+            action: "encode credentials.json".to_owned(),
+            source: io::Error::other(e),
+        })?;
+        json.push(b'\n');
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        let path = self.credentials_path();
+        write_atomic(&path, &json, true)
+            .map_err(self.io_err(format!("write {}", path.display())))?;
+        Ok(key_path.display().to_string())
+    }
+
+    fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
+        let Some(raw) = read_secret_file(path, &self.describe())? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            store: self.describe(),
+            what: path.display().to_string(),
+            reason: reason.to_owned(),
+        };
+        let file: RefreshTokenFile = serde_json::from_slice(raw.expose_secret())
+            .map_err(|_| corrupt("not a JSON object"))?;
+        match file.refresh_token {
+            Some(serde_json::Value::String(token)) if !token.is_empty() => {
+                Ok(Some(SecretString::from(token)))
+            }
+            Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => Ok(None),
+            Some(_) => Err(corrupt("refresh_token is not a string")),
+        }
+    }
+
+    fn save_slot_token(
+        &self,
+        path: &Path,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        if previous.is_some() {
+            let current = self.load_slot_token(path)?;
+            if !same_secret(current.as_ref(), previous) {
+                return Err(StoreError::Conflict {
+                    store: self.describe(),
+                });
+            }
+        }
+        let dir = self.dir.join(REFRESH_DIR);
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
+        let body = secrecy::SecretBox::new(Box::new(
+            serde_json::json!({ "refresh_token": token.expose_secret() })
+                .to_string()
+                .into_bytes(),
+        ));
+        write_atomic(path, body.expose_secret(), true)
+            .map_err(self.io_err(format!("write {}", path.display())))
+    }
+}
+
+#[async_trait]
+impl CredentialStore for FileStore {
+    fn describe(&self) -> String {
+        format!("file store at {}", self.dir.display())
+    }
+
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        self.blocking(|s| s.load_identity_blocking()).await
+    }
+
+    async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        let identity = identity.clone();
+        self.blocking(move |s| s.save_identity_blocking(&identity))
+            .await
+    }
+
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => self.blocking(move |s| s.load_slot_token(&path)).await,
+            None => Ok(lock_memory(&self.memory_token).clone()),
+        }
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => {
+                let (previous, token) = (previous.cloned(), token.clone());
+                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token))
+                    .await
+            }
+            None => {
+                let mut slot = lock_memory(&self.memory_token);
+                if previous.is_some() && !same_secret(slot.as_ref(), previous) {
+                    return Err(StoreError::Conflict {
+                        store: self.describe(),
+                    });
+                }
+                *slot = Some(token.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        *lock_memory(&self.memory_token) = None;
+        if let Some(path) = self.refresh_token_path() {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io_err(format!("remove {}", path.display()))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
+        let Some(path) = self.lock_path() else {
+            return Ok(RefreshTokenLock::unshared());
+        };
+        let dir = self.dir.join(REFRESH_DIR);
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
+        lock_file(path, self.describe()).await
+    }
+
+    async fn stage_key(
+        &self,
+        key: &PrivateKey,
+        overwrite: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| s.write_key(&key, overwrite))
+            .await
+            .map(|path| Some(path.display().to_string()))
+    }
+
+    async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
+        let path = self.target_key_path(key);
+        // Only remove the file if it still holds this key: never delete someone else's key.
+        match self.read_key(&path) {
+            Ok(found) if found.thumbprint() == key.thumbprint() => {
+                fs::remove_file(&path).map_err(self.io_err(format!("remove {}", path.display())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn lock_memory(m: &Mutex<Option<SecretString>>) -> std::sync::MutexGuard<'_, Option<SecretString>> {
+    // A poisoned lock only means another thread panicked mid-assignment of an Option: the value
+    // is still a valid Option, so keep using it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `slot` with every character outside `[A-Za-z0-9._-]` replaced by `_` (PROTOCOL.md).
+pub(crate) fn slot_file_stem(slot: &str) -> String {
+    slot.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a file holding a secret, refusing it when group or others may access it.
+pub(super) fn read_secret_file(
+    path: &Path,
+    store: &str,
+) -> Result<Option<secrecy::SecretBox<Vec<u8>>>, StoreError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                store: store.to_owned(),
+                action: format!("open {}", path.display()),
+                source,
+            });
+        }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|source| StoreError::Io {
+                store: store.to_owned(),
+                action: format!("inspect {}", path.display()),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::InsecurePermissions {
+                store: store.to_owned(),
+                path: path.to_path_buf(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| StoreError::Io {
+        store: store.to_owned(),
+        action: format!("read {}", path.display()),
+        source,
+    })?;
+    Ok(Some(secrecy::SecretBox::new(Box::new(bytes))))
+}
+
+/// Creates `dir` (and parents) and makes it private to the owner (0700).
+fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // `mode` is masked by the umask and skipped for directories that already existed.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)
+    }
+}
+
+/// Takes an exclusive lock on a lock file named after `name`, in `$XDG_RUNTIME_DIR` (per
+/// user) or else the temporary directory.
+pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    // The per-user runtime directory when there is one, so users never share a lock file.
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    lock_file(dir.join(format!("ralio-{hex}.lock")), store.to_owned()).await
+}
+
+/// Takes an exclusive lock on `path` (created 0600 if missing), waiting for other holders
+/// (in this process or others) to let go. The lock is released when the value is dropped.
+async fn lock_file(path: PathBuf, store: String) -> Result<RefreshTokenLock, StoreError> {
+    let io_err = |source| StoreError::Io {
+        store: store.clone(),
+        action: format!("lock {}", path.display()),
+        source,
+    };
+    let file = open_lock_file(&path).map_err(io_err)?;
+    // `File::lock` blocks until the other holder lets go: keep it off the async workers.
+    match tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await {
+        Ok(Ok(file)) => Ok(RefreshTokenLock::new(file)),
+        Ok(Err(source)) => Err(io_err(source)),
+        Err(join) => Err(io_err(io::Error::other(join.to_string()))),
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
+/// mode 0600 before any byte is written, flushed, renamed over `path`, then the directory is
+/// flushed so the rename survives a crash. With `overwrite` false an existing `path` is left
+/// alone and the error kind is `AlreadyExists`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if overwrite {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_map_like_the_python_sdk_for_ascii() {
+        assert_eq!(slot_file_stem("worker-1"), "worker-1");
+        assert_eq!(slot_file_stem("a b/c:d"), "a_b_c_d");
+        assert_eq!(slot_file_stem("host.example_2"), "host.example_2");
+        assert_eq!(slot_file_stem("../etc"), ".._etc");
+    }
+}

@@ -1,0 +1,412 @@
+//! The OS keyring store (feature `keyring`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::{CredentialStore, Identity, IdentityKey, RefreshTokenLock, StoreError, same_secret};
+use crate::auth::PrivateKey;
+
+const CLIENT_ID_ACCOUNT: &str = "client-id";
+const DEFAULT_SLOT: &str = "default";
+
+/// Which OS keyring a [`KeyringStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyringBackend {
+    /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet, KeePassXC): persistent.
+    /// The default on Linux and the BSDs.
+    SecretService,
+    /// The Linux kernel key retention service (keyutils). **Memory only**: entries live in the
+    /// kernel's session keyring and are lost at logout or reboot, and a secret may be at most
+    /// 32 KiB. Only on explicit request, for headless hosts without a Secret Service. The
+    /// process needs a session keyring (a login session, or `keyctl session`); without one,
+    /// entries written from one thread may not be found from another.
+    KeyUtils,
+    /// The platform store: the macOS login Keychain or the Windows Credential Manager.
+    /// The default on macOS and Windows.
+    Platform,
+}
+
+impl KeyringBackend {
+    /// The persistent default for this operating system.
+    pub fn platform_default() -> Self {
+        if cfg!(any(target_os = "macos", target_os = "windows")) {
+            Self::Platform
+        } else {
+            Self::SecretService
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::SecretService => "Secret Service",
+            Self::KeyUtils => "kernel keyutils",
+            Self::Platform => "platform keychain",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Self::SecretService => {
+                "check that a Secret Service (gnome-keyring-daemon, KWallet) runs on the D-Bus session bus and is unlocked"
+            }
+            Self::KeyUtils => {
+                "check that the process has a kernel session keyring (run under `keyctl session`)"
+            }
+            Self::Platform => {
+                "check that the login keychain / credential manager is available and unlocked"
+            }
+        }
+    }
+}
+
+/// Credentials in the OS keyring, through `keyring-core`.
+///
+/// Entries live under one service name (default `ralio`):
+///
+/// | account | secret |
+/// | --- | --- |
+/// | `client-id` | the binding's client id |
+/// | `<client_id>` | the private key, PKCS#8 PEM |
+/// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
+///
+/// The library never installs a process-global default keyring store: each `KeyringStore`
+/// builds its own backend. Backend calls block, so each runs on a short-lived plain thread.
+/// Rotations of one slot are serialised across processes of the same user by a lock file in
+/// `$XDG_RUNTIME_DIR` (else the temporary directory).
+#[derive(Clone)]
+pub struct KeyringStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    service: String,
+    slot: String,
+    backend: KeyringBackend,
+    platform: Mutex<Option<Arc<PlatformStore>>>,
+}
+
+impl std::fmt::Debug for KeyringStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringStore")
+            .field("service", &self.shared.service)
+            .field("slot", &self.shared.slot)
+            .field("backend", &self.shared.backend)
+            .finish()
+    }
+}
+
+impl KeyringStore {
+    /// The store under service `service`, on this OS's persistent keyring
+    /// ([`KeyringBackend::platform_default`]).
+    pub fn new(service: impl Into<String>) -> Self {
+        Self::with_backend(service, KeyringBackend::platform_default())
+    }
+
+    /// The store under service `service` on the given backend.
+    pub fn with_backend(service: impl Into<String>, backend: KeyringBackend) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                service: service.into(),
+                slot: DEFAULT_SLOT.to_owned(),
+                backend,
+                platform: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Keeps this instance's refresh token under its own slot. Give each concurrently running
+    /// SDK instance its own slot.
+    pub fn with_refresh_token_slot(self, slot: impl Into<String>) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(Shared {
+                service: shared.service.clone(),
+                slot: slot.into(),
+                backend: shared.backend,
+                platform: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> KeyringBackend {
+        self.shared.backend
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A plain thread, not tokio's blocking pool: the Secret Service client blocks on its own
+        // async runtime, which panics on a thread that is inside a tokio runtime context.
+        let spawned = std::thread::Builder::new()
+            .name("ralio-keyring".to_owned())
+            .spawn(move || {
+                let _ = tx.send(op(&shared));
+            });
+        let failed = |hint: &str| StoreError::Backend {
+            store: self.describe(),
+            action: "run a keyring call".to_owned(),
+            hint: hint.to_owned(),
+            source: None,
+        };
+        if spawned.is_err() {
+            return Err(failed("the operating system refused to start a thread"));
+        }
+        rx.await.map_err(|_| {
+            failed("the keyring call panicked; this is a bug in the keyring backend")
+        })?
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping the Secret Service client blocks on its runtime, which panics inside a tokio
+        // context: let a plain thread drop it.
+        let platform = self
+            .platform
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(platform) = platform {
+            let _ = std::thread::Builder::new()
+                .name("ralio-keyring-drop".to_owned())
+                .spawn(move || drop(platform));
+        }
+    }
+}
+
+impl Shared {
+    fn describe(&self) -> String {
+        format!(
+            "keyring store ({}, service {})",
+            self.backend.name(),
+            self.service
+        )
+    }
+
+    fn backend_error(&self, action: &str, err: KeyringError) -> StoreError {
+        let store = self.describe();
+        match err {
+            // These variants carry the stored bytes: never keep them.
+            KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::Corrupt {
+                store,
+                what: action.to_owned(),
+                reason: "the entry's data is not valid text".to_owned(),
+            },
+            KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => {
+                StoreError::Backend {
+                    store,
+                    action: action.to_owned(),
+                    hint: self.backend.hint().to_owned(),
+                    source: Some(source),
+                }
+            }
+            other => StoreError::Backend {
+                store,
+                action: action.to_owned(),
+                hint: self.backend.hint().to_owned(),
+                source: Some(Box::new(other)),
+            },
+        }
+    }
+
+    fn platform(&self) -> Result<Arc<PlatformStore>, StoreError> {
+        let mut slot = self.platform.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = slot.as_ref() {
+            return Ok(Arc::clone(store));
+        }
+        let store = self.open_platform()?;
+        *slot = Some(Arc::clone(&store));
+        Ok(store)
+    }
+
+    fn open_platform(&self) -> Result<Arc<PlatformStore>, StoreError> {
+        let unsupported = || StoreError::Config {
+            store: self.describe(),
+            reason: format!(
+                "the {} backend is not available on this operating system; use KeyringBackend::platform_default()",
+                self.backend.name()
+            ),
+        };
+        let opened: Result<Arc<PlatformStore>, KeyringError> = match self.backend {
+            #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+            KeyringBackend::SecretService => {
+                zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
+            #[cfg(target_os = "linux")]
+            KeyringBackend::KeyUtils => {
+                linux_keyutils_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
+            #[cfg(target_os = "macos")]
+            KeyringBackend::Platform => {
+                apple_native_keyring_store::keychain::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
+            #[cfg(target_os = "windows")]
+            KeyringBackend::Platform => {
+                windows_native_keyring_store::Store::new().map(|s| s as Arc<PlatformStore>)
+            }
+            #[allow(unreachable_patterns)]
+            _ => return Err(unsupported()),
+        };
+        opened.map_err(|e| self.backend_error("open the keyring", e))
+    }
+
+    fn entry(&self, account: &str) -> Result<Entry, StoreError> {
+        self.platform()?
+            .build(&self.service, account, None)
+            .map_err(|e| self.backend_error(&format!("address entry {account}"), e))
+    }
+
+    fn get(&self, account: &str) -> Result<Option<SecretString>, StoreError> {
+        match self.entry(account)?.get_password() {
+            Ok(value) => Ok(Some(SecretString::from(value))),
+            Err(KeyringError::NoEntry) => Ok(None),
+            Err(e) => Err(self.backend_error(&format!("read entry {account}"), e)),
+        }
+    }
+
+    fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
+        self.entry(account)?
+            .set_password(value)
+            .map_err(|e| self.backend_error(&format!("write entry {account}"), e))
+    }
+
+    fn delete(&self, account: &str) -> Result<(), StoreError> {
+        match self.entry(account)?.delete_credential() {
+            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
+            Err(e) => Err(self.backend_error(&format!("delete entry {account}"), e)),
+        }
+    }
+
+    fn client_id(&self) -> Result<Option<String>, StoreError> {
+        let Some(id) = self.get(CLIENT_ID_ACCOUNT)? else {
+            return Ok(None);
+        };
+        let id = id.expose_secret().trim().to_owned();
+        if id.is_empty() {
+            return Err(StoreError::Corrupt {
+                store: self.describe(),
+                what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                reason: "it is empty".to_owned(),
+            });
+        }
+        Ok(Some(id))
+    }
+
+    fn refresh_account(&self, client_id: &str) -> String {
+        format!("{client_id}/refresh-token/{}", self.slot)
+    }
+
+    fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        let Some(client_id) = self.client_id()? else {
+            return Ok(None);
+        };
+        let Some(pem) = self.get(&client_id)? else {
+            return Err(StoreError::Missing {
+                store: self.describe(),
+                what: format!("the private key (entry {client_id})"),
+                hint: "the keyring entry was removed; register again with a fresh ticket"
+                    .to_owned(),
+            });
+        };
+        let key =
+            PrivateKey::from_pem(pem.expose_secret()).map_err(|source| StoreError::InvalidKey {
+                store: self.describe(),
+                what: format!("entry {client_id}"),
+                source,
+            })?;
+        Ok(Some(Identity::new(client_id, key)))
+    }
+
+    fn save_identity(&self, client_id: &str, key: &PrivateKey) -> Result<String, StoreError> {
+        self.set(client_id, key.to_pkcs8_pem().expose_secret())?;
+        // The client id goes last: a half-saved identity stays invisible.
+        self.set(CLIENT_ID_ACCOUNT, client_id)?;
+        Ok(format!(
+            "{} entry service={} account={client_id}",
+            self.backend.name(),
+            self.service
+        ))
+    }
+}
+
+#[async_trait]
+impl CredentialStore for KeyringStore {
+    fn describe(&self) -> String {
+        self.shared.describe()
+    }
+
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        self.run(|s| s.load_identity()).await
+    }
+
+    async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        let IdentityKey::Local(key) = identity.key() else {
+            return Err(StoreError::Config {
+                store: self.describe(),
+                reason: "the keyring store keeps private keys; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
+            });
+        };
+        let (client_id, key) = (identity.client_id().to_owned(), key.clone());
+        self.run(move |s| s.save_identity(&client_id, &key)).await
+    }
+
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        self.run(|s| match s.client_id()? {
+            Some(id) => s.get(&s.refresh_account(&id)),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        let previous = previous.cloned();
+        let token = token.clone();
+        self.run(move |s| {
+            let Some(id) = s.client_id()? else {
+                return Err(StoreError::Missing {
+                    store: s.describe(),
+                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                    hint: "save the identity (register) before its refresh tokens".to_owned(),
+                });
+            };
+            let account = s.refresh_account(&id);
+            if previous.is_some() && !same_secret(s.get(&account)?.as_ref(), previous.as_ref()) {
+                return Err(StoreError::Conflict {
+                    store: s.describe(),
+                });
+            }
+            s.set(&account, token.expose_secret())
+        })
+        .await
+    }
+
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        self.run(|s| match s.client_id()? {
+            Some(id) => s.delete(&s.refresh_account(&id)),
+            None => Ok(()),
+        })
+        .await
+    }
+
+    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
+        let name = format!(
+            "{}\n{}\n{}",
+            self.shared.backend.name(),
+            self.shared.service,
+            self.shared.slot
+        );
+        super::file::lock_named(&name, &self.describe()).await
+    }
+}

@@ -1,0 +1,89 @@
+//! The in-memory store.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::{CredentialStore, Identity, RefreshTokenLock, StoreError, same_secret};
+
+/// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
+///
+/// Clones share the same contents, so one `MemoryStore` can be handed to several clients;
+/// [`lock_refresh_token`](CredentialStore::lock_refresh_token) serialises their rotations.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    identity: Mutex<Option<Identity>>,
+    refresh_token: Mutex<Option<SecretString>>,
+    rotation: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoning only means another thread panicked while holding the guard; the Option inside
+    // is still whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store that already holds `identity`.
+    pub fn with_identity(identity: Identity) -> Self {
+        let store = Self::default();
+        *guard(&store.inner.identity) = Some(identity);
+        store
+    }
+}
+
+#[async_trait]
+impl CredentialStore for MemoryStore {
+    fn describe(&self) -> String {
+        "memory store".to_owned()
+    }
+
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        Ok(guard(&self.inner.identity).clone())
+    }
+
+    async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        *guard(&self.inner.identity) = Some(identity.clone());
+        Ok("memory (lost when the process exits)".to_owned())
+    }
+
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        Ok(guard(&self.inner.refresh_token).clone())
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        let mut slot = guard(&self.inner.refresh_token);
+        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
+            return Err(StoreError::Conflict {
+                store: self.describe(),
+            });
+        }
+        *slot = Some(token.clone());
+        Ok(())
+    }
+
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        *guard(&self.inner.refresh_token) = None;
+        Ok(())
+    }
+
+    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
+        let held = Arc::clone(&self.inner.rotation).lock_owned().await;
+        Ok(RefreshTokenLock::new(held))
+    }
+}

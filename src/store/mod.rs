@@ -1,0 +1,423 @@
+//! Credential stores: where a host keeps its stable identity (client id and key) and the
+//! rotating refresh token of each SDK instance.
+//!
+//! Every store implements [`CredentialStore`], an async, object-safe trait, so a client takes
+//! an `Arc<dyn CredentialStore>` and does not care where the secrets live:
+//!
+//! | store | identity | refresh tokens |
+//! | --- | --- | --- |
+//! | [`FileStore`] | `~/.ralio` (shared with the Python SDK) | `refresh-tokens/<slot>.json`, else memory |
+//! | [`KeyringStore`] (feature `keyring`) | OS keyring | OS keyring, one entry per slot |
+//! | [`VaultStore`] (feature `vault`) | Vault / OpenBao KV v2, or a Transit key | KV v2 with check-and-set |
+//! | [`EnvStore`] | `RALIO_CLIENT_ID` + key variables | memory |
+//! | [`MemoryStore`] | memory | memory |
+//!
+//! # Refresh tokens
+//!
+//! One SDK instance owns one refresh-token family (see the protocol notes on rotation). A
+//! rotation is `lock_refresh_token` → `load_refresh_token` → refresh with the server →
+//! `save_refresh_token(previous, new)` → drop the lock. The save is a compare-and-set: when
+//! the stored token is no longer `previous`, another writer rotated it and the save fails with
+//! [`StoreError::Conflict`] instead of silently overwriting a newer token.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::auth::{KeyError, PrivateKey, PublicJwk, Signer, Thumbprint};
+
+mod env;
+mod file;
+#[cfg(feature = "keyring")]
+mod keyring;
+mod memory;
+#[cfg(feature = "vault")]
+mod vault;
+
+pub use env::EnvStore;
+pub use file::FileStore;
+#[cfg(feature = "keyring")]
+pub use keyring::{KeyringBackend, KeyringStore};
+pub use memory::MemoryStore;
+#[cfg(feature = "vault")]
+pub use vault::{TransitSigner, VaultAuth, VaultConfig, VaultStore};
+
+/// The key half of an [`Identity`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum IdentityKey {
+    /// The private key itself, held in this process.
+    Local(PrivateKey),
+    /// A signer whose key lives elsewhere (a Vault Transit key, an HSM, ...).
+    Remote(Arc<dyn Signer>),
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(key) => f.debug_tuple("Local").field(key).finish(),
+            Self::Remote(signer) => f
+                .debug_tuple("Remote")
+                .field(&signer.thumbprint().as_str())
+                .finish(),
+        }
+    }
+}
+
+/// The stable identity of a credential binding: its client id and the key it was registered
+/// with.
+///
+/// `Debug` shows the client id and the key's thumbprint, never key material.
+#[derive(Clone)]
+pub struct Identity {
+    client_id: String,
+    key: IdentityKey,
+}
+
+impl Identity {
+    /// An identity whose private key is held in this process.
+    pub fn new(client_id: impl Into<String>, key: PrivateKey) -> Self {
+        Self {
+            client_id: client_id.into(),
+            key: IdentityKey::Local(key),
+        }
+    }
+
+    /// An identity whose key is held by a [`Signer`] (for example a [`TransitSigner`]).
+    pub fn with_signer(client_id: impl Into<String>, signer: Arc<dyn Signer>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            key: IdentityKey::Remote(signer),
+        }
+    }
+
+    /// The binding's client id (`cb_…`).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The key, local or remote.
+    pub fn key(&self) -> &IdentityKey {
+        &self.key
+    }
+
+    /// The private key, when it is held in this process.
+    pub fn private_key(&self) -> Option<&PrivateKey> {
+        match &self.key {
+            IdentityKey::Local(key) => Some(key),
+            IdentityKey::Remote(_) => None,
+        }
+    }
+
+    /// A signer for assertions and DPoP proofs, whichever kind of key this is.
+    pub fn signer(&self) -> Arc<dyn Signer> {
+        match &self.key {
+            IdentityKey::Local(key) => Arc::new(key.clone()),
+            IdentityKey::Remote(signer) => Arc::clone(signer),
+        }
+    }
+
+    /// The public JWK of the key.
+    pub fn public_jwk(&self) -> &PublicJwk {
+        match &self.key {
+            IdentityKey::Local(key) => key.public_jwk(),
+            IdentityKey::Remote(signer) => signer.public_jwk(),
+        }
+    }
+
+    /// The RFC 7638 thumbprint (`jkt`) of the key.
+    pub fn thumbprint(&self) -> &Thumbprint {
+        match &self.key {
+            IdentityKey::Local(key) => key.thumbprint(),
+            IdentityKey::Remote(signer) => signer.thumbprint(),
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("client_id", &self.client_id)
+            .field("thumbprint", &self.thumbprint().as_str())
+            .finish()
+    }
+}
+
+/// Held while an instance rotates its refresh token; dropping it releases the lock.
+///
+/// Obtained from [`CredentialStore::lock_refresh_token`].
+#[must_use = "the lock is released when this value is dropped"]
+pub struct RefreshTokenLock {
+    _guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl RefreshTokenLock {
+    /// A lock that holds nothing: for stores whose refresh token no other process can see.
+    pub fn unshared() -> Self {
+        Self { _guard: None }
+    }
+
+    /// A lock that releases when `guard` is dropped (a file lock, a mutex guard, ...).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+impl fmt::Debug for RefreshTokenLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenLock")
+            .field("held", &self._guard.is_some())
+            .finish()
+    }
+}
+
+/// Where a store keeps credentials and how it holds them.
+///
+/// Implement it to keep credentials somewhere the SDK does not know (a database, a
+/// secret manager); see `examples/custom_store.rs`. Methods are async; implementations that
+/// call blocking APIs should move them off the runtime (`tokio::task::spawn_blocking`).
+///
+/// Errors name the store (from [`describe`](Self::describe)) and what failed, never a secret.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + fmt::Debug {
+    /// A short human description used in messages, such as `file store at /home/me/.ralio`.
+    fn describe(&self) -> String;
+
+    /// Loads the stable identity; `Ok(None)` when none has been saved yet (register first).
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError>;
+
+    /// Saves the identity after a successful registration, replacing any previous one.
+    ///
+    /// Returns where the key now lives, in words (a path, a keyring entry, a Vault path), for
+    /// the registration result.
+    async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError>;
+
+    /// Loads this instance's refresh token; `Ok(None)` when there is none.
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError>;
+
+    /// Saves a rotated refresh token, compare-and-set: `previous` is the token this writer
+    /// replaced (`None` for the first token of a new family after a fresh mint, which replaces
+    /// whatever is stored). When the stored token is neither `previous` nor absent-and-expected,
+    /// another writer got there first and this fails with [`StoreError::Conflict`].
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError>;
+
+    /// Removes this instance's refresh token (after the server rejected it, for example).
+    async fn clear_refresh_token(&self) -> Result<(), StoreError>;
+
+    /// Takes the lock that serialises rotations of this instance's refresh token across
+    /// processes. Hold it from the load to the save of one rotation.
+    ///
+    /// The default returns [`RefreshTokenLock::unshared`], right for stores whose refresh
+    /// token lives in this process only.
+    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
+        Ok(RefreshTokenLock::unshared())
+    }
+
+    /// Called by [`register`](crate::register::register) before the registration request.
+    ///
+    /// A store that wants the key persisted before the server knows it (the file store: a
+    /// crash between the server's answer and the save must not lose the only copy of the
+    /// key) writes it now and returns where. It must refuse to replace an existing key unless
+    /// `overwrite` is set. The default does nothing: other stores receive the key only through
+    /// [`save_identity`](Self::save_identity), after the server accepted it.
+    async fn stage_key(
+        &self,
+        key: &PrivateKey,
+        overwrite: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, overwrite);
+        Ok(None)
+    }
+
+    /// Removes a key written by [`stage_key`](Self::stage_key) after the registration failed.
+    async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
+}
+
+/// Why a credential store failed. Messages name the store and what to do; they never contain
+/// a key, a token or any other secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Something the store needs is not there (a key file that `credentials.json` points to,
+    /// a variable).
+    #[error("{store}: {what} is missing; {hint}")]
+    Missing {
+        /// The store, as [`CredentialStore::describe`] names it.
+        store: String,
+        /// What is missing.
+        what: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// An entry exists but cannot be used.
+    #[error("{store}: {what} is unreadable ({reason}); fix or remove it, or register again")]
+    Corrupt {
+        /// The store.
+        store: String,
+        /// Which entry.
+        what: String,
+        /// What is wrong with it, in words; never its content.
+        reason: String,
+    },
+    /// The stored private key is not a usable P-256 key.
+    #[error("{store}: the private key in {what} cannot be used")]
+    InvalidKey {
+        /// The store.
+        store: String,
+        /// Which entry.
+        what: String,
+        /// Why the key was refused.
+        #[source]
+        source: KeyError,
+    },
+    /// A secret file can be read by other users.
+    #[error(
+        "{store}: {} is accessible by group or others (mode {mode:04o}); run `chmod 600 {}` and try again",
+        path.display(),
+        path.display()
+    )]
+    InsecurePermissions {
+        /// The store.
+        store: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key or identity is already stored and replacing it was not asked for.
+    #[error("{store}: {what} already exists; pass overwrite to replace it")]
+    AlreadyExists {
+        /// The store.
+        store: String,
+        /// What exists (a path, an entry).
+        what: String,
+    },
+    /// The refresh token was rotated by another writer since this one read it.
+    #[error(
+        "{store}: the refresh token was changed by another writer since this instance read it; give each SDK instance its own refresh-token slot"
+    )]
+    Conflict {
+        /// The store.
+        store: String,
+    },
+    /// The store was configured wrongly (a bad slot name, an unusable setting).
+    #[error("{store}: {reason}")]
+    Config {
+        /// The store.
+        store: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("{store}: could not {action}")]
+    Io {
+        /// The store.
+        store: String,
+        /// What was being done, with the path.
+        action: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend (keyring daemon, Vault server) failed or could not be reached.
+    #[error("{store}: could not {action}; {hint}")]
+    Backend {
+        /// The store.
+        store: String,
+        /// What was being done.
+        action: String,
+        /// What to check.
+        hint: String,
+        /// The backend's error; never carries secret values.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Compares two optional secrets without exposing them beyond this function.
+pub(crate) fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_caller_what_to_do() {
+        let store = || "file store at /home/me/.ralio".to_owned();
+        let errors = [
+            StoreError::Missing {
+                store: store(),
+                what: "the private key /home/me/.ralio/keys/abc.pem".to_owned(),
+                hint: "the binding may have been revoked and its key removed; register again with a fresh ticket".to_owned(),
+            },
+            StoreError::Corrupt {
+                store: store(),
+                what: "/home/me/.ralio/credentials.json".to_owned(),
+                reason: "it has no client_id".to_owned(),
+            },
+            StoreError::InvalidKey {
+                store: store(),
+                what: "/home/me/.ralio/keys/abc.pem".to_owned(),
+                source: KeyError::EncryptedPem,
+            },
+            StoreError::InsecurePermissions {
+                store: store(),
+                path: "/home/me/.ralio/keys/abc.pem".into(),
+                mode: 0o644,
+            },
+            StoreError::AlreadyExists {
+                store: store(),
+                what: "the key file /srv/agent.pem".to_owned(),
+            },
+            StoreError::Conflict { store: store() },
+            StoreError::Config {
+                store: "environment store".to_owned(),
+                reason: "more than one of RALIO_PRIVATE_JWK, RALIO_PRIVATE_KEY_PEM and RALIO_PRIVATE_KEY_PATH is set; set exactly one".to_owned(),
+            },
+            StoreError::Io {
+                store: store(),
+                action: "write /home/me/.ralio/credentials.json".to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            StoreError::Backend {
+                store: "keyring store (Secret Service, service ralio)".to_owned(),
+                action: "open the keyring".to_owned(),
+                hint: "check that a Secret Service (gnome-keyring-daemon, KWallet) runs on the D-Bus session bus and is unlocked".to_owned(),
+                source: None,
+            },
+        ];
+        let text: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let mut line = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    line.push_str(&format!("\n    caused by: {cause}"));
+                    source = cause.source();
+                }
+                line
+            })
+            .collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+}

@@ -1,0 +1,821 @@
+//! HashiCorp Vault / OpenBao: a KV v2 credential store and a Transit signer (feature `vault`).
+//!
+//! Written on reqwest directly rather than with `vaultrs`: vaultrs 0.8 fits reqwest 0.13, but
+//! its transport (rustify) keeps raw response bodies in its error values (`content: …`), and
+//! a KV read's body holds the private key or the refresh token, which would then reach
+//! `Debug` output and logs. The handful of calls needed here are small.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{CredentialStore, Identity, IdentityKey, StoreError, same_secret};
+use crate::auth::{PrivateKey, PublicJwk, SignError, Signer, Thumbprint};
+
+/// How to authenticate to Vault.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum VaultAuth {
+    /// A Vault token (`VAULT_TOKEN`).
+    Token(SecretString),
+    /// AppRole login: the role id and secret id are exchanged for a token on first use.
+    AppRole {
+        /// Mount of the AppRole auth method (usually `approle`).
+        mount: String,
+        /// The role id.
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+}
+
+impl fmt::Debug for VaultAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(_) => f.write_str("Token([redacted])"),
+            Self::AppRole { mount, role_id, .. } => f
+                .debug_struct("AppRole")
+                .field("mount", mount)
+                .field("role_id", role_id)
+                .field("secret_id", &"[redacted]")
+                .finish(),
+        }
+    }
+}
+
+/// Where and how to reach Vault, and where in KV v2 the credentials live.
+///
+/// Defaults: KV v2 mount `secret`, path `ralio`, refresh-token slot `default`. The store keeps
+/// `<mount>/data/<path>/identity` (client id plus the PKCS#8 PEM key, or the Transit key's
+/// name) and `<mount>/data/<path>/refresh-tokens/<slot>`.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    addr: String,
+    auth: VaultAuth,
+    namespace: Option<String>,
+    kv_mount: String,
+    path: String,
+    slot: String,
+}
+
+impl VaultConfig {
+    /// Vault at `addr` (such as `http://127.0.0.1:8200`) with `auth`.
+    pub fn new(addr: impl Into<String>, auth: VaultAuth) -> Self {
+        Self {
+            addr: addr.into().trim_end_matches('/').to_owned(),
+            auth,
+            namespace: None,
+            kv_mount: "secret".to_owned(),
+            path: "ralio".to_owned(),
+            slot: "default".to_owned(),
+        }
+    }
+
+    /// From the standard variables: `VAULT_ADDR`, `VAULT_TOKEN`, and `VAULT_NAMESPACE` if set.
+    pub fn from_env() -> Result<Self, StoreError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let missing = |what: &str| StoreError::Missing {
+            store: "vault store".to_owned(),
+            what: what.to_owned(),
+            hint: "set VAULT_ADDR and VAULT_TOKEN, or build a VaultConfig with AppRole credentials"
+                .to_owned(),
+        };
+        let addr = var("VAULT_ADDR").ok_or_else(|| missing("VAULT_ADDR"))?;
+        let token = var("VAULT_TOKEN").ok_or_else(|| missing("VAULT_TOKEN"))?;
+        let mut config = Self::new(addr, VaultAuth::Token(SecretString::from(token)));
+        config.namespace = var("VAULT_NAMESPACE");
+        Ok(config)
+    }
+
+    /// The Vault Enterprise namespace to send (`X-Vault-Namespace`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The KV v2 mount (default `secret`).
+    pub fn kv_mount(mut self, mount: impl Into<String>) -> Self {
+        self.kv_mount = mount.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// The path under the mount (default `ralio`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// This instance's refresh-token slot (default `default`). Give each concurrently
+    /// running SDK instance its own slot.
+    pub fn refresh_token_slot(mut self, slot: impl Into<String>) -> Self {
+        self.slot = super::file::slot_file_stem(&slot.into());
+        self
+    }
+}
+
+/// The HTTP side shared by the store and the signer: address, auth, cached token.
+struct VaultClient {
+    config: VaultConfig,
+    http: reqwest::Client,
+    token: tokio::sync::Mutex<Option<SecretString>>,
+}
+
+/// An error answer of the Vault API; carries Vault's own messages, which never echo secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("Vault answered HTTP {status}: {}", if errors.is_empty() { "no details".to_owned() } else { errors.join("; ") })]
+struct VaultApiError {
+    status: u16,
+    errors: Vec<String>,
+}
+
+enum Answer {
+    Ok(Value),
+    NotFound,
+    CasMismatch,
+    Forbidden(Vec<String>),
+}
+
+impl VaultClient {
+    fn new(config: VaultConfig) -> Result<Self, StoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| StoreError::Backend {
+                store: "vault store".to_owned(),
+                action: "build the HTTP client".to_owned(),
+                hint: "the TLS backend could not be initialised".to_owned(),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(Self {
+            config,
+            http,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn backend(
+        &self,
+        store: &str,
+        action: &str,
+        hint: &str,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Backend {
+            store: store.to_owned(),
+            action: action.to_owned(),
+            hint: hint.to_owned(),
+            source,
+        }
+    }
+
+    async fn token(&self, store: &str) -> Result<SecretString, StoreError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = match &self.config.auth {
+            VaultAuth::Token(token) => token.clone(),
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let body = json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
+                let url = format!(
+                    "{}/v1/auth/{}/login",
+                    self.config.addr,
+                    mount.trim_matches('/')
+                );
+                let answer = self
+                    .send(
+                        store,
+                        "log in with AppRole",
+                        reqwest::Method::POST,
+                        &url,
+                        None,
+                        Some(&body),
+                    )
+                    .await?;
+                let Answer::Ok(value) = answer else {
+                    return Err(self.backend(
+                        store,
+                        "log in with AppRole",
+                        "check the AppRole mount and that the role exists",
+                        None,
+                    ));
+                };
+                match value.pointer("/auth/client_token").and_then(Value::as_str) {
+                    Some(t) => SecretString::from(t.to_owned()),
+                    None => {
+                        return Err(self.backend(
+                            store,
+                            "log in with AppRole",
+                            "the login answer holds no client token",
+                            None,
+                        ));
+                    }
+                }
+            }
+        };
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn call(
+        &self,
+        store: &str,
+        action: &str,
+        method: reqwest::Method,
+        api_path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, StoreError> {
+        let url = format!("{}/v1/{api_path}", self.config.addr);
+        let mut relogged = false;
+        loop {
+            let token = self.token(store).await?;
+            match self
+                .send(store, action, method.clone(), &url, Some(&token), body)
+                .await?
+            {
+                // An AppRole token may have expired: log in again, once.
+                Answer::Forbidden(_)
+                    if !relogged && matches!(self.config.auth, VaultAuth::AppRole { .. }) =>
+                {
+                    relogged = true;
+                    *self.token.lock().await = None;
+                }
+                Answer::Forbidden(errors) => {
+                    return Err(self.backend(
+                        store,
+                        action,
+                        "check that the token is valid and its policy allows this path",
+                        Some(Box::new(VaultApiError {
+                            status: 403,
+                            errors,
+                        })),
+                    ));
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        store: &str,
+        action: &str,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+    ) -> Result<Answer, StoreError> {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token.expose_secret());
+        }
+        if let Some(ns) = &self.config.namespace {
+            request = request.header("X-Vault-Namespace", ns);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            self.backend(
+                store,
+                action,
+                "check VAULT_ADDR and that the Vault server is running",
+                Some(Box::new(e)),
+            )
+        })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| {
+            self.backend(
+                store,
+                action,
+                "the connection to Vault broke",
+                Some(Box::new(e)),
+            )
+        })?;
+        if (200..300).contains(&status) {
+            if bytes.is_empty() {
+                return Ok(Answer::Ok(Value::Null));
+            }
+            // A parse failure must not keep the body: it may hold a secret.
+            return serde_json::from_slice(&bytes).map(Answer::Ok).map_err(|_| {
+                self.backend(
+                    store,
+                    action,
+                    "Vault answered with something that is not JSON",
+                    None,
+                )
+            });
+        }
+        let errors: Vec<String> = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if status == 404 {
+            return Ok(Answer::NotFound);
+        }
+        if status == 400 && errors.iter().any(|e| e.contains("check-and-set")) {
+            return Ok(Answer::CasMismatch);
+        }
+        if status == 403 && token.is_some() {
+            return Ok(Answer::Forbidden(errors));
+        }
+        let hint = match status {
+            401 | 403 => "check that the token is valid and its policy allows this path",
+            503 => "Vault is sealed or unavailable",
+            _ => "see Vault's message",
+        };
+        Err(self.backend(
+            store,
+            action,
+            hint,
+            Some(Box::new(VaultApiError { status, errors })),
+        ))
+    }
+}
+
+/// Credentials in HashiCorp Vault or OpenBao KV v2 (feature `vault`).
+///
+/// The identity is `{client_id, private_key_pem}` at `<mount>/data/<path>/identity`, or
+/// `{client_id, transit_mount, transit_key}` when the key is a Transit key (see
+/// [`TransitSigner`]). Each refresh token is written with check-and-set on the version this
+/// writer read, so a stale writer is refused ([`StoreError::Conflict`]) instead of silently
+/// overwriting a newer token.
+#[derive(Clone)]
+pub struct VaultStore {
+    client: Arc<VaultClient>,
+}
+
+impl fmt::Debug for VaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultStore")
+            .field("config", &self.client.config)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct IdentitySecret {
+    client_id: Option<String>,
+    private_key_pem: Option<String>,
+    transit_mount: Option<String>,
+    transit_key: Option<String>,
+}
+
+impl VaultStore {
+    /// The store for `config`.
+    pub fn new(config: VaultConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            client: Arc::new(VaultClient::new(config)?),
+        })
+    }
+
+    /// A Transit signer for key `key` on mount `mount`, using this store's Vault connection.
+    pub async fn transit_signer(
+        &self,
+        mount: &str,
+        key: &str,
+    ) -> Result<TransitSigner, StoreError> {
+        TransitSigner::connect(Arc::clone(&self.client), mount, key).await
+    }
+
+    /// Creates a non-exportable P-256 key `key` on Transit mount `mount` (if it does not exist
+    /// yet) and returns its signer. Register it with
+    /// [`RegisterOptions::signer`](crate::register::RegisterOptions::signer).
+    pub async fn create_transit_key(
+        &self,
+        mount: &str,
+        key: &str,
+    ) -> Result<TransitSigner, StoreError> {
+        let path = format!("{}/keys/{key}", mount.trim_matches('/'));
+        let body =
+            json!({"type": "ecdsa-p256", "exportable": false, "allow_plaintext_backup": false});
+        self.client
+            .call(
+                &self.describe(),
+                "create the Transit key",
+                reqwest::Method::POST,
+                &path,
+                Some(&body),
+            )
+            .await?;
+        self.transit_signer(mount, key).await
+    }
+
+    fn kv_path(&self, kind: &str, rest: &str) -> String {
+        let c = &self.client.config;
+        format!("{}/{kind}/{}/{rest}", c.kv_mount, c.path)
+    }
+
+    fn refresh_rest(&self) -> String {
+        format!("refresh-tokens/{}", self.client.config.slot)
+    }
+
+    /// Reads a KV v2 secret: its data and version, or `None` when absent or deleted.
+    async fn read(&self, rest: &str, action: &str) -> Result<Option<(Value, u64)>, StoreError> {
+        let answer = self
+            .client
+            .call(
+                &self.describe(),
+                action,
+                reqwest::Method::GET,
+                &self.kv_path("data", rest),
+                None,
+            )
+            .await?;
+        let Answer::Ok(value) = answer else {
+            return Ok(None);
+        };
+        let version = value
+            .pointer("/data/metadata/version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        match value.pointer("/data/data") {
+            Some(data @ Value::Object(_)) => Ok(Some((data.clone(), version))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write(
+        &self,
+        rest: &str,
+        action: &str,
+        data: Value,
+        cas: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut body = json!({ "data": data });
+        if let Some(cas) = cas {
+            body["options"] = json!({ "cas": cas });
+        }
+        match self
+            .client
+            .call(&self.describe(), action, reqwest::Method::POST, &self.kv_path("data", rest), Some(&body))
+            .await?
+        {
+            Answer::Ok(_) => Ok(true),
+            Answer::CasMismatch => Ok(false),
+            Answer::NotFound | Answer::Forbidden(_) => Err(StoreError::Missing {
+                store: self.describe(),
+                what: format!("the KV v2 mount {}", self.client.config.kv_mount),
+                hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
+            }),
+        }
+    }
+
+    fn corrupt(&self, what: &str, reason: &str) -> StoreError {
+        StoreError::Corrupt {
+            store: self.describe(),
+            what: what.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialStore for VaultStore {
+    fn describe(&self) -> String {
+        let c = &self.client.config;
+        format!("vault store at {} ({}/{})", c.addr, c.kv_mount, c.path)
+    }
+
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        let Some((data, _)) = self.read("identity", "read the identity").await? else {
+            return Ok(None);
+        };
+        let what = self.kv_path("data", "identity");
+        let secret: IdentitySecret = serde_json::from_value(data)
+            .map_err(|_| self.corrupt(&what, "its fields are not strings"))?;
+        let client_id = secret
+            .client_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| self.corrupt(&what, "it has no client_id"))?;
+        if let Some(pem) = secret.private_key_pem {
+            let key = PrivateKey::from_pem(&pem).map_err(|source| StoreError::InvalidKey {
+                store: self.describe(),
+                what: what.clone(),
+                source,
+            })?;
+            return Ok(Some(Identity::new(client_id, key)));
+        }
+        match (secret.transit_mount, secret.transit_key) {
+            (Some(mount), Some(key)) => {
+                let signer = self.transit_signer(&mount, &key).await?;
+                Ok(Some(Identity::with_signer(client_id, Arc::new(signer))))
+            }
+            _ => Err(self.corrupt(
+                &what,
+                "it has neither private_key_pem nor transit_mount and transit_key",
+            )),
+        }
+    }
+
+    async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        let where_ = self.kv_path("data", "identity");
+        let data = match identity.key() {
+            IdentityKey::Local(key) => json!({
+                "client_id": identity.client_id(),
+                "private_key_pem": key.to_pkcs8_pem().expose_secret(),
+                "key_jkt": key.thumbprint().as_str(),
+            }),
+            IdentityKey::Remote(signer) => {
+                let Some(transit) = TransitSigner::describe_remote(signer.as_ref()) else {
+                    return Err(StoreError::Config {
+                        store: self.describe(),
+                        reason: "only local keys and Vault Transit signers can be saved in the vault store".to_owned(),
+                    });
+                };
+                json!({
+                    "client_id": identity.client_id(),
+                    "transit_mount": transit.0,
+                    "transit_key": transit.1,
+                    "key_jkt": signer.thumbprint().as_str(),
+                })
+            }
+        };
+        self.write("identity", "write the identity", data, None)
+            .await?;
+        Ok(format!("Vault KV {where_} ({})", self.client.config.addr))
+    }
+
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        let rest = self.refresh_rest();
+        let Some((data, _)) = self.read(&rest, "read the refresh token").await? else {
+            return Ok(None);
+        };
+        match data.get("refresh_token") {
+            Some(Value::String(t)) if !t.is_empty() => Ok(Some(SecretString::from(t.clone()))),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(self.corrupt(
+                &self.kv_path("data", &rest),
+                "refresh_token is not a string",
+            )),
+        }
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        let rest = self.refresh_rest();
+        let data = json!({ "refresh_token": token.expose_secret() });
+        let cas = match previous {
+            None => None,
+            Some(previous) => {
+                let current = self.read(&rest, "read the refresh token").await?;
+                let (value, version) = match current {
+                    Some((data, version)) => (
+                        data.get("refresh_token")
+                            .and_then(Value::as_str)
+                            .map(|t| SecretString::from(t.to_owned())),
+                        version,
+                    ),
+                    None => (None, 0),
+                };
+                if !same_secret(value.as_ref(), Some(previous)) {
+                    return Err(StoreError::Conflict {
+                        store: self.describe(),
+                    });
+                }
+                Some(version)
+            }
+        };
+        if self
+            .write(&rest, "write the refresh token", data, cas)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                store: self.describe(),
+            })
+        }
+    }
+
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        let path = self.kv_path("metadata", &self.refresh_rest());
+        self.client
+            .call(
+                &self.describe(),
+                "delete the refresh token",
+                reqwest::Method::DELETE,
+                &path,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// A [`Signer`] whose P-256 key lives in Vault Transit and never leaves it.
+///
+/// Signing sends the message to `<mount>/sign/<key>/sha2-256` with `marshaling_algorithm=jws`
+/// (raw `r‖s`); a DER (ASN.1) answer from an older server is converted. The key version is
+/// pinned to the one read at connection, so a rotation in Vault cannot silently change the
+/// key a binding is registered with.
+pub struct TransitSigner {
+    client: Arc<VaultClient>,
+    mount: String,
+    key: String,
+    version: u64,
+    public_jwk: PublicJwk,
+    thumbprint: Thumbprint,
+}
+
+impl fmt::Debug for TransitSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransitSigner")
+            .field("addr", &self.client.config.addr)
+            .field("mount", &self.mount)
+            .field("key", &self.key)
+            .field("version", &self.version)
+            .field("thumbprint", &self.thumbprint.as_str())
+            .finish()
+    }
+}
+
+impl TransitSigner {
+    /// Connects to Transit key `key` on `mount` with `config`.
+    pub async fn from_config(
+        config: VaultConfig,
+        mount: &str,
+        key: &str,
+    ) -> Result<Self, StoreError> {
+        Self::connect(Arc::new(VaultClient::new(config)?), mount, key).await
+    }
+
+    async fn connect(client: Arc<VaultClient>, mount: &str, key: &str) -> Result<Self, StoreError> {
+        let mount = mount.trim_matches('/').to_owned();
+        let store = format!("vault transit key {mount}/{key}");
+        let answer = client
+            .call(
+                &store,
+                "read the Transit key",
+                reqwest::Method::GET,
+                &format!("{mount}/keys/{key}"),
+                None,
+            )
+            .await?;
+        let Answer::Ok(value) = answer else {
+            return Err(StoreError::Missing {
+                store,
+                what: "the Transit key".to_owned(),
+                hint: "create it (`bao write -f transit/keys/<name> type=ecdsa-p256`) or with VaultStore::create_transit_key".to_owned(),
+            });
+        };
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            store: store.clone(),
+            what: "the Transit key".to_owned(),
+            reason: reason.to_owned(),
+        };
+        if value.pointer("/data/type").and_then(Value::as_str) != Some("ecdsa-p256") {
+            return Err(corrupt(
+                "it is not an ecdsa-p256 key; ES256 needs a P-256 key",
+            ));
+        }
+        let version = value
+            .pointer("/data/latest_version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| corrupt("it has no latest_version"))?;
+        let pem = value
+            .pointer(&format!("/data/keys/{version}/public_key"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| corrupt("its latest version has no public key"))?;
+        let public_jwk =
+            PublicJwk::from_public_key_pem(pem).map_err(|source| StoreError::InvalidKey {
+                store: store.clone(),
+                what: "the Transit public key".to_owned(),
+                source,
+            })?;
+        let thumbprint = public_jwk.thumbprint();
+        let signer = Self {
+            client,
+            mount,
+            key: key.to_owned(),
+            version,
+            public_jwk,
+            thumbprint,
+        };
+        REMOTES.with_registry(|r| {
+            r.insert(
+                signer.thumbprint.as_str().to_owned(),
+                (signer.mount.clone(), signer.key.clone()),
+            )
+        });
+        Ok(signer)
+    }
+
+    /// The Transit mount and key name.
+    pub fn key_name(&self) -> (&str, &str) {
+        (&self.mount, &self.key)
+    }
+
+    fn describe_remote(signer: &dyn Signer) -> Option<(String, String)> {
+        REMOTES.with_registry(|r| r.get(signer.thumbprint().as_str()).cloned())
+    }
+
+    fn name(&self) -> String {
+        format!("vault transit key {}/{}", self.mount, self.key)
+    }
+}
+
+/// Thumbprint → (mount, key) of the Transit signers this process connected, so a store can
+/// record which Transit key an `Arc<dyn Signer>` stands for.
+struct Remotes(std::sync::Mutex<std::collections::HashMap<String, (String, String)>>);
+
+impl Remotes {
+    fn with_registry<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::HashMap<String, (String, String)>) -> T,
+    ) -> T {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut map)
+    }
+}
+
+static REMOTES: std::sync::LazyLock<Remotes> =
+    std::sync::LazyLock::new(|| Remotes(std::sync::Mutex::new(std::collections::HashMap::new())));
+
+#[async_trait]
+impl Signer for TransitSigner {
+    fn public_jwk(&self) -> &PublicJwk {
+        &self.public_jwk
+    }
+
+    fn thumbprint(&self) -> &Thumbprint {
+        &self.thumbprint
+    }
+
+    async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        let body = json!({
+            "input": STANDARD.encode(message),
+            "key_version": self.version,
+            "marshaling_algorithm": "jws",
+        });
+        let path = format!("{}/sign/{}/sha2-256", self.mount, self.key);
+        let answer = self
+            .client
+            .call(
+                &self.name(),
+                "sign",
+                reqwest::Method::POST,
+                &path,
+                Some(&body),
+            )
+            .await
+            .map_err(|e| SignError::backend(self.name(), e))?;
+        let bad = || SignError::BadSignature {
+            signer: self.name().into(),
+        };
+        let Answer::Ok(value) = answer else {
+            return Err(bad());
+        };
+        let text = value
+            .pointer("/data/signature")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?;
+        // "vault:v<version>:<signature>"
+        let encoded = text.rsplit(':').next().ok_or_else(bad)?;
+        if let Ok(raw) = URL_SAFE_NO_PAD.decode(encoded)
+            && let Ok(raw) = <[u8; 64]>::try_from(raw.as_slice())
+        {
+            return Ok(raw);
+        }
+        // Older servers ignore marshaling_algorithm and answer ASN.1 DER in standard base64.
+        let der = STANDARD.decode(encoded).map_err(|_| bad())?;
+        let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad())?;
+        let (r, s) = signature.split_bytes();
+        let mut raw = [0u8; 64];
+        raw[..32].copy_from_slice(&r);
+        raw[32..].copy_from_slice(&s);
+        Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn der_signatures_convert_to_raw_r_and_s() {
+        use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
+        let key = SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let sig: Signature = key.sign(b"message");
+        let der = sig.to_der();
+        let back = Signature::from_der(der.as_bytes()).unwrap();
+        assert_eq!(back, sig);
+        assert_eq!(back.to_bytes().len(), 64);
+    }
+}

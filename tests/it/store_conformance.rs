@@ -1,0 +1,193 @@
+//! The conformance suite every credential store passes: one generic body, run per store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ralio::auth::PrivateKey;
+use ralio::store::{CredentialStore, Identity, StoreError};
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// How the suite reaches one store.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// A handle on the store under test. Handles opened one after the other see the same data
+    /// (the same directory, keyring entries, Vault path).
+    fn open(&self) -> Arc<dyn CredentialStore>;
+
+    /// Puts an identity where [`Harness::open`] finds it. Writable stores save it.
+    async fn put_identity(&self, identity: &Identity) {
+        self.open().save_identity(identity).await.unwrap();
+    }
+
+    /// Damages the stored identity (garbage in the key or client-id entry).
+    async fn corrupt_identity(&self);
+}
+
+fn token(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+fn exposed(t: Option<SecretString>) -> Option<String> {
+    t.map(|t| t.expose_secret().to_owned())
+}
+
+/// Runs every conformance check against `harness`; the store must start empty.
+pub async fn run(harness: Arc<dyn Harness>) {
+    missing_entries(harness.as_ref()).await;
+    identity_round_trip(harness.as_ref()).await;
+    refresh_rotation(harness.as_ref()).await;
+    concurrent_writers(Arc::clone(&harness)).await;
+    corrupt_entry(harness.as_ref()).await;
+}
+
+/// Every check but the corrupt entry, for stores that hold parsed values only (memory).
+pub async fn run_without_corruption(harness: Arc<dyn Harness>) {
+    missing_entries(harness.as_ref()).await;
+    identity_round_trip(harness.as_ref()).await;
+    refresh_rotation(harness.as_ref()).await;
+    concurrent_writers(harness).await;
+}
+
+async fn missing_entries(h: &dyn Harness) {
+    let store = h.open();
+    assert!(
+        store.load_identity().await.unwrap().is_none(),
+        "{}: an empty store has no identity",
+        store.describe()
+    );
+    assert!(store.load_refresh_token().await.unwrap().is_none());
+    // Clearing what is not there is not an error.
+    store.clear_refresh_token().await.unwrap();
+}
+
+async fn identity_round_trip(h: &dyn Harness) {
+    let key = PrivateKey::generate().unwrap();
+    h.put_identity(&Identity::new("cb_conformance_1", key.clone()))
+        .await;
+    let loaded = h
+        .open()
+        .load_identity()
+        .await
+        .unwrap()
+        .expect("the saved identity loads from a new handle");
+    assert_eq!(loaded.client_id(), "cb_conformance_1");
+    assert_eq!(loaded.thumbprint(), key.thumbprint());
+    let signature = loaded.signer().sign_es256(b"conformance").await.unwrap();
+    assert!(
+        key.public_jwk().verify_es256(b"conformance", &signature),
+        "the loaded key signs as the saved one"
+    );
+    let debug = format!("{loaded:?}");
+    assert!(
+        debug.contains("cb_conformance_1") && !debug.contains("BEGIN"),
+        "{debug}"
+    );
+}
+
+async fn refresh_rotation(h: &dyn Harness) {
+    let store = h.open();
+    store
+        .save_refresh_token(None, &token("rt-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-1")
+    );
+    store
+        .save_refresh_token(Some(&token("rt-1")), &token("rt-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-2")
+    );
+
+    // A writer that still holds rt-1 is stale: refused, and the newer token survives.
+    let stale = store
+        .save_refresh_token(Some(&token("rt-1")), &token("rt-stale"))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+    let message = stale.to_string();
+    assert!(message.contains(&store.describe()), "{message}");
+    assert!(
+        !message.contains("rt-"),
+        "no token in the message: {message}"
+    );
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-2")
+    );
+
+    // A fresh mint (previous = None) starts a new family and replaces whatever is stored.
+    store
+        .save_refresh_token(None, &token("rt-new-family"))
+        .await
+        .unwrap();
+    assert_eq!(
+        exposed(store.load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-new-family")
+    );
+    store.clear_refresh_token().await.unwrap();
+    assert!(store.load_refresh_token().await.unwrap().is_none());
+}
+
+/// Several writers, each with its own handle, rotate the same token: each rotation reads the
+/// current value `n` and writes `n + 1` under the rotation lock, retrying on a conflict. No
+/// update may be lost: the final value counts every rotation.
+async fn concurrent_writers(h: Arc<dyn Harness>) {
+    const WRITERS: usize = 4;
+    const ROTATIONS: usize = 5;
+    h.open()
+        .save_refresh_token(None, &token("0"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let h = Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            let store = h.open();
+            for _ in 0..ROTATIONS {
+                loop {
+                    let _lock = store.lock_refresh_token().await.unwrap();
+                    let current = store.load_refresh_token().await.unwrap().unwrap();
+                    let n: usize = current.expose_secret().parse().unwrap();
+                    match store
+                        .save_refresh_token(Some(&current), &token(&(n + 1).to_string()))
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let last = h.open().load_refresh_token().await.unwrap().unwrap();
+    assert_eq!(last.expose_secret(), &(WRITERS * ROTATIONS).to_string());
+    h.open().clear_refresh_token().await.unwrap();
+}
+
+async fn corrupt_entry(h: &dyn Harness) {
+    h.corrupt_identity().await;
+    let store = h.open();
+    let err = store.load_identity().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::InvalidKey { .. }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&store.describe()),
+        "names the store: {message}"
+    );
+    assert!(!message.contains("BEGIN"), "no key material: {message}");
+}

