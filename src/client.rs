@@ -1320,6 +1320,7 @@ mod tests {
         agents: Mutex<Vec<serde_json::Value>>,
         transactions: u64,
         hang: bool,
+        headers: Mutex<Vec<axum::http::HeaderMap>>,
     }
 
     impl Mock {
@@ -1345,7 +1346,8 @@ mod tests {
         }
     }
 
-    async fn agents(State(m): State<Arc<Mock>>) -> Response {
+    async fn agents(State(m): State<Arc<Mock>>, headers: axum::http::HeaderMap) -> Response {
+        m.headers.lock().unwrap().push(headers);
         if let Some(r) = m.scripted("agents") {
             return r;
         }
@@ -1671,5 +1673,196 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
             validate_base_url("https://x/?a=1"),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_user_agent_names_the_sdk_and_the_suffix() {
+        let (client, mock) = start(one_agent()).await;
+        let client = RalioClient::builder()
+            .base_url(client.base_url())
+            .user_agent_suffix("payroll-bot/2.1")
+            .build_unauthenticated()
+            .unwrap();
+        client.agents().list().await.unwrap();
+        let headers = mock.headers.lock().unwrap();
+        let ua = headers[0].get("user-agent").unwrap().to_str().unwrap();
+        assert_eq!(
+            ua,
+            format!("ralio-rust/{} payroll-bot/2.1", env!("CARGO_PKG_VERSION"))
+        );
+        let bad = RalioClient::builder()
+            .user_agent_suffix("bad\nvalue")
+            .build_unauthenticated();
+        assert!(matches!(
+            bad,
+            Err(Error::Config(ConfigError::InvalidHeader { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_hits_the_read_idle_timeout_over_http() {
+        // A real HTTP stream that sends one event, then nothing.
+        async fn silent(State(_m): State<Arc<Mock>>) -> Response {
+            let first = futures::stream::once(async {
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                    b"event: text_delta\ndata: {\"text\":\"a\"}\n\n",
+                ))
+            });
+            let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+            ([(http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+        }
+        let mock = Arc::new(one_agent());
+        let app = Router::new()
+            .route("/api/chat/stream", post(silent))
+            .with_state(Arc::clone(&mock));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = RalioClient::builder()
+            .base_url(format!("http://{addr}"))
+            .read_idle_timeout(Some(Duration::from_millis(200)))
+            .build_unauthenticated()
+            .unwrap();
+        let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(crate::ChatEvent::TextDelta { .. }))
+        ));
+        let err = stream.next().await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, Error::Stream(crate::StreamError::IdleTimeout { .. })),
+            "{err:?}"
+        );
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn each_call_gets_a_span_with_operation_status_attempt_and_latency() {
+        use std::io::Write;
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let m = Mock {
+            transactions: 2,
+            ..one_agent()
+        };
+        m.script
+            .lock()
+            .unwrap()
+            .insert("transactions", vec![(503, "")]);
+        let (client, _mock) = start(m).await;
+        client.transactions().list().await.unwrap();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line = out
+            .lines()
+            .find(|l| l.contains("ralio.request") && l.contains("close"))
+            .unwrap_or_default();
+        assert!(line.contains("operation=\"transactions.list\""), "{out}");
+        assert!(line.contains("status=200"), "{out}");
+        assert!(line.contains("attempt=2"), "{out}");
+        assert!(line.contains("latency_ms="), "{out}");
+    }
+
+    #[cfg(feature = "opentelemetry")]
+    #[tokio::test]
+    async fn traceparent_comes_from_the_current_span() {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (client, mock) = start(one_agent()).await;
+        let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let parent = SpanContext::new(
+            trace_id,
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let span = tracing::info_span!("caller");
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+        client.agents().list().instrument(span).await.unwrap();
+        // Outside any trace: no header.
+        client.agents().list().await.unwrap();
+        let headers = mock.headers.lock().unwrap();
+        let tp = headers[0]
+            .get("traceparent")
+            .expect("traceparent sent")
+            .to_str()
+            .unwrap();
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp}"
+        );
+        assert!(tp.ends_with("-01"), "{tp}");
+        assert_eq!(tp.len(), 55);
+        assert!(headers[1].get("traceparent").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_is_a_decode_error() {
+        let (client, mock) = start(one_agent()).await;
+        mock.script
+            .lock()
+            .unwrap()
+            .insert("transactions", vec![(200, "{\"transactions\": 12}")]);
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    operation: "transactions.list",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        // A float amount is refused rather than rounded.
+        mock.script.lock().unwrap().insert(
+            "transactions",
+            vec![(
+                200,
+                r#"{"transactions":[{"id":"t","amount":"12,50","currency":"GBP","status":"completed"}],"total":1,"page":1,"per_page":50}"#,
+            )],
+        );
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+        assert!(
+            std::error::Error::source(&err)
+                .unwrap()
+                .to_string()
+                .contains("12,50")
+        );
+    }
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Error>();
+        send_sync::<RalioClient>();
+        send::<ChatStream>();
+        send_sync::<crate::Page<Transaction>>();
     }
 }

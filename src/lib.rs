@@ -1,6 +1,35 @@
 //! Rust SDK for the Ralio agentic payment API.
 //!
-//! Work in progress: see the README for what has landed.
+//! A host holding a credential binding (a P-256 key registered against one agent) talks to
+//! that agent and reads what it paid, with DPoP-bound OAuth tokens handled for it:
+//!
+//! ```no_run
+//! use ralio::RalioClient;
+//!
+//! # async fn run() -> Result<(), ralio::Error> {
+//! // RALIO_API_URL and the credential `ralio register` stored (shared with the Python SDK).
+//! let client = RalioClient::from_env().await?;
+//! let reply = client.chat().send("What is my current balance?").await?;
+//! println!("{}", reply.reply);
+//! for tx in client.transactions().list().per_page(20).await? {
+//!     println!("{} {} {}", tx.amount, tx.currency, tx.status);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`RalioClient`]: construction ([`RalioClient::builder`], [`RalioClient::from_env`]) and
+//!   the resources: [`agents`](RalioClient::agents), [`chat`](RalioClient::chat) (send and
+//!   stream), [`transactions`](RalioClient::transactions),
+//!   [`payment_intents`](RalioClient::payment_intents) (pages, lazy streams over every page,
+//!   waiting for an approval), and [`with_scopes`](RalioClient::with_scopes).
+//! - [`Error`]: one error type whose variants say what to do next.
+//! - [`ChatEvent`] / [`ChatStream`]: the typed chat stream.
+//! - [`RetryPolicy`]: what is retried, and what never is (a chat message after a 5xx).
+//! - [`register`], [`store`], [`auth`]: registration, credential stores, the DPoP auth layer,
+//!   usable on their own; [`api`]: the generated low-level client.
+//!
+//! The README (below the fold on crates.io, and in the repository) walks through the main job,
+//! configuration, errors and retries; its examples are compiled as doctests.
 
 pub mod api;
 pub mod auth;
@@ -8,6 +37,8 @@ pub mod client;
 pub mod error;
 pub mod hooks;
 pub mod models;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod pagination;
 pub mod redacted;
 pub mod register;
@@ -24,3 +55,8 @@ pub use models::{
 pub use pagination::Page;
 pub use retry::{RetryMiddleware, RetryPolicy};
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
+
+/// The README's code, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
