@@ -1,4 +1,96 @@
-fn main() {
-    eprintln!("ralio: not implemented yet");
-    std::process::exit(2);
+//! `ralio`: register this host, talk to its agent, inspect payments, diagnose.
+//!
+//! Exit codes: 0 success, 1 API or network failure, 2 usage error, 3 authentication or
+//! configuration problem. See `ralio --help`.
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory as _, Parser as _};
+
+use crate::cli::{Cli, Command};
+use crate::commands::list::Kind;
+use crate::context::Context;
+use crate::error::CliError;
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if verbose == 0 && !spec.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::new(spec)
+        }
+        _ => tracing_subscriber::EnvFilter::new(default),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions(args) = &cli.command {
+        let mut stdout = std::io::stdout();
+        clap_complete::generate(args.shell, &mut Cli::command(), "ralio", &mut stdout);
+        return Ok(());
+    }
+    let ctx = Context::resolve(&cli.global)?;
+    match cli.command {
+        Command::Register(args) => commands::register::run(&ctx, args).await,
+        Command::Whoami => commands::whoami::run(&ctx).await,
+        Command::Doctor => commands::doctor::run(&ctx).await,
+        Command::Chat(args) => commands::chat::run(&ctx, args).await,
+        Command::Transactions(args) => commands::list::run(&ctx, Kind::Transactions, args).await,
+        Command::Intents(args) => commands::list::run(&ctx, Kind::Intents, args).await,
+        Command::Sandbox(args) => commands::sandbox::run(&ctx, args).await,
+        Command::Mcp => commands::mcp::run(&ctx).await,
+        Command::Completions(_) => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(error::EXIT_USAGE));
+        }
+    };
+    init_tracing(cli.global.verbose);
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(source) => {
+            let e = CliError::Io {
+                action: "start the async runtime",
+                source,
+            };
+            error::report(&e, json);
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // stdin reads (interactive chat, MCP) may still block a thread: do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::from(error::EXIT_OK),
+        Err(e) => {
+            error::report(&e, json);
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -5,13 +5,13 @@ mod auth_keys;
 mod auth_proofs;
 mod auth_sandbox;
 mod auth_tracing;
+mod client_e2e;
 mod register;
+mod seam;
+mod spec;
 mod store;
 mod store_conformance;
 #[cfg(all(feature = "keyring", target_os = "linux"))]
 mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
-mod client_e2e;
-mod seam;
-mod spec;

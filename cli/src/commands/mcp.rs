@@ -1,0 +1,149 @@
+//! `ralio mcp`: the agent as Model Context Protocol tools over stdio (rmcp).
+
+use ralio::RalioClient;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, ServiceExt as _, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Arguments of the `chat` tool.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct ChatParams {
+    /// What to say to the agent, for example "What is my balance?" or "Pay £20 to Alice for lunch".
+    pub message: String,
+    /// Continue this conversation (the conversation_id of an earlier reply).
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// Arguments of the list tools.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct ListParams {
+    /// Page, from 1 (default 1).
+    #[serde(default)]
+    pub page: Option<u64>,
+    /// Items per page, 1 to 200 (default 20).
+    #[serde(default)]
+    pub per_page: Option<u64>,
+}
+
+/// The MCP server: one authenticated client, three tools.
+#[derive(Debug, Clone)]
+pub struct RalioMcp {
+    client: RalioClient,
+    #[allow(dead_code, reason = "read by the code tool_handler generates")]
+    tool_router: ToolRouter<Self>,
+}
+
+fn sdk_error(e: ralio::Error) -> String {
+    crate::error::chain(&e).join(": ")
+}
+
+fn json_text(value: serde_json::Value) -> String {
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+}
+
+#[tool_router]
+impl RalioMcp {
+    fn new(client: RalioClient) -> Self {
+        Self {
+            client,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Sends a message to the Ralio payment agent and returns its reply.
+    #[tool(
+        description = "Send a message to this host's Ralio payment agent and get its reply. The agent can check the balance, list recent payments and make payments (subject to its spend limits and the owner's approval). Returns JSON {reply, conversation_id}; pass conversation_id back to continue the conversation."
+    )]
+    async fn chat(&self, Parameters(p): Parameters<ChatParams>) -> Result<String, String> {
+        let mut req = self.client.chat().send(p.message);
+        if let Some(conv) = p.conversation_id.filter(|c| !c.is_empty()) {
+            req = req.conversation_id(conv);
+        }
+        let reply = req.await.map_err(sdk_error)?;
+        Ok(json_text(serde_json::json!({
+            "reply": reply.reply,
+            "conversation_id": reply.conversation_id,
+        })))
+    }
+
+    /// Lists executed transactions.
+    #[tool(
+        description = "List the executed transactions (payments) of this host's agent, newest first. Returns JSON {transactions, total, page, per_page}; amounts are exact decimal strings."
+    )]
+    async fn list_transactions(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> Result<String, String> {
+        let page = self
+            .client
+            .transactions()
+            .list()
+            .page(p.page.unwrap_or(1))
+            .per_page(p.per_page.unwrap_or(20).clamp(1, 200))
+            .await
+            .map_err(sdk_error)?;
+        Ok(json_text(serde_json::json!({
+            "transactions": page.items,
+            "total": page.total,
+            "page": page.page,
+            "per_page": page.per_page,
+        })))
+    }
+
+    /// Lists payment intents.
+    #[tool(
+        description = "List the payment intents of this host's agent (payments it proposed, with approval and execution status per leg), newest first. Returns JSON {payment_intents, total, page, per_page}."
+    )]
+    async fn list_payment_intents(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> Result<String, String> {
+        let page = self
+            .client
+            .payment_intents()
+            .list()
+            .page(p.page.unwrap_or(1))
+            .per_page(p.per_page.unwrap_or(20).clamp(1, 200))
+            .await
+            .map_err(sdk_error)?;
+        Ok(json_text(serde_json::json!({
+            "payment_intents": page.items,
+            "total": page.total,
+            "page": page.page,
+            "per_page": page.per_page,
+        })))
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for RalioMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "Tools of a Ralio payment agent, acting through this host's credential binding: chat with the agent, list its transactions and payment intents.",
+        )
+    }
+}
+
+/// Serves until the MCP host closes stdin. Logs go to stderr only: stdout is the protocol.
+pub async fn run(ctx: &Context) -> Result<(), CliError> {
+    let session = ctx.client().await?;
+    let server = RalioMcp::new(session.client);
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| CliError::Mcp {
+            reason: e.to_string(),
+        })?;
+    running.waiting().await.map_err(|e| CliError::Mcp {
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}

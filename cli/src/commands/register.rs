@@ -1,0 +1,101 @@
+//! `ralio register`.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ralio::register::{RegisterOptions, RegistrationProgress, register};
+
+use super::{human_duration, note, out, out_json};
+use crate::cli::RegisterArgs;
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Registers this host and prints the client id and where the key went.
+pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
+    let store = ctx.store()?;
+    let interactive = std::io::stderr().is_terminal() && !ctx.json;
+    let spinner = if interactive {
+        let bar = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    } else {
+        None
+    };
+    let waiting_noted = Arc::new(AtomicBool::new(false));
+    let progress_bar = spinner.clone();
+    let json = ctx.json;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "client".to_owned(),
+        concat!("ralio-cli/", env!("CARGO_PKG_VERSION")).into(),
+    );
+    let mut options = RegisterOptions::new()
+        .base_url(&ctx.api_url)
+        .overwrite(args.force)
+        .client_metadata(metadata)
+        .on_progress(move |event| match (event, &progress_bar) {
+            (RegistrationProgress::Submitting { fingerprint }, Some(bar)) => {
+                bar.set_message(format!("registering key {fingerprint}…"));
+            }
+            (
+                RegistrationProgress::AwaitingApproval {
+                    fingerprint,
+                    remaining,
+                    ..
+                },
+                Some(bar),
+            ) => bar.set_message(format!(
+                "waiting for the owner to approve key {fingerprint} in the console ({} left)",
+                human_duration(*remaining)
+            )),
+            // Without a terminal, say it once instead of animating.
+            (RegistrationProgress::AwaitingApproval { fingerprint, .. }, None)
+                if !json && !waiting_noted.swap(true, Ordering::Relaxed) =>
+            {
+                note(format!(
+                    "waiting for the owner to approve key {fingerprint} in the console…"
+                ));
+            }
+            _ => {}
+        });
+    if let Some(ticket) = args.ticket.filter(|t| !t.trim().is_empty()) {
+        options = options.ticket(ticket);
+    }
+    if !args.scopes.is_empty() {
+        options = options.requested_scopes(args.scopes);
+    }
+    let result = register(store.as_ref(), options).await;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let binding = result?;
+    if ctx.json {
+        return out_json(&serde_json::json!({
+            "client_id": binding.client_id,
+            "fingerprint": binding.fingerprint,
+            "scopes": binding.scopes,
+            "key_location": binding.key_location,
+            "store": store.describe(),
+        }));
+    }
+    out(format!("registered {}", binding.client_id))?;
+    out(format!("  key       {}", binding.fingerprint))?;
+    out(format!("  stored in {}", binding.key_location))?;
+    out(format!("  scopes    {}", scopes_text(&binding.scopes)))?;
+    Ok(())
+}
+
+/// Space-separated scopes, or `(none)`.
+pub fn scopes_text(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "(none)".to_owned()
+    } else {
+        scopes.join(" ")
+    }
+}

@@ -1,0 +1,55 @@
+//! `ralio whoami`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::register::scopes_text;
+use super::{human_duration, out, out_json};
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Prints the identity and the facts of a freshly minted token; never a secret.
+pub async fn run(ctx: &Context) -> Result<(), CliError> {
+    let session = ctx.client().await?;
+    session.tokens.access_token().await?;
+    let agents = session.client.agents().list().await?;
+    let info = session.tokens.token_info();
+    let scopes = info.as_ref().map(|i| i.scopes.clone()).unwrap_or_default();
+    let expires_at = info
+        .as_ref()
+        .map(|i| DateTime::<Utc>::from(i.expires_at).to_rfc3339_opts(SecondsFormat::Secs, true));
+    let expires_in = info.as_ref().map(|i| i.expires_in);
+    if ctx.json {
+        return out_json(&serde_json::json!({
+            "client_id": session.identity.client_id(),
+            "key_thumbprint": session.identity.thumbprint().as_str(),
+            "store": session.store.describe(),
+            "api_url": ctx.api_url,
+            "agents": agents.iter().map(|a| serde_json::json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
+            "scopes": scopes,
+            "token_expires_at": expires_at,
+            "token_expires_in_secs": expires_in.map(|d| d.as_secs()),
+        }));
+    }
+    let agent = match agents.as_slice() {
+        [] => "(none)".to_owned(),
+        list => list
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.id))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    out(format!("client id  {}", session.identity.client_id()))?;
+    out(format!("key        {}", session.identity.thumbprint()))?;
+    out(format!("store      {}", session.store.describe()))?;
+    out(format!("api        {}", ctx.api_url))?;
+    out(format!("agent      {agent}"))?;
+    out(format!("scopes     {}", scopes_text(&scopes)))?;
+    match (expires_at, expires_in) {
+        (Some(at), Some(left)) => out(format!(
+            "token      expires {at} (in {})",
+            human_duration(left)
+        ))?,
+        _ => out("token      none")?,
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! The command's errors, their exit codes, and how they are printed.
+
+use std::error::Error as StdError;
+use std::io::Write as _;
+
+use owo_colors::OwoColorize as _;
+use ralio::auth::AuthError;
+use ralio::register::RegistrationError;
+use ralio::store::StoreError;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the API or the network failed.
+pub const EXIT_API: u8 = 1;
+/// Exit code: usage error (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: authentication or configuration problem.
+pub const EXIT_AUTH_CONFIG: u8 = 3;
+
+/// Everything a command can fail with. Messages say what to do; none carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// An SDK call failed.
+    #[error(transparent)]
+    Sdk(#[from] ralio::Error),
+    /// Getting a token failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The credential store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Registration failed.
+    #[error(transparent)]
+    Registration(#[from] RegistrationError),
+    /// No credentials in the store.
+    #[error("no credentials in the {store}; run `ralio register --ticket <ticket from the owner>`")]
+    NoCredentials {
+        /// The store, described.
+        store: String,
+    },
+    /// The sandbox could not start.
+    #[error(transparent)]
+    Sandbox(#[from] ralio_sandbox::SandboxError),
+    /// Writing the output or reading the terminal failed.
+    #[error("could not {action}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The MCP server failed.
+    #[error("the MCP server stopped: {reason}")]
+    Mcp {
+        /// What happened.
+        reason: String,
+    },
+    /// `ralio doctor` found problems.
+    #[error("{failed} check(s) failed; apply the fixes above and run `ralio doctor` again")]
+    DoctorFailed {
+        /// How many checks failed.
+        failed: usize,
+    },
+    /// A bad command-line value clap could not catch.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// The exit code documented in `ralio --help`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Sdk(e) => sdk_exit_code(e),
+            CliError::Auth(e) => auth_exit_code(e),
+            CliError::Registration(e) => match e {
+                RegistrationError::Http { .. } | RegistrationError::UnexpectedResponse { .. } => {
+                    EXIT_API
+                }
+                RegistrationError::FirstToken { status, .. } if *status == 0 || *status >= 500 => {
+                    EXIT_API
+                }
+                _ => EXIT_AUTH_CONFIG,
+            },
+            CliError::Store(_) | CliError::NoCredentials { .. } | CliError::DoctorFailed { .. } => {
+                EXIT_AUTH_CONFIG
+            }
+            CliError::Usage(_) => EXIT_USAGE,
+            CliError::Sandbox(_) | CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
+        }
+    }
+
+    /// A one-line hint on top of the message, when there is something more to say.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Sdk(ralio::Error::Auth(_)) | CliError::Auth(_) => {
+                Some("run `ralio doctor` to see which part of the credential is wrong")
+            }
+            CliError::Sdk(ralio::Error::Permission(_)) => {
+                Some("`ralio whoami` shows the scopes this credential holds")
+            }
+            CliError::Sdk(ralio::Error::Transport { .. }) => {
+                Some("check --api-url / RALIO_API_URL; `ralio doctor` tests the connection")
+            }
+            CliError::Sdk(ralio::Error::Stream(_)) => {
+                Some("`ralio intents` shows whether the agent created a payment before the failure")
+            }
+            CliError::Store(_) => Some("`ralio doctor` checks the credential files one by one"),
+            _ => None,
+        }
+    }
+}
+
+fn sdk_exit_code(e: &ralio::Error) -> u8 {
+    match e {
+        ralio::Error::Auth(_)
+        | ralio::Error::Permission(_)
+        | ralio::Error::Registration(_)
+        | ralio::Error::Config(_) => EXIT_AUTH_CONFIG,
+        ralio::Error::Middleware { source, .. } => match source.downcast_ref::<AuthError>() {
+            Some(auth) => auth_exit_code(auth),
+            None => EXIT_API,
+        },
+        _ => EXIT_API,
+    }
+}
+
+fn auth_exit_code(e: &AuthError) -> u8 {
+    match e {
+        AuthError::TokenTransport { .. } => EXIT_API,
+        AuthError::TokenRefused { status, .. } if *status >= 500 => EXIT_API,
+        _ => EXIT_AUTH_CONFIG,
+    }
+}
+
+/// The messages of `e` and of every cause, outermost first, each once.
+pub fn chain(e: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // A transparent wrapper repeats its cause's message: print it once.
+        if out.last() != Some(&text) {
+            out.push(text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Prints `e` to stderr: the message, the cause chain, the request id and a hint; as one JSON
+/// object with `--json`.
+pub fn report(e: &CliError, json: bool) {
+    let messages = chain(e);
+    let request_id = match e {
+        CliError::Sdk(sdk) => sdk.request_id().map(str::to_owned),
+        _ => None,
+    };
+    let mut err = anstream::stderr().lock();
+    if json {
+        let value = serde_json::json!({
+            "error": messages.first(),
+            "causes": messages.get(1..).unwrap_or_default(),
+            "hint": e.hint(),
+            "request_id": request_id,
+            "exit_code": e.exit_code(),
+        });
+        let _ = writeln!(err, "{value}");
+        return;
+    }
+    let mut lines = messages.iter();
+    if let Some(first) = lines.next() {
+        let _ = writeln!(err, "{} {first}", "error:".red().bold());
+    }
+    for cause in lines {
+        let _ = writeln!(err, "  {} {cause}", "caused by:".dimmed());
+    }
+    if let Some(id) = request_id {
+        let _ = writeln!(err, "  {} {id}", "request id:".dimmed());
+    }
+    if let Some(hint) = e.hint() {
+        let _ = writeln!(err, "{} {hint}", "hint:".yellow().bold());
+    }
+}

@@ -1,0 +1,690 @@
+//! The `ralio` command, end to end: spawned as a process against an in-process sandbox.
+
+mod common;
+
+use common::{BIN, Env, redactions, run_cmd};
+use ralio_sandbox::{Faults, Sandbox};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+const SUBCOMMANDS: [&str; 9] = [
+    "register",
+    "whoami",
+    "doctor",
+    "chat",
+    "transactions",
+    "intents",
+    "sandbox",
+    "mcp",
+    "completions",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_of_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = run_cmd(&["--help"], "", "http://127.0.0.1:1", dir.path()).await;
+    assert_eq!(top.code, 0);
+    insta::assert_snapshot!("help", top.stdout);
+    for sub in SUBCOMMANDS {
+        let run = run_cmd(&[sub, "--help"], "", "http://127.0.0.1:1", dir.path()).await;
+        assert_eq!(run.code, 0, "{sub}: {}", run.stderr);
+        insta::assert_snapshot!(format!("help_{sub}"), run.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_error_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_cmd(
+        &["transactions", "--per-page", "0"],
+        "",
+        "http://127.0.0.1:1",
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("--per-page"), "{}", run.stderr);
+    let run = run_cmd(&["frobnicate"], "", "http://127.0.0.1:1", dir.path()).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_credentials_exit_3_with_a_hint() {
+    let env = Env::new().await;
+    let run = env.run(&["transactions"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    redactions(env.dir.path()).bind(|| insta::assert_snapshot!(run.transcript()));
+    let json = env.run(&["--json", "whoami"]).await;
+    assert_eq!(json.code, 3);
+    let v: serde_json::Value = serde_json::from_str(json.stderr.trim()).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["error"].as_str().unwrap().contains("ralio register"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_api_url_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_cmd(&["whoami"], "", "http://example.com", dir.path()).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("refusing plain http://"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_ticket_exits_3() {
+    let env = Env::new().await;
+    let run = env
+        .run(&["register", "--ticket", "ralio-reg-not-a-real-ticket"])
+        .await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("invalid_ticket") || run.stderr.contains("ticket"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("ralio-reg-not-a-real-ticket"),
+        "the ticket leaked: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_error_exits_1_with_the_cause() {
+    let env = Env::new().await;
+    env.register().await;
+    env.sandbox.set_faults(Faults {
+        fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
+        error_status: 500,
+        ..Faults::default()
+    });
+    let run = env.run(&["transactions"]).await;
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    assert!(run.stderr.contains("500"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_binding_exits_3() {
+    let env = Env::new().await;
+    let reg = env.register().await;
+    let client_id = reg.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    env.sandbox.revoke_binding(&client_id).unwrap();
+    let run = env.run(&["whoami"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: run `ralio doctor`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn register_whoami_chat_and_lists() {
+    let env = Env::new().await;
+    let settings = redactions(env.dir.path());
+    let reg = env.register().await;
+    settings.bind(|| insta::assert_snapshot!("register", reg.transcript()));
+    assert!(env.key_file().exists());
+
+    let who = env.run(&["whoami"]).await;
+    assert_eq!(who.code, 0, "{}", who.transcript());
+    settings.bind(|| insta::assert_snapshot!("whoami", who.transcript()));
+    let who_json = env.run(&["--json", "whoami"]).await;
+    let v: serde_json::Value = serde_json::from_str(&who_json.stdout).unwrap();
+    assert_eq!(
+        v["scopes"],
+        serde_json::json!(["agents:execute", "transactions:read"])
+    );
+    // Nothing secret in whoami: no token, no private key member.
+    assert!(!who_json.stdout.contains("\"d\""));
+    assert!(!who_json.stdout.to_lowercase().contains("token\":\"ey"));
+
+    let empty = env.run(&["transactions"]).await;
+    assert_eq!(empty.code, 0);
+    assert_eq!(empty.stdout, "");
+    assert_eq!(empty.stderr, "no transactions\n");
+
+    let chat = env.run(&["chat", "Pay £20 to Alice for lunch"]).await;
+    assert_eq!(chat.code, 0, "{}", chat.transcript());
+    settings.bind(|| insta::assert_snapshot!("chat_stream", chat.transcript()));
+
+    let chat = env
+        .run(&["chat", "--no-stream", "Pay £500 to Bob for rent"])
+        .await;
+    assert_eq!(chat.code, 0, "{}", chat.transcript());
+    settings.bind(|| insta::assert_snapshot!("chat_no_stream", chat.transcript()));
+
+    let tx = env.run(&["transactions"]).await;
+    settings.bind(|| insta::assert_snapshot!("transactions", tx.transcript()));
+    let intents = env.run(&["intents"]).await;
+    settings.bind(|| insta::assert_snapshot!("intents", intents.transcript()));
+
+    let json = env.run(&["intents", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["payment_intents"][0]["total_amount"], "500.00");
+    assert_eq!(
+        v["payment_intents"][0]["approval_status"],
+        "pending_approval"
+    );
+
+    let agent = env.sandbox.default_agent_id();
+    let tx_json = env
+        .run(&["transactions", "--json", "--agent", &agent])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&tx_json.stdout).unwrap();
+    assert_eq!(v["transactions"][0]["amount"], "20.00");
+    assert_eq!(v["transactions"][0]["creditor"], "Alice");
+    let other = env
+        .run(&["transactions", "--json", "--agent", "agt_someone_else"])
+        .await;
+    assert_ne!(
+        other.code,
+        0,
+        "another agent's transactions must not be listed: {}",
+        other.transcript()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_walks_every_page() {
+    let env = Env::new().await;
+    env.register().await;
+    for i in 1..=5 {
+        let run = env
+            .run(&[
+                "chat",
+                "--no-stream",
+                &format!("Pay £{i} to Alice for coffee {i}"),
+            ])
+            .await;
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    }
+    let page = env.run(&["transactions", "--per-page", "2"]).await;
+    assert_eq!(page.stdout.lines().count(), 3, "{}", page.transcript());
+    assert!(
+        page.stderr.starts_with("1–2 of 5 transactions; --page N"),
+        "{}",
+        page.stderr
+    );
+    let page3 = env
+        .run(&["transactions", "--per-page", "2", "--page", "3"])
+        .await;
+    assert_eq!(page3.stderr, "5–5 of 5 transactions\n");
+    let all = env.run(&["transactions", "--per-page", "2", "--all"]).await;
+    assert_eq!(all.code, 0, "{}", all.transcript());
+    assert_eq!(all.stdout.lines().count(), 6, "{}", all.transcript());
+    assert_eq!(all.stderr, "5 transactions\n");
+    let all_json = env
+        .run(&["transactions", "--per-page", "2", "--all", "--json"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&all_json.stdout).unwrap();
+    let amounts: Vec<&str> = v["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(amounts, ["5.00", "4.00", "3.00", "2.00", "1.00"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interactive_chat_keeps_the_conversation() {
+    let env = Env::new().await;
+    env.register().await;
+    let run = env
+        .run_with_stdin(
+            &["chat"],
+            "What is my current balance?\n\nShow my recent payments\n/exit\nnot sent\n",
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("balance"), "{}", run.stdout);
+    let convs: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("conversation "))
+        .collect();
+    assert_eq!(convs.len(), 1, "{}", run.stderr);
+    assert_eq!(
+        env.sandbox.counters().chat_posts,
+        2,
+        "/exit ends the session; blank lines are not sent"
+    );
+    // Both messages went to one conversation: the second reply was produced in it.
+    let conv = convs[0].split_whitespace().nth(1).unwrap();
+    let again = env
+        .run(&[
+            "chat",
+            "--json",
+            "--no-stream",
+            "--conversation",
+            conv,
+            "hello",
+        ])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(v["conversation_id"], conv);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_all_ok() {
+    let env = Env::new().await;
+    env.register().await;
+    let run = env.run(&["doctor"]).await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    redactions(env.dir.path()).bind(|| insta::assert_snapshot!(run.transcript()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_catches_a_world_readable_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new().await;
+    env.register().await;
+    let key = env.key_file();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = env.run(&["doctor"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("key permissions"))
+        .unwrap();
+    assert!(line.starts_with("fail"), "{line}");
+    assert!(
+        line.contains(&format!("chmod 600 {}", key.display())),
+        "{line}"
+    );
+    redactions(env.dir.path()).bind(|| insta::assert_snapshot!(run.transcript()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_catches_a_thumbprint_mismatch() {
+    let env = Env::new().await;
+    env.register().await;
+    let path = env.config_dir().join("credentials.json");
+    let mut creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let real_jkt = creds["key_jkt"].as_str().unwrap().to_owned();
+    let key_path = env.key_file();
+    creds["key_path"] = key_path.display().to_string().into();
+    creds["key_jkt"] = "0000000000000000000000000000000000000000000".into();
+    std::fs::write(&path, creds.to_string()).unwrap();
+    let run = env.run(&["doctor"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("key thumbprint"))
+        .unwrap();
+    assert!(line.starts_with("fail"), "{line}");
+    assert!(
+        line.contains(&real_jkt) && line.contains("0000000000000000000000000000000000000000000"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_catches_ten_minutes_of_clock_skew() {
+    let env = Env::with(Sandbox::builder().seed(1).clock_offset(600)).await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    // Registration may fail on the skew itself; the doctor must say why either way.
+    let _ = env.run(&["register", "--ticket", &ticket]).await;
+    let run = env.run(&["doctor"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let line = run.stdout.lines().find(|l| l.contains("clock")).unwrap();
+    assert!(line.starts_with("fail"), "{line}");
+    assert!(
+        line.contains("10m 00s behind")
+            || line.contains("9m 59s behind")
+            || line.contains("10m 01s behind"),
+        "{line}"
+    );
+    assert!(line.contains("NTP"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_without_credentials_says_register() {
+    let env = Env::new().await;
+    let run = env.run(&["doctor", "--json"]).await;
+    assert_eq!(run.code, 3);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["checks"][0]["name"], "credentials");
+    assert_eq!(v["checks"][0]["status"], "fail");
+    assert!(
+        v["checks"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("ralio register")
+    );
+    let reach = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api reachable")
+        .unwrap();
+    assert_eq!(reach["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_an_unreachable_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_cmd(&["doctor"], "", "http://127.0.0.1:1", dir.path()).await;
+    assert_eq!(run.code, 3);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("api reachable"))
+        .unwrap();
+    assert!(
+        line.starts_with("fail") && line.contains("RALIO_API_URL"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let run = run_cmd(
+            &["completions", shell],
+            "",
+            "http://127.0.0.1:1",
+            dir.path(),
+        )
+        .await;
+        assert_eq!(run.code, 0, "{shell}");
+        assert!(
+            run.stdout.contains("transactions") && run.stdout.contains("doctor"),
+            "{shell}"
+        );
+    }
+    let bad = run_cmd(
+        &["completions", "tcsh"],
+        "",
+        "http://127.0.0.1:1",
+        dir.path(),
+    )
+    .await;
+    assert_eq!(bad.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_command_serves_a_registrable_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let url = v["base_url"].as_str().unwrap();
+    let ticket = v["ticket"].as_str().unwrap();
+    let reg = run_cmd(&["register", "--ticket", ticket], "", url, dir.path()).await;
+    assert_eq!(reg.code, 0, "{}", reg.transcript());
+    let chat = run_cmd(
+        &["chat", "What is my current balance?"],
+        "",
+        url,
+        dir.path(),
+    )
+    .await;
+    assert!(chat.stdout.contains("10,000.00"), "{}", chat.transcript());
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_command_text_explains_how_to_use_it() {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sandbox", "--addr", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("/sandbox/tickets") {
+            break;
+        }
+    }
+    child.kill().await.unwrap();
+    redactions(std::path::Path::new("/nonexistent")).bind(|| insta::assert_snapshot!(text));
+}
+
+/// Speaks MCP JSON-RPC over the stdio of `ralio mcp`.
+struct Mcp {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Mcp {
+    async fn send(&mut self, msg: serde_json::Value) {
+        self.stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn call(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        self.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .await;
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("ralio mcp closed stdout");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_over_stdio() {
+    let env = Env::new().await;
+    env.register().await;
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("mcp")
+        .env("RALIO_API_URL", env.sandbox.base_url())
+        .env("RALIO_CONFIG_DIR", env.config_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut mcp = Mcp {
+        child,
+        stdin,
+        lines,
+    };
+
+    let init = mcp
+        .call(
+            1,
+            "initialize",
+            serde_json::json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "cli-test", "version": "0"}
+            }),
+        )
+        .await;
+    assert!(
+        init["result"]["capabilities"]["tools"].is_object(),
+        "{init}"
+    );
+    assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
+    mcp.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+
+    let list = mcp.call(2, "tools/list", serde_json::json!({})).await;
+    let mut names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["chat", "list_payment_intents", "list_transactions"]);
+    let chat_tool = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "chat")
+        .unwrap();
+    assert_eq!(
+        chat_tool["inputSchema"]["required"],
+        serde_json::json!(["message"])
+    );
+
+    let chat = mcp.call(3, "tools/call", serde_json::json!({"name": "chat", "arguments": {"message": "Pay £20 to Alice for lunch"}})).await;
+    assert_ne!(chat["result"]["isError"], true, "{chat}");
+    let text = chat["result"]["content"][0]["text"].as_str().unwrap();
+    let reply: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert!(
+        reply["reply"].as_str().unwrap().contains("Alice"),
+        "{reply}"
+    );
+    assert!(
+        reply["conversation_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("conv_")
+    );
+
+    let tx = mcp
+        .call(
+            4,
+            "tools/call",
+            serde_json::json!({"name": "list_transactions", "arguments": {}}),
+        )
+        .await;
+    let tx: serde_json::Value =
+        serde_json::from_str(tx["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(tx["total"], 1);
+    assert_eq!(tx["transactions"][0]["amount"], "20.00");
+
+    let pi = mcp
+        .call(
+            5,
+            "tools/call",
+            serde_json::json!({"name": "list_payment_intents", "arguments": {"per_page": 5}}),
+        )
+        .await;
+    let pi: serde_json::Value =
+        serde_json::from_str(pi["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(pi["total"], 1);
+    assert_eq!(pi["per_page"], 5);
+    assert_eq!(pi["payment_intents"][0]["approval_status"], "auto_approved");
+
+    // A tool failure is a tool error the model can read, not a protocol error.
+    env.sandbox.set_faults(Faults {
+        fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
+        error_status: 503,
+        ..Faults::default()
+    });
+    let failed = mcp
+        .call(
+            6,
+            "tools/call",
+            serde_json::json!({"name": "list_transactions", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    assert!(
+        failed["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{failed}"
+    );
+
+    // Bad arguments are refused.
+    let bad = mcp
+        .call(
+            7,
+            "tools/call",
+            serde_json::json!({"name": "chat", "arguments": {}}),
+        )
+        .await;
+    assert!(
+        bad["error"].is_object() || bad["result"]["isError"] == true,
+        "{bad}"
+    );
+
+    drop(mcp.stdin);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), mcp.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "ralio mcp should exit cleanly when stdin closes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_registration_waits_for_approval() {
+    let env = Env::with(Sandbox::builder().seed(1).legacy_registration(true)).await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let run = {
+        let args = ["register", "--ticket", &ticket];
+        let register = env.run(&args);
+        let approve = async {
+            loop {
+                if let Some(fp) = env.sandbox.pending_binding_fingerprints().first() {
+                    return env.sandbox.approve_binding(fp).unwrap();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        let (run, client_id) = tokio::join!(register, approve);
+        assert!(run.stdout.contains(&client_id), "{}", run.transcript());
+        run
+    };
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // Without a terminal there is no spinner: one line says what it waits for.
+    assert_eq!(
+        run.stderr
+            .matches("waiting for the owner to approve key")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

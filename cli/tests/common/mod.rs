@@ -1,0 +1,142 @@
+//! Runs the `ralio` binary against an in-process sandbox, with its own credential directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use ralio_sandbox::{Sandbox, TicketSpec};
+use tokio::io::AsyncWriteExt as _;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ralio");
+
+/// What one run printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit code and both streams, for a snapshot.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A sandbox, a credential directory, and the environment pointing the CLI at both.
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        Self::with(Sandbox::builder().seed(1).admin_api(true)).await
+    }
+
+    pub async fn with(builder: ralio_sandbox::SandboxBuilder) -> Env {
+        let sandbox = builder.start().await.unwrap();
+        Env {
+            sandbox,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("ralio")
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "").await
+    }
+
+    pub async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        run_cmd(args, stdin, self.sandbox.base_url(), &self.config_dir()).await
+    }
+
+    /// Registers with a fresh ticket; panics when that fails.
+    pub async fn register(&self) -> Run {
+        let ticket = self.sandbox.mint_ticket(TicketSpec::default());
+        let run = self.run(&["register", "--ticket", &ticket]).await;
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        run
+    }
+
+    /// The key file registration wrote.
+    pub fn key_file(&self) -> PathBuf {
+        let keys = self.config_dir().join("keys");
+        let entry = std::fs::read_dir(keys).unwrap().next().unwrap().unwrap();
+        entry.path()
+    }
+}
+
+pub async fn run_cmd(args: &[&str], stdin: &str, api_url: &str, config_dir: &Path) -> Run {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("RALIO_API_URL", api_url)
+        .env("RALIO_CONFIG_DIR", config_dir)
+        .env_remove("RALIO_REGISTRATION_TICKET")
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Snapshot settings that hide what changes from run to run: ids, keys, times, ports, paths.
+pub fn redactions(dir: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&dir.display().to_string()), "[TMP]");
+    s.add_filter(r"http://127\.0\.0\.1:\d+", "http://[SANDBOX]");
+    // Same-width placeholders keep table columns aligned in the snapshots.
+    s.add_filter(
+        r"\b(cb|tx|pi|conv|agt|msg|call)_[0-9a-f]{16}\b",
+        "${1}_################",
+    );
+    s.add_filter(
+        r"\b(cb|tx|pi|conv|agt|msg|call)_[0-9a-f]{12}\b",
+        "${1}_############",
+    );
+    s.add_filter(
+        r"\b(cb|tx|pi|conv|agt|msg|call)_[0-9a-f]{6,}\b",
+        "${1}_[ID]",
+    );
+    s.add_filter(r"ralio-reg-[A-Za-z0-9_-]+", "ralio-reg-[TICKET]");
+    s.add_filter(r"\b[A-Za-z0-9_-]{43}\b", "[JKT]");
+    s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "YYYY-MM-DDThh:mm:ssZ");
+    s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", "[TIME]");
+    s.add_filter(r"\b\d+m \d\ds\b", "[DURATION]");
+    s.add_filter(r"\b\d+h \d\dm\b", "[DURATION]");
+    s.add_filter(
+        r#""token_expires_in_secs":\d+"#,
+        r#""token_expires_in_secs":[SECS]"#,
+    );
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
