@@ -610,10 +610,25 @@ async fn mcp_over_stdio() {
     assert_eq!(pi["per_page"], 5);
     assert_eq!(pi["payment_intents"][0]["approval_status"], "auto_approved");
 
-    // A tool failure is a tool error the model can read, not a protocol error.
+    // The SDK's retry policy is on: one 503 on a list is retried and the tool succeeds.
     env.sandbox.set_faults(Faults {
         fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
         error_status: 503,
+        ..Faults::default()
+    });
+    let retried = mcp
+        .call(
+            60,
+            "tools/call",
+            serde_json::json!({"name": "list_transactions", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(retried["result"]["isError"], false, "{retried}");
+
+    // A tool failure is a tool error the model can read, not a protocol error.
+    env.sandbox.set_faults(Faults {
+        fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
+        error_status: 500,
         ..Faults::default()
     });
     let failed = mcp
@@ -628,7 +643,7 @@ async fn mcp_over_stdio() {
         failed["result"]["content"][0]["text"]
             .as_str()
             .unwrap()
-            .contains("503"),
+            .contains("500"),
         "{failed}"
     );
 
