@@ -15,6 +15,9 @@ use crate::error::CliError;
 pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
 /// The keyring service name the CLI uses unless `RALIO_KEYRING_SERVICE` names another.
 pub const KEYRING_SERVICE: &str = "ralio";
+/// The refresh-token slot of the command in every store: its own, apart from the default slot
+/// an agent process on the same host uses, so that the two never rotate one token family.
+pub const REFRESH_TOKEN_SLOT: &str = "cli";
 /// The AppRole auth mount used unless `VAULT_APPROLE_MOUNT` names another.
 const APPROLE_MOUNT: &str = "approle";
 
@@ -80,16 +83,24 @@ impl Context {
         FileStore::new(&self.config_dir)
     }
 
-    /// The configured credential store.
+    /// The configured credential store, keeping refresh tokens in the command's own slot
+    /// ([`REFRESH_TOKEN_SLOT`]).
     pub fn store(&self) -> Result<Arc<dyn CredentialStore>, CliError> {
         match self.store_kind {
-            StoreKind::File => Ok(Arc::new(self.file_store())),
+            StoreKind::File => Ok(Arc::new(
+                self.file_store()
+                    .with_refresh_token_slot(REFRESH_TOKEN_SLOT)?,
+            )),
             StoreKind::Keyring => {
                 let service =
                     env_nonempty("RALIO_KEYRING_SERVICE").unwrap_or_else(|| KEYRING_SERVICE.into());
-                Ok(Arc::new(KeyringStore::new(service)))
+                Ok(Arc::new(
+                    KeyringStore::new(service).with_refresh_token_slot(REFRESH_TOKEN_SLOT),
+                ))
             }
-            StoreKind::Vault => Ok(Arc::new(VaultStore::new(vault_config()?)?)),
+            StoreKind::Vault => Ok(Arc::new(VaultStore::new(
+                vault_config()?.refresh_token_slot(REFRESH_TOKEN_SLOT),
+            )?)),
         }
     }
 

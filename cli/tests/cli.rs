@@ -143,6 +143,21 @@ async fn register_whoami_chat_and_lists() {
     // Nothing secret in whoami: no token, no private key member.
     assert!(!who_json.stdout.contains("\"d\""));
     assert!(!who_json.stdout.to_lowercase().contains("token\":\"ey"));
+    // The client's refresh token is kept in the command's own slot of the store (0600), for
+    // the next run; whoami says it holds one but never prints it.
+    assert_eq!(v["refresh_token_held"], true, "{}", who_json.stdout);
+    let slot = env.config_dir().join("refresh-tokens").join("cli.json");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&slot).unwrap()).unwrap();
+    let refresh_token = kept["refresh_token"].as_str().unwrap();
+    assert!(!refresh_token.is_empty());
+    assert!(!who.stdout.contains(refresh_token) && !who_json.stdout.contains(refresh_token));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&slot).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     let empty = env.run(&["transactions"]).await;
     assert_eq!(empty.code, 0);

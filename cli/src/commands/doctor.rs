@@ -460,11 +460,13 @@ async fn file_checks(
     let (check, key) = key_thumbprint(&creds);
     checks.push(check);
     let identity = key.map(|k| Identity::new(creds.client_id.clone(), k));
-    let store: Arc<dyn CredentialStore> = Arc::new(ctx.file_store());
     // The checks above name the problem; the token check only needs to know whether the
     // client can load the store as it is.
-    let loads = matches!(store.load_identity().await, Ok(Some(_)));
-    (identity, loads.then_some(store))
+    let store = match ctx.store() {
+        Ok(store) if matches!(store.load_identity().await, Ok(Some(_))) => Some(store),
+        _ => None,
+    };
+    (identity, store)
 }
 
 /// The checks of a keyring or Vault store, which guard the key themselves.

@@ -31,6 +31,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
             "scopes": scopes,
             "token_expires_at": expires_at,
             "token_expires_in_secs": expires_in.map(|d| d.as_secs()),
+            "refresh_token_held": info.as_ref().is_some_and(|i| i.has_refresh_token),
         }));
     }
     let agent = match agents.as_slice() {
