@@ -116,7 +116,7 @@ impl CliError {
                 Some("`ralio intents` shows whether the agent created a payment before the failure")
             }
             CliError::Store(_) | CliError::Sdk(ralio::Error::Config(ConfigError::Store(_))) => {
-                Some("`ralio doctor` checks the credential files one by one")
+                Some("`ralio doctor` checks the credential store step by step")
             }
             _ => None,
         }

@@ -1,6 +1,7 @@
 //! The `ralio` command, end to end: spawned as a process against an in-process sandbox.
 
 mod common;
+mod stores;
 
 use common::{BIN, Env, redactions, run_cmd};
 use ralio_sandbox::{Faults, Sandbox};
