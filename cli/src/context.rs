@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ralio::auth::{DpopAuth, TokenManager, TokenManagerConfig};
+use ralio::auth::{TokenManager, TokenManagerConfig};
 use ralio::store::{CredentialStore, FileStore, Identity};
-use ralio::{RalioClient, RetryPolicy};
+use ralio::RalioClient;
 
 use crate::cli::{GlobalArgs, StoreKind};
 use crate::error::CliError;
@@ -105,15 +105,19 @@ impl Context {
     pub async fn client(&self) -> Result<Session, CliError> {
         let store = self.store()?;
         let identity = self.identity(store.as_ref()).await?;
-        let tokens = self.token_manager(&identity)?;
-        // The auth layer goes in as a user middleware, which runs outside the SDK's retry
-        // layer: retries are off so that no DPoP proof is ever sent twice.
+        // The client mints its own tokens (refresh tokens in memory: each run of the command
+        // is its own token family); its auth layer sits inside the retry layer, so every
+        // attempt carries a fresh DPoP proof.
         let client = RalioClient::builder()
             .base_url(&self.api_url)
             .user_agent_suffix(concat!("ralio-cli/", env!("CARGO_PKG_VERSION")))
-            .retry_policy(RetryPolicy::disabled())
-            .middleware(Arc::new(DpopAuth::new(tokens.clone())))
-            .build()?;
+            .identity(identity.clone())
+            .build()
+            .await?;
+        let tokens = match client.token_manager() {
+            Some(tokens) => tokens.clone(),
+            None => self.token_manager(&identity)?,
+        };
         Ok(Session {
             client,
             tokens,
