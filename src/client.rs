@@ -1868,4 +1868,69 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         send::<ChatStream>();
         send_sync::<crate::Page<Transaction>>();
     }
+
+    #[tokio::test]
+    async fn dropping_a_chat_stream_closes_the_connection() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct OnDrop(Arc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        // The server's body stream sends one event and then waits forever; it is dropped
+        // (and sets the flag) only when the client goes away.
+        let app = Router::new().route(
+            "/api/chat/stream",
+            post(move || {
+                let guard = OnDrop(Arc::clone(&flag));
+                async move {
+                    let first = futures::stream::once(async {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                            b"event: text_delta\ndata: {\"text\":\"a\"}\n\n",
+                        ))
+                    });
+                    let rest = futures::stream::pending().map(
+                        move |x: Result<bytes::Bytes, std::io::Error>| {
+                            let _keep = &guard;
+                            x
+                        },
+                    );
+                    let body = axum::body::Body::from_stream(first.chain(rest));
+                    ([(http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = RalioClient::builder()
+            .base_url(format!("http://{addr}"))
+            .read_idle_timeout(None)
+            .build_unauthenticated()
+            .unwrap();
+        let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(crate::ChatEvent::TextDelta { .. }))
+        ));
+        assert!(
+            !closed.load(Ordering::SeqCst),
+            "the server is still streaming"
+        );
+        drop(stream);
+        // Bounded wait for the server to notice the closed connection.
+        for _ in 0..500 {
+            if closed.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            closed.load(Ordering::SeqCst),
+            "dropping the stream closed the connection"
+        );
+    }
 }
