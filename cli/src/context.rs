@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ralio::RalioClient;
 use ralio::auth::{TokenManager, TokenManagerConfig};
 use ralio::store::{CredentialStore, FileStore, Identity};
-use ralio::RalioClient;
 
 use crate::cli::{GlobalArgs, StoreKind};
 use crate::error::CliError;
