@@ -1255,23 +1255,36 @@ impl<'a> PaymentIntents<'a> {
     ///
     /// Cost: the API has no single-intent endpoint, so each poll lists payment intents (newest
     /// first, 50 a page) until it meets the id: one request per poll for a recent intent, more
-    /// for an old one. Polls start 500 ms apart and back off to every 5 s.
+    /// for an old one. Polls start 500 ms apart and back off to every 5 s. A retryable failure
+    /// of one poll (a 503, a rate limit) does not end the wait while time is left; any other
+    /// error does.
     pub async fn wait_for_decision(self, id: &str, deadline: Duration) -> Result<PaymentIntent> {
         use futures::TryStreamExt;
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(500);
         loop {
-            let found = {
+            let polled: Result<Option<PaymentIntent>> = async {
                 let all = self.all();
                 let mut all = std::pin::pin!(all);
-                let mut found = None;
                 while let Some(intent) = all.try_next().await? {
                     if intent.id == id {
-                        found = Some(intent);
-                        break;
+                        return Ok(Some(intent));
                     }
                 }
-                found
+                Ok(None)
+            }
+            .await;
+            let found = match polled {
+                Ok(found) => found,
+                // A transient failure (after the retry policy's own retries) does not end the
+                // wait while time is left: poll again after the backoff.
+                Err(e) if e.is_retryable() && started.elapsed() + wait < deadline => {
+                    tracing::debug!(error = %e, "polling payment intents failed; polling again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 3 / 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let Some(intent) = found else {
                 return Err(Error::from_api_error(

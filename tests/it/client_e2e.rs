@@ -161,6 +161,29 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
     assert_eq!(decided.approval_status, ApprovalStatus::ApprovedByUser);
     assert_eq!(decided.execution_status, PaymentStatus::Completed);
 
+    // Transient 503s while waiting do not end the wait.
+    client.chat().send("Pay £200 to Dave").await.unwrap();
+    let id2 = sb.pending_intent_ids()[0].clone();
+    sb.set_faults(Faults {
+        fail_next: BTreeMap::from([("GET /api/payment-intents".to_owned(), 6)]),
+        error_status: 503,
+        ..Faults::default()
+    });
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sb.approve_intent(&id2).unwrap();
+    };
+    let (decided, ()) = tokio::join!(
+        client
+            .payment_intents()
+            .wait_for_decision(&id2, Duration::from_secs(30)),
+        approve
+    );
+    assert_eq!(
+        decided.unwrap().approval_status,
+        ApprovalStatus::ApprovedByUser
+    );
+
     // An id that does not exist is NotFound.
     let err = client
         .payment_intents()
