@@ -688,9 +688,39 @@ async fn zero_config_child() {
 }
 
 /// Everything the SDK and the sandbox log at TRACE during a full cycle (mint, chat, stream,
-/// lists, a refresh) holds no token, proof or key.
+/// lists) holds no token, proof or key. It runs in a child process with a global subscriber:
+/// thread-local subscribers in a test binary that runs other tests in parallel can miss events
+/// (tracing's per-callsite interest cache is process-wide), which would make this test pass for
+/// the wrong reason.
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "client_e2e::no_secret_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RALIO_E2E_CHILD", "1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("NO-SECRET OK"), "{stdout}");
+}
+
+#[tokio::test]
+#[ignore = "run by no_secret_reaches_the_logs in a child process"]
+async fn no_secret_child() {
+    if std::env::var("RALIO_E2E_CHILD").is_err() {
+        return;
+    }
     use std::io::Write;
     use std::sync::Mutex;
     #[derive(Clone, Default)]
@@ -712,10 +742,7 @@ async fn no_secret_reaches_the_logs() {
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests register and drop subscribers on other threads; recompute the cached callsite
-    // interest now that this one is in place, or its events may be filtered out.
-    tracing::callsite::rebuild_interest_cache();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let sb = sandbox().await;
     let key = PrivateKey::generate().unwrap();
@@ -773,4 +800,5 @@ async fn no_secret_reaches_the_logs() {
     let pem_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(!out.contains(&pem_body[..40]), "key material leaked");
     assert!(!format!("{client:?}").contains(&token));
+    println!("NO-SECRET OK");
 }
