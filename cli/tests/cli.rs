@@ -160,7 +160,14 @@ async fn register_whoami_chat_and_lists() {
         assert_eq!(mode, 0o600);
     }
 
+    // The next run refreshes that token instead of signing a new assertion.
+    let before = env.sandbox.counters();
     let empty = env.run(&["transactions"]).await;
+    let after = env.sandbox.counters();
+    assert_eq!(
+        (after.token_mints, after.refreshes),
+        (before.token_mints, before.refreshes + 1)
+    );
     assert_eq!(empty.code, 0);
     assert_eq!(empty.stdout, "");
     assert_eq!(empty.stderr, "no transactions\n");

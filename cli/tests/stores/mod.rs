@@ -131,6 +131,9 @@ async fn register_then_use(
     );
     assert_eq!(v["refresh_token_held"], true, "{}", who.stdout);
 
+    // From here on each run refreshes the token whoami left in the store: no new assertion.
+    let before = env.sandbox.counters();
+
     let doctor = run(with(&["doctor"])).await;
     assert_eq!(doctor.code, 0, "{}", doctor.transcript());
     for (status, name) in [
@@ -155,6 +158,9 @@ async fn register_then_use(
     assert_eq!(tx.code, 0, "{}", tx.transcript());
     let v: serde_json::Value = serde_json::from_str(&tx.stdout).unwrap();
     assert_eq!(v["transactions"][0]["creditor"], "Alice");
+    let after = env.sandbox.counters();
+    assert_eq!(after.token_mints, before.token_mints, "a run minted afresh");
+    assert_eq!(after.refreshes, before.refreshes + 3);
     client_id
 }
 
