@@ -2,4 +2,7 @@
 //!
 //! Work in progress: see the README for what has landed.
 
+pub mod api;
+pub mod hooks;
+pub mod redacted;
 pub mod auth;

@@ -5,6 +5,40 @@
 //! independently of the SDK: assertions and DPoP proofs are verified here with `p256` and `sha2`
 //! directly, so the SDK and the sandbox check each other.
 //!
+//! # Behaviour worth knowing
+//!
+//! - Registration, token endpoint and resources follow `shared/PROTOCOL.md`, error codes and
+//!   statuses included. Assertions may live at most 300 s; `iat` may be at most 10 s in the
+//!   future; proofs are accepted up to 300 s old; every `jti` is single-use.
+//! - A missing `Authorization` header gets `401` with `WWW-Authenticate: DPoP algs="ES256"` and no
+//!   error code (RFC 6750 §3.1); a proof whose key is not the token's gets `invalid_dpop_proof`;
+//!   a missing scope gets `403` with `error="insufficient_scope"`.
+//! - [`NonceMode::Require`] also requires a DPoP proof at the token endpoint (without one the
+//!   answer is `400 use_dpop_nonce` with a `DPoP-Nonce` header). Nonces rotate every 60 s (or
+//!   on [`Sandbox::rotate_nonce`]); the previous nonce stays valid for one rotation.
+//! - Every response carries `Date` from the server's clock, which the clock-offset fault moves.
+//! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
+//!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
+//!
+//! # Admin API (only with [`SandboxBuilder::admin_api`])
+//!
+//! | method, path | body | answer |
+//! | --- | --- | --- |
+//! | `POST /sandbox/tickets` | `{agent_id?, scopes?, expires_in? (s)}` | `201 {ticket, agent_id, scopes}` |
+//! | `GET /sandbox/counters` | | [`Counters`] |
+//! | `GET`/`PUT /sandbox/faults` | [`Faults`] (`latency_ms`) | the faults now in force |
+//! | `GET /sandbox/registrations` | | `{fingerprints: [..]}` pending legacy registrations |
+//! | `POST /sandbox/registrations/{poll_token or fingerprint}/approve` | | `{client_id}` |
+//! | `POST /sandbox/registrations/{poll_token or fingerprint}/reject` | | `204` |
+//! | `GET /sandbox/payment-intents/pending` | | `{ids: [..]}` newest first |
+//! | `POST /sandbox/payment-intents/{id}/approve` | | `204` (the intent executes) |
+//! | `POST /sandbox/payment-intents/{id}/reject` | `{reason?}` | `204` |
+//! | `POST /sandbox/bindings/{client_id}/revoke` | | `204` |
+//! | `POST /sandbox/bindings/{client_id}/revoke-refresh-family` | | `204` |
+//! | `POST /sandbox/nonce/rotate` | | `204` |
+//!
+//! Unknown ids answer `404`, an intent that is not pending `409`, both `{"detail": "…"}`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), ralio_sandbox::SandboxError> {
 //! use ralio_sandbox::{Sandbox, TicketSpec};

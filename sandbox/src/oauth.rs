@@ -7,14 +7,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration as ChronoDuration;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::NonceMode;
 use crate::auth::{ProofError, ProofExpectation, verify_proof};
 use crate::jose::{self, Jws};
-use crate::server::{St, request_url};
+use crate::server::{St, request_url, validation_error, verr};
 use crate::state::{
-    ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared,
+    ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared, after,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -47,12 +47,17 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
+    // FastAPI reads the form model from the body: without a form body, grant_type is missing.
+    let missing_grant = || {
+        validation_error(vec![verr(
+            "missing",
+            &["body".into(), "grant_type".into()],
+            "Field required",
+            Value::Null,
+        )])
+    };
     if !is_form {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Send the token request as application/x-www-form-urlencoded",
-        );
+        return missing_grant();
     }
     let mut form: HashMap<String, String> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(&body) {
@@ -89,11 +94,7 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
                 "grant_type {other:?} is not supported: use client_credentials or refresh_token"
             ),
         ),
-        None => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "grant_type is required",
-        ),
+        None => missing_grant(),
     }
 }
 
@@ -186,7 +187,7 @@ fn issue(
             jkt: jkt.to_owned(),
             scopes: scopes.clone(),
             family,
-            expires_at: now + ChronoDuration::from_std(lifetime).unwrap_or(ChronoDuration::MAX),
+            expires_at: after(now, lifetime),
         },
     );
     inner.refresh_tokens.insert(
@@ -195,9 +196,7 @@ fn issue(
             client_id: client_id.to_owned(),
             scopes: scopes.clone(),
             family,
-            expires_at: now
-                + ChronoDuration::from_std(st.config.refresh_token_lifetime)
-                    .unwrap_or(ChronoDuration::MAX),
+            expires_at: after(now, st.config.refresh_token_lifetime),
             rotated: false,
         },
     );
@@ -284,12 +283,12 @@ fn client_credentials(
         return invalid_client("client assertion needs numeric iat and exp claims");
     };
     let now = inner.now().timestamp();
-    if exp <= iat || exp - iat > ASSERTION_MAX_LIFETIME_SECS {
+    if exp <= iat || exp.saturating_sub(iat) > ASSERTION_MAX_LIFETIME_SECS {
         return invalid_client(
             "client assertion lifetime (exp - iat) must be between 1 and 300 seconds",
         );
     }
-    if exp + LEEWAY_SECS <= now {
+    if exp.saturating_add(LEEWAY_SECS) <= now {
         return invalid_client(
             "client assertion has expired: sign a fresh one (check the clock against the server's Date header)",
         );

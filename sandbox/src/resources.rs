@@ -17,7 +17,7 @@ use crate::{SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ};
 /// Pause between stream events, so each reaches the client as its own write.
 const STREAM_PACE: Duration = Duration::from_millis(15);
 /// Largest `per_page`.
-const MAX_PER_PAGE: u64 = 100;
+const MAX_PER_PAGE: u64 = 200;
 
 pub(crate) async fn agents(
     State(st): St,
@@ -51,11 +51,6 @@ fn chat_request(
     let agent_id = req_str(&m, "agent_id", &mut errors);
     let message = req_str(&m, "message", &mut errors);
     let conversation_id = opt_str(&m, "conversation_id", &mut errors);
-    if let Some(msg) = &message
-        && msg.trim().is_empty()
-    {
-        errors.push(json!({ "type": "string_too_short", "loc": ["body", "message"], "msg": "String should have at least 1 character", "input": msg, "ctx": { "min_length": 1 } }));
-    }
     let (Some(agent_id), Some(message), true) = (agent_id, message, errors.is_empty()) else {
         return Err(validation_error(errors));
     };
@@ -179,8 +174,14 @@ pub(crate) async fn chat_stream(
         }
         for (i, (name, data)) in events.iter().enumerate() {
             let sent = u32::try_from(i).unwrap_or(u32::MAX);
+            // Paced so each event (and what came before a cut) leaves as its own write.
+            tokio::time::sleep(STREAM_PACE).await;
             if faults.stream_cut_after == Some(sent) {
-                // An error body frame makes hyper drop the connection mid-body.
+                // Let hyper take what was sent so far, then an error body frame makes it drop the
+                // connection mid-body.
+                while tx.capacity() < tx.max_capacity() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let _ = tx
                     .send(Err(std::io::Error::other("injected stream cut")))
                     .await;
@@ -190,7 +191,6 @@ pub(crate) async fn chat_stream(
                 let _ = tx.send(Ok(sse("error", &json!({ "message": "Injected fault (ralio-sandbox): the agent failed mid-stream" })))).await;
                 return;
             }
-            tokio::time::sleep(STREAM_PACE).await;
             if tx.send(Ok(sse(name, data))).await.is_err() {
                 return;
             }
@@ -215,7 +215,7 @@ struct PageQuery {
     agent_id: Option<String>,
 }
 
-/// `page` ≥ 1 (default 1), 1 ≤ `per_page` ≤ 100 (default 50), FastAPI-style 422 otherwise.
+/// `page` ≥ 1 (default 1), 1 ≤ `per_page` ≤ 200 (default 50), FastAPI-style 422 otherwise.
 fn page_query(raw: Option<&str>) -> Result<PageQuery, Response> {
     let mut q = PageQuery {
         page: 1,

@@ -198,7 +198,7 @@ impl Shared {
     pub(crate) fn new(config: Config, base_url: String) -> Self {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let default_agent_id = format!("agt_{:012x}", rng.random::<u64>() >> 16);
-        let now = Utc::now() + ChronoDuration::seconds(config.faults.clock_offset_secs);
+        let now = offset_now(config.faults.clock_offset_secs);
         let mut inner = Inner {
             faults: config.faults.clone(),
             counters: Counters::default(),
@@ -245,11 +245,7 @@ impl Shared {
             .unwrap_or_else(|| inner.default_agent_id.clone());
         inner.ensure_agent(&agent_id, &self.config, "");
         let ticket = jose::random_token("ralio-reg-");
-        let lifetime = ChronoDuration::from_std(spec.expires_in).unwrap_or(ChronoDuration::MAX);
-        let expires_at = inner
-            .now()
-            .checked_add_signed(lifetime)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expires_at = after(inner.now(), spec.expires_in);
         inner.tickets.insert(
             ticket.clone(),
             Ticket {
@@ -378,7 +374,7 @@ impl Shared {
 impl Inner {
     /// The server's clock: real time plus the clock-offset fault.
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        Utc::now() + ChronoDuration::seconds(self.faults.clock_offset_secs)
+        offset_now(self.faults.clock_offset_secs)
     }
 
     /// A deterministic id (given the seed and the order of requests).
@@ -587,6 +583,22 @@ impl Inner {
             agent.transactions.push(tx);
         }
     }
+}
+
+/// Real time moved by `offset_secs`, clamped to ±100 years so no input can overflow the clock.
+fn offset_now(offset_secs: i64) -> DateTime<Utc> {
+    const LIMIT: i64 = 100 * 366 * 24 * 3600;
+    let delta = ChronoDuration::seconds(offset_secs.clamp(-LIMIT, LIMIT));
+    let now = Utc::now();
+    now.checked_add_signed(delta).unwrap_or(now)
+}
+
+/// `at + lifetime`, saturating at the end of time instead of overflowing.
+pub(crate) fn after(at: DateTime<Utc>, lifetime: std::time::Duration) -> DateTime<Utc> {
+    ChronoDuration::from_std(lifetime)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `1234.5` -> `"1,234.50"`.

@@ -1,7 +1,9 @@
-//! Integration tests of the `ralio` crate: one binary, one module per area.
+//! The `ralio` integration tests: one binary, one module per area.
 
 mod auth_generic;
 mod auth_keys;
 mod auth_proofs;
 mod auth_sandbox;
 mod auth_tracing;
+mod seam;
+mod spec;

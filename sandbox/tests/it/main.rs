@@ -1,0 +1,6 @@
+//! Drives the sandbox over raw HTTP, with assertions and proofs built here with `p256`.
+
+mod agent;
+mod common;
+mod ops;
+mod protocol;
