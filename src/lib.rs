@@ -3,6 +3,6 @@
 //! Work in progress: see the README for what has landed.
 
 pub mod api;
+pub mod auth;
 pub mod hooks;
 pub mod redacted;
-pub mod auth;
