@@ -1255,23 +1255,36 @@ impl<'a> PaymentIntents<'a> {
     ///
     /// Cost: the API has no single-intent endpoint, so each poll lists payment intents (newest
     /// first, 50 a page) until it meets the id: one request per poll for a recent intent, more
-    /// for an old one. Polls start 500 ms apart and back off to every 5 s.
+    /// for an old one. Polls start 500 ms apart and back off to every 5 s. A retryable failure
+    /// of one poll (a 503, a rate limit) does not end the wait while time is left; any other
+    /// error does.
     pub async fn wait_for_decision(self, id: &str, deadline: Duration) -> Result<PaymentIntent> {
         use futures::TryStreamExt;
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(500);
         loop {
-            let found = {
+            let polled: Result<Option<PaymentIntent>> = async {
                 let all = self.all();
                 let mut all = std::pin::pin!(all);
-                let mut found = None;
                 while let Some(intent) = all.try_next().await? {
                     if intent.id == id {
-                        found = Some(intent);
-                        break;
+                        return Ok(Some(intent));
                     }
                 }
-                found
+                Ok(None)
+            }
+            .await;
+            let found = match polled {
+                Ok(found) => found,
+                // A transient failure (after the retry policy's own retries) does not end the
+                // wait while time is left: poll again after the backoff.
+                Err(e) if e.is_retryable() && started.elapsed() + wait < deadline => {
+                    tracing::debug!(error = %e, "polling payment intents failed; polling again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 3 / 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let Some(intent) = found else {
                 return Err(Error::from_api_error(
@@ -1736,8 +1749,37 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         assert!(stream.next().await.is_none());
     }
 
+    /// Runs in a child process with a global subscriber: thread-local subscribers can miss
+    /// events while other tests of this binary register theirs in parallel.
     #[tokio::test]
     async fn each_call_gets_a_span_with_operation_status_attempt_and_latency() {
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "client::tests::span_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("RALIO_SPAN_CHILD", "1")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("SPAN OK"), "{stdout}");
+    }
+
+    #[tokio::test]
+    #[ignore = "run by each_call_gets_a_span_with_operation_status_attempt_and_latency"]
+    async fn span_child() {
+        if std::env::var("RALIO_SPAN_CHILD").is_err() {
+            return;
+        }
         use std::io::Write;
         #[derive(Clone, Default)]
         struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -1758,7 +1800,7 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
         let m = Mock {
             transactions: 2,
             ..one_agent()
@@ -1778,18 +1820,48 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         assert!(line.contains("status=200"), "{out}");
         assert!(line.contains("attempt=2"), "{out}");
         assert!(line.contains("latency_ms="), "{out}");
+        println!("SPAN OK");
+    }
+
+    /// Runs in a child process with a global subscriber (see the span test above).
+    #[cfg(feature = "opentelemetry")]
+    #[tokio::test]
+    async fn traceparent_comes_from_the_current_span() {
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "client::tests::traceparent_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("RALIO_OTEL_CHILD", "1")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("TRACEPARENT OK"), "{stdout}");
     }
 
     #[cfg(feature = "opentelemetry")]
     #[tokio::test]
-    async fn traceparent_comes_from_the_current_span() {
+    #[ignore = "run by traceparent_comes_from_the_current_span in a child process"]
+    async fn traceparent_child() {
+        if std::env::var("RALIO_OTEL_CHILD").is_err() {
+            return;
+        }
         use opentelemetry::trace::{
             SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
         };
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         use tracing_subscriber::layer::SubscriberExt;
         let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer());
-        let _guard = tracing::subscriber::set_default(subscriber);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
         let (client, mock) = start(one_agent()).await;
         let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
         let parent = SpanContext::new(
@@ -1817,5 +1889,118 @@ event: reply\ndata: {\"text\":\"Hello\"}\n\n";
         assert!(tp.ends_with("-01"), "{tp}");
         assert_eq!(tp.len(), 55);
         assert!(headers[1].get("traceparent").is_none());
+        println!("TRACEPARENT OK");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_is_a_decode_error() {
+        let (client, mock) = start(one_agent()).await;
+        mock.script
+            .lock()
+            .unwrap()
+            .insert("transactions", vec![(200, "{\"transactions\": 12}")]);
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    operation: "transactions.list",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        // A float amount is refused rather than rounded.
+        mock.script.lock().unwrap().insert(
+            "transactions",
+            vec![(
+                200,
+                r#"{"transactions":[{"id":"t","amount":"12,50","currency":"GBP","status":"completed"}],"total":1,"page":1,"per_page":50}"#,
+            )],
+        );
+        let err = client.transactions().list().await.unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+        assert!(
+            std::error::Error::source(&err)
+                .unwrap()
+                .to_string()
+                .contains("12,50")
+        );
+    }
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Error>();
+        send_sync::<RalioClient>();
+        send::<ChatStream>();
+        send_sync::<crate::Page<Transaction>>();
+    }
+
+    #[tokio::test]
+    async fn dropping_a_chat_stream_closes_the_connection() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct OnDrop(Arc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        // The server's body stream sends one event and then waits forever; it is dropped
+        // (and sets the flag) only when the client goes away.
+        let app = Router::new().route(
+            "/api/chat/stream",
+            post(move || {
+                let guard = OnDrop(Arc::clone(&flag));
+                async move {
+                    let first = futures::stream::once(async {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                            b"event: text_delta\ndata: {\"text\":\"a\"}\n\n",
+                        ))
+                    });
+                    let rest = futures::stream::pending().map(
+                        move |x: Result<bytes::Bytes, std::io::Error>| {
+                            let _keep = &guard;
+                            x
+                        },
+                    );
+                    let body = axum::body::Body::from_stream(first.chain(rest));
+                    ([(http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = RalioClient::builder()
+            .base_url(format!("http://{addr}"))
+            .read_idle_timeout(None)
+            .build_unauthenticated()
+            .unwrap();
+        let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(crate::ChatEvent::TextDelta { .. }))
+        ));
+        assert!(
+            !closed.load(Ordering::SeqCst),
+            "the server is still streaming"
+        );
+        drop(stream);
+        // Bounded wait for the server to notice the closed connection.
+        for _ in 0..500 {
+            if closed.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            closed.load(Ordering::SeqCst),
+            "dropping the stream closed the connection"
+        );
     }
 }

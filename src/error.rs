@@ -158,7 +158,10 @@ fn retry_hint(after: Option<Duration>) -> String {
 }
 
 fn api_hint(e: &ApiError) -> &'static str {
-    if is_retryable_status(e.status) {
+    let chat = e.operation.is_some_and(|op| op.starts_with("chat."));
+    if chat && e.status.is_server_error() {
+        "; the agent may have acted on the message: check the payment intents before sending it again"
+    } else if is_retryable_status(e.status) {
         "; this is usually temporary: retry later"
     } else if e.status.is_server_error() {
         "; report it with the request id"
@@ -883,6 +886,10 @@ mod tests {
             ),
             api(503, &[], "upstream unavailable"),
             api(500, &[], ""),
+            Error::from_api_error(
+                ApiError::from_parts(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"")
+                    .with_operation("chat.send"),
+            ),
             Error::Config(ConfigError::NoCredentials {
                 searched: "/home/me/.ralio/credentials.json".into(),
             }),

@@ -22,14 +22,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::auth::{KeyError, PrivateKey, SignError, Signer};
+use crate::auth::{
+    AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
+    TokenManagerConfig,
+};
 use crate::store::{CredentialStore, Identity, StoreError};
 
 /// Variable holding the default registration ticket.
@@ -40,7 +41,6 @@ pub const API_URL_VAR: &str = "RALIO_API_URL";
 pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
 
 const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// What registration reports to a [`RegisterOptions::on_progress`] callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +248,20 @@ impl RegistrationErrorCode {
         }
     }
 
+    /// The code as the server spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidTicket => "invalid_ticket",
+            Self::TicketExpired => "ticket_expired",
+            Self::TicketAlreadyConsumed => "ticket_already_consumed",
+            Self::PublicKeyAlreadyInUse => "public_key_already_in_use",
+            Self::InvalidPublicKey => "invalid_public_key",
+            Self::InvalidScope => "invalid_scope",
+            Self::ScopeExceedsTicketCeiling => "scope_exceeds_ticket_ceiling",
+            Self::Other(code) => code,
+        }
+    }
+
     /// What the caller should do about this code.
     fn advice(&self) -> &'static str {
         match self {
@@ -350,6 +364,14 @@ pub enum RegistrationError {
         /// How long registration waited.
         waited: Duration,
     },
+    /// The server failed (5xx) without registering anything.
+    #[error(
+        "the registration server failed (HTTP {status}); nothing was registered: try again later"
+    )]
+    ServerError {
+        /// HTTP status.
+        status: u16,
+    },
     /// The server answered something the protocol does not allow.
     #[error(
         "the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL"
@@ -394,26 +416,14 @@ pub enum RegistrationError {
     },
     /// The binding is active and saved, but minting its first token failed.
     #[error(
-        "binding {client_id} is active and saved, but its first token could not be minted (HTTP {status}: {message}); the client will mint again when it starts"
+        "binding {client_id} is active and saved, but its first token could not be minted; the client will mint again when it starts"
     )]
     FirstToken {
         /// The binding.
         client_id: String,
-        /// HTTP status, 0 when the request did not complete.
-        status: u16,
-        /// The server's description.
-        message: String,
-    },
-    /// Signing the first token's client assertion failed.
-    #[error(
-        "binding {client_id} is active and saved, but signing its first client assertion failed"
-    )]
-    Sign {
-        /// The binding.
-        client_id: String,
-        /// Why.
+        /// Why the mint failed.
         #[source]
-        source: SignError,
+        source: AuthError,
     },
 }
 
@@ -430,12 +440,6 @@ struct PollStatus {
     status: Option<String>,
     client_id: Option<String>,
     scopes: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    refresh_token: Option<String>,
-    scope: Option<String>,
 }
 
 /// Registers this host with a one-time ticket, saves the identity and the first refresh token
@@ -578,19 +582,45 @@ pub async fn register(
                 source,
             })?;
 
-    let token = mint_first_token(&http, &base, &client_id, signer.as_ref()).await?;
-    if let Some(refresh) = token.refresh_token.filter(|t| !t.is_empty()) {
+    // Tokens of an earlier identity in this slot belong to another binding.
+    store
+        .clear_refresh_token()
+        .await
+        .map_err(|source| RegistrationError::SaveFailed {
+            client_id: client_id.clone(),
+            source,
+        })?;
+    let first_token = |source| RegistrationError::FirstToken {
+        client_id: client_id.clone(),
+        source,
+    };
+    let refresh = Arc::new(MemoryRefreshTokenStore::new());
+    let tokens = TokenManager::builder(
+        TokenManagerConfig::ralio(&base, client_id.clone()).map_err(first_token)?,
+        Arc::clone(&signer),
+    )
+    .http_client(http.clone())
+    .refresh_token_store(refresh.clone())
+    .build()
+    .map_err(first_token)?;
+    tokens.access_token().await.map_err(first_token)?;
+    if let Some(token) = refresh.current() {
         store
-            .save_refresh_token(None, &SecretString::from(refresh))
+            .save_refresh_token(None, &token)
             .await
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
                 source,
             })?;
     }
-    let scopes = match token.scope.filter(|s| !s.trim().is_empty()) {
-        Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
-        None => server_scopes.unwrap_or_else(|| options.requested_scopes.clone()),
+    let granted = tokens
+        .token_info()
+        .map(|info| info.scopes)
+        .unwrap_or_default();
+    let scopes = if granted.is_empty() {
+        server_scopes.unwrap_or_else(|| options.requested_scopes.clone())
+    } else {
+        granted
     };
     Ok(Binding {
         client_id,
@@ -640,6 +670,9 @@ async fn submit(
     let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
         .await
         .map_err(|source| RegistrationError::Http { url, source })?;
+    if status >= 500 {
+        return Err(RegistrationError::ServerError { status });
+    }
     if !(200..300).contains(&status) {
         return Err(refusal(status, &bytes));
     }
@@ -689,13 +722,13 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
         }
     };
     let code = RegistrationErrorCode::parse(code.as_deref().unwrap_or(""));
-    let mut message = description
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| match &code {
-            RegistrationErrorCode::Other(c) if !c.is_empty() => c.clone(),
-            RegistrationErrorCode::Other(_) => format!("HTTP {status}"),
-            known => format!("{known:?}"),
-        });
+    let mut message =
+        description
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| match code.as_str() {
+                "" => format!("HTTP {status}"),
+                known => known.to_owned(),
+            });
     let mut context = Vec::new();
     if let Some(at) = used_at.as_deref().filter(|s| !s.is_empty()) {
         context.push(format!("used at {at}"));
@@ -808,133 +841,6 @@ async fn poll_approval(
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn jti() -> String {
-    let mut bytes = [0u8; 16];
-    // aws-lc-rs's system RNG is a CSPRNG; on failure fall back to rand's OS-seeded CSPRNG.
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        rand::Rng::fill(&mut rand::rng(), &mut bytes);
-    }
-    b64(&bytes)
-}
-
-async fn sign_jwt(
-    signer: &dyn Signer,
-    header: &serde_json::Value,
-    claims: &serde_json::Value,
-) -> Result<String, SignError> {
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature = signer.sign_es256(input.as_bytes()).await?;
-    Ok(format!("{input}.{}", b64(&signature)))
-}
-
-/// Mints the first token: `client_credentials` with a `private_key_jwt` assertion and a DPoP
-/// proof, no `scope` (the grant gets the binding's full ceiling).
-async fn mint_first_token(
-    http: &reqwest::Client,
-    base: &str,
-    client_id: &str,
-    signer: &dyn Signer,
-) -> Result<TokenResponse, RegistrationError> {
-    let token_url = format!("{base}/oauth/token");
-    let sign_err = |source| RegistrationError::Sign {
-        client_id: client_id.to_owned(),
-        source,
-    };
-    let failed = |status: u16, message: String| RegistrationError::FirstToken {
-        client_id: client_id.to_owned(),
-        status,
-        message,
-    };
-    // A server that requires DPoP nonces answers the first try with `use_dpop_nonce` and a
-    // nonce: sign again (fresh assertion and proof) with it, once.
-    let mut nonce: Option<String> = None;
-    let (status, bytes) = loop {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let assertion = sign_jwt(
-            signer,
-            &serde_json::json!({"alg": "ES256", "kid": signer.thumbprint().as_str(), "typ": "JWT"}),
-            &serde_json::json!({
-                "iss": client_id, "sub": client_id, "aud": token_url,
-                "iat": now, "exp": now + 60, "jti": jti(),
-            }),
-        )
-        .await
-        .map_err(sign_err)?;
-        let mut claims =
-            serde_json::json!({"htm": "POST", "htu": token_url, "iat": now, "jti": jti()});
-        if let Some(n) = &nonce {
-            claims["nonce"] = serde_json::Value::String(n.clone());
-        }
-        let proof = sign_jwt(
-            signer,
-            &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.public_jwk()}),
-            &claims,
-        )
-        .await
-        .map_err(sign_err)?;
-        let response = http
-            .post(&token_url)
-            .header("DPoP", proof)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", ASSERTION_TYPE),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| failed(0, e.without_url().to_string()))?;
-        let status = response.status().as_u16();
-        let offered = response
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
-            .await
-            .map_err(|e| failed(status, e.without_url().to_string()))?;
-        let challenged = status == 400
-            && serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .is_some_and(|e| e == "use_dpop_nonce");
-        match offered {
-            Some(offered) if challenged && nonce.is_none() => nonce = Some(offered),
-            _ => break (status, bytes),
-        }
-    };
-    if !(200..300).contains(&status) {
-        let value: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        let text = |k: &str| {
-            value
-                .as_ref()
-                .and_then(|v| v.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
-        let message = text("error_description")
-            .or_else(|| text("error"))
-            .unwrap_or_else(|| "no error description".to_owned());
-        return Err(failed(status, message));
-    }
-    serde_json::from_slice(&bytes).map_err(|_| {
-        failed(
-            status,
-            "the token answer is not the expected JSON".to_owned(),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -979,5 +885,64 @@ mod tests {
         }
         let plain = message(500, serde_json::json!({"detail": "boom"}));
         assert!(plain.contains("boom"), "{plain}");
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_caller_what_to_do() {
+        let refused = |code: &str, extra: serde_json::Value| {
+            let mut detail = serde_json::json!({"error": code, "error_description": format!("{code} (server text)")});
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            refusal(
+                400,
+                serde_json::json!({ "detail": detail })
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let errors = [
+            RegistrationError::MissingTicket,
+            RegistrationError::AlreadyRegistered {
+                store: "file store at /home/me/.ralio".to_owned(),
+                client_id: "cb_123".to_owned(),
+            },
+            refused("invalid_ticket", serde_json::json!({})),
+            refused("ticket_expired", serde_json::json!({})),
+            refused(
+                "ticket_already_consumed",
+                serde_json::json!({"used_at": "2026-11-02T10:00:00Z", "used_by_host": "build-7"}),
+            ),
+            refused("public_key_already_in_use", serde_json::json!({})),
+            refused("invalid_public_key", serde_json::json!({})),
+            refused("invalid_scope", serde_json::json!({})),
+            refused("scope_exceeds_ticket_ceiling", serde_json::json!({})),
+            refusal(409, br#"{"detail": {"error": "ticket_already_consumed"}}"#),
+            refusal(404, b"<html>not found</html>"),
+            RegistrationError::ServerError { status: 503 },
+            RegistrationError::FingerprintMismatch {
+                client_id: "cb_123".to_owned(),
+                local: "local-jkt".to_owned(),
+                server: "server-jkt".to_owned(),
+            },
+            RegistrationError::ApprovalRejected {
+                fingerprint: "jkt".to_owned(),
+            },
+            RegistrationError::ApprovalExpired {
+                fingerprint: "jkt".to_owned(),
+                reason: "expired",
+            },
+            RegistrationError::ApprovalTimedOut {
+                fingerprint: "jkt".to_owned(),
+                waited: Duration::from_secs(900),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
     }
 }

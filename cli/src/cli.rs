@@ -15,7 +15,12 @@ Exit codes:
 Environment:
   RALIO_API_URL              API origin (default https://api.ralio.co)
   RALIO_CONFIG_DIR           credential directory of the file store (default ~/.ralio)
-  RALIO_STORE                credential store: file or keyring (default file)
+  RALIO_STORE                credential store: file, keyring or vault (default file)
+  RALIO_KEYRING_SERVICE      keyring service name of --store keyring (default ralio)
+  VAULT_ADDR, VAULT_TOKEN    Vault or OpenBao of --store vault (or AppRole: VAULT_ROLE_ID,
+                             VAULT_SECRET_ID, VAULT_APPROLE_MOUNT); VAULT_NAMESPACE
+  RALIO_VAULT_MOUNT          KV v2 mount of --store vault (default secret)
+  RALIO_VAULT_PATH           path under the mount of --store vault (default ralio)
   RALIO_REGISTRATION_TICKET  ticket for `ralio register`";
 
 /// The Ralio command: register this host, talk to its agent, inspect payments, diagnose.
@@ -57,6 +62,8 @@ pub enum StoreKind {
     File,
     /// The OS keyring (Secret Service, kernel keyutils, macOS Keychain, Windows Credential Manager)
     Keyring,
+    /// HashiCorp Vault or OpenBao KV v2 (VAULT_ADDR with VAULT_TOKEN or AppRole)
+    Vault,
 }
 
 /// The subcommands.

@@ -3,17 +3,23 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ralio::auth::{TokenManager, TokenManagerConfig};
-use ralio::store::{CredentialStore, FileStore, Identity};
-use ralio::{RalioClient, RetryPolicy};
+use ralio::auth::TokenManager;
+use ralio::store::{CredentialStore, FileStore, KeyringStore, VaultAuth, VaultConfig, VaultStore};
+use ralio::{ConfigError, RalioClient};
+use secrecy::SecretString;
 
 use crate::cli::{GlobalArgs, StoreKind};
 use crate::error::CliError;
 
 /// The production origin.
 pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
-/// The keyring service name the CLI uses.
+/// The keyring service name the CLI uses unless `RALIO_KEYRING_SERVICE` names another.
 pub const KEYRING_SERVICE: &str = "ralio";
+/// The refresh-token slot of the command in every store: its own, apart from the default slot
+/// an agent process on the same host uses, so that the two never rotate one token family.
+pub const REFRESH_TOKEN_SLOT: &str = "cli";
+/// The AppRole auth mount used unless `VAULT_APPROLE_MOUNT` names another.
+const APPROLE_MOUNT: &str = "approle";
 
 /// Resolved global settings.
 #[derive(Debug)]
@@ -56,9 +62,10 @@ impl Context {
             None => match env_nonempty("RALIO_STORE").as_deref() {
                 None | Some("file") => StoreKind::File,
                 Some("keyring") => StoreKind::Keyring,
+                Some("vault") => StoreKind::Vault,
                 Some(other) => {
                     return Err(CliError::Usage(format!(
-                        "RALIO_STORE={other:?} is not a store; use file or keyring"
+                        "RALIO_STORE={other:?} is not a store; use file, keyring or vault"
                     )));
                 }
             },
@@ -76,67 +83,106 @@ impl Context {
         FileStore::new(&self.config_dir)
     }
 
-    /// The configured credential store.
+    /// The configured credential store, keeping refresh tokens in the command's own slot
+    /// ([`REFRESH_TOKEN_SLOT`]).
     pub fn store(&self) -> Result<Arc<dyn CredentialStore>, CliError> {
         match self.store_kind {
-            StoreKind::File => Ok(Arc::new(self.file_store())),
-            StoreKind::Keyring => Ok(Arc::new(ralio::store::KeyringStore::new(KEYRING_SERVICE))),
+            StoreKind::File => Ok(Arc::new(
+                self.file_store()
+                    .with_refresh_token_slot(REFRESH_TOKEN_SLOT)?,
+            )),
+            StoreKind::Keyring => {
+                let service =
+                    env_nonempty("RALIO_KEYRING_SERVICE").unwrap_or_else(|| KEYRING_SERVICE.into());
+                Ok(Arc::new(
+                    KeyringStore::new(service).with_refresh_token_slot(REFRESH_TOKEN_SLOT),
+                ))
+            }
+            StoreKind::Vault => Ok(Arc::new(VaultStore::new(
+                vault_config()?.refresh_token_slot(REFRESH_TOKEN_SLOT),
+            )?)),
         }
     }
 
-    /// The identity in the store, or [`CliError::NoCredentials`].
-    pub async fn identity(&self, store: &dyn CredentialStore) -> Result<Identity, CliError> {
-        store
-            .load_identity()
-            .await?
-            .ok_or_else(|| CliError::NoCredentials {
-                store: store.describe(),
-            })
-    }
-
-    /// A token manager for `identity` against this API (refresh tokens in memory: each run of
-    /// the command is its own token family).
-    pub fn token_manager(&self, identity: &Identity) -> Result<TokenManager, CliError> {
-        let config = TokenManagerConfig::ralio(&self.api_url, identity.client_id())?;
-        Ok(TokenManager::builder(config, identity.signer()).build()?)
-    }
-
-    /// The authenticated client and its token manager.
+    /// The authenticated client on the configured store: the SDK's own auth layer, retry
+    /// policy and refresh-token persistence (a refresh token minted by one run is used by the
+    /// next).
     pub async fn client(&self) -> Result<Session, CliError> {
         let store = self.store()?;
-        let identity = self.identity(store.as_ref()).await?;
-        // The client's own auth layer (inside its retry layer, so every attempt is re-signed);
-        // retries stay off so a command fails fast. Its token manager is the session's: one
-        // token family per run.
-        let client = RalioClient::builder()
+        let client = self
+            .client_builder()
+            .store(Arc::clone(&store))
+            .build()
+            .await;
+        let client = match client {
+            Ok(client) => client,
+            Err(ralio::Error::Config(ConfigError::NoCredentials { .. })) => {
+                return Err(CliError::NoCredentials {
+                    store: store.describe(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Session { client, store })
+    }
+
+    /// The client builder with this command's API origin and user agent; no credentials yet.
+    pub fn client_builder(&self) -> ralio::RalioClientBuilder {
+        RalioClient::builder()
             .base_url(&self.api_url)
             .user_agent_suffix(concat!("ralio-cli/", env!("CARGO_PKG_VERSION")))
-            .retry_policy(RetryPolicy::disabled())
-            .identity(identity.clone())
-            .build()
-            .await?;
-        let tokens = match client.token_manager() {
-            Some(tokens) => tokens.clone(),
-            None => self.token_manager(&identity)?,
-        };
-        Ok(Session {
-            client,
-            tokens,
-            identity,
-            store,
-        })
     }
 }
 
-/// An authenticated client with what it was built from.
+/// Vault settings from the environment: `VAULT_ADDR` with `VAULT_TOKEN`, or AppRole
+/// (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_APPROLE_MOUNT`); `VAULT_NAMESPACE`; the KV v2
+/// mount and path from `RALIO_VAULT_MOUNT` and `RALIO_VAULT_PATH`.
+fn vault_config() -> Result<VaultConfig, CliError> {
+    let missing = |missing| CliError::VaultSettings { missing };
+    let addr = env_nonempty("VAULT_ADDR").ok_or_else(|| missing("VAULT_ADDR"))?;
+    let auth = match (
+        env_nonempty("VAULT_TOKEN"),
+        env_nonempty("VAULT_ROLE_ID"),
+        env_nonempty("VAULT_SECRET_ID"),
+    ) {
+        (Some(token), _, _) => VaultAuth::Token(SecretString::from(token)),
+        (None, Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
+            mount: env_nonempty("VAULT_APPROLE_MOUNT").unwrap_or_else(|| APPROLE_MOUNT.into()),
+            role_id,
+            secret_id: SecretString::from(secret_id),
+        },
+        (None, Some(_), None) => return Err(missing("VAULT_SECRET_ID")),
+        (None, None, _) => return Err(missing("VAULT_TOKEN")),
+    };
+    let mut config = VaultConfig::new(addr, auth);
+    if let Some(namespace) = env_nonempty("VAULT_NAMESPACE") {
+        config = config.namespace(namespace);
+    }
+    if let Some(mount) = env_nonempty("RALIO_VAULT_MOUNT") {
+        config = config.kv_mount(mount);
+    }
+    if let Some(path) = env_nonempty("RALIO_VAULT_PATH") {
+        config = config.path(path);
+    }
+    Ok(config)
+}
+
+/// An authenticated client and the store it reads.
 #[derive(Debug)]
 pub struct Session {
-    /// The API client.
+    /// The API client (it holds the token manager).
     pub client: RalioClient,
-    /// Its token manager (token facts for `whoami`).
-    pub tokens: TokenManager,
-    /// The identity in use.
-    pub identity: Identity,
-    /// Where it came from.
+    /// Where the credentials come from.
     pub store: Arc<dyn CredentialStore>,
+}
+
+impl Session {
+    /// The client's token manager: client id, key thumbprint, token facts.
+    pub fn tokens(&self) -> Result<&TokenManager, CliError> {
+        self.client
+            .token_manager()
+            .ok_or_else(|| CliError::NoCredentials {
+                store: self.store.describe(),
+            })
+    }
 }

@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::io::Write as _;
 
 use owo_colors::OwoColorize as _;
+use ralio::ConfigError;
 use ralio::auth::AuthError;
 use ralio::register::RegistrationError;
 use ralio::store::StoreError;
@@ -38,6 +39,14 @@ pub enum CliError {
     NoCredentials {
         /// The store, described.
         store: String,
+    },
+    /// `--store vault` without the settings to reach Vault.
+    #[error(
+        "--store vault needs {missing}: set VAULT_ADDR and either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole)"
+    )]
+    VaultSettings {
+        /// The variable that is unset.
+        missing: &'static str,
     },
     /// The sandbox could not start.
     #[error(transparent)]
@@ -78,14 +87,13 @@ impl CliError {
                 RegistrationError::Http { .. } | RegistrationError::UnexpectedResponse { .. } => {
                     EXIT_API
                 }
-                RegistrationError::FirstToken { status, .. } if *status == 0 || *status >= 500 => {
-                    EXIT_API
-                }
+                RegistrationError::FirstToken { source, .. } => auth_exit_code(source),
                 _ => EXIT_AUTH_CONFIG,
             },
-            CliError::Store(_) | CliError::NoCredentials { .. } | CliError::DoctorFailed { .. } => {
-                EXIT_AUTH_CONFIG
-            }
+            CliError::Store(_)
+            | CliError::NoCredentials { .. }
+            | CliError::VaultSettings { .. }
+            | CliError::DoctorFailed { .. } => EXIT_AUTH_CONFIG,
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Sandbox(_) | CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
         }
@@ -94,7 +102,8 @@ impl CliError {
     /// A one-line hint on top of the message, when there is something more to say.
     fn hint(&self) -> Option<&'static str> {
         match self {
-            CliError::Sdk(ralio::Error::Auth(_)) | CliError::Auth(_) => {
+            CliError::Sdk(ralio::Error::Auth(_) | ralio::Error::Credential { .. })
+            | CliError::Auth(_) => {
                 Some("run `ralio doctor` to see which part of the credential is wrong")
             }
             CliError::Sdk(ralio::Error::Permission(_)) => {
@@ -106,7 +115,9 @@ impl CliError {
             CliError::Sdk(ralio::Error::Stream(_)) => {
                 Some("`ralio intents` shows whether the agent created a payment before the failure")
             }
-            CliError::Store(_) => Some("`ralio doctor` checks the credential files one by one"),
+            CliError::Store(_) | CliError::Sdk(ralio::Error::Config(ConfigError::Store(_))) => {
+                Some("`ralio doctor` checks the credential store step by step")
+            }
             _ => None,
         }
     }
@@ -118,6 +129,7 @@ fn sdk_exit_code(e: &ralio::Error) -> u8 {
         | ralio::Error::Permission(_)
         | ralio::Error::Registration(_)
         | ralio::Error::Config(_) => EXIT_AUTH_CONFIG,
+        ralio::Error::Credential { source, .. } => auth_exit_code(source),
         ralio::Error::Middleware { source, .. } => match source.downcast_ref::<AuthError>() {
             Some(auth) => auth_exit_code(auth),
             None => EXIT_API,
@@ -128,7 +140,9 @@ fn sdk_exit_code(e: &ralio::Error) -> u8 {
 
 fn auth_exit_code(e: &AuthError) -> u8 {
     match e {
-        AuthError::TokenTransport { .. } => EXIT_API,
+        AuthError::TokenTransport { .. }
+        | AuthError::TokenResponse { .. }
+        | AuthError::NonceChallengeRepeated { .. } => EXIT_API,
         AuthError::TokenRefused { status, .. } if *status >= 500 => EXIT_API,
         _ => EXIT_AUTH_CONFIG,
     }

@@ -1,6 +1,7 @@
 //! The `ralio` command, end to end: spawned as a process against an in-process sandbox.
 
 mod common;
+mod stores;
 
 use common::{BIN, Env, redactions, run_cmd};
 use ralio_sandbox::{Faults, Sandbox};
@@ -143,8 +144,30 @@ async fn register_whoami_chat_and_lists() {
     // Nothing secret in whoami: no token, no private key member.
     assert!(!who_json.stdout.contains("\"d\""));
     assert!(!who_json.stdout.to_lowercase().contains("token\":\"ey"));
+    // The client's refresh token is kept in the command's own slot of the store (0600), for
+    // the next run; whoami says it holds one but never prints it.
+    assert_eq!(v["refresh_token_held"], true, "{}", who_json.stdout);
+    let slot = env.config_dir().join("refresh-tokens").join("cli.json");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&slot).unwrap()).unwrap();
+    let refresh_token = kept["refresh_token"].as_str().unwrap();
+    assert!(!refresh_token.is_empty());
+    assert!(!who.stdout.contains(refresh_token) && !who_json.stdout.contains(refresh_token));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&slot).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
+    // The next run refreshes that token instead of signing a new assertion.
+    let before = env.sandbox.counters();
     let empty = env.run(&["transactions"]).await;
+    let after = env.sandbox.counters();
+    assert_eq!(
+        (after.token_mints, after.refreshes),
+        (before.token_mints, before.refreshes + 1)
+    );
     assert_eq!(empty.code, 0);
     assert_eq!(empty.stdout, "");
     assert_eq!(empty.stderr, "no transactions\n");
@@ -610,10 +633,25 @@ async fn mcp_over_stdio() {
     assert_eq!(pi["per_page"], 5);
     assert_eq!(pi["payment_intents"][0]["approval_status"], "auto_approved");
 
-    // A tool failure is a tool error the model can read, not a protocol error.
+    // The SDK's retry policy is on: one 503 on a list is retried and the tool succeeds.
     env.sandbox.set_faults(Faults {
         fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
         error_status: 503,
+        ..Faults::default()
+    });
+    let retried = mcp
+        .call(
+            60,
+            "tools/call",
+            serde_json::json!({"name": "list_transactions", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(retried["result"]["isError"], false, "{retried}");
+
+    // A tool failure is a tool error the model can read, not a protocol error.
+    env.sandbox.set_faults(Faults {
+        fail_next: [("GET /api/transactions".to_owned(), 1)].into(),
+        error_status: 500,
         ..Faults::default()
     });
     let failed = mcp
@@ -628,7 +666,7 @@ async fn mcp_over_stdio() {
         failed["result"]["content"][0]["text"]
             .as_str()
             .unwrap()
-            .contains("503"),
+            .contains("500"),
         "{failed}"
     );
 

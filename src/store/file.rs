@@ -3,7 +3,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -38,7 +38,7 @@ pub struct FileStore {
     dir: PathBuf,
     key_path: Option<PathBuf>,
     slot: Option<String>,
-    memory_token: Mutex<Option<SecretString>>,
+    memory_token: Arc<Mutex<Option<SecretString>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,7 +79,7 @@ impl FileStore {
             dir: dir.into(),
             key_path: None,
             slot: None,
-            memory_token: Mutex::new(None),
+            memory_token: Arc::default(),
         }
     }
 
@@ -126,6 +126,28 @@ impl FileStore {
         self.slot
             .as_ref()
             .map(|slot| self.dir.join(REFRESH_DIR).join(format!("{slot}.json")))
+    }
+
+    /// Runs file work on tokio's blocking pool (fsync can take milliseconds), on a handle
+    /// that shares this one's in-memory refresh token.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&FileStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let handle = FileStore {
+            dir: self.dir.clone(),
+            key_path: self.key_path.clone(),
+            slot: self.slot.clone(),
+            memory_token: Arc::clone(&self.memory_token),
+        };
+        let describe = self.describe();
+        tokio::task::spawn_blocking(move || op(&handle))
+            .await
+            .map_err(|join| StoreError::Io {
+                store: describe,
+                action: "finish a file operation".to_owned(),
+                source: io::Error::other(join.to_string()),
+            })?
     }
 
     fn lock_path(&self) -> Option<PathBuf> {
@@ -318,16 +340,18 @@ impl CredentialStore for FileStore {
     }
 
     async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
-        self.load_identity_blocking()
+        self.blocking(|s| s.load_identity_blocking()).await
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
-        self.save_identity_blocking(identity)
+        let identity = identity.clone();
+        self.blocking(move |s| s.save_identity_blocking(&identity))
+            .await
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
         match self.refresh_token_path() {
-            Some(path) => self.load_slot_token(&path),
+            Some(path) => self.blocking(move |s| s.load_slot_token(&path)).await,
             None => Ok(lock_memory(&self.memory_token).clone()),
         }
     }
@@ -338,7 +362,11 @@ impl CredentialStore for FileStore {
         token: &SecretString,
     ) -> Result<(), StoreError> {
         match self.refresh_token_path() {
-            Some(path) => self.save_slot_token(&path, previous, token),
+            Some(path) => {
+                let (previous, token) = (previous.cloned(), token.clone());
+                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token))
+                    .await
+            }
             None => {
                 let mut slot = lock_memory(&self.memory_token);
                 if previous.is_some() && !same_secret(slot.as_ref(), previous) {
@@ -380,7 +408,9 @@ impl CredentialStore for FileStore {
         key: &PrivateKey,
         overwrite: bool,
     ) -> Result<Option<String>, StoreError> {
-        self.write_key(key, overwrite)
+        let key = key.clone();
+        self.blocking(move |s| s.write_key(&key, overwrite))
+            .await
             .map(|path| Some(path.display().to_string()))
     }
 
@@ -490,16 +520,18 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes an exclusive lock on a lock file in the temporary directory named after `name`.
+/// Takes an exclusive lock on a lock file named after `name`, in `$XDG_RUNTIME_DIR` (per
+/// user) or else the temporary directory.
 pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    lock_file(
-        std::env::temp_dir().join(format!("ralio-{hex}.lock")),
-        store.to_owned(),
-    )
-    .await
+    // The per-user runtime directory when there is one, so users never share a lock file.
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    lock_file(dir.join(format!("ralio-{hex}.lock")), store.to_owned()).await
 }
 
 /// Takes an exclusive lock on `path` (created 0600 if missing), waiting for other holders

@@ -74,9 +74,9 @@ impl KeyringBackend {
 /// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
 ///
 /// The library never installs a process-global default keyring store: each `KeyringStore`
-/// builds its own backend. Backend calls block, so they run on tokio's blocking pool.
+/// builds its own backend. Backend calls block, so each runs on a short-lived plain thread.
 /// Rotations of one slot are serialised across processes of the same user by a lock file in
-/// the temporary directory.
+/// `$XDG_RUNTIME_DIR` (else the temporary directory).
 #[derive(Clone)]
 pub struct KeyringStore {
     shared: Arc<Shared>,

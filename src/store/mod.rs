@@ -283,7 +283,7 @@ pub enum StoreError {
     },
     /// A secret file can be read by other users.
     #[error(
-        "{store}: {} is accessible by group or others (mode {mode:o}); run `chmod 600 {}` and try again",
+        "{store}: {} is accessible by group or others (mode {mode:04o}); run `chmod 600 {}` and try again",
         path.display(),
         path.display()
     )]
@@ -354,5 +354,70 @@ pub(crate) fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) ->
             a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_caller_what_to_do() {
+        let store = || "file store at /home/me/.ralio".to_owned();
+        let errors = [
+            StoreError::Missing {
+                store: store(),
+                what: "the private key /home/me/.ralio/keys/abc.pem".to_owned(),
+                hint: "the binding may have been revoked and its key removed; register again with a fresh ticket".to_owned(),
+            },
+            StoreError::Corrupt {
+                store: store(),
+                what: "/home/me/.ralio/credentials.json".to_owned(),
+                reason: "it has no client_id".to_owned(),
+            },
+            StoreError::InvalidKey {
+                store: store(),
+                what: "/home/me/.ralio/keys/abc.pem".to_owned(),
+                source: KeyError::EncryptedPem,
+            },
+            StoreError::InsecurePermissions {
+                store: store(),
+                path: "/home/me/.ralio/keys/abc.pem".into(),
+                mode: 0o644,
+            },
+            StoreError::AlreadyExists {
+                store: store(),
+                what: "the key file /srv/agent.pem".to_owned(),
+            },
+            StoreError::Conflict { store: store() },
+            StoreError::Config {
+                store: "environment store".to_owned(),
+                reason: "more than one of RALIO_PRIVATE_JWK, RALIO_PRIVATE_KEY_PEM and RALIO_PRIVATE_KEY_PATH is set; set exactly one".to_owned(),
+            },
+            StoreError::Io {
+                store: store(),
+                action: "write /home/me/.ralio/credentials.json".to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            StoreError::Backend {
+                store: "keyring store (Secret Service, service ralio)".to_owned(),
+                action: "open the keyring".to_owned(),
+                hint: "check that a Secret Service (gnome-keyring-daemon, KWallet) runs on the D-Bus session bus and is unlocked".to_owned(),
+                source: None,
+            },
+        ];
+        let text: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let mut line = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    line.push_str(&format!("\n    caused by: {cause}"));
+                    source = cause.source();
+                }
+                line
+            })
+            .collect();
+        insta::assert_snapshot!(text.join("\n"));
     }
 }

@@ -138,6 +138,7 @@ enum Answer {
     Ok(Value),
     NotFound,
     CasMismatch,
+    Forbidden(Vec<String>),
 }
 
 impl VaultClient {
@@ -237,10 +238,35 @@ impl VaultClient {
         api_path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, StoreError> {
-        let token = self.token(store).await?;
         let url = format!("{}/v1/{api_path}", self.config.addr);
-        self.send(store, action, method, &url, Some(&token), body)
-            .await
+        let mut relogged = false;
+        loop {
+            let token = self.token(store).await?;
+            match self
+                .send(store, action, method.clone(), &url, Some(&token), body)
+                .await?
+            {
+                // An AppRole token may have expired: log in again, once.
+                Answer::Forbidden(_)
+                    if !relogged && matches!(self.config.auth, VaultAuth::AppRole { .. }) =>
+                {
+                    relogged = true;
+                    *self.token.lock().await = None;
+                }
+                Answer::Forbidden(errors) => {
+                    return Err(self.backend(
+                        store,
+                        action,
+                        "check that the token is valid and its policy allows this path",
+                        Some(Box::new(VaultApiError {
+                            status: 403,
+                            errors,
+                        })),
+                    ));
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     async fn send(
@@ -306,6 +332,9 @@ impl VaultClient {
         }
         if status == 400 && errors.iter().any(|e| e.contains("check-and-set")) {
             return Ok(Answer::CasMismatch);
+        }
+        if status == 403 && token.is_some() {
+            return Ok(Answer::Forbidden(errors));
         }
         let hint = match status {
             401 | 403 => "check that the token is valid and its policy allows this path",
@@ -441,7 +470,7 @@ impl VaultStore {
         {
             Answer::Ok(_) => Ok(true),
             Answer::CasMismatch => Ok(false),
-            Answer::NotFound => Err(StoreError::Missing {
+            Answer::NotFound | Answer::Forbidden(_) => Err(StoreError::Missing {
                 store: self.describe(),
                 what: format!("the KV v2 mount {}", self.client.config.kv_mount),
                 hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),

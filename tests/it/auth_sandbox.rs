@@ -641,3 +641,40 @@ async fn a_tampered_key_file_is_refused_before_any_request() {
     assert!(err.to_string().contains("does not match"), "{err}");
     assert_eq!(env.requests("POST /oauth/token"), 0);
 }
+
+#[tokio::test]
+async fn a_proof_refused_for_its_time_is_retried_once_with_corrected_time() {
+    let env = env().await;
+    let tm = env.manager();
+    let (client, rec) = http(&tm);
+    assert_eq!(
+        client
+            .get(env.url("/api/agents"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The server's clock jumps 400 s ahead: the token is still valid, but a proof with the
+    // old time is "too old" (over 300 s).
+    let mut faults = env.sandbox.faults();
+    faults.clock_offset_secs = 400;
+    env.sandbox.set_faults(faults);
+    rec.0.lock().unwrap().clear();
+    assert_eq!(
+        client
+            .get(env.url("/api/agents"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let proofs = rec.proofs();
+    assert_eq!(proofs.len(), 2);
+    let shift = proofs[1]["iat"].as_i64().unwrap() - proofs[0]["iat"].as_i64().unwrap();
+    assert!((398..=402).contains(&shift), "iat corrected by {shift} s");
+    let c = env.sandbox.counters();
+    assert_eq!((c.token_mints, c.refreshes), (1, 0));
+}

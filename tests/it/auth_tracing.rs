@@ -22,8 +22,39 @@ impl Write for Capture {
     }
 }
 
+/// Runs the cycle below in a child process with a global subscriber: a thread-local subscriber
+/// (`set_default`) in a test binary that runs other tests in parallel can miss events, because
+/// tracing caches each callsite's interest process-wide; the test would then fail (or, worse,
+/// pass) for the wrong reason.
 #[tokio::test]
 async fn trace_output_of_a_full_cycle_holds_no_secret() {
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "auth_tracing::full_cycle_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RALIO_AUTH_TRACING_CHILD", "1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("AUTH-TRACING OK"), "{stdout}");
+}
+
+#[tokio::test]
+#[ignore = "run by trace_output_of_a_full_cycle_holds_no_secret in a child process"]
+async fn full_cycle_child() {
+    if std::env::var("RALIO_AUTH_TRACING_CHILD").is_err() {
+        return;
+    }
     let capture = Capture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -31,8 +62,7 @@ async fn trace_output_of_a_full_cycle_holds_no_secret() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    // Current-thread runtime: every task (client and sandbox) logs into this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let env = env_with(
         Sandbox::builder()
@@ -114,4 +144,5 @@ async fn trace_output_of_a_full_cycle_holds_no_secret() {
     for prefix in ["rat_", "rrt_"] {
         assert!(!log.contains(prefix), "a sandbox token leaked into the log");
     }
+    println!("AUTH-TRACING OK");
 }

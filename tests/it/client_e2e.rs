@@ -161,6 +161,29 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
     assert_eq!(decided.approval_status, ApprovalStatus::ApprovedByUser);
     assert_eq!(decided.execution_status, PaymentStatus::Completed);
 
+    // Transient 503s while waiting do not end the wait.
+    client.chat().send("Pay £200 to Dave").await.unwrap();
+    let id2 = sb.pending_intent_ids()[0].clone();
+    sb.set_faults(Faults {
+        fail_next: BTreeMap::from([("GET /api/payment-intents".to_owned(), 6)]),
+        error_status: 503,
+        ..Faults::default()
+    });
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sb.approve_intent(&id2).unwrap();
+    };
+    let (decided, ()) = tokio::join!(
+        client
+            .payment_intents()
+            .wait_for_decision(&id2, Duration::from_secs(30)),
+        approve
+    );
+    assert_eq!(
+        decided.unwrap().approval_status,
+        ApprovalStatus::ApprovedByUser
+    );
+
     // An id that does not exist is NotFound.
     let err = client
         .payment_intents()
@@ -662,4 +685,120 @@ async fn zero_config_child() {
         }
         Err(e) => println!("ZERO-CONFIG ERR {e}"),
     }
+}
+
+/// Everything the SDK and the sandbox log at TRACE during a full cycle (mint, chat, stream,
+/// lists) holds no token, proof or key. It runs in a child process with a global subscriber:
+/// thread-local subscribers in a test binary that runs other tests in parallel can miss events
+/// (tracing's per-callsite interest cache is process-wide), which would make this test pass for
+/// the wrong reason.
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "client_e2e::no_secret_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RALIO_E2E_CHILD", "1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("NO-SECRET OK"), "{stdout}");
+}
+
+#[tokio::test]
+#[ignore = "run by no_secret_reaches_the_logs in a child process"]
+async fn no_secret_child() {
+    if std::env::var("RALIO_E2E_CHILD").is_err() {
+        return;
+    }
+    use std::io::Write;
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let sb = sandbox().await;
+    let key = PrivateKey::generate().unwrap();
+    let pem = secrecy::ExposeSecret::expose_secret(&key.to_pkcs8_pem()).to_owned();
+    let store = Arc::new(MemoryStore::new());
+    let signer: Arc<dyn ralio::auth::Signer> = Arc::new(key);
+    register(
+        &*store,
+        RegisterOptions::new()
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .base_url(sb.base_url())
+            .signer(signer),
+    )
+    .await
+    .unwrap();
+    let client = RalioClient::builder()
+        .base_url(sb.base_url())
+        .store(store)
+        .build()
+        .await
+        .unwrap();
+    client
+        .chat()
+        .send("What is my current balance?")
+        .await
+        .unwrap();
+    client
+        .chat()
+        .stream("Pay £25 to Bob")
+        .await
+        .unwrap()
+        .final_reply()
+        .await
+        .unwrap();
+    client.transactions().list().await.unwrap();
+    let token = client
+        .token_manager()
+        .unwrap()
+        .access_token()
+        .await
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let _ = format!("{client:?} {:?}", client.token_manager());
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(out.contains("ralio.request"), "spans were captured");
+    assert!(
+        !out.contains(&token),
+        "the access token leaked into the logs"
+    );
+    assert!(
+        !out.contains("eyJ"),
+        "a JWT (proof, assertion or token) leaked into the logs"
+    );
+    let pem_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!out.contains(&pem_body[..40]), "key material leaked");
+    assert!(!format!("{client:?}").contains(&token));
+    println!("NO-SECRET OK");
 }

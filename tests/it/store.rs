@@ -496,3 +496,55 @@ async fn rotations_are_serialised_across_processes() {
         "no rotation was lost"
     );
 }
+
+const CONFIG_CHILD_VAR: &str = "RALIO_TEST_CONFIG_DIR_CHILD";
+
+/// Reports what `FileStore::from_env` resolves to; runs only when started by
+/// `ralio_config_dir_chooses_the_directory` (the environment is per process).
+#[test]
+fn file_store_from_env_child_process() {
+    if std::env::var_os(CONFIG_CHILD_VAR).is_none() {
+        return;
+    }
+    let store = FileStore::from_env().unwrap();
+    println!("RESOLVED={}", store.dir().display());
+}
+
+fn resolved_dir(config_dir: Option<&str>, home: &Path) -> String {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "store::file_store_from_env_child_process",
+        "--nocapture",
+        "--quiet",
+    ])
+    .env(CONFIG_CHILD_VAR, "1")
+    .env("HOME", home);
+    match config_dir {
+        Some(dir) => cmd.env("RALIO_CONFIG_DIR", dir),
+        None => cmd.env_remove("RALIO_CONFIG_DIR"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("RESOLVED=").map(str::to_owned))
+        .unwrap()
+}
+
+#[test]
+fn ralio_config_dir_chooses_the_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let default = home.path().join(".ralio").display().to_string();
+    assert_eq!(
+        resolved_dir(Some("/srv/agent/creds"), home.path()),
+        "/srv/agent/creds"
+    );
+    assert_eq!(resolved_dir(None, home.path()), default);
+    // An empty variable counts as unset.
+    assert_eq!(resolved_dir(Some(""), home.path()), default);
+}

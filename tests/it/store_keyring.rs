@@ -32,20 +32,30 @@ fn platform(backend: KeyringBackend) -> Arc<PlatformStore> {
     }
 }
 
-/// Whether `backend` answers; under CI a missing backend fails the test.
+/// Whether `backend` keeps what is written to it (a write, then a read from a new handle on
+/// another thread); under CI a missing backend fails the test.
 async fn available(backend: KeyringBackend) -> bool {
-    let probe = KeyringStore::with_backend(unique_service(), backend);
-    match probe.load_identity().await {
-        Ok(_) => true,
-        Err(e) => {
-            let message = format!("{backend:?} keyring backend unavailable ({e}); {HOW_TO_START}");
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{message}");
-            }
-            eprintln!("skipping: {message}");
-            false
-        }
+    let service = unique_service();
+    let key = PrivateKey::generate().unwrap();
+    let probe = async {
+        KeyringStore::with_backend(&service, backend)
+            .save_identity(&Identity::new("cb_probe", key.clone()))
+            .await?;
+        KeyringStore::with_backend(&service, backend)
+            .load_identity()
+            .await
+    };
+    let why = match probe.await {
+        Ok(Some(found)) if found.thumbprint() == key.thumbprint() => return true,
+        Ok(_) => "an entry written was not found again (no session keyring?)".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let message = format!("{backend:?} keyring backend unavailable ({why}); {HOW_TO_START}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
     }
+    eprintln!("skipping: {message}");
+    false
 }
 
 struct KeyringHarness {

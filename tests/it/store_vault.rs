@@ -224,7 +224,8 @@ async fn vault_approle_login_reaches_the_store() {
     raw(
         reqwest::Method::POST,
         &format!("auth/{mount}/role/agent"),
-        Some(serde_json::json!({"token_policies": [path.clone()]})),
+        // Tokens good for two calls only: the third call needs a new login.
+        Some(serde_json::json!({"token_policies": [path.clone()], "token_num_uses": 2})),
     )
     .await;
     let role_id = raw(
@@ -266,6 +267,12 @@ async fn vault_approle_login_reaches_the_store() {
         store.load_identity().await.unwrap().unwrap().thumbprint(),
         key.thumbprint()
     );
+    // Third and fourth calls: the first token is used up, the store logs in again by itself.
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().thumbprint(),
+        key.thumbprint()
+    );
+    assert!(store.load_refresh_token().await.unwrap().is_none());
     assert!(
         !format!("{approle:?}").contains(&secret_id),
         "Debug hides the secret id"

@@ -1,11 +1,12 @@
 //! `ralio doctor`: one line per check, ok / warn / fail, with the fix.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use owo_colors::OwoColorize as _;
-use ralio::auth::PrivateKey;
-use ralio::store::Identity;
+use ralio::auth::{AuthError, PrivateKey};
+use ralio::store::{CredentialStore, Identity};
 
 use super::{human_duration, out, out_json};
 use crate::cli::StoreKind;
@@ -348,35 +349,65 @@ fn clock(skew: Option<i64>) -> Check {
     }
 }
 
-/// Mints a token; returns the check and the granted scopes.
-async fn token(ctx: &Context, identity: &Identity) -> (Check, Option<Vec<String>>) {
+/// Mints a token through the client every command uses (its auth layer and, when the store
+/// loads, its refresh-token persistence); returns the check and the granted scopes.
+async fn token(
+    ctx: &Context,
+    store: Option<Arc<dyn CredentialStore>>,
+    identity: &Identity,
+) -> (Check, Option<Vec<String>>) {
     const NAME: &str = "token";
-    let tokens = match ctx.token_manager(identity) {
-        Ok(t) => t,
-        Err(e) => return (Check::fail(NAME, e.to_string(), "fix the API URL"), None),
+    let (builder, note) = match store {
+        Some(store) => (ctx.client_builder().store(store), ""),
+        None => (
+            ctx.client_builder().identity(identity.clone()),
+            "; with the key file directly, which the store refuses until the failures above are fixed",
+        ),
+    };
+    let client = match builder.build().await {
+        Ok(client) => client,
+        Err(e) => {
+            return (
+                Check::fail(
+                    NAME,
+                    crate::error::chain(&e).join(": "),
+                    "fix the API URL and the store",
+                ),
+                None,
+            );
+        }
+    };
+    let Some(tokens) = client.token_manager() else {
+        return (Check::skip(NAME, "the client has no credentials"), None);
     };
     match tokens.access_token().await {
         Ok(_) => {
             let info = tokens.token_info();
             let detail = match &info {
                 Some(i) => format!(
-                    "minted a token for {} (expires in {})",
-                    identity.client_id(),
+                    "minted a token for {} (expires in {}){note}",
+                    tokens.config().client_id(),
                     human_duration(i.expires_in)
                 ),
-                None => format!("minted a token for {}", identity.client_id()),
+                None => format!("minted a token for {}{note}", tokens.config().client_id()),
             };
             (Check::ok(NAME, detail), info.map(|i| i.scopes))
         }
         Err(e) => {
-            let fix = match e.oauth_error() {
-                Some("invalid_client") => {
+            let fix = match (&e, e.oauth_error()) {
+                (AuthError::Store(_), _) => {
+                    "the refresh token could not be kept: make the credential store writable by this user (file permissions, keyring unlocked, Vault policy with write on the path)"
+                }
+                (_, Some("invalid_client")) => {
                     "the binding is revoked or this key is not the registered one: ask the owner for a new ticket and run `ralio register --force`"
                 }
-                Some(_) => "see the server's description above",
-                None => "check the network and the clock, then run `ralio doctor` again",
+                (_, Some(_)) => "see the server's description above",
+                (_, None) => "check the network and the clock, then run `ralio doctor` again",
             };
-            (Check::fail(NAME, e.to_string(), fix), None)
+            (
+                Check::fail(NAME, crate::error::chain(&e).join(": "), fix),
+                None,
+            )
         }
     }
 }
@@ -409,62 +440,113 @@ fn scopes(granted: &[String]) -> Check {
     }
 }
 
+/// The checks of the file store: the files one by one, then the store as the client reads it.
+async fn file_checks(
+    ctx: &Context,
+    checks: &mut Vec<Check>,
+) -> (Option<Identity>, Option<Arc<dyn CredentialStore>>) {
+    let creds = match read_credentials_file(&ctx.config_dir) {
+        Err(check) => {
+            checks.push(check);
+            return (None, None);
+        }
+        Ok(creds) => creds,
+    };
+    checks.push(Check::ok(
+        "credentials",
+        format!("{} in {}", creds.client_id, ctx.config_dir.display()),
+    ));
+    checks.push(key_permissions(&creds.key_path));
+    let (check, key) = key_thumbprint(&creds);
+    checks.push(check);
+    let identity = key.map(|k| Identity::new(creds.client_id.clone(), k));
+    // The checks above name the problem; the token check only needs to know whether the
+    // client can load the store as it is.
+    let store = match ctx.store() {
+        Ok(store) if matches!(store.load_identity().await, Ok(Some(_))) => Some(store),
+        _ => None,
+    };
+    (identity, store)
+}
+
+/// The checks of a keyring or Vault store, which guard the key themselves.
+async fn store_checks(
+    ctx: &Context,
+    checks: &mut Vec<Check>,
+) -> (Option<Identity>, Option<Arc<dyn CredentialStore>>) {
+    let (guard, unreadable_fix) = match ctx.store_kind {
+        StoreKind::Vault => (
+            "Vault",
+            "check VAULT_ADDR and VAULT_TOKEN (or AppRole), that the server is unsealed, and that the token's policy can read and write the KV path",
+        ),
+        _ => (
+            "the keyring",
+            "unlock the keyring (a desktop session, or gnome-keyring-daemon --unlock)",
+        ),
+    };
+    let store = match ctx.store() {
+        Ok(store) => store,
+        Err(e) => {
+            let fix = match e {
+                CliError::VaultSettings { .. } => "set the variables named above",
+                _ => unreadable_fix,
+            };
+            checks.push(Check::fail(
+                "credentials",
+                crate::error::chain(&e).join(": "),
+                fix,
+            ));
+            return (None, None);
+        }
+    };
+    match store.load_identity().await {
+        Ok(Some(found)) => {
+            checks.push(Check::ok(
+                "credentials",
+                format!("{} in the {}", found.client_id(), store.describe()),
+            ));
+            checks.push(Check::skip(
+                "key permissions",
+                format!("{guard} guards the key"),
+            ));
+            checks.push(Check::skip(
+                "key thumbprint",
+                format!("{guard} stores no separate thumbprint"),
+            ));
+            (Some(found), Some(store))
+        }
+        Ok(None) => {
+            checks.push(Check::fail(
+                "credentials",
+                format!("nothing in the {}", store.describe()),
+                REGISTER_FIX,
+            ));
+            (None, None)
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "credentials",
+                crate::error::chain(&e).join(": "),
+                unreadable_fix,
+            ));
+            (None, None)
+        }
+    }
+}
+
 async fn run_checks(ctx: &Context) -> Vec<Check> {
     let mut checks = Vec::new();
-    let mut identity = None;
-    match ctx.store_kind {
-        StoreKind::File => match read_credentials_file(&ctx.config_dir) {
-            Err(check) => checks.push(check),
-            Ok(creds) => {
-                checks.push(Check::ok(
-                    "credentials",
-                    format!("{} in {}", creds.client_id, ctx.config_dir.display()),
-                ));
-                checks.push(key_permissions(&creds.key_path));
-                let (check, key) = key_thumbprint(&creds);
-                checks.push(check);
-                identity = key.map(|k| Identity::new(creds.client_id.clone(), k));
-            }
-        },
-        StoreKind::Keyring => match ctx.store() {
-            Err(e) => checks.push(Check::fail(
-                "credentials",
-                e.to_string(),
-                "check the keyring",
-            )),
-            Ok(store) => match store.load_identity().await {
-                Ok(Some(found)) => {
-                    checks.push(Check::ok(
-                        "credentials",
-                        format!("{} in the {}", found.client_id(), store.describe()),
-                    ));
-                    checks.push(Check::skip("key permissions", "the keyring guards the key"));
-                    checks.push(Check::skip(
-                        "key thumbprint",
-                        "the keyring stores no separate thumbprint",
-                    ));
-                    identity = Some(found);
-                }
-                Ok(None) => checks.push(Check::fail(
-                    "credentials",
-                    format!("nothing in the {}", store.describe()),
-                    REGISTER_FIX,
-                )),
-                Err(e) => checks.push(Check::fail(
-                    "credentials",
-                    crate::error::chain(&e).join(": "),
-                    "unlock the keyring (a desktop session, or gnome-keyring-daemon --unlock)",
-                )),
-            },
-        },
-    }
+    let (identity, store) = match ctx.store_kind {
+        StoreKind::File => file_checks(ctx, &mut checks).await,
+        StoreKind::Keyring | StoreKind::Vault => store_checks(ctx, &mut checks).await,
+    };
     let (reach, skew) = reachability(&ctx.api_url).await;
     let reachable = reach.status != Status::Fail;
     checks.push(reach);
     checks.push(clock(skew));
     match (&identity, reachable) {
         (Some(identity), true) => {
-            let (check, granted) = token(ctx, identity).await;
+            let (check, granted) = token(ctx, store, identity).await;
             checks.push(check);
             match granted {
                 Some(granted) => checks.push(scopes(&granted)),

@@ -7,12 +7,15 @@ use super::{human_duration, out, out_json};
 use crate::context::Context;
 use crate::error::CliError;
 
-/// Prints the identity and the facts of a freshly minted token; never a secret.
+/// Prints the identity and the facts of a current token; never a secret.
 pub async fn run(ctx: &Context) -> Result<(), CliError> {
     let session = ctx.client().await?;
-    session.tokens.access_token().await?;
+    // Listing the agents mints (or refreshes) the token through the client's own auth layer.
     let agents = session.client.agents().list().await?;
-    let info = session.tokens.token_info();
+    let tokens = session.tokens()?;
+    let info = tokens.token_info();
+    let client_id = tokens.config().client_id();
+    let thumbprint = tokens.thumbprint();
     let scopes = info.as_ref().map(|i| i.scopes.clone()).unwrap_or_default();
     let expires_at = info
         .as_ref()
@@ -20,14 +23,15 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
     let expires_in = info.as_ref().map(|i| i.expires_in);
     if ctx.json {
         return out_json(&serde_json::json!({
-            "client_id": session.identity.client_id(),
-            "key_thumbprint": session.identity.thumbprint().as_str(),
+            "client_id": client_id,
+            "key_thumbprint": thumbprint.as_str(),
             "store": session.store.describe(),
             "api_url": ctx.api_url,
             "agents": agents.iter().map(|a| serde_json::json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
             "scopes": scopes,
             "token_expires_at": expires_at,
             "token_expires_in_secs": expires_in.map(|d| d.as_secs()),
+            "refresh_token_held": info.as_ref().is_some_and(|i| i.has_refresh_token),
         }));
     }
     let agent = match agents.as_slice() {
@@ -38,8 +42,8 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    out(format!("client id  {}", session.identity.client_id()))?;
-    out(format!("key        {}", session.identity.thumbprint()))?;
+    out(format!("client id  {client_id}"))?;
+    out(format!("key        {thumbprint}"))?;
     out(format!("store      {}", session.store.describe()))?;
     out(format!("api        {}", ctx.api_url))?;
     out(format!("agent      {agent}"))?;

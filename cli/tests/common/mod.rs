@@ -58,6 +58,11 @@ impl Env {
         run_cmd(args, stdin, self.sandbox.base_url(), &self.config_dir()).await
     }
 
+    /// Runs the command with extra environment variables (`None` removes one).
+    pub async fn run_env(&self, args: &[&str], vars: &[(&str, Option<&str>)]) -> Run {
+        run_cmd_env(args, "", self.sandbox.base_url(), &self.config_dir(), vars).await
+    }
+
     /// Registers with a fresh ticket; panics when that fails.
     pub async fn register(&self) -> Run {
         let ticket = self.sandbox.mint_ticket(TicketSpec::default());
@@ -75,14 +80,36 @@ impl Env {
 }
 
 pub async fn run_cmd(args: &[&str], stdin: &str, api_url: &str, config_dir: &Path) -> Run {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
+    run_cmd_env(args, stdin, api_url, config_dir, &[]).await
+}
+
+/// Runs the command with `vars` set (`Some`) or removed (`None`) on top of the test's own
+/// settings.
+pub async fn run_cmd_env(
+    args: &[&str],
+    stdin: &str,
+    api_url: &str,
+    config_dir: &Path,
+    vars: &[(&str, Option<&str>)],
+) -> Run {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
         .env("RALIO_API_URL", api_url)
         .env("RALIO_CONFIG_DIR", config_dir)
         .env_remove("RALIO_REGISTRATION_TICKET")
         .env_remove("RALIO_STORE")
+        .env_remove("RALIO_KEYRING_SERVICE")
+        .env_remove("RALIO_VAULT_MOUNT")
+        .env_remove("RALIO_VAULT_PATH")
         .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    for (name, value) in vars {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
