@@ -121,11 +121,11 @@ enum CredentialSource {
 }
 
 /// Adapts a [`CredentialStore`]'s refresh-token slot to the token manager's
-/// [`RefreshTokenStore`]. It remembers the token it last read or wrote, so that each save is a
-/// compare-and-set against it and a second writer on the same slot is detected.
+/// [`RefreshTokenStore`]: the store's lock serialises renewals across processes, a rotation
+/// is saved compare-and-set against the token it replaced, and the first token of a new family
+/// replaces whatever is stored.
 struct StoreRefreshTokens {
     store: Arc<dyn CredentialStore>,
-    last: tokio::sync::Mutex<Option<secrecy::SecretString>>,
 }
 
 #[async_trait::async_trait]
@@ -133,37 +133,41 @@ impl RefreshTokenStore for StoreRefreshTokens {
     async fn load_refresh_token(
         &self,
     ) -> std::result::Result<Option<secrecy::SecretString>, crate::auth::StoreError> {
-        let token = self
-            .store
+        self.store
             .load_refresh_token()
             .await
-            .map_err(crate::auth::StoreError::new)?;
-        *self.last.lock().await = token.clone();
-        Ok(token)
+            .map_err(crate::auth::StoreError::new)
     }
 
     async fn save_refresh_token(
         &self,
         token: Option<&secrecy::SecretString>,
     ) -> std::result::Result<(), crate::auth::StoreError> {
-        let mut last = self.last.lock().await;
         match token {
-            Some(token) => {
-                self.store
-                    .save_refresh_token(last.as_ref(), token)
-                    .await
-                    .map_err(crate::auth::StoreError::new)?;
-                *last = Some(token.clone());
-            }
-            None => {
-                self.store
-                    .clear_refresh_token()
-                    .await
-                    .map_err(crate::auth::StoreError::new)?;
-                *last = None;
-            }
+            Some(token) => self.store.save_refresh_token(None, token).await,
+            None => self.store.clear_refresh_token().await,
         }
-        Ok(())
+        .map_err(crate::auth::StoreError::new)
+    }
+
+    async fn save_rotated_refresh_token(
+        &self,
+        previous: &secrecy::SecretString,
+        token: &secrecy::SecretString,
+    ) -> std::result::Result<(), crate::auth::StoreError> {
+        self.store
+            .save_refresh_token(Some(previous), token)
+            .await
+            .map_err(crate::auth::StoreError::new)
+    }
+
+    async fn lock_renewal(
+        &self,
+    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::auth::StoreError> {
+        self.store
+            .lock_refresh_token()
+            .await
+            .map_err(crate::auth::StoreError::new)
     }
 }
 
@@ -327,10 +331,7 @@ impl RalioClientBuilder {
                     match store.load_identity().await.map_err(ConfigError::from)? {
                         Some(identity) => {
                             let adapter: Arc<dyn RefreshTokenStore> =
-                                Arc::new(StoreRefreshTokens {
-                                    store,
-                                    last: tokio::sync::Mutex::new(None),
-                                });
+                                Arc::new(StoreRefreshTokens { store });
                             (identity, Some(adapter))
                         }
                         None => {

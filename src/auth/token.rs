@@ -34,18 +34,59 @@ impl StoreError {
     pub fn new(source: impl Into<BoxError>) -> Self {
         Self(source.into())
     }
+
+    /// True when the store refused a save because another writer replaced the refresh token
+    /// since it was read ([`crate::store::StoreError::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        self.0
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(|e| matches!(e, crate::store::StoreError::Conflict { .. }))
+    }
 }
 
 /// Where a [`TokenManager`] keeps its refresh token across restarts.
 ///
-/// The token manager saves every rotated refresh token here before it uses the access token
-/// that came with it, and saves `None` when the server has revoked the token family.
+/// Each renewal of the access token is, in order: [`lock_renewal`](Self::lock_renewal), then
+/// [`load_refresh_token`](Self::load_refresh_token) (read afresh every time, so a token
+/// rotated by another holder of the same store is the one presented), then the token request,
+/// then a save of its successor before the new access token is used, then the lock is
+/// released. A store that several processes share (a file slot, a keyring entry, a Vault path)
+/// implements the lock and the compare-and-set of
+/// [`save_rotated_refresh_token`](Self::save_rotated_refresh_token); without them, two
+/// holders can present the same refresh token, which the server takes for a replay and answers
+/// by revoking the whole family.
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
     /// The saved refresh token, if any.
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError>;
-    /// Replaces the saved refresh token (`None` deletes it).
+
+    /// Replaces the saved refresh token, whatever is stored: with the first refresh token of a
+    /// new family (after a client-assertion grant), or `None` to delete it (after the server
+    /// refused it).
     async fn save_refresh_token(&self, token: Option<&SecretString>) -> Result<(), StoreError>;
+
+    /// Saves `token`, issued by a refresh grant that presented `previous`. A store shared with
+    /// other writers makes this a compare-and-set and fails with a conflict
+    /// ([`StoreError::is_conflict`]) when the stored token is no longer `previous`.
+    ///
+    /// The default is `save_refresh_token(Some(token))`.
+    async fn save_rotated_refresh_token(
+        &self,
+        previous: &SecretString,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        let _ = previous;
+        self.save_refresh_token(Some(token)).await
+    }
+
+    /// Takes the lock that serialises renewals among every holder of this store, other
+    /// processes included; it is held from the load of the refresh token to the save of its
+    /// successor.
+    ///
+    /// The default takes no lock, right for a store private to one token manager.
+    async fn lock_renewal(&self) -> Result<crate::store::RefreshTokenLock, StoreError> {
+        Ok(crate::store::RefreshTokenLock::unshared())
+    }
 }
 
 /// A [`RefreshTokenStore`] in process memory (the default: the token dies with the process).
@@ -289,10 +330,7 @@ impl TokenManagerBuilder {
                 clock: self.clock,
                 config: self.config,
                 cached: RwLock::new(None),
-                flight: tokio::sync::Mutex::new(Flight {
-                    refresh_token: None,
-                    loaded: false,
-                }),
+                flight: tokio::sync::Mutex::new(()),
                 nonces: Mutex::new(HashMap::new()),
                 skew: Skew::default(),
                 generation: AtomicU64::new(0),
@@ -305,8 +343,9 @@ impl TokenManagerBuilder {
 /// Gets, caches and renews DPoP-bound access tokens for one client.
 ///
 /// Cheap to clone (shared state). However many tasks ask at once, at most one token request
-/// is in flight; tasks that find a valid cached token never wait for it. One manager holds one
-/// refresh-token family: never share a refresh token between managers.
+/// is in flight; tasks that find a valid cached token never wait for it. Managers that share a
+/// [`RefreshTokenStore`] (processes on one credential slot) take turns through its renewal lock
+/// and always present the token the store holds.
 #[derive(Clone, Debug)]
 pub struct TokenManager {
     inner: Arc<Inner>,
@@ -319,7 +358,7 @@ struct Inner {
     store: Arc<dyn RefreshTokenStore>,
     clock: Arc<dyn Clock>,
     cached: RwLock<Option<Cached>>,
-    flight: tokio::sync::Mutex<Flight>,
+    flight: tokio::sync::Mutex<()>,
     nonces: Mutex<HashMap<String, String>>,
     skew: Skew,
     generation: AtomicU64,
@@ -343,11 +382,6 @@ struct Cached {
     expires_at: Instant,
     expires_at_wall: SystemTime,
     scopes: Vec<String>,
-}
-
-struct Flight {
-    refresh_token: Option<SecretString>,
-    loaded: bool,
 }
 
 #[derive(Deserialize)]
@@ -416,22 +450,22 @@ impl TokenManager {
         if let Some(token) = self.fresh_cached(None) {
             return Ok(token);
         }
-        let mut flight = self.inner.flight.lock().await;
+        let _flight = self.inner.flight.lock().await;
         // Another task may have renewed it while this one waited.
         if let Some(token) = self.fresh_cached(None) {
             return Ok(token);
         }
-        self.renew(&mut flight).await
+        self.renew().await
     }
 
     /// Replaces `stale` (refused by a resource with `invalid_token`) with a new token. When
     /// another task already replaced it, returns that one without a token request.
     pub async fn force_refresh(&self, stale: &AccessToken) -> Result<AccessToken, AuthError> {
-        let mut flight = self.inner.flight.lock().await;
+        let _flight = self.inner.flight.lock().await;
         if let Some(token) = self.fresh_cached(Some(stale.generation)) {
             return Ok(token);
         }
-        self.renew(&mut flight).await
+        self.renew().await
     }
 
     /// Drops the cached access token (the refresh token is kept).
@@ -537,29 +571,30 @@ impl TokenManager {
         Some(cached.token.clone())
     }
 
-    async fn renew(&self, flight: &mut Flight) -> Result<AccessToken, AuthError> {
+    async fn renew(&self) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
-        if !flight.loaded {
-            flight.refresh_token = inner
-                .store
-                .load_refresh_token()
-                .await
-                .map_err(AuthError::Store)?;
-            flight.loaded = true;
-            inner
-                .has_refresh_token
-                .store(flight.refresh_token.is_some(), Ordering::Relaxed);
-        }
-        if let Some(rt) = flight.refresh_token.clone() {
+        // Held until the successor of the refresh token is saved: another holder of the same
+        // store (another process on the same slot) then never presents a token this one has
+        // already rotated, which the server would take for a replay and revoke the family.
+        let _renewal = inner.store.lock_renewal().await.map_err(AuthError::Store)?;
+        // Read afresh under the lock: another holder may have rotated it since the last renewal.
+        let stored = inner
+            .store
+            .load_refresh_token()
+            .await
+            .map_err(AuthError::Store)?;
+        inner
+            .has_refresh_token
+            .store(stored.is_some(), Ordering::Relaxed);
+        if let Some(rt) = stored {
             tracing::debug!(client_id = %inner.config.client_id, "refreshing the access token");
             match self.token_request(Grant::Refresh(&rt)).await {
-                Ok(resp) => return self.accept(flight, resp).await,
+                Ok(resp) => return self.accept(Some(&rt), resp).await,
                 Err(Failure::InvalidGrant) => {
                     tracing::info!(
                         client_id = %inner.config.client_id,
                         "refresh token refused (invalid_grant); minting with a client assertion"
                     );
-                    flight.refresh_token = None;
                     inner.has_refresh_token.store(false, Ordering::Relaxed);
                     if let Err(e) = inner.store.save_refresh_token(None).await {
                         tracing::warn!(error = %e, "could not delete the refused refresh token from the store");
@@ -571,7 +606,7 @@ impl TokenManager {
         }
         tracing::debug!(client_id = %inner.config.client_id, "minting an access token with a client assertion");
         match self.token_request(Grant::ClientCredentials).await {
-            Ok(resp) => self.accept(flight, resp).await,
+            Ok(resp) => self.accept(None, resp).await,
             Err(Failure::InvalidGrant) => Err(AuthError::TokenRefused {
                 status: 400,
                 error: "invalid_grant".to_owned(),
@@ -581,9 +616,10 @@ impl TokenManager {
         }
     }
 
+    /// Takes a token answer; `presented` is the refresh token the grant presented, if any.
     async fn accept(
         &self,
-        flight: &mut Flight,
+        presented: Option<&SecretString>,
         (resp, received): (TokenResponse, Instant),
     ) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
@@ -599,13 +635,25 @@ impl TokenManager {
             .unwrap_or(DEFAULT_EXPIRES_IN);
         if let Some(new_rt) = resp.refresh_token {
             // Persist before use: if the process dies after this, the family is not lost.
-            flight.refresh_token = Some(new_rt.clone());
-            inner.has_refresh_token.store(true, Ordering::Relaxed);
-            inner
-                .store
-                .save_refresh_token(Some(&new_rt))
-                .await
-                .map_err(AuthError::Store)?;
+            let saved = match presented {
+                Some(previous) => {
+                    inner
+                        .store
+                        .save_rotated_refresh_token(previous, &new_rt)
+                        .await
+                }
+                None => inner.store.save_refresh_token(Some(&new_rt)).await,
+            };
+            match saved {
+                Ok(()) => inner.has_refresh_token.store(true, Ordering::Relaxed),
+                // A writer that ignores the lock replaced the token meanwhile: keep its token
+                // (the next renewal reads it) and use this access token, which is valid.
+                Err(e) if e.is_conflict() => tracing::warn!(
+                    client_id = %inner.config.client_id,
+                    "another writer replaced the refresh token during this renewal; keeping the stored one"
+                ),
+                Err(e) => return Err(AuthError::Store(e)),
+            }
         }
         let lifetime = Duration::from_secs(expires_in);
         let leeway = inner.config.leeway.min(lifetime / 2);

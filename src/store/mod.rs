@@ -14,11 +14,14 @@
 //!
 //! # Refresh tokens
 //!
-//! One SDK instance owns one refresh-token family (see the protocol notes on rotation). A
-//! rotation is `lock_refresh_token` → `load_refresh_token` → refresh with the server →
-//! `save_refresh_token(previous, new)` → drop the lock. The save is a compare-and-set: when
-//! the stored token is no longer `previous`, another writer rotated it and the save fails with
-//! [`StoreError::Conflict`] instead of silently overwriting a newer token.
+//! A refresh-token slot holds one token family (see the protocol notes on rotation). The
+//! client's token manager renews as `lock_refresh_token` → `load_refresh_token` (read afresh
+//! each time) → refresh with the server → `save_refresh_token(previous, new)` → drop the lock.
+//! The save is a compare-and-set: when the stored token is no longer `previous`, another writer
+//! rotated it and the save fails with [`StoreError::Conflict`] instead of silently overwriting a
+//! newer token. So several processes may share a slot (they take turns, and none presents a
+//! token another has rotated, which the server would take for a replay and revoke the family);
+//! a slot of its own per process still avoids the waiting.
 
 use std::fmt;
 use std::sync::Arc;

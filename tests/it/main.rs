@@ -7,6 +7,7 @@ mod auth_sandbox;
 mod auth_tracing;
 mod client_e2e;
 mod register;
+mod rotation;
 mod seam;
 mod security;
 mod soak;
