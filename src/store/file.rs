@@ -84,8 +84,9 @@ impl FileStore {
     }
 
     /// Persists this instance's refresh tokens in `refresh-tokens/<slot>.json`. Characters
-    /// outside `[A-Za-z0-9._-]` become `_`. Give every concurrently running SDK instance its
-    /// own slot: a rotated refresh token must never be shared.
+    /// outside `[A-Za-z0-9._-]` become `_`. Processes on this host that share a slot take turns
+    /// through `refresh-tokens/<slot>.lock` and never present a token another has rotated; a
+    /// slot per process saves them the waiting.
     pub fn with_refresh_token_slot(mut self, slot: &str) -> Result<Self, StoreError> {
         let safe = slot_file_stem(slot);
         if safe.is_empty() {

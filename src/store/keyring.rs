@@ -118,8 +118,9 @@ impl KeyringStore {
         }
     }
 
-    /// Keeps this instance's refresh token under its own slot. Give each concurrently running
-    /// SDK instance its own slot.
+    /// Keeps this instance's refresh token under its own slot. Processes on this host that share
+    /// a slot take turns through a lock file (in `$XDG_RUNTIME_DIR` or the temporary
+    /// directory); a slot per process saves them the waiting.
     pub fn with_refresh_token_slot(self, slot: impl Into<String>) -> Self {
         let shared = &self.shared;
         Self {

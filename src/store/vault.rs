@@ -112,7 +112,9 @@ impl VaultConfig {
     }
 
     /// This instance's refresh-token slot (default `default`). Give each concurrently
-    /// running SDK instance its own slot.
+    /// running SDK instance its own slot: there is no lock across hosts, so two instances on
+    /// one slot can present the same refresh token, which the server takes for a replay (the
+    /// check-and-set save then reports the conflict, but the family is already revoked).
     pub fn refresh_token_slot(mut self, slot: impl Into<String>) -> Self {
         self.slot = super::file::slot_file_stem(&slot.into());
         self
