@@ -23,6 +23,8 @@ use super::signer::{BoxError, Signer};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEFAULT_EXPIRES_IN: u64 = 1800;
+/// How long to wait before trying an early renewal again after one failed.
+const EARLY_RENEWAL_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A refresh-token store failed.
 #[derive(Debug, thiserror::Error)]
@@ -379,6 +381,8 @@ impl fmt::Debug for Inner {
 struct Cached {
     token: AccessToken,
     renew_at: Instant,
+    /// Past this the token is not sent any more (half the leeway before expiry).
+    usable_until: Instant,
     expires_at: Instant,
     expires_at_wall: SystemTime,
     scopes: Vec<String>,
@@ -446,9 +450,34 @@ impl TokenManager {
     }
 
     /// A valid access token: the cached one, else a refreshed or newly minted one.
+    ///
+    /// Inside the leeway before expiry the cached token is still good: the first task to get
+    /// there renews it while the others go on using it, so no caller waits for the token
+    /// endpoint until the token is nearly gone. A failed early renewal is logged and tried
+    /// again a few seconds later; the still-valid token is returned meanwhile.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.fresh_cached(None) {
             return Ok(token);
+        }
+        if let Some(still_valid) = self.usable_cached() {
+            let Ok(_flight) = self.inner.flight.try_lock() else {
+                return Ok(still_valid);
+            };
+            if let Some(token) = self.fresh_cached(None) {
+                return Ok(token);
+            }
+            return match self.renew().await {
+                Ok(token) => Ok(token),
+                Err(error) => {
+                    tracing::warn!(
+                        client_id = %self.inner.config.client_id,
+                        %error,
+                        "early renewal of the access token failed; using the current one, which is still valid"
+                    );
+                    self.postpone_renewal(still_valid.generation);
+                    Ok(still_valid)
+                }
+            };
         }
         let _flight = self.inner.flight.lock().await;
         // Another task may have renewed it while this one waited.
@@ -562,6 +591,24 @@ impl TokenManager {
         self.inner.skew.moved_since(used)
     }
 
+    /// The cached token while it is still safe to send (up to half the leeway before expiry),
+    /// even when it is due for renewal.
+    fn usable_cached(&self) -> Option<AccessToken> {
+        let guard = self.inner.cached.read().ok()?;
+        let cached = guard.as_ref()?;
+        (Instant::now() < cached.usable_until).then(|| cached.token.clone())
+    }
+
+    /// After a failed early renewal: try again in a few seconds, not on every call.
+    fn postpone_renewal(&self, generation: u64) {
+        if let Ok(mut guard) = self.inner.cached.write()
+            && let Some(cached) = guard.as_mut()
+            && cached.token.generation == generation
+        {
+            cached.renew_at = (Instant::now() + EARLY_RENEWAL_BACKOFF).min(cached.usable_until);
+        }
+    }
+
     fn fresh_cached(&self, not_generation: Option<u64>) -> Option<AccessToken> {
         let guard = self.inner.cached.read().ok()?;
         let cached = guard.as_ref()?;
@@ -669,6 +716,7 @@ impl TokenManager {
         let cached = Cached {
             token: token.clone(),
             renew_at: received + lifetime - leeway,
+            usable_until: received + lifetime - leeway / 2,
             expires_at: received + lifetime,
             expires_at_wall: inner.clock.now() + lifetime,
             scopes,

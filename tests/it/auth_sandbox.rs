@@ -678,3 +678,107 @@ async fn a_proof_refused_for_its_time_is_retried_once_with_corrected_time() {
     let c = env.sandbox.counters();
     assert_eq!((c.token_mints, c.refreshes), (1, 0));
 }
+
+/// A refresh-token store whose reads can be held at a gate (to catch a renewal in flight) or
+/// made to fail; it counts the reads.
+#[derive(Default)]
+struct GatedStore {
+    inner: MemoryRefreshTokenStore,
+    hold: std::sync::atomic::AtomicBool,
+    fail: std::sync::atomic::AtomicBool,
+    reads: std::sync::atomic::AtomicU32,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl RefreshTokenStore for GatedStore {
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, ralio::auth::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        if self.hold.load(SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        if self.fail.load(SeqCst) {
+            return Err(ralio::auth::StoreError::new("the store is unavailable"));
+        }
+        self.inner.load_refresh_token().await
+    }
+    async fn save_refresh_token(
+        &self,
+        token: Option<&SecretString>,
+    ) -> Result<(), ralio::auth::StoreError> {
+        self.inner.save_refresh_token(token).await
+    }
+}
+
+/// Inside the leeway before expiry, one task renews while the others keep the current token,
+/// which is still valid: nobody waits for the token endpoint. A failed early renewal leaves the
+/// current token in use and is not retried on every call.
+#[tokio::test]
+async fn inside_the_leeway_one_task_renews_and_the_others_keep_the_valid_token() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // 10 s tokens; the leeway is capped at half: renewal is due after 5 s, and the token is
+    // sent until 7.5 s.
+    let env = env_with(
+        Sandbox::builder()
+            .access_token_lifetime(Duration::from_secs(10))
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let manager = |store: Arc<GatedStore>| {
+        let config = TokenManagerConfig::ralio(env.sandbox.base_url(), env.client_id.clone())
+            .unwrap()
+            .leeway(Duration::from_secs(60));
+        TokenManager::builder(config, Arc::new(env.key.clone()))
+            .refresh_token_store(store)
+            .build()
+            .unwrap()
+    };
+    let renewing_store = Arc::new(GatedStore::default());
+    let renewing = manager(Arc::clone(&renewing_store));
+    let failing_store = Arc::new(GatedStore::default());
+    let failing = manager(Arc::clone(&failing_store));
+    let first = renewing.access_token().await.unwrap();
+    let first_of_failing = failing.access_token().await.unwrap();
+    assert_eq!(env.mints(), 2);
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+
+    // One task starts the renewal and is held inside it...
+    renewing_store.hold.store(true, SeqCst);
+    let entered = renewing_store.entered.notified();
+    let renewal = tokio::spawn({
+        let renewing = renewing.clone();
+        async move { renewing.access_token().await }
+    });
+    entered.await;
+    // ...while another gets the current token at once (the guard turns a wait into a failure).
+    let meanwhile = tokio::time::timeout(Duration::from_secs(2), renewing.access_token())
+        .await
+        .expect("a task waited for the renewal although the current token is still valid")
+        .unwrap();
+    assert_eq!(meanwhile.expose_secret(), first.expose_secret());
+    renewing_store.hold.store(false, SeqCst);
+    renewing_store.release.notify_one();
+    let renewed = renewal.await.unwrap().unwrap();
+    assert_ne!(renewed.expose_secret(), first.expose_secret());
+    assert_eq!(
+        renewing.access_token().await.unwrap().expose_secret(),
+        renewed.expose_secret()
+    );
+    assert_eq!(env.sandbox.counters().refreshes, 1);
+
+    // The early renewal fails: the current token is still handed out, and the failure is not
+    // retried on each call.
+    failing_store.fail.store(true, SeqCst);
+    let reads_before = failing_store.reads.load(SeqCst);
+    for _ in 0..3 {
+        let token = failing.access_token().await.unwrap();
+        assert_eq!(token.expose_secret(), first_of_failing.expose_secret());
+    }
+    assert_eq!(failing_store.reads.load(SeqCst), reads_before + 1);
+    assert_eq!(env.mints(), 2);
+}
