@@ -211,6 +211,12 @@ impl FileStore {
                 ),
             });
         }
+        tracing::debug!(
+            store = %self.describe(),
+            client_id = %client_id,
+            thumbprint = %key.thumbprint(),
+            "loaded the identity"
+        );
         Ok(Some(Identity::new(client_id, key)))
     }
 
@@ -283,6 +289,12 @@ impl FileStore {
         let path = self.credentials_path();
         write_atomic(&path, &json, true)
             .map_err(self.io_err(format!("write {}", path.display())))?;
+        tracing::debug!(
+            store = %self.describe(),
+            client_id = %identity.client_id(),
+            key = %key_path.display(),
+            "saved the identity"
+        );
         Ok(key_path.display().to_string())
     }
 
@@ -330,7 +342,14 @@ impl FileStore {
                 .into_bytes(),
         ));
         write_atomic(path, body.expose_secret(), true)
-            .map_err(self.io_err(format!("write {}", path.display())))
+            .map_err(self.io_err(format!("write {}", path.display())))?;
+        tracing::debug!(
+            store = %self.describe(),
+            file = %path.display(),
+            rotation = previous.is_some(),
+            "saved the refresh token"
+        );
+        Ok(())
     }
 }
 

@@ -1,68 +1,25 @@
 //! Nothing secret reaches `tracing`, even at TRACE level, over a full mint/refresh/request cycle.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use ralio_sandbox::{NonceMode, Sandbox};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::auth_sandbox::{env_with, http};
+use crate::capture::{Capture, in_child, run_child};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs the cycle below in a child process with a global subscriber: a thread-local subscriber
-/// (`set_default`) in a test binary that runs other tests in parallel can miss events, because
-/// tracing caches each callsite's interest process-wide; the test would then fail (or, worse,
-/// pass) for the wrong reason.
+/// Runs the cycle below in a child process with a global subscriber (see `capture`).
 #[tokio::test]
 async fn trace_output_of_a_full_cycle_holds_no_secret() {
-    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "auth_tracing::full_cycle_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RALIO_AUTH_TRACING_CHILD", "1")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("AUTH-TRACING OK"), "{stdout}");
+    run_child("auth_tracing::full_cycle_child", "AUTH-TRACING OK").await;
 }
 
 #[tokio::test]
 #[ignore = "run by trace_output_of_a_full_cycle_holds_no_secret in a child process"]
 async fn full_cycle_child() {
-    if std::env::var("RALIO_AUTH_TRACING_CHILD").is_err() {
+    if !in_child() {
         return;
     }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install_global();
 
     let env = env_with(
         Sandbox::builder()
@@ -110,7 +67,7 @@ async fn full_cycle_child() {
     // Debug output of everything a user might log.
     tracing::debug!(?tm, info = ?tm.token_info(), key = ?env.key, token = ?tm.access_token().await.unwrap(), "user logs");
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     assert!(log.contains("minting an access token"), "{log}");
     assert!(log.contains("refreshing"), "{log}");
 

@@ -694,55 +694,16 @@ async fn zero_config_child() {
 /// the wrong reason.
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "client_e2e::no_secret_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RALIO_E2E_CHILD", "1")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("NO-SECRET OK"), "{stdout}");
+    crate::capture::run_child("client_e2e::no_secret_child", "NO-SECRET OK").await;
 }
 
 #[tokio::test]
 #[ignore = "run by no_secret_reaches_the_logs in a child process"]
 async fn no_secret_child() {
-    if std::env::var("RALIO_E2E_CHILD").is_err() {
+    if !crate::capture::in_child() {
         return;
     }
-    use std::io::Write;
-    use std::sync::Mutex;
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let buf = crate::capture::Capture::install_global();
 
     let sb = sandbox().await;
     let key = PrivateKey::generate().unwrap();
@@ -787,7 +748,7 @@ async fn no_secret_child() {
         .expose_secret()
         .to_owned();
     let _ = format!("{client:?} {:?}", client.token_manager());
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(out.contains("ralio.request"), "spans were captured");
     assert!(
         !out.contains(&token),

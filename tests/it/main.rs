@@ -5,6 +5,7 @@ mod auth_keys;
 mod auth_proofs;
 mod auth_sandbox;
 mod auth_tracing;
+mod capture;
 mod client_e2e;
 mod register;
 mod rotation;

@@ -3,7 +3,6 @@
 //! of logs, errors and `Debug`, and files get private modes under any umask.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -425,19 +424,6 @@ async fn redirector_free_token_proxy(backend: String) -> String {
     serve(app).await
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The secret-looking pieces of a key: the PEM body lines and the JWK's `d`.
 fn key_secrets(key: &PrivateKey) -> Vec<String> {
     let mut out: Vec<String> = key
@@ -462,16 +448,19 @@ fn assert_free_of(text: &str, secrets: &[String], what: &str) {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// Runs the body below in a child process with a global subscriber (see `capture`).
+#[tokio::test]
 async fn stores_keep_secrets_out_of_traces_errors_and_debug() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    crate::capture::run_child("security::stores_secrets_child", "STORES-SECRETS OK").await;
+}
+
+#[tokio::test]
+#[ignore = "run by stores_keep_secrets_out_of_traces_errors_and_debug in a child process"]
+async fn stores_secrets_child() {
+    if !crate::capture::in_child() {
+        return;
+    }
+    let capture = crate::capture::Capture::install_global();
 
     let key = PrivateKey::generate().unwrap();
     let refresh = "rrt_security_refresh_token_0123456789";
@@ -546,9 +535,18 @@ async fn stores_keep_secrets_out_of_traces_errors_and_debug() {
         .unwrap();
     shown.push_str(&format!("{memory:?}\n"));
 
-    let trace = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let trace = capture.text();
+    // The file store logged what it did (so the scan below has something to scan).
+    for event in [
+        "saved the identity",
+        "loaded the identity",
+        "saved the refresh token",
+    ] {
+        assert!(trace.contains(event), "no {event:?} in the trace:\n{trace}");
+    }
     assert_free_of(&shown, &secrets, "a store's Debug or error");
     assert_free_of(&trace, &secrets, "the TRACE log of the stores");
+    println!("STORES-SECRETS OK");
 }
 
 const UMASK_CHILD_VAR: &str = "RALIO_TEST_UMASK_CHILD_DIR";

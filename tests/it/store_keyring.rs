@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! dbus-run-session -- keyctl session - bash -c \
-//!   'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test -p ralio --test it keyring'
+//!   'export XDG_DATA_HOME=$(mktemp -d); printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test -p ralio --test it keyring'
 //! ```
 //!
 //! Without a backend a test skips with that hint, except under `CI=true`, where it fails.
@@ -17,7 +17,7 @@ use ralio::store::{CredentialStore, Identity, KeyringBackend, KeyringStore, Stor
 
 use crate::store_conformance::{self, Harness};
 
-const HOW_TO_START: &str = "run the tests under `dbus-run-session -- keyctl session - bash -c 'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test …'` (apt packages gnome-keyring dbus-daemon dbus-bin keyutils)";
+const HOW_TO_START: &str = "run the tests under `dbus-run-session -- keyctl session - bash -c 'export XDG_DATA_HOME=$(mktemp -d); printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test …'` (apt packages gnome-keyring dbus-daemon dbus-bin keyutils)";
 
 fn unique_service() -> String {
     let key = PrivateKey::generate().unwrap();

