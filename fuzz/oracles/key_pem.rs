@@ -48,9 +48,10 @@ pub fn check(data: &[u8]) {
     for key in [
         PrivateKey::from_pkcs8_der(data),
         PrivateKey::from_sec1_der(data),
-    ] {
-        if let Ok(key) = key {
-            check_key(&key);
-        }
+    ]
+    .into_iter()
+    .flatten()
+    {
+        check_key(&key);
     }
 }

@@ -41,7 +41,8 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn every_fuzz_seed_passes_its_targets_checks() {
-    let targets: [(&str, fn(&[u8])); 5] = [
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 5] = [
         ("sse_chat_stream", sse_chat_stream::check),
         ("error_body", error_body::check),
         ("key_pem", key_pem::check),
