@@ -726,3 +726,74 @@ async fn legacy_registration_waits_for_approval() {
         run.stderr
     );
 }
+
+/// On a terminal the wait for the owner's approval is an animated spinner on stderr, and the
+/// result follows it. The command runs under `script` (util-linux), which gives it a
+/// pseudo-terminal; the owner approves only once the spinner has shown three frames.
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_registration_on_a_terminal_shows_an_animated_spinner() {
+    use tokio::io::AsyncReadExt as _;
+    const FRAMES: [char; 8] = ['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈'];
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let message = "`script` (util-linux) is not installed: apt-get install util-linux";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipping: {message}");
+        return;
+    }
+    let env = Env::with(Sandbox::builder().seed(1).legacy_registration(true)).await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let command_line = format!("'{BIN}' register --ticket '{ticket}'");
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qefc", &command_line, "/dev/null"])
+        .env("RALIO_API_URL", env.sandbox.base_url())
+        .env("RALIO_CONFIG_DIR", env.config_dir())
+        .env_remove("RALIO_REGISTRATION_TICKET")
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut terminal = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut approved = None;
+    let watch = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = terminal.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            let frames = FRAMES.iter().filter(|f| text.contains(**f)).count();
+            if approved.is_none()
+                && frames >= 3
+                && text.contains("waiting for the owner to approve key")
+                && let Some(fp) = env.sandbox.pending_binding_fingerprints().first()
+            {
+                approved = Some(env.sandbox.approve_binding(fp).unwrap());
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), watch)
+        .await
+        .expect("the spinner never showed three frames, or the command never ended");
+    let status = child.wait().await.unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let client_id = approved.expect("the spinner was never seen animating");
+    assert!(status.success(), "{text}");
+    let after_spinner = &text[text.rfind("waiting for the owner").unwrap()..];
+    assert!(
+        after_spinner.contains(&format!("registered {client_id}")),
+        "{text}"
+    );
+}
