@@ -35,14 +35,7 @@ async fn client_with_policy(
     policy: RetryPolicy,
 ) -> (RalioClient, String) {
     let store = Arc::new(MemoryStore::new());
-    let binding = register(
-        &*store,
-        RegisterOptions::new()
-            .ticket(sb.mint_ticket(spec))
-            .base_url(sb.base_url()),
-    )
-    .await
-    .unwrap();
+    let binding = crate::support::register_with_ticket(sb, &*store, spec).await;
     let client = RalioClient::builder()
         .base_url(sb.base_url())
         .store(store)

@@ -20,3 +20,4 @@ mod store_conformance;
 mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
+mod support;

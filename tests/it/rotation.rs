@@ -14,7 +14,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ralio::RalioClient;
 use ralio::auth::{PrivateKey, TokenManager};
-use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, FileStore, Identity, RefreshTokenLock, StoreError};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::SecretString;
@@ -89,14 +88,7 @@ fn slot_store(dir: &std::path::Path) -> FileStore {
 async fn registered() -> (Sandbox, tempfile::TempDir) {
     let sb = Sandbox::builder().start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    register(
-        &slot_store(dir.path()),
-        RegisterOptions::new()
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .base_url(sb.base_url()),
-    )
-    .await
-    .unwrap();
+    crate::support::register_with_ticket(&sb, &slot_store(dir.path()), TicketSpec::default()).await;
     assert_eq!(sb.counters().token_mints, 1);
     (sb, dir)
 }

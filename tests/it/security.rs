@@ -565,14 +565,7 @@ async fn umask_child_process() {
             .with_refresh_token_slot("worker-1")
             .unwrap(),
     );
-    register(
-        &*store,
-        RegisterOptions::new()
-            .ticket(sandbox.mint_ticket(TicketSpec::default()))
-            .base_url(sandbox.base_url()),
-    )
-    .await
-    .unwrap();
+    crate::support::register_with_ticket(&sandbox, &*store, TicketSpec::default()).await;
     let client = RalioClient::builder()
         .base_url(sandbox.base_url())
         .store(store.clone())

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::register_with_ticket;
 use futures::{StreamExt, TryStreamExt};
-use ralio::register::{RegisterOptions, register};
 use ralio::store::MemoryStore;
 use ralio::{Error, RalioClient, RetryPolicy};
 use ralio_sandbox::{Faults, NonceMode, Sandbox, TicketSpec};
@@ -144,14 +144,7 @@ async fn soak_under_faults_no_panic_no_hang_no_duplicate_chat_no_token_storm() {
     let mut client_ids = Vec::new();
     for _ in 0..BINDINGS {
         let store = Arc::new(MemoryStore::new());
-        let binding = register(
-            &*store,
-            RegisterOptions::new()
-                .ticket(sb.mint_ticket(TicketSpec::default()))
-                .base_url(sb.base_url()),
-        )
-        .await
-        .unwrap();
+        let binding = register_with_ticket(&sb, &*store, TicketSpec::default()).await;
         let client = RalioClient::builder()
             .base_url(sb.base_url())
             .store(store)
@@ -355,14 +348,7 @@ async fn registration_mints_its_first_token_from_a_server_that_requires_nonces()
         .await
         .unwrap();
     let store = Arc::new(MemoryStore::new());
-    let binding = register(
-        &*store,
-        RegisterOptions::new()
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .base_url(sb.base_url()),
-    )
-    .await
-    .unwrap();
+    let binding = register_with_ticket(&sb, &*store, TicketSpec::default()).await;
     assert!(binding.client_id.starts_with("cb_"));
     let counters = sb.counters();
     assert_eq!(counters.token_mints, 1);

@@ -1,0 +1,21 @@
+//! Small helpers shared by the integration tests.
+
+use ralio::register::{Binding, RegisterOptions, register};
+use ralio::store::CredentialStore;
+use ralio_sandbox::{Sandbox, TicketSpec};
+
+/// Registers a new binding into `store` with a fresh sandbox ticket made from `spec`.
+pub(crate) async fn register_with_ticket(
+    sb: &Sandbox,
+    store: &dyn CredentialStore,
+    spec: TicketSpec,
+) -> Binding {
+    register(
+        store,
+        RegisterOptions::new()
+            .ticket(sb.mint_ticket(spec))
+            .base_url(sb.base_url()),
+    )
+    .await
+    .unwrap()
+}
