@@ -86,7 +86,8 @@ impl FileStore {
     /// Persists this instance's refresh tokens in `refresh-tokens/<slot>.json`. Characters
     /// outside `[A-Za-z0-9._-]` become `_`. Processes on this host that share a slot take turns
     /// through `refresh-tokens/<slot>.lock` and never present a token another has rotated; a
-    /// slot per process saves them the waiting.
+    /// slot per process saves them the waiting. The Python SDK does not take this lock: never
+    /// share a slot with a Python instance.
     pub fn with_refresh_token_slot(mut self, slot: &str) -> Result<Self, StoreError> {
         let safe = slot_file_stem(slot);
         if safe.is_empty() {
