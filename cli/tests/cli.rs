@@ -797,3 +797,25 @@ async fn legacy_registration_on_a_terminal_shows_an_animated_spinner() {
         "{text}"
     );
 }
+
+/// Several runs of the command at once share the store's `cli` refresh-token slot: they take
+/// turns through its lock, each refreshing the token the previous one left, so none presents a
+/// rotated token (which would revoke the family and force new client assertions).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_runs_share_the_refresh_token_slot_without_a_replay() {
+    const RUNS: u64 = 6;
+    let env = Env::new().await;
+    assert_eq!(env.register().await.code, 0);
+    assert_eq!(env.run(&["whoami"]).await.code, 0);
+    let before = env.sandbox.counters();
+    let runs = futures::future::join_all((0..RUNS).map(|_| env.run(&["transactions"]))).await;
+    for run in &runs {
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    }
+    let after = env.sandbox.counters();
+    assert_eq!(
+        after.token_mints, before.token_mints,
+        "a run minted a new token: a refresh token was replayed and its family revoked"
+    );
+    assert_eq!(after.refreshes, before.refreshes + RUNS);
+}
