@@ -41,22 +41,31 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let base = rt.block_on(async {
-        let app = Router::new()
-            .route("/resource", get(|| async { "ok" }))
-            .route(
-                "/token",
-                post(|| async {
-                    axum::Json(serde_json::json!({
-                        "access_token": "rat_bench", "token_type": "DPoP", "expires_in": 3600
-                    }))
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
+    // The server runs on a thread and runtime of its own, as a remote server would: it never
+    // shares a core's caches or scheduler with the client's signing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let server_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        server_rt.block_on(async move {
+            let app = Router::new()
+                .route("/resource", get(|| async { "ok" }))
+                .route(
+                    "/token",
+                    post(|| async {
+                        axum::Json(serde_json::json!({
+                            "access_token": "rat_bench", "token_type": "DPoP", "expires_in": 3600
+                        }))
+                    }),
+                );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
     });
+    let base = format!("http://{}", rx.recv().unwrap());
     let config = TokenManagerConfig::new(&format!("{base}/token"), "bench").unwrap();
     let tokens = TokenManager::builder(config, Arc::new(key.clone()))
         .build()
