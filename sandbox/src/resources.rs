@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::agent::{self, Event, Turn};
-use crate::auth::{Caller, authenticate};
+use crate::auth::authenticate;
 use crate::server::{St, detail, json_body, opt_str, req_str, validation_error, verr};
 use crate::state::Shared;
 use crate::{SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ};
@@ -39,13 +39,16 @@ pub(crate) async fn agents(
     axum::Json(list).into_response()
 }
 
-/// Validated chat request, or the response to send instead.
+/// An authenticated (scope `agents:execute`), validated chat request run as one agent turn, or
+/// the response to send instead. Shared by the plain and the streamed chat.
 fn chat_request(
     st: &Shared,
-    caller: &Caller,
+    method: &Method,
+    uri: &OriginalUri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Turn, Response> {
+    let caller = authenticate(st, method, headers, uri.path(), Some(SCOPE_AGENTS_EXECUTE))?;
     let m = json_body(headers, body)?;
     let mut errors = Vec::new();
     let agent_id = req_str(&m, "agent_id", &mut errors);
@@ -98,17 +101,7 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match authenticate(
-        &st,
-        &method,
-        &headers,
-        uri.path(),
-        Some(SCOPE_AGENTS_EXECUTE),
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let turn = match chat_request(&st, &caller, &headers, &body) {
+    let turn = match chat_request(&st, &method, &uri, &headers, &body) {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -131,17 +124,7 @@ pub(crate) async fn chat_stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match authenticate(
-        &st,
-        &method,
-        &headers,
-        uri.path(),
-        Some(SCOPE_AGENTS_EXECUTE),
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let turn = match chat_request(&st, &caller, &headers, &body) {
+    let turn = match chat_request(&st, &method, &uri, &headers, &body) {
         Ok(t) => t,
         Err(r) => return r,
     };

@@ -2,13 +2,12 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::file::read_secret_file;
-use super::{CredentialStore, Identity, RefreshTokenLock, StoreError, same_secret};
+use super::{CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError};
 use crate::auth::PrivateKey;
 
 /// Variable holding the binding's client id.
@@ -32,8 +31,7 @@ pub struct EnvStore {
     jwk: Option<SecretString>,
     pem: Option<SecretString>,
     path: Option<PathBuf>,
-    refresh_token: Arc<Mutex<Option<SecretString>>>,
-    rotation: Arc<tokio::sync::Mutex<()>>,
+    refresh_token: MemorySlot,
 }
 
 impl std::fmt::Debug for EnvStore {
@@ -65,8 +63,7 @@ impl EnvStore {
             jwk: None,
             pem: None,
             path: None,
-            refresh_token: Arc::default(),
-            rotation: Arc::default(),
+            refresh_token: MemorySlot::default(),
         };
         for (key, value) in vars {
             let (key, value) = (key.into(), value.into());
@@ -144,12 +141,6 @@ impl EnvStore {
         }
         Ok(None)
     }
-
-    fn token(&self) -> MutexGuard<'_, Option<SecretString>> {
-        self.refresh_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 #[async_trait]
@@ -187,7 +178,7 @@ impl CredentialStore for EnvStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        Ok(self.token().clone())
+        Ok(self.refresh_token.load())
     }
 
     async fn save_refresh_token(
@@ -195,23 +186,15 @@ impl CredentialStore for EnvStore {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
-        let mut slot = self.token();
-        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
-            return Err(StoreError::Conflict {
-                store: self.describe(),
-            });
-        }
-        *slot = Some(token.clone());
-        Ok(())
+        self.refresh_token.save(self, previous, token)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
-        *self.token() = None;
+        self.refresh_token.clear();
         Ok(())
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
-        let held = Arc::clone(&self.rotation).lock_owned().await;
-        Ok(RefreshTokenLock::new(held))
+        Ok(self.refresh_token.lock().await)
     }
 }

@@ -3,13 +3,14 @@
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{CredentialStore, Identity, IdentityKey, RefreshTokenLock, StoreError, same_secret};
+use super::{
+    CredentialStore, Identity, IdentityKey, MemorySlot, RefreshTokenLock, StoreError, same_secret,
+};
 use crate::auth::PrivateKey;
 
 const CREDENTIALS_FILE: &str = "credentials.json";
@@ -38,7 +39,7 @@ pub struct FileStore {
     dir: PathBuf,
     key_path: Option<PathBuf>,
     slot: Option<String>,
-    memory_token: Arc<Mutex<Option<SecretString>>>,
+    memory_token: MemorySlot,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,7 +80,7 @@ impl FileStore {
             dir: dir.into(),
             key_path: None,
             slot: None,
-            memory_token: Arc::default(),
+            memory_token: MemorySlot::default(),
         }
     }
 
@@ -140,7 +141,7 @@ impl FileStore {
             dir: self.dir.clone(),
             key_path: self.key_path.clone(),
             slot: self.slot.clone(),
-            memory_token: Arc::clone(&self.memory_token),
+            memory_token: self.memory_token.clone(),
         };
         let describe = self.describe();
         tokio::task::spawn_blocking(move || op(&handle))
@@ -373,7 +374,7 @@ impl CredentialStore for FileStore {
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
         match self.refresh_token_path() {
             Some(path) => self.blocking(move |s| s.load_slot_token(&path)).await,
-            None => Ok(lock_memory(&self.memory_token).clone()),
+            None => Ok(self.memory_token.load()),
         }
     }
 
@@ -388,21 +389,12 @@ impl CredentialStore for FileStore {
                 self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token))
                     .await
             }
-            None => {
-                let mut slot = lock_memory(&self.memory_token);
-                if previous.is_some() && !same_secret(slot.as_ref(), previous) {
-                    return Err(StoreError::Conflict {
-                        store: self.describe(),
-                    });
-                }
-                *slot = Some(token.clone());
-                Ok(())
-            }
+            None => self.memory_token.save(self, previous, token),
         }
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
-        *lock_memory(&self.memory_token) = None;
+        self.memory_token.clear();
         if let Some(path) = self.refresh_token_path() {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -415,7 +407,7 @@ impl CredentialStore for FileStore {
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
         let Some(path) = self.lock_path() else {
-            return Ok(RefreshTokenLock::unshared());
+            return Ok(self.memory_token.lock().await);
         };
         let dir = self.dir.join(REFRESH_DIR);
         ensure_private_dir(&self.dir)
@@ -445,12 +437,6 @@ impl CredentialStore for FileStore {
             _ => Ok(()),
         }
     }
-}
-
-fn lock_memory(m: &Mutex<Option<SecretString>>) -> std::sync::MutexGuard<'_, Option<SecretString>> {
-    // A poisoned lock only means another thread panicked mid-assignment of an Option: the value
-    // is still a valid Option, so keep using it.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `slot` with every character outside `[A-Za-z0-9._-]` replaced by `_` (PROTOCOL.md).

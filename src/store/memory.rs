@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{CredentialStore, Identity, RefreshTokenLock, StoreError, same_secret};
+use super::{CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError};
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
 ///
@@ -19,8 +19,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     identity: Mutex<Option<Identity>>,
-    refresh_token: Mutex<Option<SecretString>>,
-    rotation: Arc<tokio::sync::Mutex<()>>,
+    refresh_token: MemorySlot,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -59,7 +58,7 @@ impl CredentialStore for MemoryStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        Ok(guard(&self.inner.refresh_token).clone())
+        Ok(self.inner.refresh_token.load())
     }
 
     async fn save_refresh_token(
@@ -67,23 +66,15 @@ impl CredentialStore for MemoryStore {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
-        let mut slot = guard(&self.inner.refresh_token);
-        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
-            return Err(StoreError::Conflict {
-                store: self.describe(),
-            });
-        }
-        *slot = Some(token.clone());
-        Ok(())
+        self.inner.refresh_token.save(self, previous, token)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
-        *guard(&self.inner.refresh_token) = None;
+        self.inner.refresh_token.clear();
         Ok(())
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
-        let held = Arc::clone(&self.inner.rotation).lock_owned().await;
-        Ok(RefreshTokenLock::new(held))
+        Ok(self.inner.refresh_token.lock().await)
     }
 }

@@ -348,6 +348,63 @@ pub enum StoreError {
     },
 }
 
+/// A refresh-token slot in process memory, shared by clones: saves are compare-and-set and
+/// rotations are serialised by a lock. The slot of [`MemoryStore`], [`EnvStore`], and a
+/// [`FileStore`] without a named slot.
+#[derive(Clone, Default)]
+pub(crate) struct MemorySlot {
+    token: Arc<std::sync::Mutex<Option<SecretString>>>,
+    rotation: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for MemorySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = self.token().is_some();
+        f.debug_struct("MemorySlot")
+            .field("token", &if held { "[redacted]" } else { "none" })
+            .finish()
+    }
+}
+
+impl MemorySlot {
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
+        // Poisoning only means another thread panicked while holding the guard; the Option
+        // inside is still whole.
+        self.token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn load(&self) -> Option<SecretString> {
+        self.token().clone()
+    }
+
+    /// [`CredentialStore::save_refresh_token`] on this slot; `store` names it in a conflict.
+    pub(crate) fn save(
+        &self,
+        store: &dyn CredentialStore,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        let mut slot = self.token();
+        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
+            return Err(StoreError::Conflict {
+                store: store.describe(),
+            });
+        }
+        *slot = Some(token.clone());
+        Ok(())
+    }
+
+    pub(crate) fn clear(&self) {
+        *self.token() = None;
+    }
+
+    pub(crate) async fn lock(&self) -> RefreshTokenLock {
+        RefreshTokenLock::new(Arc::clone(&self.rotation).lock_owned().await)
+    }
+}
+
 /// Compares two optional secrets without exposing them beyond this function.
 pub(crate) fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
     match (a, b) {

@@ -73,74 +73,46 @@ fn shape<T>(page: &Page<T>) -> Shape {
     }
 }
 
+/// Runs a list query (`--agent`, `--page`, `--per-page`, or every page with `--all`) and prints
+/// it. A macro, not a function: the two queries share no public trait to be generic over.
+macro_rules! list_and_print {
+    ($ctx:expr, $args:expr, $query:expr, $item:ty, $key:literal, $label:literal, $table:path) => {{
+        let mut q = $query.per_page($args.per_page).page($args.page);
+        if let Some(agent) = &$args.agent {
+            q = q.agent_id(agent);
+        }
+        if $args.all {
+            let items: Vec<$item> = q.all().try_collect().await?;
+            print($ctx, $key, $label, &items, None, $table)
+        } else {
+            let page = q.await?;
+            print($ctx, $key, $label, &page.items, Some(&shape(&page)), $table)
+        }
+    }};
+}
+
 /// Lists one page, or every page with `--all`.
 pub async fn run(ctx: &Context, kind: Kind, args: ListArgs) -> Result<(), CliError> {
     let session = ctx.client().await?;
     let client = &session.client;
     match kind {
-        Kind::Transactions => {
-            let mut q = client
-                .transactions()
-                .list()
-                .per_page(args.per_page)
-                .page(args.page);
-            if let Some(agent) = &args.agent {
-                q = q.agent_id(agent);
-            }
-            if args.all {
-                let items: Vec<Transaction> = q.all().try_collect().await?;
-                print(
-                    ctx,
-                    "transactions",
-                    "transactions",
-                    &items,
-                    None,
-                    output::transactions_table,
-                )
-            } else {
-                let page = q.await?;
-                let shape = shape(&page);
-                print(
-                    ctx,
-                    "transactions",
-                    "transactions",
-                    &page.items,
-                    Some(&shape),
-                    output::transactions_table,
-                )
-            }
-        }
-        Kind::Intents => {
-            let mut q = client
-                .payment_intents()
-                .list()
-                .per_page(args.per_page)
-                .page(args.page);
-            if let Some(agent) = &args.agent {
-                q = q.agent_id(agent);
-            }
-            if args.all {
-                let items: Vec<PaymentIntent> = q.all().try_collect().await?;
-                print(
-                    ctx,
-                    "payment_intents",
-                    "payment intents",
-                    &items,
-                    None,
-                    output::intents_table,
-                )
-            } else {
-                let page = q.await?;
-                let shape = shape(&page);
-                print(
-                    ctx,
-                    "payment_intents",
-                    "payment intents",
-                    &page.items,
-                    Some(&shape),
-                    output::intents_table,
-                )
-            }
-        }
+        Kind::Transactions => list_and_print!(
+            ctx,
+            args,
+            client.transactions().list(),
+            Transaction,
+            "transactions",
+            "transactions",
+            output::transactions_table
+        ),
+        Kind::Intents => list_and_print!(
+            ctx,
+            args,
+            client.payment_intents().list(),
+            PaymentIntent,
+            "payment_intents",
+            "payment intents",
+            output::intents_table
+        ),
     }
 }

@@ -33,6 +33,28 @@ pub struct ListParams {
     pub per_page: Option<u64>,
 }
 
+impl ListParams {
+    /// The page asked for (default 1).
+    fn page(&self) -> u64 {
+        self.page.unwrap_or(1)
+    }
+
+    /// The page size asked for, kept within 1 to 200 (default 20).
+    fn per_page(&self) -> u64 {
+        self.per_page.unwrap_or(20).clamp(1, 200)
+    }
+}
+
+/// A page as the list tools return it: `{<key>: items, total, page, per_page}`.
+fn page_json<T: serde::Serialize>(key: &str, page: ralio::Page<T>) -> String {
+    json_text(serde_json::json!({
+        key: page.items,
+        "total": page.total,
+        "page": page.page,
+        "per_page": page.per_page,
+    }))
+}
+
 /// The MCP server: one authenticated client, three tools.
 #[derive(Debug, Clone)]
 pub struct RalioMcp {
@@ -86,16 +108,11 @@ impl RalioMcp {
             .client
             .transactions()
             .list()
-            .page(p.page.unwrap_or(1))
-            .per_page(p.per_page.unwrap_or(20).clamp(1, 200))
+            .page(p.page())
+            .per_page(p.per_page())
             .await
             .map_err(sdk_error)?;
-        Ok(json_text(serde_json::json!({
-            "transactions": page.items,
-            "total": page.total,
-            "page": page.page,
-            "per_page": page.per_page,
-        })))
+        Ok(page_json("transactions", page))
     }
 
     /// Lists payment intents.
@@ -110,16 +127,11 @@ impl RalioMcp {
             .client
             .payment_intents()
             .list()
-            .page(p.page.unwrap_or(1))
-            .per_page(p.per_page.unwrap_or(20).clamp(1, 200))
+            .page(p.page())
+            .per_page(p.per_page())
             .await
             .map_err(sdk_error)?;
-        Ok(json_text(serde_json::json!({
-            "payment_intents": page.items,
-            "total": page.total,
-            "page": page.page,
-            "per_page": page.per_page,
-        })))
+        Ok(page_json("payment_intents", page))
     }
 }
 
