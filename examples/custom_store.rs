@@ -8,6 +8,8 @@
 //! refresh token. Implement it over whatever your service already trusts with secrets (a
 //! database, a secret manager, an HSM). Runs against an embedded sandbox, with no set-up.
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::process::ExitCode;
@@ -164,7 +166,7 @@ impl CredentialStore for DatabaseStore {
     }
 }
 
-async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
+async fn run() -> Result<(), Box<dyn Error>> {
     let sandbox = Sandbox::builder().start().await?;
     let table = Arc::new(Table::default());
     let store = Arc::new(DatabaseStore {
@@ -208,16 +210,5 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run().await)
 }

@@ -10,6 +10,8 @@
 //! Keychain / Credential Manager. Each run registers under a fresh service name and prints it,
 //! so it never touches an existing credential.
 
+mod common;
+
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, KeyringBackend, KeyringStore};
 use ralio_sandbox::{Sandbox, TicketSpec};
 
-async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
+async fn run() -> Result<(), Box<dyn Error>> {
     let sandbox = Sandbox::builder().start().await?;
     let ticket = sandbox.mint_ticket(TicketSpec::default());
 
@@ -63,16 +65,5 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run().await)
 }

@@ -12,6 +12,8 @@
 //! Runs against an embedded sandbox (no Ralio account needed) and the Vault in `VAULT_ADDR` /
 //! `VAULT_TOKEN`.
 
+mod common;
+
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, VaultConfig, VaultStore};
 use ralio_sandbox::{Sandbox, TicketSpec};
 
-async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
+async fn run() -> Result<(), Box<dyn Error>> {
     let sandbox = Sandbox::builder().start().await?;
     let ticket = sandbox.mint_ticket(TicketSpec::default());
 
@@ -68,16 +70,5 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run().await)
 }

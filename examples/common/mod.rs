@@ -71,6 +71,19 @@ pub async fn connect() -> Result<(RalioClient, Target), Box<dyn std::error::Erro
 }
 
 /// Prints an error and its causes, one per line.
+/// The process exit code for an example's result: success, or failure after printing the error
+/// with its cause chain.
+pub fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            report(&*e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `error` and its cause chain to stderr.
 pub fn report(error: &dyn std::error::Error) {
     eprintln!("error: {error}");
     let mut cause = error.source();
