@@ -70,6 +70,24 @@ impl Env {
         .unwrap()
     }
 
+    /// The status of an authenticated GET of `path` through `client`.
+    pub async fn get_status(&self, client: &ClientWithMiddleware, path: &str) -> u16 {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Sets the sandbox clock this many seconds ahead of the real one.
+    pub fn set_clock_offset(&self, secs: i64) {
+        let mut faults = self.sandbox.faults();
+        faults.clock_offset_secs = secs;
+        self.sandbox.set_faults(faults);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.sandbox.base_url())
     }
@@ -218,28 +236,12 @@ async fn expiry_refreshes_with_rotation_and_persists_before_use() {
     .await;
     let tm = env.manager_with(|b| b);
     let (client, _) = http(&tm);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     let rt1 = env.store.current().unwrap().expose_secret().to_owned();
     let t1 = tm.access_token().await.unwrap();
     // Leeway is capped at half the lifetime: after 1 s the token is due for renewal.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     let rt2 = env.store.current().unwrap().expose_secret().to_owned();
     let t2 = tm.access_token().await.unwrap();
     assert_ne!(rt1, rt2, "the rotated refresh token is saved");
@@ -264,15 +266,7 @@ async fn replayed_refresh_token_revokes_the_family_and_both_clients_recover_by_m
     .await;
     let a = env.manager();
     let (client_a, _) = http(&a);
-    assert_eq!(
-        client_a
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client_a, "/api/agents").await, 200);
     let stolen = env.store.current().unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     a.access_token().await.unwrap(); // refresh: `stolen` is now rotated
@@ -282,15 +276,7 @@ async fn replayed_refresh_token_revokes_the_family_and_both_clients_recover_by_m
     let b_store = Arc::new(MemoryRefreshTokenStore::with_token(stolen));
     let b = env.manager_with(|builder| builder.refresh_token_store(b_store.clone()));
     let (client_b, _) = http(&b);
-    assert_eq!(
-        client_b
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client_b, "/api/agents").await, 200);
     assert_eq!(env.mints(), 2, "B minted after invalid_grant");
     assert!(
         b_store.current().is_some(),
@@ -345,15 +331,7 @@ async fn works_in_nonce_mode(mode: NonceMode) -> Env {
     let tm = env.manager();
     let (client, rec) = http(&tm);
     for _ in 0..3 {
-        assert_eq!(
-            client
-                .get(env.url("/api/agents"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     }
     let proofs = rec.proofs();
     match mode {
@@ -467,15 +445,7 @@ async fn works_with_server_offset(offset: i64) {
     .await;
     let tm = env.manager();
     let (client, _) = http(&tm);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     assert!(
         (tm.clock_skew_secs() - offset).abs() <= 2,
         "{}",
@@ -484,15 +454,7 @@ async fn works_with_server_offset(offset: i64) {
     assert_eq!(env.mints(), 1);
     // The first assertion (local time) was refused, the corrected one accepted.
     assert_eq!(env.requests("POST /oauth/token"), 2);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     assert_eq!(env.requests("GET /api/agents"), 2);
 }
 
@@ -512,15 +474,7 @@ async fn host_clock_ten_minutes_off() {
         let env = env().await;
         let tm = env.manager_with(|b| b.clock(Arc::new(OffsetClock::new(offset))));
         let (client, _) = http(&tm);
-        assert_eq!(
-            client
-                .get(env.url("/api/agents"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(env.get_status(&client, "/api/agents").await, 200);
         assert!((tm.clock_skew_secs() + offset).abs() <= 2);
         assert_eq!(env.mints(), 1);
     }
@@ -531,19 +485,9 @@ async fn resource_invalid_token_refreshes_once_and_retries_once_with_a_new_jti()
     let env = env().await;
     let tm = env.manager();
     let (client, rec) = http(&tm);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     // Move the server's clock past the token's expiry; the client still believes it is valid.
-    let mut faults = env.sandbox.faults();
-    faults.clock_offset_secs = 3600;
-    env.sandbox.set_faults(faults);
+    env.set_clock_offset(3600);
     rec.0.lock().unwrap().clear();
     let resp = client.get(env.url("/api/agents")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -561,15 +505,7 @@ async fn a_revoked_binding_is_one_clear_error_without_a_retry_storm() {
     let env = env().await;
     let tm = env.manager();
     let (client, _) = http(&tm);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     env.sandbox.revoke_binding(&env.client_id).unwrap();
     let resp = client.get(env.url("/api/agents")).send();
     let err = resp.await.unwrap_err();
@@ -647,30 +583,12 @@ async fn a_proof_refused_for_its_time_is_retried_once_with_corrected_time() {
     let env = env().await;
     let tm = env.manager();
     let (client, rec) = http(&tm);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     // The server's clock jumps 400 s ahead: the token is still valid, but a proof with the
     // old time is "too old" (over 300 s).
-    let mut faults = env.sandbox.faults();
-    faults.clock_offset_secs = 400;
-    env.sandbox.set_faults(faults);
+    env.set_clock_offset(400);
     rec.0.lock().unwrap().clear();
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     let proofs = rec.proofs();
     assert_eq!(proofs.len(), 2);
     let shift = proofs[1]["iat"].as_i64().unwrap() - proofs[0]["iat"].as_i64().unwrap();

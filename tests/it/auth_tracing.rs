@@ -32,15 +32,7 @@ async fn full_cycle_child() {
     let tm = env.manager();
     let (client, rec) = http(&tm);
     let mut refresh_tokens = Vec::new();
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     refresh_tokens.push(env.store.current().unwrap());
     let chat = client
         .post(env.url("/api/chat"))
@@ -50,18 +42,8 @@ async fn full_cycle_child() {
         .unwrap();
     assert_eq!(chat.status(), 200);
     // Server clock jumps: invalid_token → refresh (rotation) → retry.
-    let mut faults = env.sandbox.faults();
-    faults.clock_offset_secs = 3600;
-    env.sandbox.set_faults(faults);
-    assert_eq!(
-        client
-            .get(env.url("/api/agents"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    env.set_clock_offset(3600);
+    assert_eq!(env.get_status(&client, "/api/agents").await, 200);
     refresh_tokens.push(env.store.current().unwrap());
     assert_eq!(env.sandbox.counters().refreshes, 1);
     // Debug output of everything a user might log.
