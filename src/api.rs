@@ -4,7 +4,7 @@
 //! This is the low-level layer: one builder method per operation on [`Client`], request and
 //! response types in [`types`]. Construct it with
 //! [`Client::new_with_client`]`(base_url, reqwest_client, middleware_client)`: every request
-//! runs through the `ClientWithMiddleware` (see `crate::hooks`); the plain `reqwest::Client`
+//! runs through the `ClientWithMiddleware` (see `crate::transport::hooks`); the plain `reqwest::Client`
 //! argument is only what [`ClientInfo::client`] returns. Do not use `Client::new`: it sets a
 //! 15 s total timeout that cuts chat streams.
 //!

@@ -29,12 +29,11 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use crate::stream::StreamError;
+use crate::transport::body::ERROR_BODY_CAP;
+use crate::transport::challenge::parse_www_authenticate;
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// At most this many bytes of an error body are read and kept.
-pub(crate) const ERROR_BODY_CAP: usize = 64 * 1024;
 
 /// A server detail longer than this many characters is shortened in messages.
 const DETAIL_DISPLAY_CAP: usize = 500;
@@ -251,37 +250,6 @@ impl Error {
             _ => Error::Api(e),
         }
     }
-}
-
-/// Read a success body, stopping after `cap` bytes (the rest is never read: dropping the
-/// response closes the connection). A body cut there fails to parse, so a hostile or broken
-/// server cannot make the SDK buffer an unbounded body.
-pub(crate) async fn read_body_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> std::result::Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = cap.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= cap {
-            break;
-        }
-    }
-    Ok(body)
-}
-
-/// Read at most `cap` bytes of a body; a body that fails midway keeps what was read.
-pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = cap.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= cap {
-            break;
-        }
-    }
-    body
 }
 
 /// The details of an HTTP error response.
@@ -545,76 +513,6 @@ fn describe_validation_item(item: &serde_json::Value) -> String {
         (None, Some(msg)) => msg.to_owned(),
         _ => item.to_string(),
     }
-}
-
-/// `DPoP error="invalid_token", error_description="…"` → `(error, error_description)`.
-fn parse_www_authenticate(value: &str) -> (Option<String>, Option<String>) {
-    let mut code = None;
-    let mut desc = None;
-    // Skip the scheme token, then read `name=value` or `name="quoted value"` pairs.
-    let rest = value.trim_start();
-    let rest = match rest.find(char::is_whitespace) {
-        Some(i) if !rest[..i].contains('=') => &rest[i..],
-        _ => rest,
-    };
-    let mut chars = rest.char_indices().peekable();
-    let bytes = rest;
-    while let Some(&(start, _)) = chars.peek() {
-        // Name.
-        let mut eq = None;
-        for (i, c) in chars.by_ref() {
-            if c == '=' {
-                eq = Some(i);
-                break;
-            }
-        }
-        let Some(eq) = eq else { break };
-        let name = bytes[start..eq]
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        // Value.
-        let mut val = String::new();
-        if chars.peek().map(|&(_, c)| c) == Some('"') {
-            chars.next();
-            let mut escaped = false;
-            for (_, c) in chars.by_ref() {
-                if escaped {
-                    val.push(c);
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == '"' {
-                    break;
-                } else {
-                    val.push(c);
-                }
-            }
-            // Up to the next comma.
-            for (_, c) in chars.by_ref() {
-                if c == ',' {
-                    break;
-                }
-            }
-        } else {
-            for (_, c) in chars.by_ref() {
-                if c == ',' {
-                    break;
-                }
-                val.push(c);
-            }
-        }
-        match name.as_str() {
-            "error" => code = Some(val.trim().to_owned()),
-            "error_description" => desc = Some(val.trim().to_owned()),
-            _ => {}
-        }
-    }
-    (
-        code.filter(|c| !c.is_empty()),
-        desc.filter(|d| !d.is_empty()),
-    )
 }
 
 /// A local configuration problem, found before anything was sent.

@@ -28,23 +28,37 @@
 //! - [`register`], [`store`], [`auth`]: registration, credential stores, the DPoP auth layer,
 //!   usable on their own; [`api`]: the generated low-level client.
 //!
+//! # Layout
+//!
+//! - [`client`]: [`RalioClient`] and [`RalioClientBuilder`].
+//! - [`resources`]: one module per resource ([`resources::agents`], [`resources::chat`],
+//!   [`resources::transactions`], [`resources::payment_intents`]) and the list machinery
+//!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`]).
+//! - [`transport`]: the middleware stack every request goes through, the seam that runs the
+//!   generated calls through it ([`transport::hooks`]), the retry policy
+//!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
+//! - [`config`]: defaults, the environment rules (a blank variable is unset), the loopback
+//!   rule for plain `http://`, Vault settings from the environment.
+//! - [`error`], [`stream`], [`models`], [`redacted`]: the error taxonomy, the chat stream, the
+//!   domain types, the secret string type of the generated layer.
+//!
 //! The README (below the fold on crates.io, and in the repository) walks through the main job,
 //! configuration, errors and retries; its examples are compiled as doctests.
 
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod error;
-pub mod hooks;
 pub mod models;
 #[cfg(feature = "opentelemetry")]
 mod otel;
-pub mod pagination;
 pub mod redacted;
 pub mod register;
-pub mod retry;
+pub mod resources;
 pub mod store;
 pub mod stream;
+pub mod transport;
 
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
@@ -52,9 +66,9 @@ pub use models::{
     Agent, ApprovalStatus, ChatReply, Decimal, Message, MessageRole, PaymentInstruction,
     PaymentIntent, PaymentStatus, Transaction,
 };
-pub use pagination::Page;
-pub use retry::{RetryMiddleware, RetryPolicy};
+pub use resources::Page;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
+pub use transport::{RetryMiddleware, RetryPolicy};
 
 /// The README's code, compiled as doctests.
 #[cfg(doctest)]

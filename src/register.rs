@@ -35,10 +35,9 @@ use crate::store::{CredentialStore, Identity, StoreError};
 
 /// Variable holding the default registration ticket.
 pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
-/// Variable holding the API origin.
-pub const API_URL_VAR: &str = "RALIO_API_URL";
-/// The production API origin.
-pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
+/// Variable holding the API origin (the one in [`crate::config`]).
+pub const API_URL_VAR: &str = crate::config::ENV_API_URL;
+pub use crate::config::DEFAULT_API_URL;
 
 const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
 
@@ -451,14 +450,9 @@ pub async fn register(
     let ticket = options
         .ticket
         .clone()
-        .or_else(|| {
-            std::env::var(TICKET_VAR)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .map(SecretString::from)
-        })
+        .or_else(|| crate::config::env_var(TICKET_VAR).map(SecretString::from))
         .ok_or(RegistrationError::MissingTicket)?;
-    let base = crate::client::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
+    let base = crate::config::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
         .map_err(RegistrationError::InvalidUrl)?;
 
     if !options.overwrite
@@ -631,7 +625,7 @@ pub async fn register(
 }
 
 fn resolve_base_url(explicit: Option<&str>) -> String {
-    let from_env = std::env::var(API_URL_VAR).ok();
+    let from_env = crate::config::env_var(API_URL_VAR);
     let chosen = explicit
         .filter(|s| !s.is_empty())
         .or(from_env.as_deref().filter(|s| !s.is_empty()))
@@ -667,9 +661,10 @@ async fn submit(
                 source,
             })?;
     let status = response.status().as_u16();
-    let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
-        .await
-        .map_err(|source| RegistrationError::Http { url, source })?;
+    let bytes =
+        crate::transport::body::read_body_capped(response, crate::transport::body::ERROR_BODY_CAP)
+            .await
+            .map_err(|source| RegistrationError::Http { url, source })?;
     if status >= 500 {
         return Err(RegistrationError::ServerError { status });
     }
@@ -795,12 +790,15 @@ async fn poll_approval(
         if status >= 500 || status == 429 {
             continue;
         }
-        let bytes = crate::error::read_body_capped(response, crate::error::ERROR_BODY_CAP)
-            .await
-            .map_err(|source| RegistrationError::Http {
-                url: shown_url.clone(),
-                source: source.without_url(),
-            })?;
+        let bytes = crate::transport::body::read_body_capped(
+            response,
+            crate::transport::body::ERROR_BODY_CAP,
+        )
+        .await
+        .map_err(|source| RegistrationError::Http {
+            url: shown_url.clone(),
+            source: source.without_url(),
+        })?;
         if !(200..300).contains(&status) {
             return Err(refusal(status, &bytes));
         }

@@ -4,22 +4,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ralio::auth::TokenManager;
-use ralio::store::{CredentialStore, FileStore, KeyringStore, VaultAuth, VaultConfig, VaultStore};
+use ralio::config::env_var;
+use ralio::store::{CredentialStore, FileStore, KeyringStore, VaultStore};
 use ralio::{ConfigError, RalioClient};
-use secrecy::SecretString;
 
 use crate::cli::{GlobalArgs, StoreKind};
 use crate::error::CliError;
 
-/// The production origin.
-pub const DEFAULT_API_URL: &str = "https://api.ralio.co";
 /// The keyring service name the CLI uses unless `RALIO_KEYRING_SERVICE` names another.
 pub const KEYRING_SERVICE: &str = "ralio";
 /// The refresh-token slot of the command in every store: its own, apart from the default slot
 /// an agent process on the same host uses, so that the two never rotate one token family.
 pub const REFRESH_TOKEN_SLOT: &str = "cli";
-/// The AppRole auth mount used unless `VAULT_APPROLE_MOUNT` names another.
-const APPROLE_MOUNT: &str = "approle";
 
 /// Resolved global settings.
 #[derive(Debug)]
@@ -34,11 +30,6 @@ pub struct Context {
     pub json: bool,
 }
 
-/// An environment variable; empty counts as unset.
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl Context {
     /// Flag, else environment variable, else default (PROTOCOL.md precedence).
     pub fn resolve(global: &GlobalArgs) -> Result<Self, CliError> {
@@ -46,9 +37,9 @@ impl Context {
             .api_url
             .clone()
             .filter(|u| !u.trim().is_empty())
-            .or_else(|| env_nonempty("RALIO_API_URL"))
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        let api_url = ralio::client::validate_base_url(&raw_url).map_err(ralio::Error::from)?;
+            .or_else(|| env_var(ralio::config::ENV_API_URL))
+            .unwrap_or_else(|| ralio::config::DEFAULT_API_URL.to_owned());
+        let api_url = ralio::config::validate_base_url(&raw_url).map_err(ralio::Error::from)?;
         let config_dir = match global
             .config_dir
             .clone()
@@ -59,7 +50,7 @@ impl Context {
         };
         let store_kind = match global.store {
             Some(kind) => kind,
-            None => match env_nonempty("RALIO_STORE").as_deref() {
+            None => match env_var("RALIO_STORE").as_deref() {
                 None | Some("file") => StoreKind::File,
                 Some("keyring") => StoreKind::Keyring,
                 Some("vault") => StoreKind::Vault,
@@ -93,13 +84,15 @@ impl Context {
             )),
             StoreKind::Keyring => {
                 let service =
-                    env_nonempty("RALIO_KEYRING_SERVICE").unwrap_or_else(|| KEYRING_SERVICE.into());
+                    env_var("RALIO_KEYRING_SERVICE").unwrap_or_else(|| KEYRING_SERVICE.into());
                 Ok(Arc::new(
                     KeyringStore::new(service).with_refresh_token_slot(REFRESH_TOKEN_SLOT),
                 ))
             }
             StoreKind::Vault => Ok(Arc::new(VaultStore::new(
-                vault_config()?.refresh_token_slot(REFRESH_TOKEN_SLOT),
+                ralio::config::vault_from_env()
+                    .map_err(|e| CliError::VaultSettings { missing: e.0 })?
+                    .refresh_token_slot(REFRESH_TOKEN_SLOT),
             )?)),
         }
     }
@@ -132,39 +125,6 @@ impl Context {
             .base_url(&self.api_url)
             .user_agent_suffix(concat!("ralio-cli/", env!("CARGO_PKG_VERSION")))
     }
-}
-
-/// Vault settings from the environment: `VAULT_ADDR` with `VAULT_TOKEN`, or AppRole
-/// (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_APPROLE_MOUNT`); `VAULT_NAMESPACE`; the KV v2
-/// mount and path from `RALIO_VAULT_MOUNT` and `RALIO_VAULT_PATH`.
-fn vault_config() -> Result<VaultConfig, CliError> {
-    let missing = |missing| CliError::VaultSettings { missing };
-    let addr = env_nonempty("VAULT_ADDR").ok_or_else(|| missing("VAULT_ADDR"))?;
-    let auth = match (
-        env_nonempty("VAULT_TOKEN"),
-        env_nonempty("VAULT_ROLE_ID"),
-        env_nonempty("VAULT_SECRET_ID"),
-    ) {
-        (Some(token), _, _) => VaultAuth::Token(SecretString::from(token)),
-        (None, Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
-            mount: env_nonempty("VAULT_APPROLE_MOUNT").unwrap_or_else(|| APPROLE_MOUNT.into()),
-            role_id,
-            secret_id: SecretString::from(secret_id),
-        },
-        (None, Some(_), None) => return Err(missing("VAULT_SECRET_ID")),
-        (None, None, _) => return Err(missing("VAULT_TOKEN")),
-    };
-    let mut config = VaultConfig::new(addr, auth);
-    if let Some(namespace) = env_nonempty("VAULT_NAMESPACE") {
-        config = config.namespace(namespace);
-    }
-    if let Some(mount) = env_nonempty("RALIO_VAULT_MOUNT") {
-        config = config.kv_mount(mount);
-    }
-    if let Some(path) = env_nonempty("RALIO_VAULT_PATH") {
-        config = config.path(path);
-    }
-    Ok(config)
 }
 
 /// An authenticated client and the store it reads.

@@ -25,10 +25,8 @@ fn init_tracing(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if verbose == 0 && !spec.trim().is_empty() => {
-            tracing_subscriber::EnvFilter::new(spec)
-        }
+    let filter = match ralio::config::env_var("RUST_LOG") {
+        Some(spec) if verbose == 0 => tracing_subscriber::EnvFilter::new(spec),
         _ => tracing_subscriber::EnvFilter::new(default),
     };
     let _ = tracing_subscriber::fmt()

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use http::Extensions;
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
@@ -63,28 +63,6 @@ impl DpopAuth {
     }
 }
 
-/// The `error` of a `WWW-Authenticate: DPoP …` challenge.
-fn dpop_challenge(resp: &Response) -> Option<&'static str> {
-    resp.headers()
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| {
-            v.trim_start()
-                .get(..4)
-                .is_some_and(|s| s.eq_ignore_ascii_case("dpop"))
-        })
-        .find_map(|v| {
-            let lower = v.to_ascii_lowercase();
-            ["use_dpop_nonce", "invalid_token", "invalid_dpop_proof"]
-                .into_iter()
-                .find(|code| {
-                    lower.contains(&format!("error=\"{code}\""))
-                        || lower.contains(&format!("error={code}"))
-                })
-        })
-}
-
 #[async_trait]
 impl Middleware for DpopAuth {
     async fn handle(
@@ -107,7 +85,7 @@ impl Middleware for DpopAuth {
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
-            let Some(challenge) = dpop_challenge(&resp) else {
+            let Some(challenge) = crate::transport::challenge::dpop_challenge(&resp) else {
                 return Ok(resp);
             };
             if challenge == "use_dpop_nonce" {

@@ -200,7 +200,7 @@ impl TokenManagerConfig {
             url: token_htu.as_str().to_owned(),
             source: super::jws::HtuError::NotAbsolute,
         })?;
-        if url.scheme() == "http" && !is_loopback(&url) {
+        if url.scheme() == "http" && !crate::config::is_loopback(&url) {
             return Err(AuthError::InvalidUrl {
                 url: token_htu.as_str().to_owned(),
                 source: super::jws::HtuError::Insecure,
@@ -793,14 +793,17 @@ impl TokenManager {
             self.observe_response(&config.token_url, resp.headers());
             let status = resp.status();
             let has_nonce = resp.headers().contains_key("dpop-nonce");
-            let body = crate::error::read_body_capped(resp, crate::error::ERROR_BODY_CAP)
-                .await
-                .map_err(|source| {
-                    Failure::Other(AuthError::TokenTransport {
-                        url: url.to_owned(),
-                        source,
-                    })
-                })?;
+            let body = crate::transport::body::read_body_capped(
+                resp,
+                crate::transport::body::ERROR_BODY_CAP,
+            )
+            .await
+            .map_err(|source| {
+                Failure::Other(AuthError::TokenTransport {
+                    url: url.to_owned(),
+                    source,
+                })
+            })?;
             // The body holds the tokens: keep our copy in a buffer that is wiped on drop.
             let body = Zeroizing::new(body);
             if status.is_success() {
@@ -850,15 +853,5 @@ impl TokenManager {
                 }
             }
         }
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`: the hosts where `http://` stays on this machine.
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }

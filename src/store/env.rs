@@ -67,7 +67,7 @@ impl EnvStore {
         };
         for (key, value) in vars {
             let (key, value) = (key.into(), value.into());
-            if value.is_empty() {
+            if crate::config::is_unset(&value) {
                 continue;
             }
             let text = || value.clone().into_string().ok();

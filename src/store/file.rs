@@ -62,7 +62,7 @@ struct RefreshTokenFile {
 impl FileStore {
     /// The store in `RALIO_CONFIG_DIR`, else `~/.ralio` (an empty variable counts as unset).
     pub fn from_env() -> Result<Self, StoreError> {
-        match std::env::var_os("RALIO_CONFIG_DIR").filter(|v| !v.is_empty()) {
+        match crate::config::env_var_os("RALIO_CONFIG_DIR") {
             Some(dir) => Ok(Self::new(dir)),
             None => match std::env::home_dir() {
                 Some(home) => Ok(Self::new(home.join(".ralio"))),
@@ -534,8 +534,7 @@ pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLo
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     // The per-user runtime directory when there is one, so users never share a lock file.
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
+    let dir = crate::config::env_var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     lock_file(dir.join(format!("ralio-{hex}.lock")), store.to_owned()).await

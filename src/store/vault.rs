@@ -77,20 +77,17 @@ impl VaultConfig {
         }
     }
 
-    /// From the standard variables: `VAULT_ADDR`, `VAULT_TOKEN`, and `VAULT_NAMESPACE` if set.
+    /// From the environment, as the `ralio` command reads it ([`crate::config::vault_from_env`]):
+    /// `VAULT_ADDR` with `VAULT_TOKEN`, or AppRole (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`,
+    /// `VAULT_APPROLE_MOUNT`); `VAULT_NAMESPACE`; `RALIO_VAULT_MOUNT` and `RALIO_VAULT_PATH`.
     pub fn from_env() -> Result<Self, StoreError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let missing = |what: &str| StoreError::Missing {
+        crate::config::vault_from_env().map_err(|missing| StoreError::Missing {
             store: "vault store".to_owned(),
-            what: what.to_owned(),
-            hint: "set VAULT_ADDR and VAULT_TOKEN, or build a VaultConfig with AppRole credentials"
-                .to_owned(),
-        };
-        let addr = var("VAULT_ADDR").ok_or_else(|| missing("VAULT_ADDR"))?;
-        let token = var("VAULT_TOKEN").ok_or_else(|| missing("VAULT_TOKEN"))?;
-        let mut config = Self::new(addr, VaultAuth::Token(SecretString::from(token)));
-        config.namespace = var("VAULT_NAMESPACE");
-        Ok(config)
+            what: missing.0.to_owned(),
+            hint:
+                "set VAULT_ADDR and VAULT_TOKEN (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole)"
+                    .to_owned(),
+        })
     }
 
     /// The Vault Enterprise namespace to send (`X-Vault-Namespace`).
@@ -300,7 +297,7 @@ impl VaultClient {
         })?;
         let status = response.status().as_u16();
         // 1 MiB: far above any secret this store keeps; a bigger body is cut and fails to parse.
-        let bytes = crate::error::read_body_capped(response, 1 << 20)
+        let bytes = crate::transport::body::read_body_capped(response, 1 << 20)
             .await
             .map_err(|e| {
                 self.backend(

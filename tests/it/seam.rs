@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::{Json, Router, routing::get};
 use http::Extensions;
 use ralio::api;
-use ralio::hooks::{MIDDLEWARE_FAILURE_STATUS, take_middleware_error};
+use ralio::transport::hooks::{MIDDLEWARE_FAILURE_STATUS, take_middleware_error};
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
 
 /// Adds a header to every request.

@@ -220,7 +220,7 @@ async fn http_is_refused_off_loopback_everywhere_a_secret_would_travel() {
     for url in INSECURE {
         assert!(
             matches!(
-                ralio::client::validate_base_url(url),
+                ralio::config::validate_base_url(url),
                 Err(ConfigError::InsecureUrl { .. })
             ),
             "{url}"
@@ -264,7 +264,7 @@ async fn http_is_refused_off_loopback_everywhere_a_secret_would_travel() {
         );
     }
     for url in LOOPBACK {
-        assert!(ralio::client::validate_base_url(url).is_ok(), "{url}");
+        assert!(ralio::config::validate_base_url(url).is_ok(), "{url}");
         assert!(TokenManagerConfig::ralio(url, "cb").is_ok(), "{url}");
     }
     assert!(TokenManagerConfig::ralio("https://auth.example", "cb").is_ok());

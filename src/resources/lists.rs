@@ -1,9 +1,13 @@
-//! [`Page<T>`], one page of a list endpoint, and the lazy stream over every item of every page.
+//! The list machinery: [`ListQuery`] (page, page size, agent; await it or stream every item),
+//! the `Listable` trait each list resource implements, [`Page<T>`], and the lazy stream over
+//! every item of every page.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 
 use futures::{Stream, TryStreamExt, stream};
 
+use super::BoxFuture;
+use crate::RalioClient;
 use crate::error::Result;
 
 /// One page of a list endpoint: the items, and where they sit in the whole list.
@@ -117,6 +121,86 @@ where
         Ok(Some((stream::iter(items.into_iter().map(Ok)), state)))
     })
     .try_flatten()
+}
+
+/// Query of a list endpoint: page, page size, agent. Await it for one [`Page`], or call
+/// [`all`](ListQuery::all) for a lazy stream over every item.
+#[derive(Debug, Clone)]
+#[must_use = "a list request is sent only when awaited or streamed"]
+pub struct ListQuery<'a, T> {
+    client: &'a RalioClient,
+    page: u64,
+    per_page: u64,
+    agent_id: Option<String>,
+    _item: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'a, T> ListQuery<'a, T> {
+    pub(crate) fn new(client: &'a RalioClient) -> Self {
+        ListQuery {
+            client,
+            page: 1,
+            per_page: crate::config::DEFAULT_PER_PAGE,
+            agent_id: None,
+            _item: std::marker::PhantomData,
+        }
+    }
+
+    /// The page, from 1 (default 1). 0 is treated as 1.
+    pub fn page(mut self, page: u64) -> Self {
+        self.page = page.max(1);
+        self
+    }
+
+    /// Items per page (default 50). 0 is treated as 1.
+    pub fn per_page(mut self, per_page: u64) -> Self {
+        self.per_page = per_page.max(1);
+        self
+    }
+
+    /// Only items of this agent.
+    pub fn agent_id(mut self, id: impl Into<String>) -> Self {
+        self.agent_id = Some(id.into());
+        self
+    }
+}
+
+/// What a list endpoint needs to fetch one page; implemented for the two list item types.
+pub(crate) trait Listable: Sized + Send + 'static {
+    fn fetch<'c>(
+        client: &'c RalioClient,
+        page: u64,
+        per_page: u64,
+        agent: Option<String>,
+    ) -> BoxFuture<'c, Result<Page<Self>>>;
+}
+
+#[allow(private_bounds)]
+impl<'a, T: Listable> ListQuery<'a, T> {
+    /// A lazy stream over every item of every page from this query's page on, fetching a page
+    /// only when the previous one is used up, and stopping at `total`.
+    pub fn all(self) -> impl Stream<Item = Result<T>> + Send + 'a {
+        let ListQuery {
+            client,
+            page,
+            per_page,
+            agent_id,
+            ..
+        } = self;
+        paginate(page, move |n| {
+            T::fetch(client, n, per_page, agent_id.clone())
+        })
+    }
+}
+
+#[allow(private_bounds)]
+impl<'a, T: Listable> IntoFuture for ListQuery<'a, T> {
+    type Output = Result<Page<T>>;
+    type IntoFuture = BoxFuture<'a, Result<Page<T>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        T::fetch(self.client, self.page, self.per_page, self.agent_id)
+    }
 }
 
 #[cfg(test)]

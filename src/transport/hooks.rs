@@ -52,7 +52,7 @@ impl ParkedMiddlewareError {
     }
 }
 
-fn carrier(error: Option<reqwest_middleware::Error>) -> reqwest::Response {
+pub(crate) fn carrier(error: Option<reqwest_middleware::Error>) -> reqwest::Response {
     let mut response = http::Response::new(Vec::<u8>::new());
     if let Ok(status) = http::StatusCode::from_u16(MIDDLEWARE_FAILURE_STATUS) {
         *response.status_mut() = status;
@@ -63,43 +63,6 @@ fn carrier(error: Option<reqwest_middleware::Error>) -> reqwest::Response {
     reqwest::Response::from(response)
 }
 
-/// The most the generated code reads of a JSON answer (a page of 50 transactions is about
-/// 50 KiB). It buffers whole bodies (`.json()`), so a broken or hostile server could otherwise
-/// make it hold an endless body in memory; past the cap the read fails and the call ends in a
-/// typed error. Event streams are not capped: they are parsed as they arrive.
-pub(crate) const SUCCESS_BODY_CAP: usize = 8 << 20;
-
-fn cap_body(response: reqwest::Response) -> reqwest::Response {
-    use reqwest::ResponseBuilderExt as _;
-    let is_stream = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-    if is_stream {
-        return response;
-    }
-    let url = response.url().clone();
-    let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-    let mut builder = http::Response::builder()
-        .status(parts.status)
-        .version(parts.version)
-        .url(url);
-    if let Some(headers) = builder.headers_mut() {
-        *headers = parts.headers;
-    }
-    if let Some(extensions) = builder.extensions_mut() {
-        extensions.extend(parts.extensions);
-    }
-    let limited = reqwest::Body::wrap(http_body_util::Limited::new(body, SUCCESS_BODY_CAP));
-    match builder.body(limited) {
-        Ok(response) => reqwest::Response::from(response),
-        // Every part came from a valid response; this cannot fail, and if it did the caller
-        // would get a clear error rather than a panic.
-        Err(_) => carrier(None),
-    }
-}
-
 impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
     async fn exec(
         &self,
@@ -107,7 +70,7 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         match self.inner.execute(request).await {
-            Ok(response) => Ok(cap_body(response)),
+            Ok(response) => Ok(super::body::cap_body(response)),
             Err(reqwest_middleware::Error::Reqwest(error)) => Err(error),
             Err(error @ reqwest_middleware::Error::Middleware(_)) => Ok(carrier(Some(error))),
         }

@@ -193,12 +193,7 @@ fn classify(result: &reqwest_middleware::Result<Response>) -> Outcome {
     match result {
         Ok(resp) => {
             let nonce_challenge = resp.status() == StatusCode::UNAUTHORIZED
-                && resp
-                    .headers()
-                    .get_all(http::header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .any(|v| v.contains("use_dpop_nonce"));
+                && super::challenge::mentions_nonce_challenge(resp.headers());
             Outcome::Status {
                 status: resp.status(),
                 nonce_challenge,

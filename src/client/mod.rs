@@ -1,0 +1,395 @@
+//! [`RalioClient`] and its builder ([`RalioClientBuilder`]); the resource namespaces it hands
+//! out (`agents()`, `chat()`, `transactions()`, `payment_intents()`) live in
+//! [`crate::resources`].
+//!
+//! Each resource call is a thin typed layer over the generated endpoint ([`crate::api`]): it
+//! runs inside a `tracing` span (`ralio.request`: operation, status, attempt, latency; never a
+//! secret), goes through the middleware stack ([`crate::transport`]: user agent → retry policy
+//! → DPoP auth → reqwest), and maps failures once into [`Error`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use reqwest_middleware::Middleware;
+use tracing::Instrument;
+
+use crate::api::{self, ByteStream};
+use crate::auth::{AuthError, Signer, TokenManager};
+use crate::error::{ApiError, ConfigError, Error, Result};
+use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
+use crate::transport::RetryPolicy;
+use crate::transport::body::ERROR_BODY_CAP;
+use crate::transport::retry::{ATTEMPTS, AttemptTimedOut};
+
+mod builder;
+
+pub use builder::RalioClientBuilder;
+use builder::token_manager;
+
+/// The pieces shared by a client and its [`RalioClient::with_scopes`] siblings.
+pub(crate) struct Shared {
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) read_timeout: Duration,
+    pub(crate) read_idle: Option<Duration>,
+    pub(crate) user_agent: HeaderValue,
+    pub(crate) extra: Vec<Arc<dyn Middleware>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) api: api::Client,
+    /// The single agent the credential reaches, resolved on first use (shared with siblings).
+    pub(crate) agent: Arc<tokio::sync::OnceCell<String>>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) auth: Option<AuthParts>,
+}
+
+/// What a [`RalioClient::with_scopes`] sibling needs to mint its own tokens.
+#[derive(Clone)]
+pub(crate) struct AuthParts {
+    pub(crate) client_id: String,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) tokens: TokenManager,
+}
+
+/// The Ralio API client. Cheap to clone (clones share the connection pool and token cache).
+///
+/// Build one with [`RalioClient::builder`] or [`RalioClient::from_env`].
+#[derive(Clone)]
+pub struct RalioClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RalioClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RalioClient")
+            .field("base_url", &self.inner.shared.base_url)
+            .field("scopes", &self.inner.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RalioClient {
+    /// A builder with defaults: `RALIO_API_URL` or the production origin, 10 s connect
+    /// timeout, 60 s read timeout, 120 s stream idle timeout, the default retry policy.
+    pub fn builder() -> RalioClientBuilder {
+        RalioClientBuilder::default()
+    }
+
+    /// Zero-config: the API URL from `RALIO_API_URL` (else production), and credentials
+    /// resolved as the Python SDK does: `RALIO_CLIENT_ID` with `RALIO_PRIVATE_JWK` /
+    /// `RALIO_PRIVATE_KEY_PEM` / `RALIO_PRIVATE_KEY_PATH` when set, else the file store in
+    /// `RALIO_CONFIG_DIR` or `~/.ralio` (what `ralio register` and the Python SDK write).
+    ///
+    /// When nothing is found the error says where it looked and what to run.
+    pub async fn from_env() -> Result<RalioClient> {
+        Self::builder().build_from_env().await
+    }
+
+    pub(crate) fn assemble(
+        shared: Arc<Shared>,
+        auth: Option<AuthParts>,
+        scopes: Option<Vec<String>>,
+        agent: Arc<tokio::sync::OnceCell<String>>,
+    ) -> RalioClient {
+        let mw = crate::transport::stack(
+            shared.http.clone(),
+            shared.user_agent.clone(),
+            &shared.extra,
+            shared.retry.clone(),
+            shared.read_timeout,
+            auth.as_ref().map(|auth| auth.tokens.clone()),
+        );
+        let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);
+        RalioClient {
+            inner: Arc::new(Inner {
+                shared,
+                api,
+                agent,
+                scopes,
+                auth,
+            }),
+        }
+    }
+
+    /// A sibling client whose tokens are narrowed to `scopes` (least privilege for one part of
+    /// your program). It shares this client's connection pool and settings, and mints its own
+    /// tokens (its own refresh-token family, kept in memory).
+    ///
+    /// Mints this client's token first if it has none, to learn the binding's scopes; a scope
+    /// the binding does not hold is [`ConfigError::ScopeNotGranted`].
+    pub async fn with_scopes(&self, scopes: &[&str]) -> Result<RalioClient> {
+        const OP: &str = "with_scopes";
+        if scopes.is_empty() {
+            return Err(ConfigError::EmptyScopes.into());
+        }
+        let Some(auth) = &self.inner.auth else {
+            return Err(ConfigError::Invalid {
+                what: "with_scopes",
+                problem: "this client has no credentials to mint narrower tokens with".to_owned(),
+            }
+            .into());
+        };
+        let granted = match auth.tokens.token_info() {
+            Some(info) => info.scopes,
+            None => {
+                auth.tokens
+                    .access_token()
+                    .await
+                    .map_err(|e| map_auth_error(OP, e))?;
+                auth.tokens
+                    .token_info()
+                    .map(|i| i.scopes)
+                    .unwrap_or_default()
+            }
+        };
+        if let Some(missing) = scopes.iter().find(|s| !granted.iter().any(|g| g == *s)) {
+            return Err(ConfigError::ScopeNotGranted {
+                scope: (*missing).to_owned(),
+                granted: granted.join(" "),
+            }
+            .into());
+        }
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let shared = Arc::clone(&self.inner.shared);
+        let tokens = token_manager(
+            &shared,
+            &auth.client_id,
+            Arc::clone(&auth.signer),
+            Some(&scopes),
+            None,
+        )?;
+        let parts = AuthParts {
+            client_id: auth.client_id.clone(),
+            signer: Arc::clone(&auth.signer),
+            tokens,
+        };
+        Ok(RalioClient::assemble(
+            shared,
+            Some(parts),
+            Some(scopes),
+            Arc::clone(&self.inner.agent),
+        ))
+    }
+
+    /// The token manager of this client (granted scopes, expiry, key thumbprint via
+    /// [`TokenManager::token_info`]; never the token itself), when it has credentials.
+    pub fn token_manager(&self) -> Option<&TokenManager> {
+        self.inner.auth.as_ref().map(|a| &a.tokens)
+    }
+
+    /// The API origin this client talks to.
+    pub fn base_url(&self) -> &str {
+        &self.inner.shared.base_url
+    }
+
+    /// The scopes this client's tokens are narrowed to, if narrowed.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.inner.scopes.as_deref()
+    }
+
+    /// The generated low-level client, for endpoints this layer does not wrap. Requests made
+    /// with it go through the same middleware stack (auth, retries).
+    pub fn api(&self) -> &api::Client {
+        &self.inner.api
+    }
+
+    /// The agents this credential can reach (a binding sees exactly its one agent).
+    pub fn agents(&self) -> Agents<'_> {
+        Agents::new(self)
+    }
+
+    /// Talk to the agent.
+    pub fn chat(&self) -> Chat<'_> {
+        Chat::new(self)
+    }
+
+    /// Executed payments.
+    pub fn transactions(&self) -> Transactions<'_> {
+        Transactions::new(self)
+    }
+
+    /// What the agent proposed to pay.
+    pub fn payment_intents(&self) -> PaymentIntents<'_> {
+        PaymentIntents::new(self)
+    }
+
+    /// Run one API call inside its span, with the attempt counter, mapping errors.
+    pub(crate) async fn call<T, F>(&self, operation: &'static str, fut: F) -> Result<T>
+    where
+        F: Future<
+            Output = std::result::Result<
+                progenitor_client::ResponseValue<T>,
+                progenitor_client::Error<ByteStream>,
+            >,
+        >,
+    {
+        let span = tracing::info_span!(
+            "ralio.request",
+            operation,
+            status = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let (result, attempts) = ATTEMPTS
+            .scope(std::cell::Cell::new(0), async {
+                let result = fut.await;
+                (result, ATTEMPTS.with(std::cell::Cell::get))
+            })
+            .instrument(span.clone())
+            .await;
+        let outcome = match result {
+            Ok(value) => {
+                span.record("status", value.status().as_u16());
+                Ok(value.into_inner())
+            }
+            Err(e) => {
+                let e = map_error(operation, e, attempts.max(1)).await;
+                if let Some(status) = e.status() {
+                    span.record("status", status.as_u16());
+                }
+                Err(e)
+            }
+        };
+        span.record("attempt", attempts.max(1));
+        span.record(
+            "latency_ms",
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        outcome
+    }
+
+    /// The one agent this credential reaches, resolved once and cached.
+    pub(crate) async fn single_agent(&self) -> Result<String> {
+        self.inner
+            .agent
+            .get_or_try_init(|| async {
+                let agents = self.agents().list().await?;
+                match agents.as_slice() {
+                    [one] => Ok(one.id.clone()),
+                    [] => Err(Error::Config(ConfigError::NoAgent)),
+                    many => Err(Error::Config(ConfigError::AmbiguousAgent {
+                        count: many.len(),
+                        ids: many
+                            .iter()
+                            .map(|a| a.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })),
+                }
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Map a generated call's error to [`Error`], once.
+async fn map_error(
+    operation: &'static str,
+    mut e: progenitor_client::Error<ByteStream>,
+    attempts: u32,
+) -> Error {
+    use progenitor_client::Error as P;
+    if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
+        return map_middleware_error(operation, mw);
+    }
+    match e {
+        P::ErrorResponse(rv) => {
+            let status = rv.status();
+            let headers = rv.headers().clone();
+            let body = crate::transport::body::read_stream_capped(rv.into_inner()).await;
+            Error::from_api_error(
+                ApiError::from_parts(status, &headers, &body)
+                    .with_operation(operation)
+                    .with_attempts(attempts),
+            )
+        }
+        P::UnexpectedResponse(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = crate::transport::body::read_capped(resp, ERROR_BODY_CAP).await;
+            Error::from_api_error(
+                ApiError::from_parts(status, &headers, &body)
+                    .with_operation(operation)
+                    .with_attempts(attempts),
+            )
+        }
+        P::CommunicationError(source)
+        | P::ResponseBodyError(source)
+        | P::InvalidUpgrade(source) => Error::Transport { operation, source },
+        P::InvalidResponsePayload(_, source) => Error::Decode {
+            operation,
+            expected: "the documented JSON",
+            source,
+        },
+        P::InvalidRequest(problem) => Error::Config(ConfigError::Invalid {
+            what: operation,
+            problem,
+        }),
+        P::Custom(problem) => Error::Config(ConfigError::Invalid {
+            what: operation,
+            problem,
+        }),
+    }
+}
+
+/// Map a failure inside the middleware stack.
+pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middleware::Error) -> Error {
+    match e {
+        reqwest_middleware::Error::Reqwest(source) => Error::Transport { operation, source },
+        reqwest_middleware::Error::Middleware(e) => {
+            if let Some(t) = e.downcast_ref::<AttemptTimedOut>() {
+                return Error::Timeout {
+                    what: format!("a response to {operation}"),
+                    waited: t.after,
+                };
+            }
+            match e.downcast::<AuthError>() {
+                Ok(auth) => map_auth_error(operation, auth),
+                Err(e) => Error::Middleware {
+                    operation,
+                    source: e.into(),
+                },
+            }
+        }
+    }
+}
+
+/// The token endpoint's refusals become the HTTP classes callers already handle (an invalid
+/// client is an [`Error::Auth`], an invalid scope an [`Error::Permission`], a 429 a
+/// [`Error::RateLimit`]); transport failures a [`Error::Transport`]; the rest
+/// [`Error::Credential`] with the auth error as the cause.
+pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
+    match e {
+        AuthError::TokenRefused {
+            status,
+            error,
+            description,
+        } => {
+            let status =
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+            let api =
+                ApiError::new(status, Some(error.clone()), description).with_operation(operation);
+            let api = Box::new(api);
+            match (status.as_u16(), error.as_str()) {
+                (_, "invalid_scope") | (403, _) => Error::Permission(api),
+                (429, _) => Error::RateLimit(api),
+                (s, _) if s >= 500 => Error::Api(api),
+                _ => Error::Auth(api),
+            }
+        }
+        AuthError::TokenTransport { source, .. } => Error::Transport { operation, source },
+        other => Error::Credential {
+            operation,
+            source: other,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

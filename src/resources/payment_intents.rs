@@ -1,0 +1,178 @@
+//! `client.payment_intents()`: what the agent proposed to pay, and waiting for a decision.
+
+use std::time::Duration;
+
+use futures::Stream;
+
+use super::lists::{ListQuery, Listable, Page};
+use super::{BoxFuture, count, decimal};
+use crate::RalioClient;
+use crate::api;
+use crate::error::{ApiError, Error, Result};
+use crate::models::{ApprovalStatus, PaymentInstruction, PaymentIntent, PaymentStatus};
+
+/// `client.payment_intents()`.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentIntents<'a> {
+    client: &'a RalioClient,
+}
+
+impl<'a> PaymentIntents<'a> {
+    /// One page of payment intents, newest first. Await it, or set `page`/`per_page`/`agent_id`
+    /// first.
+    pub fn list(&self) -> ListQuery<'a, PaymentIntent> {
+        ListQuery::new(self.client)
+    }
+
+    /// Every payment intent, lazily, page by page (50 a page).
+    pub fn all(&self) -> impl Stream<Item = Result<PaymentIntent>> + Send + 'a {
+        self.list().all()
+    }
+
+    /// Wait until the intent `id` leaves approval-pending (the owner approved or rejected it),
+    /// and return it as decided. Fails with [`Error::Timeout`] when `deadline` passes first, and
+    /// [`Error::NotFound`] when no intent has this id.
+    ///
+    /// Cost: the API has no single-intent endpoint, so each poll lists payment intents (newest
+    /// first, 50 a page) until it meets the id: one request per poll for a recent intent, more
+    /// for an old one. Polls start 500 ms apart and back off to every 5 s. A retryable failure
+    /// of one poll (a 503, a rate limit) does not end the wait while time is left; any other
+    /// error does.
+    pub async fn wait_for_decision(self, id: &str, deadline: Duration) -> Result<PaymentIntent> {
+        use futures::TryStreamExt;
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let polled: Result<Option<PaymentIntent>> = async {
+                let all = self.all();
+                let mut all = std::pin::pin!(all);
+                while let Some(intent) = all.try_next().await? {
+                    if intent.id == id {
+                        return Ok(Some(intent));
+                    }
+                }
+                Ok(None)
+            }
+            .await;
+            let found = match polled {
+                Ok(found) => found,
+                // A transient failure (after the retry policy's own retries) does not end the
+                // wait while time is left: poll again after the backoff.
+                Err(e) if e.is_retryable() && started.elapsed() + wait < deadline => {
+                    tracing::debug!(error = %e, "polling payment intents failed; polling again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 3 / 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(intent) = found else {
+                return Err(Error::from_api_error(
+                    ApiError::from_parts(
+                        http::StatusCode::NOT_FOUND,
+                        &http::HeaderMap::new(),
+                        format!("no payment intent with id {id:?} among this credential's intents")
+                            .as_bytes(),
+                    )
+                    .with_operation("payment_intents.wait_for_decision"),
+                ));
+            };
+            if !intent.approval_status.is_pending() {
+                return Ok(intent);
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("a decision on payment intent {id}"),
+                    waited: elapsed,
+                });
+            }
+            tokio::time::sleep(wait.min(deadline - elapsed)).await;
+            wait = (wait * 3 / 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+impl<'a> PaymentIntents<'a> {
+    pub(crate) fn new(client: &'a RalioClient) -> Self {
+        PaymentIntents { client }
+    }
+}
+
+impl Listable for PaymentIntent {
+    fn fetch<'c>(
+        client: &'c RalioClient,
+        page: u64,
+        per_page: u64,
+        agent: Option<String>,
+    ) -> BoxFuture<'c, Result<Page<Self>>> {
+        Box::pin(async move {
+            const OP: &str = "payment_intents.list";
+            let mut req = client
+                .inner
+                .api
+                .list_payment_intents()
+                .page(page)
+                .per_page(per_page);
+            if let Some(agent) = agent {
+                req = req.agent_id(agent);
+            }
+            let list = client.call(OP, req.send()).await?;
+            let items = list
+                .payment_intents
+                .into_iter()
+                .map(|p| intent_from(OP, p))
+                .collect::<Result<_>>()?;
+            Ok(Page::new(
+                items,
+                count(list.total),
+                count(list.page),
+                count(list.per_page),
+            ))
+        })
+    }
+}
+
+fn instruction_from(
+    op: &'static str,
+    i: api::types::PaymentInstruction,
+) -> Result<PaymentInstruction> {
+    Ok(PaymentInstruction {
+        amount: decimal(op, "a decimal instruction amount", &i.amount)?,
+        currency: i.currency,
+        status: PaymentStatus::from(i.status.as_str()),
+        idempotency_key: i.idempotency_key,
+        creditor_account: i.creditor_account,
+        creditor_name: i.creditor_name,
+        debtor_account: i.debtor_account,
+        debtor_name: i.debtor_name,
+        reference: i.reference,
+        transaction_id: i.transaction_id,
+        transaction_status: i.transaction_status.as_deref().map(PaymentStatus::from),
+        execution_error: i.execution_error,
+    })
+}
+
+fn intent_from(op: &'static str, p: api::types::PaymentIntent) -> Result<PaymentIntent> {
+    Ok(PaymentIntent {
+        total_amount: decimal(op, "a decimal total amount", &p.total_amount)?,
+        instructions: p
+            .instructions
+            .into_iter()
+            .map(|i| instruction_from(op, i))
+            .collect::<Result<_>>()?,
+        id: p.id,
+        agent_id: p.agent_id,
+        agent_name: p.agent_name,
+        approval_status: ApprovalStatus::from(p.approval_status.as_str()),
+        execution_status: PaymentStatus::from(p.execution_status.as_str()),
+        currency: p.currency,
+        instruction_count: count(p.instruction_count),
+        conversation_id: p.conversation_id,
+        created_at: p.created_at,
+        user_request_summary: p.user_request_summary,
+        decision_reason: p.decision_reason,
+        decided_at: p.decided_at,
+        alignment_outcome: p.alignment_outcome,
+    })
+}
