@@ -18,8 +18,8 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
-use rand::RngCore;
 use ralio_sandbox::{Sandbox, TicketSpec};
+use rand::RngCore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -198,7 +198,10 @@ fn main() {
         group.finish();
     }
     c.final_summary();
-    let (u, a) = (unauth.lock().unwrap().mean_us(), auth.lock().unwrap().mean_us());
+    let (u, a) = (
+        unauth.lock().unwrap().mean_us(),
+        auth.lock().unwrap().mean_us(),
+    );
     if u > 0.0 && a > 0.0 {
         println!(
             "sandbox_auth: unauthenticated {u:.1} µs, authenticated {a:.1} µs, ratio {:.2}",

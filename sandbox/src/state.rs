@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use p256::ecdsa::VerifyingKey;
+use jsonwebtoken::DecodingKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
@@ -39,7 +39,7 @@ pub(crate) struct Ticket {
 }
 
 pub(crate) struct Binding {
-    pub(crate) key: VerifyingKey,
+    pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
     pub(crate) agent_id: String,
     pub(crate) scopes: Vec<String>,
@@ -55,7 +55,7 @@ pub(crate) enum PendingStatus {
 
 pub(crate) struct PendingRegistration {
     pub(crate) poll_token: String,
-    pub(crate) key: VerifyingKey,
+    pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
     pub(crate) agent_id: String,
     pub(crate) scopes: Vec<String>,
@@ -293,7 +293,7 @@ impl Shared {
         let client_id = inner.new_id("cb");
         let p = &inner.pending[idx];
         let binding = Binding {
-            key: p.key,
+            key: p.key.clone(),
             jkt: p.jkt.clone(),
             agent_id: p.agent_id.clone(),
             scopes: p.scopes.clone(),
