@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::NonceMode;
 use crate::jose::{self, Jws};
-use crate::server::request_url;
+use crate::server::expected_url;
 use crate::state::{Inner, LEEWAY_SECS, PROOF_MAX_AGE_SECS, Shared};
 
 /// Why a proof was refused.
@@ -51,11 +51,12 @@ pub(crate) fn verify_proof(
         .map_err(|e| ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {e}")))?;
     let claims = jws
         .verify(&key.key, &jose::es256_validation())
-        .map_err(|e| {
-            ProofError::Invalid(format!(
+        .map_err(|e| match key.on_curve() {
+            Err(why) => ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {why}")),
+            Ok(()) => ProofError::Invalid(format!(
                 "DPoP proof {} (checked with its jwk)",
                 jose::describe(&e)
-            ))
+            )),
         })?;
     if claims.str("htm") != Some(want.htm) {
         return Err(ProofError::Invalid(format!(
@@ -122,6 +123,10 @@ pub(crate) fn verify_proof(
 
 /// `htu` must name the same scheme, host, port and path as the request, with no query or fragment.
 pub(crate) fn check_htu(claimed: &str, expected: &str) -> Result<(), String> {
+    // The common case, and `expected` has no query or fragment: skip parsing both URLs.
+    if claimed == expected {
+        return Ok(());
+    }
     let c =
         url::Url::parse(claimed).map_err(|_| "DPoP proof htu is not an absolute URL".to_owned())?;
     if c.query().is_some() || c.fragment().is_some() {
@@ -137,7 +142,7 @@ pub(crate) fn check_htu(claimed: &str, expected: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "DPoP proof htu must be {expected} (scheme, host, port and path of this request)"
+            "DPoP proof htu must be {expected} (scheme, host, port and path of this server's URL for the request)"
         ))
     }
 }
@@ -208,7 +213,7 @@ pub(crate) fn authenticate(
             "Authorization must be \"DPoP <access token>\"",
         ));
     }
-    let htu = request_url(st, headers, path);
+    let htu = expected_url(st, path);
     let mut inner = st.lock();
     let now = inner.now();
     let Some(at) = inner.access_tokens.get(token) else {

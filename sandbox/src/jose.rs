@@ -123,11 +123,22 @@ pub(crate) fn es256_validation() -> Validation {
 pub(crate) struct PublicJwk {
     pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
+    sec1: Vec<u8>,
+}
+
+impl PublicJwk {
+    /// `Err` with the reason when (x, y) is not a point of P-256 (checked with aws-lc-rs).
+    pub(crate) fn on_curve(&self) -> Result<(), String> {
+        ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.sec1)
+            .map(|_| ())
+            .map_err(|_| "the point (x, y) is not on the P-256 curve".to_owned())
+    }
 }
 
 /// Validates a public JWK strictly: exactly `crv`, `kty`, `x`, `y`; `EC`/`P-256`; 32-byte
-/// unpadded base64url coordinates; a point on the curve. The key and its thumbprint come from
-/// jsonwebtoken; the point check from aws-lc-rs (jsonwebtoken checks it only when verifying).
+/// unpadded base64url coordinates. The key and its thumbprint come from jsonwebtoken. Whether
+/// the point is on the curve is [`PublicJwk::on_curve`]'s question: jsonwebtoken's verification
+/// refuses such a key anyway, so proofs ask only to explain a failed signature.
 pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
     let Value::Object(m) = v else {
         return Err("public_key_jwk must be a JSON object".into());
@@ -166,8 +177,6 @@ pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
     sec1.push(4);
     sec1.extend_from_slice(&coord("x")?);
     sec1.extend_from_slice(&coord("y")?);
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1)
-        .map_err(|_| "the point (x, y) is not on the P-256 curve".to_owned())?;
     let jwk: Jwk = serde_json::from_value(v.clone())
         .map_err(|_| "public_key_jwk is not a JWK jsonwebtoken can read".to_owned())?;
     if !matches!(&jwk.algorithm, AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256)
@@ -178,7 +187,7 @@ pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
     let jkt = jwk
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|_| "the JWK has no RFC 7638 thumbprint".to_owned())?;
-    Ok(PublicJwk { key, jkt })
+    Ok(PublicJwk { key, jkt, sec1 })
 }
 
 /// `ath`: base64url(SHA-256(access token)).

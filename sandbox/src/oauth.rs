@@ -14,7 +14,7 @@ use crate::auth::{ProofError, ProofExpectation, verify_proof};
 use jsonwebtoken::errors::ErrorKind;
 
 use crate::jose::{self, Jws};
-use crate::server::{St, request_url, validation_error, verr};
+use crate::server::{St, expected_url, validation_error, verr};
 use crate::state::{
     ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared, after,
 };
@@ -71,7 +71,7 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
             );
         }
     }
-    let token_url = request_url(&st, &headers, "/oauth/token");
+    let token_url = expected_url(&st, "/oauth/token");
     let proof = {
         let mut proofs = headers.get_all("dpop").iter();
         match (proofs.next(), proofs.next()) {
