@@ -3,7 +3,9 @@
 //! - `unauthenticated`: `GET /api/agents` with no credentials (the sandbox answers 401 after the
 //!   same routing and middleware, without touching a signature);
 //! - `authenticated`: `GET /api/agents` with a token minted once and a fresh DPoP proof per
-//!   request (signed here with aws-lc-rs, about 18 µs, as the SDK does), answered 200.
+//!   request (signed here with aws-lc-rs, about 18 µs, as the SDK does), answered 200;
+//! - `authenticated_presigned`: the same with the proofs signed before the clock starts, so only
+//!   the request and the sandbox's work are timed.
 //!
 //! Both go through one keep-alive reqwest client to a sandbox on its own thread and runtime, as
 //! a test suite's sandbox would be. After criterion's report the bench prints the mean of each
@@ -11,7 +13,8 @@
 //!
 //! Group `es256_proof` signs one DPoP proof the way the SDK does (key parsed once) and with
 //! jsonwebtoken 12's `encode` (key parsed on every call): the figure behind the SDK keeping its
-//! own encoder (`src/auth/jws.rs`).
+//! own encoder (`src/auth/jws.rs`). Group `es256_verify` times one verification alone, the
+//! floor under the sandbox's cost per authenticated request.
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -160,6 +163,7 @@ fn main() {
 
     let unauth = Arc::new(Mutex::new(Totals::default()));
     let auth = Arc::new(Mutex::new(Totals::default()));
+    let presigned = Arc::new(Mutex::new(Totals::default()));
     let mut c = Criterion::default().configure_from_args();
     {
         let mut group = c.benchmark_group("sandbox_auth");
@@ -206,6 +210,38 @@ fn main() {
                 elapsed
             })
         });
+        // The sandbox's own cost: the proofs are signed before the clock starts (each is still
+        // fresh and used once), so only sending, verifying and answering are timed.
+        group.bench_function("authenticated_presigned", |b| {
+            b.iter_custom(|iters| {
+                let proofs: Vec<String> = (0..iters)
+                    .map(|_| {
+                        let claims = json!({ "htm": "GET", "htu": url, "iat": now(),
+                                             "jti": jti(), "ath": ath });
+                        key.sign(&proof_header, &claims)
+                    })
+                    .collect();
+                let started = Instant::now();
+                rt.block_on(async {
+                    for proof in proofs {
+                        let res = http
+                            .get(&url)
+                            .header("authorization", &authz)
+                            .header("dpop", proof)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), 200);
+                        black_box(res.bytes().await.unwrap());
+                    }
+                });
+                let elapsed = started.elapsed();
+                let mut t = presigned.lock().unwrap();
+                t.iters += iters;
+                t.elapsed += elapsed;
+                elapsed
+            })
+        });
         group.finish();
     }
     // Why the SDK keeps its own JWS encoder: a whole proof signed with a key parsed once (what
@@ -228,15 +264,49 @@ fn main() {
         });
         group.finish();
     }
+    // The floor under any faithful verifier: one ES256 verification, alone (aws-lc-rs with the
+    // point parsed per call, as jsonwebtoken does) and as a whole jsonwebtoken `decode`.
+    {
+        let mut group = c.benchmark_group("es256_verify");
+        let claims = json!({ "htm": "GET", "htu": url, "iat": 1_700_000_000,
+                             "jti": "0123456789abcdef0123456789abcdef", "ath": ath });
+        let proof = key.sign(&proof_header, &claims);
+        let (input, sig) = proof.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let point = key.pair.public_key().as_ref().to_vec();
+        group.bench_function("aws_lc_rs", |b| {
+            b.iter(|| {
+                aws_lc_rs::signature::UnparsedPublicKey::new(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                    &point,
+                )
+                .verify(black_box(input.as_bytes()), black_box(&sig))
+                .unwrap()
+            })
+        });
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+        let decoding_key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        group.bench_function("jsonwebtoken_decode", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Value>(black_box(&proof), &decoding_key, &validation)
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
     c.final_summary();
-    let (u, a) = (
-        unauth.lock().unwrap().mean_us(),
-        auth.lock().unwrap().mean_us(),
-    );
-    if u > 0.0 && a > 0.0 {
+    let u = unauth.lock().unwrap().mean_us();
+    let a = auth.lock().unwrap().mean_us();
+    let p = presigned.lock().unwrap().mean_us();
+    if u > 0.0 && a > 0.0 && p > 0.0 {
         println!(
-            "sandbox_auth: unauthenticated {u:.1} µs, authenticated {a:.1} µs, ratio {:.2}",
-            a / u
+            "sandbox_auth: unauthenticated {u:.1} µs; authenticated {a:.1} µs (ratio {:.2}); \
+             authenticated with proofs signed beforehand {p:.1} µs (ratio {:.2})",
+            a / u,
+            p / u
         );
     }
     let _ = stop_tx.send(());
