@@ -71,6 +71,10 @@ async fn mint_ticket(State(st): St, body: Option<axum::Json<TicketRequest>>) -> 
     if let Some(scopes) = req.scopes {
         spec.scopes = scopes;
     }
+    // The console cannot mint a ticket the real server would refuse to honour.
+    if let Some(why) = crate::state::ticket_scopes_error(&spec.scopes) {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, why);
+    }
     if let Some(secs) = req.expires_in {
         spec.expires_in = Duration::from_secs(secs);
     }

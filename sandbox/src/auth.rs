@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::NonceMode;
 use crate::jose::{self, Jws};
-use crate::server::request_url;
+use crate::server::expected_url;
 use crate::state::{Inner, LEEWAY_SECS, PROOF_MAX_AGE_SECS, Shared};
 
 /// Why a proof was refused.
@@ -49,21 +49,27 @@ pub(crate) fn verify_proof(
         .ok_or_else(|| bad("DPoP proof header has no jwk"))?;
     let key = jose::parse_public_jwk(jwk)
         .map_err(|e| ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {e}")))?;
-    if !jws.verify(&key.key) {
-        return Err(bad("DPoP proof signature does not verify with its jwk"));
-    }
-    if jws.claim_str("htm") != Some(want.htm) {
+    let claims = jws
+        .verify(&key.key, &jose::es256_validation())
+        .map_err(|e| match key.on_curve() {
+            Err(why) => ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {why}")),
+            Ok(()) => ProofError::Invalid(format!(
+                "DPoP proof {} (checked with its jwk)",
+                jose::describe(&e)
+            )),
+        })?;
+    if claims.str("htm") != Some(want.htm) {
         return Err(ProofError::Invalid(format!(
             "DPoP proof htm must be {:?}, the request's method",
             want.htm
         )));
     }
-    let htu = jws
-        .claim_str("htu")
+    let htu = claims
+        .str("htu")
         .ok_or_else(|| bad("DPoP proof has no htu claim"))?;
     check_htu(htu, want.htu).map_err(ProofError::Invalid)?;
-    let iat = jws
-        .claim_time("iat")
+    let iat = claims
+        .time("iat")
         .ok_or_else(|| bad("DPoP proof has no numeric iat claim"))?;
     let now = inner.now().timestamp();
     if iat > now + LEEWAY_SECS {
@@ -76,8 +82,8 @@ pub(crate) fn verify_proof(
             "DPoP proof is too old (iat more than 300 s ago): sign a fresh proof for every request",
         ));
     }
-    let jti = jws
-        .claim_str("jti")
+    let jti = claims
+        .str("jti")
         .filter(|j| !j.is_empty())
         .ok_or_else(|| bad("DPoP proof has no jti claim"))?;
     let jti_key = format!("dpop:{}:{jti}", key.jkt);
@@ -86,7 +92,7 @@ pub(crate) fn verify_proof(
             "DPoP proof jti was already used: sign a fresh proof for every request, retries included",
         ));
     }
-    match (&want.ath, jws.claim_str("ath")) {
+    match (&want.ath, claims.str("ath")) {
         (Some(_), None) => {
             return Err(bad(
                 "DPoP proof has no ath claim (base64url SHA-256 of the access token)",
@@ -102,8 +108,8 @@ pub(crate) fn verify_proof(
             "DPoP proof key is not the key this token or binding is bound to",
         ));
     }
-    if let Err(fresh) = inner.check_nonce(mode, jws.claim_str("nonce")) {
-        let why = if jws.claim_str("nonce").is_some() {
+    if let Err(fresh) = inner.check_nonce(mode, claims.str("nonce")) {
+        let why = if claims.str("nonce").is_some() {
             "DPoP nonce is stale: retry with the nonce in the DPoP-Nonce header"
         } else {
             "this server requires a DPoP nonce: retry with the nonce in the DPoP-Nonce header"
@@ -117,6 +123,10 @@ pub(crate) fn verify_proof(
 
 /// `htu` must name the same scheme, host, port and path as the request, with no query or fragment.
 pub(crate) fn check_htu(claimed: &str, expected: &str) -> Result<(), String> {
+    // The common case, and `expected` has no query or fragment: skip parsing both URLs.
+    if claimed == expected {
+        return Ok(());
+    }
     let c =
         url::Url::parse(claimed).map_err(|_| "DPoP proof htu is not an absolute URL".to_owned())?;
     if c.query().is_some() || c.fragment().is_some() {
@@ -132,7 +142,7 @@ pub(crate) fn check_htu(claimed: &str, expected: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "DPoP proof htu must be {expected} (scheme, host, port and path of this request)"
+            "DPoP proof htu must be {expected} (scheme, host, port and path of this server's URL for the request)"
         ))
     }
 }
@@ -203,7 +213,7 @@ pub(crate) fn authenticate(
             "Authorization must be \"DPoP <access token>\"",
         ));
     }
-    let htu = request_url(st, headers, path);
+    let htu = expected_url(st, path);
     let mut inner = st.lock();
     let now = inner.now();
     let Some(at) = inner.access_tokens.get(token) else {

@@ -1,84 +1,144 @@
-//! Compact JWS parsing and ES256 verification, written against RFC 7515/7518/7638 directly so the
-//! sandbox does not share code (or bugs) with the SDK it checks.
+//! JWS verification for client assertions and DPoP proofs, with `jsonwebtoken` (its `aws_lc_rs`
+//! backend): an implementation the SDK does not share, so the sandbox catches the SDK's encoding
+//! mistakes instead of repeating them.
+//!
+//! jsonwebtoken parses the JOSE header (refusing `crit` it does not understand and `b64: false`),
+//! checks `alg` against the [`Validation`], verifies the signature with the key, decodes the
+//! claims and checks the claims the `Validation` names (required claims, `iss`, `sub`, `aud`).
+//! Before that, the sandbox reads the header itself for what jsonwebtoken's typed header cannot
+//! express: its exact `alg` and `typ` strings (for precise error messages) and the exact member
+//! names of an embedded JWK (a private `d` must be refused, not ignored).
+//!
+//! Time checks (`exp`, `iat`, a proof's age, an assertion's lifetime) stay in the callers:
+//! jsonwebtoken 12 compares `exp` with `SystemTime::now()` and has no `iat` check, while every
+//! sandbox time check must follow the sandbox's clock, which the clock-offset fault moves.
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// A parsed, not yet verified, compact JWS.
-pub(crate) struct Jws {
+/// A compact JWS whose header has been read but whose signature is not verified yet.
+pub(crate) struct Jws<'a> {
+    compact: &'a str,
+    /// The JOSE header as JSON, for the sandbox's own checks before verification.
     pub(crate) header: Map<String, Value>,
-    pub(crate) claims: Map<String, Value>,
-    signing_input: String,
-    signature: Vec<u8>,
 }
 
-impl Jws {
-    /// Splits and decodes `header.payload.signature`; both JSON parts must be objects.
-    pub(crate) fn parse(compact: &str) -> Result<Self, &'static str> {
+impl<'a> Jws<'a> {
+    /// Reads the header of `header.payload.signature`; it must be a base64url JSON object.
+    pub(crate) fn parse(compact: &'a str) -> Result<Self, &'static str> {
         let mut parts = compact.split('.');
-        let (Some(h), Some(p), Some(s), None) =
+        let (Some(h), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err("not a compact JWS (expected three dot-separated parts)");
         };
-        let header = decode_object(h).ok_or("JWS header is not base64url-encoded JSON object")?;
-        let claims =
-            decode_object(p).ok_or("JWS payload is not a base64url-encoded JSON object")?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| "JWS signature is not unpadded base64url")?;
-        Ok(Self {
-            header,
-            claims,
-            signing_input: format!("{h}.{p}"),
-            signature,
-        })
-    }
-
-    /// `true` when the raw `r‖s` signature verifies under `key`.
-    pub(crate) fn verify(&self, key: &VerifyingKey) -> bool {
-        let Ok(sig) = Signature::from_slice(&self.signature) else {
-            return false;
-        };
-        self.signature.len() == 64 && key.verify(self.signing_input.as_bytes(), &sig).is_ok()
+        let header = URL_SAFE_NO_PAD
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .ok_or("JWS header is not a base64url-encoded JSON object")?;
+        Ok(Self { compact, header })
     }
 
     pub(crate) fn header_str(&self, name: &str) -> Option<&str> {
         self.header.get(name).and_then(Value::as_str)
     }
 
-    pub(crate) fn claim_str(&self, name: &str) -> Option<&str> {
-        self.claims.get(name).and_then(Value::as_str)
+    /// Verifies the signature with `key` and the claims `validation` names, with jsonwebtoken;
+    /// returns the claims. [`describe`] turns the error into words.
+    pub(crate) fn verify(
+        &self,
+        key: &DecodingKey,
+        validation: &Validation,
+    ) -> Result<Claims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<Map<String, Value>>(self.compact, key, validation)
+            .map(|data| Claims(data.claims))
+    }
+
+    /// The claims before verification, only to find the key that must verify them (an
+    /// assertion's `iss` names the binding). Never trust them before [`Jws::verify`].
+    pub(crate) fn unverified_claims(&self) -> Option<Claims> {
+        jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(self.compact)
+            .ok()
+            .map(Claims)
+    }
+}
+
+/// What a jsonwebtoken error means for the client that sent the JWS (never echoes the token).
+pub(crate) fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    match e.kind() {
+        ErrorKind::InvalidSignature => "signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "alg must be ES256".into(),
+        ErrorKind::InvalidToken => {
+            "header is not acceptable (a crit or b64 member this server does not support?)".into()
+        }
+        ErrorKind::MissingRequiredClaim(c) => format!("has no {c} claim"),
+        ErrorKind::InvalidClaimFormat(c) => format!("{c} claim has the wrong type"),
+        ErrorKind::InvalidAudience => "aud is not this server's URL".into(),
+        ErrorKind::InvalidIssuer => "iss is not the expected client".into(),
+        ErrorKind::InvalidSubject => "sub must equal iss (the client_id)".into(),
+        ErrorKind::Base64(_) => "a part is not unpadded base64url".into(),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => "header or payload is not a JSON object".into(),
+        other => format!("is not acceptable ({other:?})"),
+    }
+}
+
+/// Verified JWT claims.
+pub(crate) struct Claims(Map<String, Value>);
+
+impl Claims {
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
     }
 
     /// A NumericDate claim as whole seconds (fractions are truncated, as RFC 7519 allows).
-    pub(crate) fn claim_time(&self, name: &str) -> Option<i64> {
-        let v = self.claims.get(name)?;
+    pub(crate) fn time(&self, name: &str) -> Option<i64> {
+        let v = self.0.get(name)?;
         v.as_i64()
             .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
     }
 }
 
-fn decode_object(part: &str) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
+/// A `Validation` for ES256 only that checks no time and no audience; callers add the rest.
+pub(crate) fn es256_validation() -> Validation {
+    let mut v = Validation::new(Algorithm::ES256);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    v
 }
 
 /// A validated P-256 public key and its RFC 7638 thumbprint.
 pub(crate) struct PublicJwk {
-    pub(crate) key: VerifyingKey,
+    pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
+    sec1: Vec<u8>,
+}
+
+impl PublicJwk {
+    /// `Err` with the reason when (x, y) is not a point of P-256 (checked with aws-lc-rs).
+    pub(crate) fn on_curve(&self) -> Result<(), String> {
+        ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.sec1)
+            .map(|_| ())
+            .map_err(|_| "the point (x, y) is not on the P-256 curve".to_owned())
+    }
 }
 
 /// Validates a public JWK strictly: exactly `crv`, `kty`, `x`, `y`; `EC`/`P-256`; 32-byte
-/// unpadded base64url coordinates; a point on the curve.
+/// unpadded base64url coordinates. The key and its thumbprint come from jsonwebtoken. Whether
+/// the point is on the curve is [`PublicJwk::on_curve`]'s question: jsonwebtoken's verification
+/// refuses such a key anyway, so proofs ask only to explain a failed signature.
 pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
     let Value::Object(m) = v else {
         return Err("public_key_jwk must be a JSON object".into());
@@ -113,28 +173,21 @@ pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
         }
         Ok(b)
     };
-    let x = coord("x")?;
-    let y = coord("y")?;
     let mut sec1 = Vec::with_capacity(65);
     sec1.push(4);
-    sec1.extend_from_slice(&x);
-    sec1.extend_from_slice(&y);
-    let key = VerifyingKey::from_sec1_bytes(&sec1)
-        .map_err(|_| "the point (x, y) is not on the P-256 curve".to_owned())?;
-    Ok(PublicJwk {
-        key,
-        jkt: thumbprint(&m["x"], &m["y"]),
-    })
-}
-
-/// RFC 7638 thumbprint of a P-256 key from its (already validated) coordinates.
-fn thumbprint(x: &Value, y: &Value) -> String {
-    let canonical = format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-        x.as_str().unwrap_or_default(),
-        y.as_str().unwrap_or_default()
-    );
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    sec1.extend_from_slice(&coord("x")?);
+    sec1.extend_from_slice(&coord("y")?);
+    let jwk: Jwk = serde_json::from_value(v.clone())
+        .map_err(|_| "public_key_jwk is not a JWK jsonwebtoken can read".to_owned())?;
+    if !matches!(&jwk.algorithm, AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256)
+    {
+        return Err("the JWK is not a P-256 EC key".into());
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| "the JWK is not a usable key".to_owned())?;
+    let jkt = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| "the JWK has no RFC 7638 thumbprint".to_owned())?;
+    Ok(PublicJwk { key, jkt, sec1 })
 }
 
 /// `ath`: base64url(SHA-256(access token)).

@@ -2,8 +2,9 @@
 //!
 //! Every test, example and demo of the `ralio` SDK runs against it, and users can run their own
 //! integration tests against it. It implements the wire protocol in `shared/PROTOCOL.md`
-//! independently of the SDK: assertions and DPoP proofs are verified here with `p256` and `sha2`
-//! directly, so the SDK and the sandbox check each other.
+//! independently of the SDK: assertions and DPoP proofs are verified here with `jsonwebtoken`
+//! (on aws-lc-rs), an implementation the SDK does not use, so the SDK and the sandbox check
+//! each other.
 //!
 //! # Behaviour worth knowing
 //!
@@ -17,6 +18,11 @@
 //!   answer is `400 use_dpop_nonce` with a `DPoP-Nonce` header). Nonces rotate every 60 s (or
 //!   on [`Sandbox::rotate_nonce`]); the previous nonce stays valid for one rotation.
 //! - Every response carries `Date` from the server's clock, which the clock-offset fault moves.
+//! - The expected `htu` and assertion `aud` come from [`Sandbox::base_url`] (the listening
+//!   address, or [`SandboxBuilder::public_url`]), never from the request's `Host` header.
+//! - Tickets never carry `agents:config` (human-only): the admin API refuses such a ticket with
+//!   `422`, and registration with a ticket minted through [`Sandbox::mint_ticket`] that carries
+//!   it (or an unknown scope) answers `422 invalid_scope` and creates no binding.
 //! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
 //!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
 //!
@@ -24,7 +30,7 @@
 //!
 //! | method, path | body | answer |
 //! | --- | --- | --- |
-//! | `POST /sandbox/tickets` | `{agent_id?, scopes?, expires_in? (s)}` | `201 {ticket, agent_id, scopes}` |
+//! | `POST /sandbox/tickets` | `{agent_id?, scopes?, expires_in? (s)}` | `201 {ticket, agent_id, scopes}`; `422` for a scope a binding cannot hold |
 //! | `GET /sandbox/counters` | | [`Counters`] |
 //! | `GET`/`PUT /sandbox/faults` | [`Faults`] (`latency_ms`) | the faults now in force |
 //! | `GET /sandbox/registrations` | | `{fingerprints: [..]}` pending legacy registrations |
@@ -225,6 +231,7 @@ pub(crate) struct Config {
     pub(crate) rate_limit: Option<u32>,
     pub(crate) admin_api: bool,
     pub(crate) addr: SocketAddr,
+    pub(crate) public_url: Option<String>,
     pub(crate) balance: Decimal,
     pub(crate) spend_limit: Decimal,
     pub(crate) approval_threshold: Decimal,
@@ -242,6 +249,7 @@ impl Default for Config {
             rate_limit: None,
             admin_api: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
             balance: Decimal::new(1_000_000, 2),
             spend_limit: Decimal::new(100_000, 2),
             approval_threshold: Decimal::new(10_000, 2),
@@ -291,6 +299,15 @@ impl SandboxBuilder {
         self.config.addr = addr;
         self
     }
+    /// The URL clients use to reach the sandbox when it is not `http://<listening address>`
+    /// (behind a proxy, in a container); required when listening on `0.0.0.0` or `::`. DPoP
+    /// `htu` and assertion `aud` must name it, as they must name the real server's URL; the
+    /// request's `Host` header never counts. An origin, `http(s)://host[:port]`, without path,
+    /// query or credentials; a trailing `/` is dropped. `None` (default): `http://<address>`.
+    pub fn public_url(mut self, url: Option<&str>) -> Self {
+        self.config.public_url = url.map(str::to_owned);
+        self
+    }
     /// Starting balance of every agent, GBP (default 10,000.00).
     pub fn balance(mut self, amount: Decimal) -> Self {
         self.config.balance = amount;
@@ -321,6 +338,7 @@ impl SandboxBuilder {
 /// A running sandbox. It shuts down when dropped.
 pub struct Sandbox {
     base_url: String,
+    local_addr: SocketAddr,
     state: Arc<state::Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -349,9 +367,16 @@ impl Sandbox {
         }
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// The URL clients use, without a trailing slash: the configured
+    /// [`public_url`](SandboxBuilder::public_url), else `http://127.0.0.1:PORT` (the listening
+    /// address). DPoP `htu` and assertion `aud` must name it.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The address the sandbox listens on (the port chosen when the builder asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// The absolute token URL (`aud` of client assertions, `htu` of token-endpoint proofs).

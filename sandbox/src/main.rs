@@ -25,6 +25,10 @@ struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// The URL clients use to reach the sandbox, when it differs from http://<addr> (behind a
+    /// proxy or in a container; required with 0.0.0.0). DPoP htu and assertion aud must name it.
+    #[arg(long)]
+    public_url: Option<String>,
     /// Seed of the deterministic ids and fault dice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -79,6 +83,7 @@ async fn main() -> ExitCode {
     };
     let started = Sandbox::builder()
         .addr(args.addr)
+        .public_url(args.public_url.as_deref())
         .seed(args.seed)
         .nonce_mode(nonce)
         .legacy_registration(args.legacy_registration)

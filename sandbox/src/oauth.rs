@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 use crate::NonceMode;
 use crate::auth::{ProofError, ProofExpectation, verify_proof};
+use jsonwebtoken::errors::ErrorKind;
+
 use crate::jose::{self, Jws};
-use crate::server::{St, request_url, validation_error, verr};
+use crate::server::{St, expected_url, validation_error, verr};
 use crate::state::{
     ASSERTION_MAX_LIFETIME_SECS, AccessToken, Inner, LEEWAY_SECS, RefreshToken, Shared, after,
 };
@@ -69,7 +71,7 @@ pub(crate) async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Res
             );
         }
     }
-    let token_url = request_url(&st, &headers, "/oauth/token");
+    let token_url = expected_url(&st, "/oauth/token");
     let proof = {
         let mut proofs = headers.get_all("dpop").iter();
         match (proofs.next(), proofs.next()) {
@@ -242,12 +244,14 @@ fn client_credentials(
     ) {
         return invalid_client("client assertion typ must be JWT");
     }
-    let Some(client_id) = jws.claim_str("iss").map(str::to_owned) else {
+    // `iss` only picks the binding whose key must verify the assertion; jsonwebtoken then
+    // checks it (and `sub`) again on the verified claims.
+    let Some(client_id) = jws
+        .unverified_claims()
+        .and_then(|c| c.str("iss").map(str::to_owned))
+    else {
         return invalid_client("client assertion has no iss claim (the client_id)");
     };
-    if jws.claim_str("sub") != Some(client_id.as_str()) {
-        return invalid_client("client assertion sub must equal iss (the client_id)");
-    }
     if let Some(cid) = form.get("client_id")
         && *cid != client_id
     {
@@ -262,24 +266,34 @@ fn client_credentials(
             "this credential binding was revoked: register again with a new ticket",
         );
     }
-    let (key, jkt, ceiling) = (binding.key, binding.jkt.clone(), binding.scopes.clone());
+    let (jkt, ceiling) = (binding.jkt.clone(), binding.scopes.clone());
     if jws.header_str("kid") != Some(jkt.as_str()) {
         return invalid_client("client assertion kid must be the binding key's thumbprint");
     }
-    if !jws.verify(&key) {
-        return invalid_client("client assertion signature does not verify with the binding's key");
-    }
-    let aud_ok = match jws.claims.get("aud") {
-        Some(serde_json::Value::String(a)) => a == token_url,
-        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(token_url)),
-        _ => false,
+    let mut validation = jose::es256_validation();
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.set_issuer(&[&client_id]);
+    validation.sub = Some(client_id.clone());
+    validation.validate_aud = true;
+    validation.set_audience(&[token_url]);
+    let claims = match jws.verify(&binding.key, &validation) {
+        Ok(c) => c,
+        Err(e) => {
+            return invalid_client(match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    "client assertion signature does not verify with the binding's key".to_owned()
+                }
+                ErrorKind::InvalidAudience => {
+                    format!("client assertion aud must be the token URL {token_url}")
+                }
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => {
+                    format!("client assertion aud must be the token URL {token_url}")
+                }
+                _ => format!("client assertion {}", jose::describe(&e)),
+            });
+        }
     };
-    if !aud_ok {
-        return invalid_client(format!(
-            "client assertion aud must be the token URL {token_url}"
-        ));
-    }
-    let (Some(iat), Some(exp)) = (jws.claim_time("iat"), jws.claim_time("exp")) else {
+    let (Some(iat), Some(exp)) = (claims.time("iat"), claims.time("exp")) else {
         return invalid_client("client assertion needs numeric iat and exp claims");
     };
     let now = inner.now().timestamp();
@@ -298,7 +312,7 @@ fn client_credentials(
             "client assertion iat is in the future: correct the clock skew with the server's Date header",
         );
     }
-    let Some(jti) = jws.claim_str("jti").filter(|j| !j.is_empty()) else {
+    let Some(jti) = claims.str("jti").filter(|j| !j.is_empty()) else {
         return invalid_client("client assertion has no jti claim");
     };
     let jti_key = format!("assertion:{client_id}:{jti}");

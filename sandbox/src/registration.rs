@@ -10,7 +10,7 @@ use chrono::Duration as ChronoDuration;
 use serde_json::{Value, json};
 
 use crate::server::{St, detail, json_body, opt_str, req_str, validation_error, verr};
-use crate::state::{Binding, PendingRegistration, PendingStatus};
+use crate::state::{Binding, PendingRegistration, PendingStatus, ticket_scopes_error};
 use crate::{SCOPE_AGENTS_CONFIG, SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ, jose};
 
 fn reg_error(
@@ -125,7 +125,16 @@ pub(crate) async fn register(
             None,
         );
     }
-    let key = match jose::parse_public_jwk(&jwk) {
+    // Only a ticket minted through the Rust API can carry such a ceiling: grant nothing from it.
+    if let Some(why) = ticket_scopes_error(&t.scopes) {
+        return reg_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_scope",
+            format!("This ticket cannot register a binding: {why}"),
+            None,
+        );
+    }
+    let key = match jose::parse_public_jwk(&jwk).and_then(|k| k.on_curve().map(|()| k)) {
         Ok(k) => k,
         Err(why) => {
             return reg_error(

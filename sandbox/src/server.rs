@@ -34,6 +34,17 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
             reason: "must be at least one second",
         });
     }
+    let public_url = match config.public_url.as_deref() {
+        Some(url) => Some(public_origin(url)?),
+        None if config.addr.ip().is_unspecified() => {
+            return Err(SandboxError::InvalidConfig {
+                setting: "public_url",
+                reason: "is required when listening on an unspecified address (0.0.0.0 or ::): \
+                         give the URL clients use, which DPoP htu and assertion aud must name",
+            });
+        }
+        None => None,
+    };
     let addr = config.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -41,7 +52,7 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
     let local = listener
         .local_addr()
         .map_err(|source| SandboxError::Bind { addr, source })?;
-    let base_url = format!("http://{local}");
+    let base_url = public_url.unwrap_or_else(|| format!("http://{local}"));
     let admin_on = config.admin_api;
     let state = Arc::new(Shared::new(config, base_url.clone()));
 
@@ -88,6 +99,7 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
     });
     Ok(Sandbox {
         base_url,
+        local_addr: local,
         state,
         shutdown: Some(tx),
     })
@@ -270,12 +282,32 @@ pub(crate) fn opt_str(
     }
 }
 
-/// The absolute URL the client addressed (scheme http, its `Host`), for `htu` and `aud`.
-pub(crate) fn request_url(st: &Shared, headers: &HeaderMap, path: &str) -> String {
-    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) if !host.is_empty() => format!("http://{host}{path}"),
-        _ => format!("{}{path}", st.base_url),
+/// The absolute URL a request for `path` must name in `htu` and `aud`: the sandbox's base URL,
+/// never the request's `Host` header (a client must not choose what it is checked against).
+pub(crate) fn expected_url(st: &Shared, path: &str) -> String {
+    format!("{}{path}", st.base_url)
+}
+
+/// Checks a configured public URL and returns its origin without a trailing slash.
+fn public_origin(url: &str) -> Result<String, SandboxError> {
+    let bad = |reason| SandboxError::InvalidConfig {
+        setting: "public_url",
+        reason,
+    };
+    let u = url::Url::parse(url)
+        .map_err(|_| bad("must be an absolute URL such as https://host:port"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad("must be an http:// or https:// URL with a host"));
     }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry credentials (user:password@)"));
+    }
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+        return Err(bad(
+            "must be an origin (scheme, host, port) without path, query or fragment: the API's routes sit at its root",
+        ));
+    }
+    Ok(u.origin().ascii_serialization())
 }
 
 /// An empty body with a status, for admin answers with nothing to say.

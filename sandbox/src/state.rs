@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use p256::ecdsa::VerifyingKey;
+use jsonwebtoken::DecodingKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
@@ -20,10 +20,32 @@ pub(crate) const LEEWAY_SECS: i64 = 10;
 pub(crate) const PROOF_MAX_AGE_SECS: i64 = 300;
 /// Longest accepted client-assertion lifetime (`exp - iat`), in seconds.
 pub(crate) const ASSERTION_MAX_LIFETIME_SECS: i64 = 300;
+/// Fewest remembered `jti`s worth a sweep of the forgotten ones.
+const JTI_SWEEP_MIN: usize = 10_000;
 /// A nonce is replaced after this many seconds; the previous one stays valid until the next rotation.
 const NONCE_ROTATION_SECS: i64 = 60;
 /// How long a legacy registration waits for a decision.
 pub(crate) const LEGACY_PENDING_SECS: i64 = 15 * 60;
+
+/// Why a ticket's scope ceiling is one the real console would never issue: `agents:config` is
+/// human-only, unknown scopes do not exist, and a ticket grants at least one scope.
+pub(crate) fn ticket_scopes_error(scopes: &[String]) -> Option<String> {
+    if scopes.is_empty() {
+        return Some(
+            "a ticket must grant at least one scope: agents:execute or transactions:read".into(),
+        );
+    }
+    scopes.iter().find_map(|s| match s.as_str() {
+        crate::SCOPE_AGENTS_EXECUTE | crate::SCOPE_TRANSACTIONS_READ => None,
+        crate::SCOPE_AGENTS_CONFIG => Some(
+            "agents:config is reserved for people: a credential binding cannot hold it, so no ticket grants it"
+                .to_owned(),
+        ),
+        other => Some(format!(
+            "unknown scope {other:?}: a ticket grants agents:execute and/or transactions:read"
+        )),
+    })
+}
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -39,7 +61,7 @@ pub(crate) struct Ticket {
 }
 
 pub(crate) struct Binding {
-    pub(crate) key: VerifyingKey,
+    pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
     pub(crate) agent_id: String,
     pub(crate) scopes: Vec<String>,
@@ -55,7 +77,7 @@ pub(crate) enum PendingStatus {
 
 pub(crate) struct PendingRegistration {
     pub(crate) poll_token: String,
-    pub(crate) key: VerifyingKey,
+    pub(crate) key: DecodingKey,
     pub(crate) jkt: String,
     pub(crate) agent_id: String,
     pub(crate) scopes: Vec<String>,
@@ -188,6 +210,8 @@ pub(crate) struct Inner {
     next_family: u64,
     /// jti (namespaced) -> when it may be forgotten.
     seen_jtis: HashMap<String, DateTime<Utc>>,
+    /// Size of `seen_jtis` that triggers the next sweep of forgotten entries.
+    jti_sweep_at: usize,
     pub(crate) agents: BTreeMap<String, Agent>,
     nonces: Nonces,
     /// client_id -> (second, requests in it).
@@ -212,6 +236,7 @@ impl Shared {
             families: HashMap::new(),
             next_family: 1,
             seen_jtis: HashMap::new(),
+            jti_sweep_at: JTI_SWEEP_MIN,
             agents: BTreeMap::new(),
             nonces: Nonces {
                 current: jose::random_token(""),
@@ -293,7 +318,7 @@ impl Shared {
         let client_id = inner.new_id("cb");
         let p = &inner.pending[idx];
         let binding = Binding {
-            key: p.key,
+            key: p.key.clone(),
             jkt: p.jkt.clone(),
             agent_id: p.agent_id.clone(),
             scopes: p.scopes.clone(),
@@ -417,9 +442,13 @@ impl Inner {
     }
 
     pub(crate) fn record_jti(&mut self, namespaced_jti: String, forget_after: DateTime<Utc>) {
-        let now = self.now();
-        if self.seen_jtis.len() > 10_000 {
+        // Sweep when the map has doubled since the last sweep, not on every insert past a fixed
+        // size: a suite that sends more proofs than that within the replay window would
+        // otherwise pay a scan of every remembered jti on every request.
+        if self.seen_jtis.len() >= self.jti_sweep_at {
+            let now = self.now();
             self.seen_jtis.retain(|_, t| *t > now);
+            self.jti_sweep_at = (self.seen_jtis.len() * 2).max(JTI_SWEEP_MIN);
         }
         self.seen_jtis.insert(namespaced_jti, forget_after);
     }

@@ -1,4 +1,11 @@
 //! Compact JWS for RFC 7523 client assertions and RFC 9449 DPoP proofs, and the `htu` type.
+//!
+//! The SDK encodes its JWS here rather than with `jsonwebtoken` (which the sandbox verifies
+//! with, so the two still check each other). Two reasons. Every signature goes through the
+//! [`Signer`] trait, which a remote key such as a Vault Transit key also implements;
+//! jsonwebtoken 12 signs only with an `EncodingKey` it holds. And a proof is on every request:
+//! aws-lc-rs signs P-256 in about 18 µs with the key parsed once, while jsonwebtoken 12's ES256
+//! `encode` parses the PKCS#8 key again on every call.
 
 use std::fmt;
 use std::sync::Arc;
