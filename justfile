@@ -38,6 +38,11 @@ spec-update source:
 sandbox:
     cargo run -p ralio-sandbox -- --addr 127.0.0.1:8080
 
+# package every publishable crate and build each from its tarball (dependency order; nothing is
+# published), build the CLI without its `sandbox` feature, check the MSRV against Cargo.lock
+package:
+    bash .ci/package
+
 # criterion benchmarks
 bench:
     cargo bench --workspace

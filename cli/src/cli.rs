@@ -1,5 +1,6 @@
 //! The command tree (clap derive).
 
+#[cfg(feature = "sandbox")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -83,7 +84,16 @@ pub enum Command {
     /// List payment intents (what the agent proposed to pay), newest first
     Intents(ListArgs),
     /// Run a local Ralio API sandbox in the foreground
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
+    /// Built without the `sandbox` feature: hidden, and answered with how to get it
+    #[cfg(not(feature = "sandbox"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Sandbox {
+        /// Whatever followed `sandbox`; not used.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
     /// Serve the agent as Model Context Protocol tools over stdio
     Mcp,
     /// Print a shell completion script
@@ -138,6 +148,7 @@ pub struct ListArgs {
 }
 
 /// `ralio sandbox`.
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
     /// Address to listen on (port 0 picks a free port)

@@ -49,6 +49,7 @@ pub enum CliError {
         missing: &'static str,
     },
     /// The sandbox could not start.
+    #[cfg(feature = "sandbox")]
     #[error(transparent)]
     Sandbox(#[from] ralio_sandbox::SandboxError),
     /// Writing the output or reading the terminal failed.
@@ -95,7 +96,9 @@ impl CliError {
             | CliError::VaultSettings { .. }
             | CliError::DoctorFailed { .. } => EXIT_AUTH_CONFIG,
             CliError::Usage(_) => EXIT_USAGE,
-            CliError::Sandbox(_) | CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
+            #[cfg(feature = "sandbox")]
+            CliError::Sandbox(_) => EXIT_API,
+            CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
         }
     }
 

@@ -42,6 +42,15 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         clap_complete::generate(args.shell, &mut Cli::command(), "ralio", &mut stdout);
         return Ok(());
     }
+    #[cfg(not(feature = "sandbox"))]
+    if let Command::Sandbox { .. } = &cli.command {
+        return Err(CliError::Usage(
+            "this `ralio` was built without the sandbox (the `sandbox` feature); \
+             reinstall with `cargo install ralio-cli` (default features) or run the standalone \
+             `ralio-sandbox` (`cargo install ralio-sandbox`)"
+                .to_owned(),
+        ));
+    }
     let ctx = Context::resolve(&cli.global)?;
     match cli.command {
         Command::Register(args) => commands::register::run(&ctx, args).await,
@@ -50,7 +59,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Chat(args) => commands::chat::run(&ctx, args).await,
         Command::Transactions(args) => commands::list::run(&ctx, Kind::Transactions, args).await,
         Command::Intents(args) => commands::list::run(&ctx, Kind::Intents, args).await,
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => commands::sandbox::run(&ctx, args).await,
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sandbox { .. } => Ok(()),
         Command::Mcp => commands::mcp::run(&ctx).await,
         Command::Completions(_) => Ok(()),
     }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::state::Shared;
 use crate::{Config, NonceMode, Sandbox, SandboxError, admin, oauth, registration, resources};
 
-const OPENAPI: &str = include_str!("../../openapi/ralio.json");
+const OPENAPI: &str = include_str!("../openapi/ralio.json");
 
 pub(crate) type St = State<Arc<Shared>>;
 

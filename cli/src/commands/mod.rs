@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod list;
 pub mod mcp;
 pub mod register;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod whoami;
 
