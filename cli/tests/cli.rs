@@ -965,6 +965,7 @@ async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let script_pid = child.id().unwrap();
     let mut terminal = child.stdout.take().unwrap();
     let mut keyboard = child.stdin.take().unwrap();
     let mut seen = Vec::new();
@@ -978,6 +979,9 @@ async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
             }
             seen.extend_from_slice(&buf[..n]);
             if !typed && String::from_utf8_lossy(&seen).contains("(input hidden):") {
+                // Type only once the command has turned echo off: the prompt is printed just
+                // before, and a ticket typed in between would be echoed by the terminal.
+                wait_for_echo_off(script_pid).await;
                 keyboard
                     .write_all(format!("{ticket}\n").as_bytes())
                     .await
@@ -995,4 +999,31 @@ async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
     assert!(status.success(), "{text}");
     assert!(text.contains("registered cb_"), "{text}");
     assert!(!text.contains(&ticket), "the ticket was echoed: {text}");
+}
+
+/// Waits until the pseudo-terminal `script` (pid `script_pid`) gave its child has echo off.
+async fn wait_for_echo_off(script_pid: u32) {
+    for _ in 0..600 {
+        let children = std::fs::read_to_string(format!(
+            "/proc/{script_pid}/task/{script_pid}/children"
+        ))
+        .unwrap_or_default();
+        for child in children.split_whitespace() {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{child}/fd/0")) else {
+                continue;
+            };
+            let settings = std::process::Command::new("stty")
+                .arg("-a")
+                .arg("-F")
+                .arg(&tty)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if settings.split_whitespace().any(|w| w == "-echo") {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the command never turned terminal echo off");
 }
