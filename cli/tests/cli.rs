@@ -838,7 +838,10 @@ async fn server_text_reaches_the_terminal_with_controls_replaced_and_json_stays_
     let reference = "rent\u{9b}31m\u{2066}x";
     let message = format!("Pay £20 to {name} for {reference}");
     let runs = [
-        ("chat --no-stream", env.run(&["chat", "--no-stream", &message]).await),
+        (
+            "chat --no-stream",
+            env.run(&["chat", "--no-stream", &message]).await,
+        ),
         ("chat (streamed)", env.run(&["chat", &message]).await),
         ("transactions", env.run(&["transactions"]).await),
         ("intents", env.run(&["intents"]).await),
@@ -852,16 +855,30 @@ async fn server_text_reaches_the_terminal_with_controls_replaced_and_json_stays_
                 run.transcript()
             );
         }
-        assert!(run.stdout.contains("Eve␛[2J␛]52;c;aGk=␇<U+202E>evil"), "{what}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("Eve␛[2J␛]52;c;aGk=␇<U+202E>evil"),
+            "{what}: {}",
+            run.stdout
+        );
     }
-    assert!(runs[2].1.stdout.contains("rent<U+009B>31m<U+2066>x"), "{}", runs[2].1.stdout);
+    assert!(
+        runs[2].1.stdout.contains("rent<U+009B>31m<U+2066>x"),
+        "{}",
+        runs[2].1.stdout
+    );
 
     // An error detail that echoes what was sent.
     let agent = "ag_\u{1b}[2J\u{202e}x";
-    let err = env.run(&["chat", "--no-stream", "--agent", agent, "hi"]).await;
+    let err = env
+        .run(&["chat", "--no-stream", "--agent", agent, "hi"])
+        .await;
     assert_ne!(err.code, 0, "{}", err.transcript());
     assert!(err.stderr.contains("ag_␛[2J<U+202E>x"), "{}", err.stderr);
-    assert!(!err.stderr.contains('\u{1b}') && !err.stderr.contains('\u{202e}'), "{:?}", err.stderr);
+    assert!(
+        !err.stderr.contains('\u{1b}') && !err.stderr.contains('\u{202e}'),
+        "{:?}",
+        err.stderr
+    );
     let err = env
         .run(&["--json", "chat", "--no-stream", "--agent", agent, "hi"])
         .await;
@@ -888,7 +905,9 @@ async fn server_text_reaches_the_terminal_with_controls_replaced_and_json_stays_
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ticket_comes_from_stdin_or_the_variable_and_the_command_line_warns() {
     let env = Env::new().await;
-    let ticket = env.sandbox.mint_ticket(ralio_sandbox::TicketSpec::default());
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
     // Pasted with a newline and spaces: trimmed.
     let run = env
         .run_with_stdin(&["register", "--ticket-stdin"], &format!("  {ticket}\n"))
@@ -897,15 +916,22 @@ async fn the_ticket_comes_from_stdin_or_the_variable_and_the_command_line_warns(
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 
     let env = Env::new().await;
-    let ticket = env.sandbox.mint_ticket(ralio_sandbox::TicketSpec::default());
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
     let run = env
-        .run_env(&["register"], &[("RALIO_REGISTRATION_TICKET", Some(&ticket))])
+        .run_env(
+            &["register"],
+            &[("RALIO_REGISTRATION_TICKET", Some(&ticket))],
+        )
         .await;
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 
     let env = Env::new().await;
-    let ticket = env.sandbox.mint_ticket(ralio_sandbox::TicketSpec::default());
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
     let run = env.run(&["register", "--ticket", &ticket]).await;
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
@@ -928,7 +954,11 @@ async fn a_blank_or_missing_ticket_is_a_clear_error_before_any_request() {
     // No terminal to ask at, no variable: say how to give one.
     let run = env.run(&["register"]).await;
     assert_eq!(run.code, 3, "{}", run.transcript());
-    assert!(run.stderr.contains("no registration ticket"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no registration ticket"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--ticket-stdin"), "{}", run.stderr);
     assert_eq!(env.sandbox.counters().registrations, 0);
     assert!(!env.config_dir().join("keys").exists());
@@ -950,7 +980,9 @@ async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
         return;
     }
     let env = Env::new().await;
-    let ticket = env.sandbox.mint_ticket(ralio_sandbox::TicketSpec::default());
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
     let command_line = format!("'{BIN}' register");
     let mut child = tokio::process::Command::new("script")
         .args(["-qefc", &command_line, "/dev/null"])
@@ -1004,10 +1036,9 @@ async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
 /// Waits until the pseudo-terminal `script` (pid `script_pid`) gave its child has echo off.
 async fn wait_for_echo_off(script_pid: u32) {
     for _ in 0..600 {
-        let children = std::fs::read_to_string(format!(
-            "/proc/{script_pid}/task/{script_pid}/children"
-        ))
-        .unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{script_pid}/task/{script_pid}/children"))
+                .unwrap_or_default();
         for child in children.split_whitespace() {
             let Ok(tty) = std::fs::read_link(format!("/proc/{child}/fd/0")) else {
                 continue;

@@ -29,7 +29,9 @@ pub(crate) fn default_lock_dir(store: &str) -> Result<PathBuf, StoreError> {
     }
     let config = super::FileStore::from_env().map_err(|_| StoreError::Config {
         store: store.to_owned(),
-        reason: "no directory for the refresh-token lock: set XDG_RUNTIME_DIR, RALIO_CONFIG_DIR or HOME".to_owned(),
+        reason:
+            "no directory for the refresh-token lock: set XDG_RUNTIME_DIR, RALIO_CONFIG_DIR or HOME"
+                .to_owned(),
     })?;
     Ok(config.dir().join("locks"))
 }
@@ -192,7 +194,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, &name).unwrap();
         let err = lock_named_in(&dir, "b", "test store").await.unwrap_err();
         assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
-        assert!(!target.exists(), "the lock followed the link and created its target");
+        assert!(
+            !target.exists(),
+            "the lock followed the link and created its target"
+        );
     }
 
     #[tokio::test]
@@ -210,18 +215,20 @@ mod tests {
             let foreign = tmp.path().join("foreign");
             fs::create_dir(&foreign).unwrap();
             std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-            let err = lock_named_in(&foreign, "c", "test store").await.unwrap_err();
-            assert!(
-                err.to_string().contains("belongs to another user"),
-                "{err}"
-            );
+            let err = lock_named_in(&foreign, "c", "test store")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("belongs to another user"), "{err}");
             // And a lock file planted by another user in our own directory.
             let ours = tmp.path().join("ours");
             drop(lock_named_in(&ours, "d", "test store").await.unwrap());
             let file = fs::read_dir(&ours).unwrap().next().unwrap().unwrap().path();
             std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
             let err = lock_named_in(&ours, "d", "test store").await.unwrap_err();
-            assert!(err.to_string().contains("not a regular file of this user"), "{err}");
+            assert!(
+                err.to_string().contains("not a regular file of this user"),
+                "{err}"
+            );
         }
     }
 

@@ -33,9 +33,9 @@ use crate::auth::{KeyError, PrivateKey, PublicJwk, Signer, Thumbprint};
 
 mod env;
 mod file;
-mod lock;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod lock;
 mod memory;
 #[cfg(feature = "vault")]
 mod vault;
@@ -490,7 +490,12 @@ mod tests {
 
     #[test]
     fn client_ids_are_cb_and_a_bounded_charset() {
-        for good in ["cb_1", "cb_0123456789abcdef", "cb_A-b_c", &format!("cb_{}", "x".repeat(125))] {
+        for good in [
+            "cb_1",
+            "cb_0123456789abcdef",
+            "cb_A-b_c",
+            &format!("cb_{}", "x".repeat(125)),
+        ] {
             assert_eq!(validate_client_id(good), Ok(()), "{good}");
         }
         for bad in [

@@ -53,7 +53,9 @@ impl fmt::Debug for VaultAuth {
 ///
 /// Defaults: KV v2 mount `secret`, path `ralio`, refresh-token slot `default`. The store keeps
 /// `<mount>/data/<path>/identity` (client id plus the PKCS#8 PEM key, or the Transit key's
-/// name) and `<mount>/data/<path>/refresh-tokens/<slot>`.
+/// name), `<mount>/data/<path>/refresh-tokens/<slot>`, and, while a registration is under
+/// way, `<mount>/data/<path>/staged-keys/<jkt>`. Every write carries check-and-set (`cas`),
+/// so mounts with `cas_required=true` work.
 #[derive(Debug, Clone)]
 pub struct VaultConfig {
     addr: String,

@@ -579,7 +579,10 @@ async fn stores_refuse_client_ids_that_are_not_cb_and_a_safe_charset() {
 
     let env = EnvStore::from_vars([
         ("RALIO_CLIENT_ID", "cb_x\u{1b}[2J".to_owned()),
-        ("RALIO_PRIVATE_JWK", key.to_private_jwk().expose_secret().to_owned()),
+        (
+            "RALIO_PRIVATE_JWK",
+            key.to_private_jwk().expose_secret().to_owned(),
+        ),
     ]);
     let err = env.load_identity().await.unwrap_err();
     assert!(err.to_string().contains("not a valid client id"), "{err}");

@@ -351,7 +351,11 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
     assert_eq!(identity.thumbprint().as_str(), binding.fingerprint);
     // Its staged copy went once the identity held the key.
     assert_eq!(
-        status_of(&format!("{mount}/data/agent/staged-keys/{}", binding.fingerprint)).await,
+        status_of(&format!(
+            "{mount}/data/agent/staged-keys/{}",
+            binding.fingerprint
+        ))
+        .await,
         404
     );
 
@@ -378,11 +382,22 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
         None,
     )
     .await;
-    store.save_refresh_token(None, &t("rt-after-delete")).await.unwrap();
+    store
+        .save_refresh_token(None, &t("rt-after-delete"))
+        .await
+        .unwrap();
     store.clear_refresh_token().await.unwrap();
-    store.save_refresh_token(None, &t("rt-after-clear")).await.unwrap();
+    store
+        .save_refresh_token(None, &t("rt-after-clear"))
+        .await
+        .unwrap();
     assert_eq!(
-        store.load_refresh_token().await.unwrap().unwrap().expose_secret(),
+        store
+            .load_refresh_token()
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
         "rt-after-clear"
     );
 
@@ -446,7 +461,10 @@ async fn vault_refused_identity_write_fails_and_keeps_the_staged_key_to_finish_w
     };
     let text = err.to_string();
     assert!(text.contains(staged.as_str()), "{text}");
-    assert!(text.contains("fix the store, then save the identity"), "{text}");
+    assert!(
+        text.contains("fix the store, then save the identity"),
+        "{text}"
+    );
     assert!(!text.contains("another writer"), "{text}");
 
     // Finish from the staged key, as the message says: the binding works.

@@ -8,10 +8,10 @@ use ralio::{ChatEvent, RalioClient};
 use tokio::io::AsyncBufReadExt as _;
 
 use super::{note, out, out_json};
-use crate::terminal::{safe_line, safe_text};
 use crate::cli::ChatArgs;
 use crate::context::Context;
 use crate::error::CliError;
+use crate::terminal::{safe_line, safe_text};
 
 /// Options of one turn.
 struct Turn<'a> {
@@ -151,7 +151,11 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         if let (Some(id), false) = (conversation, ctx.json) {
             note(format!(
                 "{}",
-                format!("conversation {id} (continue with --conversation {id})", id = safe_line(&id)).dimmed()
+                format!(
+                    "conversation {id} (continue with --conversation {id})",
+                    id = safe_line(&id)
+                )
+                .dimmed()
             ));
         }
         return Ok(());
@@ -202,7 +206,11 @@ async fn interactive(
     if let (Some(id), false) = (conversation, ctx.json) {
         note(format!(
             "{}",
-            format!("conversation {id} (continue with --conversation {id})", id = safe_line(&id)).dimmed()
+            format!(
+                "conversation {id} (continue with --conversation {id})",
+                id = safe_line(&id)
+            )
+            .dimmed()
         ));
     }
     Ok(())

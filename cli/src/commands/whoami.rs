@@ -5,8 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::register::scopes_text;
 use super::{human_duration, out, out_json};
 use crate::context::Context;
-use crate::terminal::safe_line;
 use crate::error::CliError;
+use crate::terminal::safe_line;
 
 /// Prints the identity and the facts of a current token; never a secret.
 pub async fn run(ctx: &Context) -> Result<(), CliError> {
