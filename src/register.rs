@@ -422,9 +422,9 @@ pub enum RegistrationError {
         /// Where the key was staged before the request, when the store staged it: the key
         /// is still there.
         staged_key: Option<String>,
-        /// The store's error.
+        /// The store's error (boxed: it keeps this error small).
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// The binding is active and saved, but minting its first token failed.
     #[error(
@@ -600,7 +600,7 @@ pub async fn register(
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
                 staged_key: staged.clone(),
-                source,
+                source: Box::new(source),
             })?;
 
     // Tokens of an earlier identity in this slot belong to another binding.
@@ -610,7 +610,7 @@ pub async fn register(
         .map_err(|source| RegistrationError::SaveFailed {
             client_id: client_id.clone(),
             staged_key: None,
-            source,
+            source: Box::new(source),
         })?;
     let first_token = |source| RegistrationError::FirstToken {
         client_id: client_id.clone(),
@@ -633,7 +633,7 @@ pub async fn register(
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
                 staged_key: staged.clone(),
-                source,
+                source: Box::new(source),
             })?;
     }
     let granted = tokens

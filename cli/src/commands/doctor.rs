@@ -140,7 +140,7 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
         Check::fail(
             "credentials",
             format!("{} has no client_id", path.display()),
-            format!("{REGISTER_FORCE_FIX}"),
+            REGISTER_FORCE_FIX.to_owned(),
         )
     })?;
     let key_jkt = field("key_jkt");
@@ -157,7 +157,7 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
                     "{} names no key (neither key_path nor key_jkt)",
                     path.display()
                 ),
-                format!("{REGISTER_FORCE_FIX}"),
+                REGISTER_FORCE_FIX.to_owned(),
             ));
         }
     };
