@@ -298,6 +298,11 @@ pub enum RegistrationError {
         "no registration ticket: pass one or set RALIO_REGISTRATION_TICKET; the owner mints it in the console under Settings → Credentials"
     )]
     MissingTicket,
+    /// The ticket given is empty once surrounding whitespace is trimmed. Nothing was sent.
+    #[error(
+        "the registration ticket is empty (only whitespace was given); paste the whole ralio-reg-… ticket"
+    )]
+    EmptyTicket,
     /// The store already holds an identity and overwriting was not asked for.
     #[error(
         "{store} already holds the identity of binding {client_id}; pass overwrite to replace it (revoke the old binding in the console if it is no longer used)"
@@ -404,14 +409,21 @@ pub enum RegistrationError {
     Store(#[source] StoreError),
     /// The binding is active but its identity could not be saved.
     #[error(
-        "binding {client_id} is active but could not be saved; revoke it in the console under Settings → Credentials and register again"
+        "binding {client_id} is active but could not be saved; {}",
+        match staged_key {
+            Some(at) => format!("its key is kept at {at}: fix the store, then save the identity (client id {client_id} with that key) into it, for example with CredentialStore::save_identity(&Identity::new(\"{client_id}\", key)); or revoke the binding in the console under Settings → Credentials and register again"),
+            None => "revoke it in the console under Settings → Credentials and register again".to_owned(),
+        }
     )]
     SaveFailed {
         /// The binding.
         client_id: String,
-        /// The store's error.
+        /// Where the key was staged before the request, when the store staged it: the key
+        /// is still there.
+        staged_key: Option<String>,
+        /// The store's error (boxed: it keeps this error small).
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// The binding is active and saved, but minting its first token failed.
     #[error(
@@ -452,6 +464,7 @@ pub async fn register(
         .clone()
         .or_else(|| crate::config::env_var(TICKET_VAR).map(SecretString::from))
         .ok_or(RegistrationError::MissingTicket)?;
+    let ticket = trimmed_ticket(ticket)?;
     let base = crate::config::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
         .map_err(RegistrationError::InvalidUrl)?;
 
@@ -559,6 +572,13 @@ pub async fn register(
             });
         }
     };
+    let client_id = match checked_client_id(client_id) {
+        Ok(id) => id,
+        Err(e) => {
+            discard().await;
+            return Err(e);
+        }
+    };
     options.report(RegistrationProgress::Active {
         client_id: client_id.clone(),
     });
@@ -573,7 +593,8 @@ pub async fn register(
             .await
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
-                source,
+                staged_key: staged.clone(),
+                source: Box::new(source),
             })?;
 
     // Tokens of an earlier identity in this slot belong to another binding.
@@ -582,7 +603,8 @@ pub async fn register(
         .await
         .map_err(|source| RegistrationError::SaveFailed {
             client_id: client_id.clone(),
-            source,
+            staged_key: None,
+            source: Box::new(source),
         })?;
     let first_token = |source| RegistrationError::FirstToken {
         client_id: client_id.clone(),
@@ -604,7 +626,8 @@ pub async fn register(
             .await
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
-                source,
+                staged_key: staged.clone(),
+                source: Box::new(source),
             })?;
     }
     let granted = tokens
@@ -622,6 +645,30 @@ pub async fn register(
         fingerprint,
         key_location,
     })
+}
+
+/// The ticket without surrounding whitespace (a pasted ticket often carries some); an empty one
+/// is refused before any request.
+fn trimmed_ticket(ticket: SecretString) -> Result<SecretString, RegistrationError> {
+    let trimmed = ticket.expose_secret().trim();
+    if trimmed.is_empty() {
+        return Err(RegistrationError::EmptyTicket);
+    }
+    if trimmed.len() == ticket.expose_secret().len() {
+        return Ok(ticket);
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+/// Refuses a client id from the server that is not `cb_` and a bounded charset, before
+/// anything is written (it names files and keyring entries, and is shown to the user).
+fn checked_client_id(client_id: String) -> Result<String, RegistrationError> {
+    crate::store::validate_client_id(&client_id)
+        .map(|()| client_id)
+        .map_err(|why| RegistrationError::UnexpectedResponse {
+            status: 201,
+            reason: format!("the client_id it returned is not a valid client id ({why})"),
+        })
 }
 
 fn resolve_base_url(explicit: Option<&str>) -> String {

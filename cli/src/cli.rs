@@ -22,7 +22,7 @@ Environment:
                              VAULT_SECRET_ID, VAULT_APPROLE_MOUNT); VAULT_NAMESPACE
   RALIO_VAULT_MOUNT          KV v2 mount of --store vault (default secret)
   RALIO_VAULT_PATH           path under the mount of --store vault (default ralio)
-  RALIO_REGISTRATION_TICKET  ticket for `ralio register`";
+  RALIO_REGISTRATION_TICKET  ticket for `ralio register` (else --ticket-stdin, or a prompt)";
 
 /// The Ralio command: register this host, talk to its agent, inspect payments, diagnose.
 #[derive(Debug, Parser)]
@@ -103,9 +103,14 @@ pub enum Command {
 /// `ralio register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// The one-time ralio-reg-… ticket [env: RALIO_REGISTRATION_TICKET]
+    /// The one-time ralio-reg-… ticket. Avoid: other local users can read a command line and
+    /// it stays in shell history. Without this flag the ticket comes from --ticket-stdin,
+    /// RALIO_REGISTRATION_TICKET, or a prompt that does not echo (at a terminal)
     #[arg(long, value_name = "TICKET")]
     pub ticket: Option<String>,
+    /// Read the ticket from standard input (`ralio register --ticket-stdin < ticket.txt`)
+    #[arg(long, conflicts_with = "ticket")]
+    pub ticket_stdin: bool,
     /// Ask for these scopes only (repeatable; default: everything the ticket allows)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,

@@ -35,7 +35,9 @@ pub enum CliError {
     #[error(transparent)]
     Registration(#[from] RegistrationError),
     /// No credentials in the store.
-    #[error("no credentials in the {store}; run `ralio register --ticket <ticket from the owner>`")]
+    #[error(
+        "no credentials in the {store}; run `ralio register` and paste the ticket from the owner when asked"
+    )]
     NoCredentials {
         /// The store, described.
         store: String,
@@ -118,6 +120,9 @@ impl CliError {
             CliError::Sdk(ralio::Error::Stream(_)) => {
                 Some("`ralio intents` shows whether the agent created a payment before the failure")
             }
+            CliError::Registration(RegistrationError::MissingTicket) => Some(
+                "run `ralio register` at a terminal to be asked for the ticket, or pass it with --ticket-stdin or RALIO_REGISTRATION_TICKET",
+            ),
             CliError::Store(_) | CliError::Sdk(ralio::Error::Config(ConfigError::Store(_))) => {
                 Some("`ralio doctor` checks the credential store step by step")
             }
@@ -186,6 +191,12 @@ pub fn report(e: &CliError, json: bool) {
         let _ = writeln!(err, "{value}");
         return;
     }
+    // Messages carry server text (details, descriptions): no control reaches the terminal.
+    let messages: Vec<String> = messages
+        .iter()
+        .map(|m| crate::terminal::safe_line(m).into_owned())
+        .collect();
+    let request_id = request_id.map(|id| crate::terminal::safe_line(&id).into_owned());
     let mut lines = messages.iter();
     if let Some(first) = lines.next() {
         let _ = writeln!(err, "{} {first}", "error:".red().bold());

@@ -32,7 +32,11 @@ fn table(header: &[&str], right: &[usize], rows: Vec<Vec<String>>) -> String {
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
         .set_header(header.iter().copied());
     for row in rows {
-        t.add_row(row);
+        // Cells hold server text: no control or bidi character reaches the terminal.
+        t.add_row(
+            row.iter()
+                .map(|cell| crate::terminal::safe_line(cell).into_owned()),
+        );
     }
     for &i in right {
         if let Some(col) = t.column_mut(i) {

@@ -81,8 +81,15 @@ async fn refused_ticket_exits_3() {
         .run(&["register", "--ticket", "ralio-reg-not-a-real-ticket"])
         .await;
     assert_eq!(run.code, 3, "{}", run.transcript());
+    // The refusal and its advice, not just any line that mentions a ticket.
     assert!(
-        run.stderr.contains("invalid_ticket") || run.stderr.contains("ticket"),
+        run.stderr.contains("registration refused (HTTP 400)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("check that the whole ralio-reg-… ticket was copied"),
         "{}",
         run.stderr
     );
@@ -818,4 +825,236 @@ async fn concurrent_runs_share_the_refresh_token_slot_without_a_replay() {
         "a run minted a new token: a refresh token was replayed and its family revoked"
     );
     assert_eq!(after.refreshes, before.refreshes + RUNS);
+}
+
+/// Server text (a creditor, a reference, a reply, an error detail) holding a screen clear, an
+/// OSC 52 clipboard write, a C1 control and bidi overrides reaches the terminal with each
+/// control replaced by a visible stand-in; `--json` keeps the exact strings.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_text_reaches_the_terminal_with_controls_replaced_and_json_stays_exact() {
+    let env = Env::new().await;
+    env.register().await;
+    let name = "Eve\u{1b}[2J\u{1b}]52;c;aGk=\u{7}\u{202e}evil";
+    let reference = "rent\u{9b}31m\u{2066}x";
+    let message = format!("Pay £20 to {name} for {reference}");
+    let runs = [
+        (
+            "chat --no-stream",
+            env.run(&["chat", "--no-stream", &message]).await,
+        ),
+        ("chat (streamed)", env.run(&["chat", &message]).await),
+        ("transactions", env.run(&["transactions"]).await),
+        ("intents", env.run(&["intents"]).await),
+    ];
+    for (what, run) in &runs {
+        assert_eq!(run.code, 0, "{what}: {}", run.transcript());
+        for control in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}'] {
+            assert!(
+                !run.stdout.contains(control) && !run.stderr.contains(control),
+                "{what}: {control:?} reached the terminal: {:?}",
+                run.transcript()
+            );
+        }
+        assert!(
+            run.stdout.contains("Eve␛[2J␛]52;c;aGk=␇<U+202E>evil"),
+            "{what}: {}",
+            run.stdout
+        );
+    }
+    assert!(
+        runs[2].1.stdout.contains("rent<U+009B>31m<U+2066>x"),
+        "{}",
+        runs[2].1.stdout
+    );
+
+    // An error detail that echoes what was sent.
+    let agent = "ag_\u{1b}[2J\u{202e}x";
+    let err = env
+        .run(&["chat", "--no-stream", "--agent", agent, "hi"])
+        .await;
+    assert_ne!(err.code, 0, "{}", err.transcript());
+    assert!(err.stderr.contains("ag_␛[2J<U+202E>x"), "{}", err.stderr);
+    assert!(
+        !err.stderr.contains('\u{1b}') && !err.stderr.contains('\u{202e}'),
+        "{:?}",
+        err.stderr
+    );
+    let err = env
+        .run(&["--json", "chat", "--no-stream", "--agent", agent, "hi"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(err.stderr.trim()).unwrap();
+    let all = v.to_string();
+    assert!(all.contains(r"ag_\u001b[2J"), "{all}");
+
+    // --json: the exact strings, as the server sent them.
+    let json = env.run(&["--json", "transactions"]).await;
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert!(
+        v["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["creditor"] == name && t["reference"] == reference),
+        "{v}"
+    );
+    let json = env.run(&["--json", "chat", "--no-stream", &message]).await;
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert!(v["reply"].as_str().unwrap().contains(name), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ticket_comes_from_stdin_or_the_variable_and_the_command_line_warns() {
+    let env = Env::new().await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    // Pasted with a newline and spaces: trimmed.
+    let run = env
+        .run_with_stdin(&["register", "--ticket-stdin"], &format!("  {ticket}\n"))
+        .await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    let env = Env::new().await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let run = env
+        .run_env(
+            &["register"],
+            &[("RALIO_REGISTRATION_TICKET", Some(&ticket))],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    let env = Env::new().await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let run = env.run(&["register", "--ticket", &ticket]).await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("warning: a ticket on the command line can be read by other users"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--ticket-stdin"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blank_or_missing_ticket_is_a_clear_error_before_any_request() {
+    let env = Env::new().await;
+    let run = env
+        .run_with_stdin(&["register", "--ticket-stdin"], " \n\t\n")
+        .await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(run.stderr.contains("ticket is empty"), "{}", run.stderr);
+    // No terminal to ask at, no variable: say how to give one.
+    let run = env.run(&["register"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("no registration ticket"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--ticket-stdin"), "{}", run.stderr);
+    assert_eq!(env.sandbox.counters().registrations, 0);
+    assert!(!env.config_dir().join("keys").exists());
+}
+
+/// At a terminal, `ralio register` asks for the ticket and does not echo it. Runs under
+/// `script` (util-linux), which gives the command a pseudo-terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
+    use tokio::io::AsyncReadExt as _;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let message = "`script` (util-linux) is not installed: apt-get install util-linux";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipping: {message}");
+        return;
+    }
+    let env = Env::new().await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let command_line = format!("'{BIN}' register");
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qefc", &command_line, "/dev/null"])
+        .env("RALIO_API_URL", env.sandbox.base_url())
+        .env("RALIO_CONFIG_DIR", env.config_dir())
+        .env_remove("RALIO_REGISTRATION_TICKET")
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script_pid = child.id().unwrap();
+    let mut terminal = child.stdout.take().unwrap();
+    let mut keyboard = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    let mut typed = false;
+    let watch = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = terminal.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !typed && String::from_utf8_lossy(&seen).contains("(input hidden):") {
+                // Type only once the command has turned echo off: the prompt is printed just
+                // before, and a ticket typed in between would be echoed by the terminal.
+                wait_for_echo_off(script_pid).await;
+                keyboard
+                    .write_all(format!("{ticket}\n").as_bytes())
+                    .await
+                    .unwrap();
+                typed = true;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), watch)
+        .await
+        .expect("the prompt never showed, or the command never ended");
+    let status = child.wait().await.unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(typed, "no prompt: {text}");
+    assert!(status.success(), "{text}");
+    assert!(text.contains("registered cb_"), "{text}");
+    assert!(!text.contains(&ticket), "the ticket was echoed: {text}");
+}
+
+/// Waits until the pseudo-terminal `script` (pid `script_pid`) gave its child has echo off.
+async fn wait_for_echo_off(script_pid: u32) {
+    for _ in 0..600 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{script_pid}/task/{script_pid}/children"))
+                .unwrap_or_default();
+        for child in children.split_whitespace() {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{child}/fd/0")) else {
+                continue;
+            };
+            let settings = std::process::Command::new("stty")
+                .arg("-a")
+                .arg("-F")
+                .arg(&tty)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if settings.split_whitespace().any(|w| w == "-echo") {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the command never turned terminal echo off");
 }

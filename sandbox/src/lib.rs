@@ -163,6 +163,10 @@ pub struct Counters {
     pub chat_posts: u64,
     /// Requests per route key (`"GET /api/agents"`, `"POST /oauth/token"`, ...), whatever their outcome.
     pub requests: BTreeMap<String, u64>,
+    /// Total latency fault served, in milliseconds: each request held back by
+    /// [`Faults::latency`] adds its delay once the delay has passed.
+    #[serde(default)]
+    pub injected_latency_ms: u64,
 }
 
 /// Errors of the sandbox's own Rust API (not the HTTP API).

@@ -146,6 +146,10 @@ async fn api_layer(State(st): St, req: Request, next: Next) -> Response {
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+        let served = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        let mut inner = st.lock();
+        inner.counters.injected_latency_ms =
+            inner.counters.injected_latency_ms.saturating_add(served);
     }
     let mut res = match injected {
         Some(status) => detail(

@@ -153,7 +153,10 @@ impl CredentialStore for EnvStore {
         let key = self.load_key()?;
         match (&self.client_id, key) {
             (None, None) => Ok(None),
-            (Some(id), Some(key)) => Ok(Some(Identity::new(id.clone(), key))),
+            (Some(id), Some(key)) => {
+                let id = super::checked_client_id(&self.describe(), CLIENT_ID_VAR, id.clone())?;
+                Ok(Some(Identity::new(id, key)))
+            }
             (Some(_), None) => Err(self.missing(
                 "the private key",
                 &format!(
@@ -173,6 +176,21 @@ impl CredentialStore for EnvStore {
             reason: format!(
                 "environment variables cannot be written from here; register into another store and export {CLIENT_ID_VAR}={} with the key in {PRIVATE_JWK_VAR}",
                 identity.client_id()
+            ),
+        })
+    }
+
+    /// Refuses: the environment cannot be written, so a registration into this store would
+    /// lose its key once the server accepted it. Failing here stops it before any request.
+    async fn stage_key(
+        &self,
+        _key: &crate::auth::PrivateKey,
+        _overwrite: bool,
+    ) -> Result<Option<String>, StoreError> {
+        Err(StoreError::Config {
+            store: self.describe(),
+            reason: format!(
+                "registration cannot save into environment variables; register into a file, keyring or vault store, then export {CLIENT_ID_VAR} and {PRIVATE_JWK_VAR}"
             ),
         })
     }

@@ -191,6 +191,8 @@ impl FileStore {
             Some(serde_json::Value::String(id)) if !id.is_empty() => id,
             _ => return Err(corrupt("it has no client_id")),
         };
+        let client_id =
+            super::checked_client_id(&self.describe(), &path.display().to_string(), client_id)?;
         let key_jkt = match file.key_jkt {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
@@ -267,6 +269,7 @@ impl FileStore {
     }
 
     fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
+        super::check_saved_client_id(&self.describe(), identity)?;
         let IdentityKey::Local(key) = identity.key() else {
             return Err(StoreError::Config {
                 store: self.describe(),
@@ -413,7 +416,7 @@ impl CredentialStore for FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        lock_file(path, self.describe()).await
+        super::lock::lock_file(&path, &self.describe()).await
     }
 
     async fn stage_key(
@@ -527,45 +530,11 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes an exclusive lock on a lock file named after `name`, in `$XDG_RUNTIME_DIR` (per
-/// user) or else the temporary directory.
+/// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
+/// `locks/` in the credential directory); see [`super::lock`].
 pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    // The per-user runtime directory when there is one, so users never share a lock file.
-    let dir = crate::config::env_var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    lock_file(dir.join(format!("ralio-{hex}.lock")), store.to_owned()).await
-}
-
-/// Takes an exclusive lock on `path` (created 0600 if missing), waiting for other holders
-/// (in this process or others) to let go. The lock is released when the value is dropped.
-async fn lock_file(path: PathBuf, store: String) -> Result<RefreshTokenLock, StoreError> {
-    let io_err = |source| StoreError::Io {
-        store: store.clone(),
-        action: format!("lock {}", path.display()),
-        source,
-    };
-    let file = open_lock_file(&path).map_err(io_err)?;
-    // `File::lock` blocks until the other holder lets go: keep it off the async workers.
-    match tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await {
-        Ok(Ok(file)) => Ok(RefreshTokenLock::new(file)),
-        Ok(Err(source)) => Err(io_err(source)),
-        Err(join) => Err(io_err(io::Error::other(join.to_string()))),
-    }
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)
+    let dir = super::lock::default_lock_dir(store)?;
+    super::lock::lock_named_in(&dir, name, store).await
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with

@@ -72,11 +72,16 @@ impl KeyringBackend {
 /// | `client-id` | the binding's client id |
 /// | `<client_id>` | the private key, PKCS#8 PEM |
 /// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
+/// | `staged-key/<jkt>` | a key being registered, until its identity is saved |
+///
+/// Client ids are checked (`cb_` and `[A-Za-z0-9_-]`) before they name an entry, so no client id
+/// can address `client-id`, a staged key or another binding's refresh token.
 ///
 /// The library never installs a process-global default keyring store: each `KeyringStore`
 /// builds its own backend. Backend calls block, so each runs on a short-lived plain thread.
 /// Rotations of one slot are serialised across processes of the same user by a lock file in
-/// `$XDG_RUNTIME_DIR` (else the temporary directory).
+/// a private directory: `$XDG_RUNTIME_DIR/ralio`, else `locks/` in the credential directory
+/// (`RALIO_CONFIG_DIR`, default `~/.ralio`). Waiting for it gives up after a minute.
 #[derive(Clone)]
 pub struct KeyringStore {
     shared: Arc<Shared>,
@@ -119,8 +124,8 @@ impl KeyringStore {
     }
 
     /// Keeps this instance's refresh token under its own slot. Processes on this host that share
-    /// a slot take turns through a lock file (in `$XDG_RUNTIME_DIR` or the temporary
-    /// directory); a slot per process saves them the waiting.
+    /// a slot take turns through a lock file (in `$XDG_RUNTIME_DIR/ralio` or
+    /// `~/.ralio/locks`); a slot per process saves them the waiting.
     pub fn with_refresh_token_slot(self, slot: impl Into<String>) -> Self {
         let shared = &self.shared;
         Self {
@@ -298,7 +303,9 @@ impl Shared {
                 reason: "it is empty".to_owned(),
             });
         }
-        Ok(Some(id))
+        // A client id names the key's own entry: one that is not `cb_…` could address another.
+        super::checked_client_id(&self.describe(), &format!("entry {CLIENT_ID_ACCOUNT}"), id)
+            .map(Some)
     }
 
     fn refresh_account(&self, client_id: &str) -> String {
@@ -330,12 +337,21 @@ impl Shared {
         self.set(client_id, key.to_pkcs8_pem().expose_secret())?;
         // The client id goes last: a half-saved identity stays invisible.
         self.set(CLIENT_ID_ACCOUNT, client_id)?;
+        // The identity now holds the key: its staged copy is no longer needed.
+        if let Err(e) = self.delete(&staged_account(key)) {
+            tracing::warn!(error = %e, "could not remove the staged copy of a saved key");
+        }
         Ok(format!(
             "{} entry service={} account={client_id}",
             self.backend.name(),
             self.service
         ))
     }
+}
+
+/// The entry a key is staged in before registration: `staged-key/<jkt>`.
+fn staged_account(key: &PrivateKey) -> String {
+    format!("staged-key/{}", key.thumbprint().as_str())
 }
 
 #[async_trait]
@@ -349,6 +365,7 @@ impl CredentialStore for KeyringStore {
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        super::check_saved_client_id(&self.describe(), identity)?;
         let IdentityKey::Local(key) = identity.key() else {
             return Err(StoreError::Config {
                 store: self.describe(),
@@ -399,6 +416,31 @@ impl CredentialStore for KeyringStore {
             None => Ok(()),
         })
         .await
+    }
+
+    /// Writes the key to entry `staged-key/<jkt>` before the registration request, so a
+    /// failure after the server accepted it cannot lose it; saving the identity removes it.
+    async fn stage_key(
+        &self,
+        key: &PrivateKey,
+        _overwrite: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.run(move |s| {
+            let account = staged_account(&key);
+            s.set(&account, key.to_pkcs8_pem().expose_secret())?;
+            Ok(Some(format!(
+                "{} entry service={} account={account}",
+                s.backend.name(),
+                s.service
+            )))
+        })
+        .await
+    }
+
+    async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.run(move |s| s.delete(&staged_account(&key))).await
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

@@ -35,6 +35,7 @@ mod env;
 mod file;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod lock;
 mod memory;
 #[cfg(feature = "vault")]
 mod vault;
@@ -226,11 +227,14 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
 
     /// Called by [`register`](crate::register::register) before the registration request.
     ///
-    /// A store that wants the key persisted before the server knows it (the file store: a
-    /// crash between the server's answer and the save must not lose the only copy of the
-    /// key) writes it now and returns where. It must refuse to replace an existing key unless
-    /// `overwrite` is set. The default does nothing: other stores receive the key only through
-    /// [`save_identity`](Self::save_identity), after the server accepted it.
+    /// A store that persists keys writes the key now, durably, and returns where: a failure
+    /// between the server's answer and [`save_identity`](Self::save_identity) (a crash, a
+    /// refused write) must not lose the only copy of a key the server already accepted. The
+    /// file store writes the key file itself (refusing to replace an existing one unless
+    /// `overwrite` is set); the keyring and Vault stores write a `staged-key` entry that
+    /// `save_identity` removes. A store that cannot save an identity at all refuses here, so
+    /// nothing is sent. The default does nothing, which suits stores whose keys live only in
+    /// this process.
     async fn stage_key(
         &self,
         key: &PrivateKey,
@@ -314,6 +318,20 @@ pub enum StoreError {
         /// The store.
         store: String,
     },
+    /// Another process held the refresh-token rotation lock longer than this one waits.
+    #[error(
+        "{store}: the refresh-token lock {} is held by another process and was not released within {}s; if a process using these credentials hangs, stop it (the lock is freed when its holder exits), or give this instance its own refresh-token slot",
+        path.display(),
+        waited.as_secs()
+    )]
+    LockTimeout {
+        /// The store.
+        store: String,
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
     /// The store was configured wrongly (a bad slot name, an unusable setting).
     #[error("{store}: {reason}")]
     Config {
@@ -346,6 +364,55 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+/// The longest client id accepted (`cb_` included); real ones are far shorter.
+pub const CLIENT_ID_MAX_LEN: usize = 128;
+
+/// Checks that `id` looks like a credential binding's client id: `cb_` followed by 1 to 125
+/// characters from `[A-Za-z0-9_-]`.
+///
+/// Registration checks the server's answer with it before anything is written, and every
+/// store checks what it loads: a client id names keyring entries and is shown in messages, so
+/// `../../etc/x`, a newline, or a name that could collide with another entry is refused.
+/// `Err` carries why, in words, without echoing the value.
+pub fn validate_client_id(id: &str) -> Result<(), String> {
+    let Some(rest) = id.strip_prefix("cb_") else {
+        return Err("it does not start with cb_".to_owned());
+    };
+    if rest.is_empty() || id.len() > CLIENT_ID_MAX_LEN {
+        return Err(format!(
+            "it must be cb_ followed by 1 to {} characters",
+            CLIENT_ID_MAX_LEN - 3
+        ));
+    }
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("it holds characters other than A-Z, a-z, 0-9, _ and -".to_owned());
+    }
+    Ok(())
+}
+
+/// A loaded client id, or [`StoreError::Corrupt`] naming `what` when it is not a valid one.
+pub(crate) fn checked_client_id(store: &str, what: &str, id: String) -> Result<String, StoreError> {
+    match validate_client_id(&id) {
+        Ok(()) => Ok(id),
+        Err(reason) => Err(StoreError::Corrupt {
+            store: store.to_owned(),
+            what: what.to_owned(),
+            reason: format!("its client_id is not a valid client id ({reason})"),
+        }),
+    }
+}
+
+/// Refuses to save an identity whose client id is not valid ([`StoreError::Config`]).
+pub(crate) fn check_saved_client_id(store: &str, identity: &Identity) -> Result<(), StoreError> {
+    validate_client_id(identity.client_id()).map_err(|reason| StoreError::Config {
+        store: store.to_owned(),
+        reason: format!("refusing to save an identity whose client id is not valid ({reason})"),
+    })
 }
 
 /// A refresh-token slot in process memory, shared by clones: saves are compare-and-set and
@@ -420,6 +487,35 @@ pub(crate) fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_are_cb_and_a_bounded_charset() {
+        for good in [
+            "cb_1",
+            "cb_0123456789abcdef",
+            "cb_A-b_c",
+            &format!("cb_{}", "x".repeat(125)),
+        ] {
+            assert_eq!(validate_client_id(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "cb_",
+            "cb",
+            "xx_123",
+            "../../etc/x",
+            "cb_../../etc/x",
+            "cb_a/refresh-token/default",
+            "cb_a b",
+            "cb_a\n",
+            "cb_\u{1b}[2J",
+            "client-id",
+            "CB_123",
+            &format!("cb_{}", "x".repeat(126)),
+        ] {
+            assert!(validate_client_id(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn messages_tell_the_caller_what_to_do() {

@@ -53,7 +53,9 @@ impl fmt::Debug for VaultAuth {
 ///
 /// Defaults: KV v2 mount `secret`, path `ralio`, refresh-token slot `default`. The store keeps
 /// `<mount>/data/<path>/identity` (client id plus the PKCS#8 PEM key, or the Transit key's
-/// name) and `<mount>/data/<path>/refresh-tokens/<slot>`.
+/// name), `<mount>/data/<path>/refresh-tokens/<slot>`, and, while a registration is under
+/// way, `<mount>/data/<path>/staged-keys/<jkt>`. Every write carries check-and-set (`cas`),
+/// so mounts with `cas_required=true` work.
 #[derive(Debug, Clone)]
 pub struct VaultConfig {
     addr: String,
@@ -135,9 +137,23 @@ struct VaultApiError {
 
 enum Answer {
     Ok(Value),
-    NotFound,
+    /// 404, with the body: a KV v2 read of a deleted secret still names its version there.
+    NotFound(Value),
+    /// A KV v2 write whose `cas` is not the current version: another writer got there first.
     CasMismatch,
     Forbidden(Vec<String>),
+}
+
+/// The check-and-set of a KV v2 write. Every write sends one, so a mount (or path) with
+/// `cas_required=true` accepts it.
+#[derive(Clone, Copy)]
+enum Cas {
+    /// Create only: the secret must not exist (`cas=0`).
+    Create,
+    /// Replace exactly this version (the one this writer read).
+    Version(u64),
+    /// Replace whatever is there: read the current version, then write on it.
+    Replace,
 }
 
 impl VaultClient {
@@ -321,15 +337,22 @@ impl VaultClient {
                 )
             });
         }
-        let errors: Vec<String> = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("errors").cloned())
+        let parsed = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        let errors: Vec<String> = parsed
+            .get("errors")
+            .cloned()
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         if status == 404 {
-            return Ok(Answer::NotFound);
+            return Ok(Answer::NotFound(parsed));
         }
-        if status == 400 && errors.iter().any(|e| e.contains("check-and-set")) {
+        // Only a version mismatch is a conflict. "check-and-set parameter required for this
+        // call" (a `cas_required` mount) and every other 400 are errors: nothing was written.
+        if status == 400
+            && errors
+                .iter()
+                .any(|e| e.contains("did not match the current version"))
+        {
             return Ok(Answer::CasMismatch);
         }
         if status == 403 && token.is_some() {
@@ -451,30 +474,66 @@ impl VaultStore {
         }
     }
 
+    /// The current version of a KV v2 secret (0 when it never existed or its metadata was
+    /// deleted): what a write must send as `cas` to replace it.
+    async fn current_version(&self, rest: &str, action: &str) -> Result<u64, StoreError> {
+        let answer = self
+            .client
+            .call(
+                &self.describe(),
+                action,
+                reqwest::Method::GET,
+                &self.kv_path("data", rest),
+                None,
+            )
+            .await?;
+        // A soft-deleted secret answers 404 but keeps its version, which `cas` must name.
+        let (Answer::Ok(value) | Answer::NotFound(value)) = answer else {
+            return Ok(0);
+        };
+        Ok(value
+            .pointer("/data/metadata/version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0))
+    }
+
+    /// Writes a KV v2 secret with check-and-set. `Ok(true)`: written; `Ok(false)`: another
+    /// writer changed the secret first (for [`Cas::Replace`]: three times in a row), nothing
+    /// was written. Every other failure, a refused write included, is an error.
     async fn write(
         &self,
         rest: &str,
         action: &str,
-        data: Value,
-        cas: Option<u64>,
+        data: &Value,
+        cas: Cas,
     ) -> Result<bool, StoreError> {
-        let mut body = json!({ "data": data });
-        if let Some(cas) = cas {
-            body["options"] = json!({ "cas": cas });
+        let attempts = if matches!(cas, Cas::Replace) { 3 } else { 1 };
+        for _ in 0..attempts {
+            let version = match cas {
+                Cas::Create => 0,
+                Cas::Version(version) => version,
+                Cas::Replace => self.current_version(rest, action).await?,
+            };
+            let body = json!({ "data": data, "options": { "cas": version } });
+            match self
+                .client
+                .call(&self.describe(), action, reqwest::Method::POST, &self.kv_path("data", rest), Some(&body))
+                .await?
+            {
+                Answer::Ok(_) => return Ok(true),
+                Answer::CasMismatch => {}
+                Answer::NotFound(_) | Answer::Forbidden(_) => return Err(StoreError::Missing {
+                    store: self.describe(),
+                    what: format!("the KV v2 mount {}", self.client.config.kv_mount),
+                    hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
+                }),
+            }
         }
-        match self
-            .client
-            .call(&self.describe(), action, reqwest::Method::POST, &self.kv_path("data", rest), Some(&body))
-            .await?
-        {
-            Answer::Ok(_) => Ok(true),
-            Answer::CasMismatch => Ok(false),
-            Answer::NotFound | Answer::Forbidden(_) => Err(StoreError::Missing {
-                store: self.describe(),
-                what: format!("the KV v2 mount {}", self.client.config.kv_mount),
-                hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
-            }),
-        }
+        Ok(false)
+    }
+
+    fn staged_rest(key: &PrivateKey) -> String {
+        format!("staged-keys/{}", key.thumbprint().as_str())
     }
 
     fn corrupt(&self, what: &str, reason: &str) -> StoreError {
@@ -504,6 +563,7 @@ impl CredentialStore for VaultStore {
             .client_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| self.corrupt(&what, "it has no client_id"))?;
+        let client_id = super::checked_client_id(&self.describe(), &what, client_id)?;
         if let Some(pem) = secret.private_key_pem {
             let key = PrivateKey::from_pem(&pem).map_err(|source| StoreError::InvalidKey {
                 store: self.describe(),
@@ -525,6 +585,7 @@ impl CredentialStore for VaultStore {
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
+        super::check_saved_client_id(&self.describe(), identity)?;
         let where_ = self.kv_path("data", "identity");
         let data = match identity.key() {
             IdentityKey::Local(key) => json!({
@@ -547,8 +608,23 @@ impl CredentialStore for VaultStore {
                 })
             }
         };
-        self.write("identity", "write the identity", data, None)
-            .await?;
+        if !self
+            .write("identity", "write the identity", &data, Cas::Replace)
+            .await?
+        {
+            return Err(StoreError::Backend {
+                store: self.describe(),
+                action: format!("write the identity to {where_}"),
+                hint: "other writers kept changing it; make sure no other registration writes to this path, then try again".to_owned(),
+                source: None,
+            });
+        }
+        // The identity now holds the key: its staged copy is no longer needed.
+        if let IdentityKey::Local(key) = identity.key()
+            && let Err(e) = self.discard_staged_key(key).await
+        {
+            tracing::warn!(error = %e, "could not remove the staged copy of a saved key");
+        }
         Ok(format!("Vault KV {where_} ({})", self.client.config.addr))
     }
 
@@ -575,7 +651,7 @@ impl CredentialStore for VaultStore {
         let rest = self.refresh_rest();
         let data = json!({ "refresh_token": token.expose_secret() });
         let cas = match previous {
-            None => None,
+            None => Cas::Replace,
             Some(previous) => {
                 let current = self.read(&rest, "read the refresh token").await?;
                 let (value, version) = match current {
@@ -592,11 +668,11 @@ impl CredentialStore for VaultStore {
                         store: self.describe(),
                     });
                 }
-                Some(version)
+                Cas::Version(version)
             }
         };
         if self
-            .write(&rest, "write the refresh token", data, cas)
+            .write(&rest, "write the refresh token", &data, cas)
             .await?
         {
             Ok(())
@@ -613,6 +689,50 @@ impl CredentialStore for VaultStore {
             .call(
                 &self.describe(),
                 "delete the refresh token",
+                reqwest::Method::DELETE,
+                &path,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the key to `<mount>/data/<path>/staged-keys/<jkt>` before the registration
+    /// request, so a failure after the server accepted it (a refused identity write, a lost
+    /// connection) cannot lose it. [`save_identity`](CredentialStore::save_identity) removes
+    /// it once the identity holds the key.
+    async fn stage_key(
+        &self,
+        key: &PrivateKey,
+        _overwrite: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let rest = Self::staged_rest(key);
+        let data = json!({
+            "private_key_pem": key.to_pkcs8_pem().expose_secret(),
+            "key_jkt": key.thumbprint().as_str(),
+        });
+        if !self
+            .write(&rest, "stage the new key", &data, Cas::Create)
+            .await?
+        {
+            return Err(StoreError::AlreadyExists {
+                store: self.describe(),
+                what: format!("the staged key {}", self.kv_path("data", &rest)),
+            });
+        }
+        Ok(Some(format!(
+            "Vault KV {} ({})",
+            self.kv_path("data", &rest),
+            self.client.config.addr
+        )))
+    }
+
+    async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
+        let path = self.kv_path("metadata", &Self::staged_rest(key));
+        self.client
+            .call(
+                &self.describe(),
+                "remove the staged key",
                 reqwest::Method::DELETE,
                 &path,
                 None,

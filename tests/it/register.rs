@@ -387,3 +387,65 @@ async fn the_registered_key_and_refresh_token_work_against_the_server() {
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
+
+/// A server that answers 201 with a client id that could name a path or collide with another
+/// keyring entry: refused before anything is written.
+#[tokio::test]
+async fn a_client_id_that_is_not_cb_and_safe_is_refused_before_anything_is_written() {
+    use axum::{Json, Router, routing::post};
+    let app = Router::new().route(
+        "/api/credential-bindings/registrations",
+        post(|| async {
+            (
+                axum::http::StatusCode::CREATED,
+                Json(serde_json::json!({"client_id": "../../etc/x"})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("cfg"));
+    let err = register(
+        &store,
+        RegisterOptions::new()
+            .base_url(format!("http://{addr}/"))
+            .ticket("ralio-reg-x"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, RegistrationError::UnexpectedResponse { reason, .. } if reason.contains("not a valid client id")),
+        "{err:?}"
+    );
+    assert!(store.load_identity().await.unwrap().is_none());
+    assert!(pem_files(&dir.path().join("cfg/keys")).is_empty());
+    assert!(!dir.path().join("etc").exists());
+}
+
+/// A pasted ticket often carries a newline or spaces: they are trimmed (as the Python SDK
+/// does); a ticket of whitespace only is a clear error before any request.
+#[tokio::test]
+async fn a_ticket_with_surrounding_whitespace_is_trimmed_and_a_blank_one_refused() {
+    let sandbox = sandbox().await;
+    let ticket = sandbox.mint_ticket(TicketSpec::default());
+    let store = MemoryStore::new();
+    let binding = register(&store, options(&sandbox, &format!(" \t{ticket}\r\n")))
+        .await
+        .unwrap();
+    assert!(binding.client_id.starts_with("cb_"));
+
+    // Port 9 (discard): a request would fail with a transport error, not this one.
+    let err = register(
+        &MemoryStore::new(),
+        RegisterOptions::new()
+            .base_url("http://127.0.0.1:9")
+            .ticket(" \n\t "),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RegistrationError::EmptyTicket), "{err:?}");
+    assert!(err.to_string().contains("empty"), "{err}");
+}

@@ -548,3 +548,42 @@ fn ralio_config_dir_chooses_the_directory() {
     // An empty variable counts as unset.
     assert_eq!(resolved_dir(Some(""), home.path()), default);
 }
+
+/// A client id names files, keyring entries and is shown to the user: the stores refuse one
+/// that is not `cb_` and `[A-Za-z0-9_-]`, when loading and when saving.
+#[tokio::test]
+async fn stores_refuse_client_ids_that_are_not_cb_and_a_safe_charset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let key = PrivateKey::generate().unwrap();
+    let err = store
+        .save_identity(&Identity::new("../../etc/x", key.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+    assert!(!dir.path().join("credentials.json").exists());
+
+    // A credentials.json written by hand (or by an older version) with such an id.
+    store
+        .save_identity(&Identity::new("cb_good", key.clone()))
+        .await
+        .unwrap();
+    let path = dir.path().join("credentials.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    json["client_id"] = "../../etc/x".into();
+    std::fs::write(&path, json.to_string()).unwrap();
+    let err = store.load_identity().await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a valid client id"), "{err}");
+
+    let env = EnvStore::from_vars([
+        ("RALIO_CLIENT_ID", "cb_x\u{1b}[2J".to_owned()),
+        (
+            "RALIO_PRIVATE_JWK",
+            key.to_private_jwk().expose_secret().to_owned(),
+        ),
+    ]);
+    let err = env.load_identity().await.unwrap_err();
+    assert!(err.to_string().contains("not a valid client id"), "{err}");
+}

@@ -141,3 +141,66 @@ async fn keyring_secret_service_keeps_slots_apart_and_refuses_remote_signers() {
     let err = a.save_identity(&remote).await.unwrap_err();
     assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
 }
+
+/// Reads entry `account` of `service` directly; `None` when there is none.
+fn raw_entry(backend: KeyringBackend, service: &str, account: &str) -> Option<String> {
+    let (service, account) = (service.to_owned(), account.to_owned());
+    // A plain thread: the Secret Service client cannot block inside a tokio context.
+    std::thread::spawn(move || {
+        match platform(backend)
+            .build(&service, &account, None)
+            .unwrap()
+            .get_password()
+        {
+            Ok(value) => Some(value),
+            Err(keyring_core::Error::NoEntry) => None,
+            Err(e) => panic!("{e}"),
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// Registration stages the key in `staged-key/<jkt>` before the request, so a failure after
+/// the server accepted it cannot lose it; saving the identity removes the staged copy.
+async fn staging(backend: KeyringBackend) {
+    if !available(backend).await {
+        return;
+    }
+    let service = unique_service();
+    let store = KeyringStore::with_backend(&service, backend);
+    let key = PrivateKey::generate().unwrap();
+    let account = format!("staged-key/{}", key.thumbprint().as_str());
+    let at = store.stage_key(&key, false).await.unwrap().unwrap();
+    assert!(at.contains(&account), "{at}");
+    let pem = raw_entry(backend, &service, &account).expect("the key was staged");
+    assert_eq!(
+        PrivateKey::from_pem(&pem).unwrap().thumbprint(),
+        key.thumbprint()
+    );
+    store
+        .save_identity(&Identity::new("cb_staged", key.clone()))
+        .await
+        .unwrap();
+    assert!(raw_entry(backend, &service, &account).is_none());
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().thumbprint(),
+        key.thumbprint()
+    );
+
+    let failed = PrivateKey::generate().unwrap();
+    store.stage_key(&failed, false).await.unwrap();
+    store.discard_staged_key(&failed).await.unwrap();
+    let account = format!("staged-key/{}", failed.thumbprint().as_str());
+    assert!(raw_entry(backend, &service, &account).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_service_stages_the_key_until_the_identity_is_saved() {
+    staging(KeyringBackend::SecretService).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_keyutils_stages_the_key_until_the_identity_is_saved() {
+    staging(KeyringBackend::KeyUtils).await;
+}

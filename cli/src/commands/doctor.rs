@@ -87,7 +87,9 @@ impl Check {
     }
 }
 
-const REGISTER_FIX: &str = "run `ralio register --ticket <ticket from the owner>`";
+const REGISTER_FIX: &str = "run `ralio register` and paste the ticket from the owner when asked";
+const REGISTER_FORCE_FIX: &str =
+    "run `ralio register --force` and paste the ticket from the owner when asked";
 
 /// What `credentials.json` says, as far as the doctor needs it.
 struct CredentialsFile {
@@ -124,7 +126,7 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
         Check::fail(
             "credentials",
             format!("{} is not JSON ({e})", path.display()),
-            format!("restore it from a backup, or {REGISTER_FIX} --force"),
+            format!("restore it from a backup, or {REGISTER_FORCE_FIX}"),
         )
     })?;
     let field = |name: &str| {
@@ -138,7 +140,7 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
         Check::fail(
             "credentials",
             format!("{} has no client_id", path.display()),
-            format!("{REGISTER_FIX} --force"),
+            REGISTER_FORCE_FIX.to_owned(),
         )
     })?;
     let key_jkt = field("key_jkt");
@@ -155,7 +157,7 @@ fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
                     "{} names no key (neither key_path nor key_jkt)",
                     path.display()
                 ),
-                format!("{REGISTER_FIX} --force"),
+                REGISTER_FORCE_FIX.to_owned(),
             ));
         }
     };
@@ -183,7 +185,7 @@ fn key_permissions(path: &Path) -> Check {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(
             NAME,
             format!("the key file {} is missing", path.display()),
-            format!("restore the key file from a backup, or {REGISTER_FIX} --force"),
+            format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
         ),
         Err(e) => Check::fail(
             NAME,
@@ -218,7 +220,7 @@ fn key_thumbprint(creds: &CredentialsFile) -> (Check, Option<PrivateKey>) {
                         "{} is not a usable P-256 key ({e})",
                         creds.key_path.display()
                     ),
-                    format!("restore the key file from a backup, or {REGISTER_FIX} --force"),
+                    format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
                 ),
                 None,
             );
@@ -232,7 +234,7 @@ fn key_thumbprint(creds: &CredentialsFile) -> (Check, Option<PrivateKey>) {
                 key.thumbprint()
             ),
             format!(
-                "put the registered key back at {}, or {REGISTER_FIX} --force (and revoke the old binding)",
+                "put the registered key back at {}, or {REGISTER_FORCE_FIX} (and revoke the old binding)",
                 creds.key_path.display()
             ),
         ),
@@ -588,9 +590,18 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
                 Status::Fail => word.red().bold().to_string(),
                 Status::Skip => word.dimmed().to_string(),
             };
-            let mut line = format!("{word}  {:<16} {}", c.name, c.detail);
+            // Details quote server answers and stored values: keep controls off the terminal.
+            let mut line = format!(
+                "{word}  {:<16} {}",
+                c.name,
+                crate::terminal::safe_line(&c.detail)
+            );
             if let Some(fix) = &c.fix {
-                line.push_str(&format!(" {} {fix}", "→ fix:".bold()));
+                line.push_str(&format!(
+                    " {} {}",
+                    "→ fix:".bold(),
+                    crate::terminal::safe_line(fix)
+                ));
             }
             out(line)?;
         }

@@ -13,9 +13,42 @@ use crate::cli::RegisterArgs;
 use crate::context::Context;
 use crate::error::CliError;
 
+/// Where the ticket comes from, safest first: `--ticket-stdin`, `RALIO_REGISTRATION_TICKET`
+/// (left to the SDK), a prompt without echo when stdin is a terminal; `--ticket` still works
+/// but warns. `None`: the SDK reads the variable, or says that no ticket was given.
+fn ticket(args: &RegisterArgs) -> Result<Option<String>, CliError> {
+    if let Some(ticket) = &args.ticket {
+        note(
+            "warning: a ticket on the command line can be read by other users of this host (in the process list) and stays in your shell history; run `ralio register` at a terminal to be asked for it, or use --ticket-stdin or RALIO_REGISTRATION_TICKET",
+        );
+        return Ok(Some(ticket.clone()));
+    }
+    if args.ticket_stdin {
+        let mut ticket = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut ticket).map_err(|source| {
+            CliError::Io {
+                action: "read the ticket from stdin",
+                source,
+            }
+        })?;
+        return Ok(Some(ticket));
+    }
+    let from_env = std::env::var(ralio::register::TICKET_VAR).is_ok_and(|v| !v.trim().is_empty());
+    if from_env || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password("Registration ticket from the owner (input hidden): ")
+        .map(Some)
+        .map_err(|source| CliError::Io {
+            action: "read the ticket from the terminal",
+            source,
+        })
+}
+
 /// Registers this host and prints the client id and where the key went.
 pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     let store = ctx.store()?;
+    let ticket = ticket(&args)?;
     let interactive = std::io::stderr().is_terminal() && !ctx.json;
     let spinner = if interactive {
         let bar = ProgressBar::new_spinner();
@@ -64,7 +97,8 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
             }
             _ => {}
         });
-    if let Some(ticket) = args.ticket.filter(|t| !t.trim().is_empty()) {
+    // The SDK trims it and refuses an empty one before any request.
+    if let Some(ticket) = ticket {
         options = options.ticket(ticket);
     }
     if !args.scopes.is_empty() {
@@ -87,7 +121,10 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     out(format!("registered {}", binding.client_id))?;
     out(format!("  key       {}", binding.fingerprint))?;
     out(format!("  stored in {}", binding.key_location))?;
-    out(format!("  scopes    {}", scopes_text(&binding.scopes)))?;
+    out(format!(
+        "  scopes    {}",
+        crate::terminal::safe_line(&scopes_text(&binding.scopes))
+    ))?;
     Ok(())
 }
 

@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, args: SandboxArgs) -> Result<(), CliError> {
             "Ralio sandbox".bold()
         );
         text.push_str(&format!(
-            "{}\n  export RALIO_API_URL={url}\n  export RALIO_CONFIG_DIR=\"$(mktemp -d)\"   # keep sandbox credentials apart\n  ralio register --ticket {ticket}\n  ralio chat \"What is my current balance?\"\n  ralio chat \"Pay £20 to Alice for lunch\"\n  ralio intents\n\n",
+            "{}\n  export RALIO_API_URL={url}\n  export RALIO_CONFIG_DIR=\"$(mktemp -d)\"   # keep sandbox credentials apart\n  ralio register   # paste the ticket when asked: {ticket}\n  ralio chat \"What is my current balance?\"\n  ralio chat \"Pay £20 to Alice for lunch\"\n  ralio intents\n\n",
             "Point the CLI at it:".bold()
         ));
         text.push_str(&format!(

@@ -6,6 +6,7 @@ use super::register::scopes_text;
 use super::{human_duration, out, out_json};
 use crate::context::Context;
 use crate::error::CliError;
+use crate::terminal::safe_line;
 
 /// Prints the identity and the facts of a current token; never a secret.
 pub async fn run(ctx: &Context) -> Result<(), CliError> {
@@ -38,7 +39,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
         [] => "(none)".to_owned(),
         list => list
             .iter()
-            .map(|a| format!("{} ({})", a.name, a.id))
+            .map(|a| format!("{} ({})", safe_line(&a.name), safe_line(&a.id)))
             .collect::<Vec<_>>()
             .join(", "),
     };
@@ -47,7 +48,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
     out(format!("store      {}", session.store.describe()))?;
     out(format!("api        {}", ctx.api_url))?;
     out(format!("agent      {agent}"))?;
-    out(format!("scopes     {}", scopes_text(&scopes)))?;
+    out(format!("scopes     {}", safe_line(&scopes_text(&scopes))))?;
     match (expires_at, expires_in) {
         (Some(at), Some(left)) => out(format!(
             "token      expires {at} (in {})",

@@ -66,7 +66,9 @@ impl Env {
     /// Registers with a fresh ticket; panics when that fails.
     pub async fn register(&self) -> Run {
         let ticket = self.sandbox.mint_ticket(TicketSpec::default());
-        let run = self.run(&["register", "--ticket", &ticket]).await;
+        let run = self
+            .run_with_stdin(&["register", "--ticket-stdin"], &ticket)
+            .await;
         assert_eq!(run.code, 0, "{}", run.transcript());
         run
     }

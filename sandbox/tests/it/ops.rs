@@ -553,10 +553,15 @@ async fn latency_fault_still_answers() {
         .await
         .unwrap();
     let s = Session::start(&sb).await;
+    let before = sb.counters().injected_latency_ms;
     assert_eq!(
         s.call(Method::GET, "/api/agents", None).await.status(),
         StatusCode::OK
     );
+    // The sandbox's own record, not a wall clock: this one request was held back 30 ms before
+    // it was answered.
+    assert_eq!(sb.counters().injected_latency_ms - before, 30);
+    assert!(before > 0, "the session's own requests were delayed too");
 }
 
 #[tokio::test]
