@@ -17,6 +17,12 @@
 //!   answer is `400 use_dpop_nonce` with a `DPoP-Nonce` header). Nonces rotate every 60 s (or
 //!   on [`Sandbox::rotate_nonce`]); the previous nonce stays valid for one rotation.
 //! - Every response carries `Date` from the server's clock, which the clock-offset fault moves.
+//! - [`Answers::Varied`] (builder [`SandboxBuilder::answers`], binary flag `--variants`, or
+//!   `RALIO_SANDBOX_VARIANTS=1`) answers in the legal variety the official SDKs show a real server
+//!   may use: integer `agent_number`, naive timestamps, left-out and `null` optional fields,
+//!   unknown fields and statuses, plain 401s without a challenge, SSE with keep-alives, CRLF and
+//!   records split across frames. Deterministic from the seed; [`Answers`] lists each variation
+//!   with its evidence. [`Answers::Uniform`] is the default.
 //! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
 //!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
 //!
@@ -157,6 +163,10 @@ pub struct Counters {
     pub chat_posts: u64,
     /// Requests per route key (`"GET /api/agents"`, `"POST /oauth/token"`, ...), whatever their outcome.
     pub requests: BTreeMap<String, u64>,
+    /// Plain `401 {"detail": "Token expired"}` answers (no `WWW-Authenticate`) sent to resource
+    /// calls by [`Answers::Varied`]; always 0 in [`Answers::Uniform`].
+    #[serde(default)]
+    pub plain_401s: u64,
 }
 
 /// Errors of the sandbox's own Rust API (not the HTTP API).
@@ -229,6 +239,9 @@ pub(crate) struct Config {
     pub(crate) spend_limit: Decimal,
     pub(crate) approval_threshold: Decimal,
     pub(crate) faults: Faults,
+    pub(crate) answers: Answers,
+    /// Why `RALIO_SANDBOX_VARIANTS` could not be read; `start` reports it.
+    pub(crate) answers_env_error: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -246,6 +259,8 @@ impl Default for Config {
             spend_limit: Decimal::new(100_000, 2),
             approval_threshold: Decimal::new(10_000, 2),
             faults: Faults::default(),
+            answers: Answers::Uniform,
+            answers_env_error: None,
         }
     }
 }
@@ -312,6 +327,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// How responses are shaped (default [`Answers::Uniform`], or what `RALIO_SANDBOX_VARIANTS`
+    /// says; this call overrides the variable).
+    pub fn answers(mut self, answers: Answers) -> Self {
+        self.config.answers = answers;
+        self.config.answers_env_error = None;
+        self
+    }
+
     /// Binds the socket and starts serving in the background on the current Tokio runtime.
     pub async fn start(self) -> Result<Sandbox, SandboxError> {
         server::start(self.config).await
@@ -342,11 +365,21 @@ impl Drop for Sandbox {
 }
 
 impl Sandbox {
-    /// A builder with the defaults.
+    /// A builder with the defaults. The answer mode starts from the environment variable
+    /// `RALIO_SANDBOX_VARIANTS` (see [`Answers::from_env`]), so a test suite can run against both
+    /// modes without code changes; [`SandboxBuilder::answers`] overrides it.
     pub fn builder() -> SandboxBuilder {
-        SandboxBuilder {
-            config: Config::default(),
+        let mut config = Config::default();
+        match Answers::from_env() {
+            Ok(a) => config.answers = a,
+            Err(reason) => config.answers_env_error = Some(reason),
         }
+        SandboxBuilder { config }
+    }
+
+    /// The answer mode this sandbox runs in.
+    pub fn answers(&self) -> Answers {
+        self.state.config.answers
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -440,6 +473,8 @@ impl Sandbox {
     }
 }
 
+pub use variants::{ANSWERS_ENV, Answers};
+
 mod admin;
 mod agent;
 mod auth;
@@ -449,3 +484,4 @@ mod registration;
 mod resources;
 mod server;
 mod state;
+mod variants;
