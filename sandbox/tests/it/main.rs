@@ -4,3 +4,4 @@ mod agent;
 mod common;
 mod ops;
 mod protocol;
+mod variants;
