@@ -404,12 +404,20 @@ pub(crate) async fn transactions(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    paged(&st, &method, &uri, &headers, "transactions", |a| {
-        a.transactions
-            .iter()
-            .filter_map(|t| serde_json::to_value(t).ok())
-            .collect()
-    }, variants::transaction)
+    paged(
+        &st,
+        &method,
+        &uri,
+        &headers,
+        "transactions",
+        |a| {
+            a.transactions
+                .iter()
+                .filter_map(|t| serde_json::to_value(t).ok())
+                .collect()
+        },
+        variants::transaction,
+    )
 }
 
 pub(crate) async fn payment_intents(
@@ -418,10 +426,18 @@ pub(crate) async fn payment_intents(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    paged(&st, &method, &uri, &headers, "payment_intents", |a| {
-        a.intents
-            .iter()
-            .filter_map(|i| serde_json::to_value(i).ok())
-            .collect()
-    }, variants::payment_intent)
+    paged(
+        &st,
+        &method,
+        &uri,
+        &headers,
+        "payment_intents",
+        |a| {
+            a.intents
+                .iter()
+                .filter_map(|i| serde_json::to_value(i).ok())
+                .collect()
+        },
+        variants::payment_intent,
+    )
 }

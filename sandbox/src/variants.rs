@@ -80,7 +80,8 @@ impl Answers {
     }
 }
 
-const BAD_VALUE: &str = "RALIO_SANDBOX_VARIANTS must be 1 (varied answers) or 0 (uniform answers), or unset";
+const BAD_VALUE: &str =
+    "RALIO_SANDBOX_VARIANTS must be 1 (varied answers) or 0 (uniform answers), or unset";
 
 /// Which resource call of an access token gets the plain 401 in [`Answers::Varied`]: the 3rd,
 /// 4th or 5th, from the seed (`3 + seed % 3`).
@@ -107,7 +108,7 @@ fn vary_time(o: &mut Map<String, Value>, field: &str, r: u64) {
             Err(_) => return,
         },
         Some(Value::Null) => {
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 o.remove(field);
             }
             return;
@@ -120,7 +121,7 @@ fn vary_time(o: &mut Map<String, Value>, field: &str, r: u64) {
         2 | 3 => t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
         4 | 5 => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
         _ => {
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 o.remove(field);
             } else {
                 o.insert(field.to_owned(), Value::Null);
@@ -148,7 +149,7 @@ fn vary_optional(o: &mut Map<String, Value>, field: &str, r: u64) {
 
 /// A nullable field: when its value is `null`, sometimes left out (never when it has a value).
 fn drop_if_null(o: &mut Map<String, Value>, field: &str, r: u64) {
-    if r % 2 == 0 && o.get(field) == Some(&Value::Null) {
+    if r.is_multiple_of(2) && o.get(field) == Some(&Value::Null) {
         o.remove(field);
     }
 }
@@ -165,10 +166,11 @@ pub(crate) fn agent(seed: u64, mut v: Value) -> Value {
     let Some(o) = v.as_object_mut() else { return v };
     let id = id_of(o);
     let r = |f: &str| roll(seed, &format!("agent:{id}:{f}"));
-    let number = o
-        .get("agent_number")
-        .and_then(Value::as_str)
-        .and_then(|s| s.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok());
+    let number = o.get("agent_number").and_then(Value::as_str).and_then(|s| {
+        s.trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u64>()
+            .ok()
+    });
     if let Some(n) = number {
         o.insert("agent_number".into(), json!(n));
     }
@@ -191,10 +193,13 @@ fn message(seed: u64, mut v: Value) -> Value {
         "created_at",
         roll(seed, &format!("message:{id}:created_at")),
     );
-    if roll(seed, &format!("message:{id}:extra")) % 2 == 0 {
+    if roll(seed, &format!("message:{id}:extra")).is_multiple_of(2) {
         o.insert("tool_calls".into(), Value::Null);
     } else {
-        o.insert("metadata".into(), json!({ "tokens": 12, "latency_s": 0.42 }));
+        o.insert(
+            "metadata".into(),
+            json!({ "tokens": 12, "latency_s": 0.42 }),
+        );
     }
     v
 }
@@ -248,11 +253,12 @@ fn instruction(seed: u64, intent_id: &str, idx: usize, mut v: Value) -> Value {
     ] {
         drop_if_null(o, f, r(f));
     }
-    if o.get("status").and_then(Value::as_str) == Some("completed") && r("status") % 2 == 0 {
+    if o.get("status").and_then(Value::as_str) == Some("completed") && r("status").is_multiple_of(2)
+    {
         o.insert("status".into(), json!("settled"));
     }
     if o.get("transaction_status").and_then(Value::as_str) == Some("completed")
-        && r("transaction_status:unknown") % 2 == 0
+        && r("transaction_status:unknown").is_multiple_of(2)
     {
         o.insert("transaction_status".into(), json!("booked"));
     }
@@ -306,10 +312,10 @@ pub(crate) fn list(
     let r = roll(seed, &format!("list:{key}:{page}:{per_page}:{total}"));
     // Python's Page defaults page to 1 and total to the rows on the page: left out only where
     // that default is the true value.
-    if page == 1 && r % 2 == 0 {
+    if page == 1 && r.is_multiple_of(2) {
         o.remove("page");
     }
-    if page == 1 && total == count && (r >> 8) % 2 == 0 {
+    if page == 1 && total == count && (r >> 8).is_multiple_of(2) {
         o.remove("total");
     }
     o.insert(
@@ -332,7 +338,7 @@ pub(crate) fn sse_keep_alive() -> Bytes {
 
 /// Whether a keep-alive record follows event `index`.
 pub(crate) fn sse_keep_alive_after(seed: u64, index: usize) -> bool {
-    roll(seed, &format!("sse:{index}:keep-alive")) % 3 == 0
+    roll(seed, &format!("sse:{index}:keep-alive")).is_multiple_of(3)
 }
 
 /// One SSE record in varied form, cut into the pieces to send as separate body frames.
@@ -343,10 +349,10 @@ pub(crate) fn sse_record(seed: u64, index: usize, name: &str, data: &Value) -> V
         o.insert("seq".into(), json!(index));
     }
     let mut lines: Vec<String> = Vec::new();
-    if index == 0 || r % 2 == 0 {
+    if index == 0 || r.is_multiple_of(2) {
         lines.push(": keep-alive".into());
     }
-    if r % 3 == 0 {
+    if r.is_multiple_of(3) {
         lines.push(format!("id: {index}"));
     }
     lines.push(format!("event: {name}"));
@@ -413,12 +419,7 @@ mod tests {
     #[test]
     fn a_record_cut_into_pieces_is_the_same_bytes() {
         for i in 0..12 {
-            let pieces = sse_record(
-                7,
-                i,
-                "text_delta",
-                &json!({ "text": "Pay £25 to Bob" }),
-            );
+            let pieces = sse_record(7, i, "text_delta", &json!({ "text": "Pay £25 to Bob" }));
             assert!(pieces.len() >= 2, "record {i} is not split");
             let joined: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
             let text = String::from_utf8(joined).unwrap();

@@ -215,7 +215,10 @@ async fn varied_answers_carry_every_legal_variation() {
             .any(|l| l.get("page").is_none() || l.get("total").is_none()),
         "{txs} {intents}"
     );
-    assert_eq!((page2["page"].as_u64(), page2["total"].as_u64()), (Some(2), Some(6)));
+    assert_eq!(
+        (page2["page"].as_u64(), page2["total"].as_u64()),
+        (Some(2), Some(6))
+    );
 
     // Plain 401s happened (14 resource calls, a 401 on every 3rd or later call of a token).
     assert!(sb.counters().plain_401s >= 2, "{:?}", sb.counters());
@@ -314,7 +317,10 @@ fn parse_sse(body: &str) -> Vec<(String, Value)> {
         if line.is_empty() {
             if !data.is_empty() {
                 let n = if name.is_empty() { "message" } else { &name };
-                events.push((n.to_owned(), serde_json::from_str(&data.join("\n")).unwrap()));
+                events.push((
+                    n.to_owned(),
+                    serde_json::from_str(&data.join("\n")).unwrap(),
+                ));
             }
             name.clear();
             data.clear();
@@ -350,7 +356,11 @@ async fn varied_stream_has_keep_alives_crlf_and_records_split_mid_line() {
         );
         assert!(text.contains(": keep-alive\r\n"));
         // Frames that end mid-line, between "\r" and "\n", and inside a UTF-8 character.
-        assert!(chunks.iter().any(|c| !c.ends_with(b"\n") && !c.ends_with(b"\r")));
+        assert!(
+            chunks
+                .iter()
+                .any(|c| !c.ends_with(b"\n") && !c.ends_with(b"\r"))
+        );
         assert!(chunks.iter().any(|c| c.ends_with(b"\r")));
         if text.contains('£') {
             assert!(chunks.iter().any(|c| std::str::from_utf8(c).is_err()));
@@ -392,7 +402,13 @@ async fn uniform_answers_are_unchanged() {
     };
     assert_eq!(
         keys(&agents[0]),
-        ["agent_number", "banking_provider", "created_at", "id", "name"]
+        [
+            "agent_number",
+            "banking_provider",
+            "created_at",
+            "id",
+            "name"
+        ]
     );
     let txs = s.get_json("/api/transactions").await;
     assert_eq!(keys(&txs), ["page", "per_page", "total", "transactions"]);
@@ -450,7 +466,9 @@ async fn same_seed_same_variations() {
             .unwrap()
             .iter()
             .map(|(k, v)| {
-                let form = v.as_str().map(|s| s.replace(|c: char| c.is_ascii_digit(), "9"));
+                let form = v
+                    .as_str()
+                    .map(|s| s.replace(|c: char| c.is_ascii_digit(), "9"));
                 (k.clone(), form.unwrap_or_else(|| v.to_string()))
             })
             .collect::<Vec<_>>();
