@@ -473,7 +473,7 @@ impl Sandbox {
     }
 }
 
-pub use variants::{ANSWERS_ENV, Answers};
+pub use variants::{ANSWERS_ENV, Answers, plain_401_every};
 
 mod admin;
 mod agent;
