@@ -63,3 +63,10 @@ fuzz secs="180":
       RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a "$t" "corpus/$t" -- \
         -max_total_time={{secs}} -max_len=65536 -timeout=10 -rss_limit_mb=1024
     done
+
+# the test matrix's second column: the client end-to-end tests, the CLI tests and the quickstart
+# against the sandbox's varied answers (RALIO_SANDBOX_VARIANTS=1; see ralio_sandbox::Answers)
+test-variants:
+    RALIO_SANDBOX_VARIANTS=1 cargo test -p ralio --all-features --test it -- client_e2e:: auth_sandbox:: register:: rotation::
+    RALIO_SANDBOX_VARIANTS=1 cargo test -p ralio-cli --all-features -- --skip stores::
+    RALIO_SANDBOX_VARIANTS=1 cargo run --example quickstart

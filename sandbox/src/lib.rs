@@ -23,6 +23,12 @@
 //! - Tickets never carry `agents:config` (human-only): the admin API refuses such a ticket with
 //!   `422`, and registration with a ticket minted through [`Sandbox::mint_ticket`] that carries
 //!   it (or an unknown scope) answers `422 invalid_scope` and creates no binding.
+//! - [`Answers::Varied`] (builder [`SandboxBuilder::answers`], binary flag `--variants`, or
+//!   `RALIO_SANDBOX_VARIANTS=1`) answers in the legal variety the official SDKs show a real server
+//!   may use: integer `agent_number`, naive timestamps, left-out and `null` optional fields,
+//!   unknown fields and statuses, plain 401s without a challenge, SSE with keep-alives, CRLF and
+//!   records split across frames. Deterministic from the seed; [`Answers`] lists each variation
+//!   with its evidence. [`Answers::Uniform`] is the default.
 //! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
 //!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
 //!
@@ -167,6 +173,10 @@ pub struct Counters {
     /// [`Faults::latency`] adds its delay once the delay has passed.
     #[serde(default)]
     pub injected_latency_ms: u64,
+    /// Plain `401 {"detail": "Token expired"}` answers (no `WWW-Authenticate`) sent to resource
+    /// calls by [`Answers::Varied`]; always 0 in [`Answers::Uniform`].
+    #[serde(default)]
+    pub plain_401s: u64,
 }
 
 /// Errors of the sandbox's own Rust API (not the HTTP API).
@@ -240,6 +250,9 @@ pub(crate) struct Config {
     pub(crate) spend_limit: Decimal,
     pub(crate) approval_threshold: Decimal,
     pub(crate) faults: Faults,
+    pub(crate) answers: Answers,
+    /// Why `RALIO_SANDBOX_VARIANTS` could not be read; `start` reports it.
+    pub(crate) answers_env_error: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -258,6 +271,8 @@ impl Default for Config {
             spend_limit: Decimal::new(100_000, 2),
             approval_threshold: Decimal::new(10_000, 2),
             faults: Faults::default(),
+            answers: Answers::Uniform,
+            answers_env_error: None,
         }
     }
 }
@@ -333,6 +348,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// How responses are shaped (default [`Answers::Uniform`], or what `RALIO_SANDBOX_VARIANTS`
+    /// says; this call overrides the variable).
+    pub fn answers(mut self, answers: Answers) -> Self {
+        self.config.answers = answers;
+        self.config.answers_env_error = None;
+        self
+    }
+
     /// Binds the socket and starts serving in the background on the current Tokio runtime.
     pub async fn start(self) -> Result<Sandbox, SandboxError> {
         server::start(self.config).await
@@ -364,11 +387,21 @@ impl Drop for Sandbox {
 }
 
 impl Sandbox {
-    /// A builder with the defaults.
+    /// A builder with the defaults. The answer mode starts from the environment variable
+    /// `RALIO_SANDBOX_VARIANTS` (see [`Answers::from_env`]), so a test suite can run against both
+    /// modes without code changes; [`SandboxBuilder::answers`] overrides it.
     pub fn builder() -> SandboxBuilder {
-        SandboxBuilder {
-            config: Config::default(),
+        let mut config = Config::default();
+        match Answers::from_env() {
+            Ok(a) => config.answers = a,
+            Err(reason) => config.answers_env_error = Some(reason),
         }
+        SandboxBuilder { config }
+    }
+
+    /// The answer mode this sandbox runs in.
+    pub fn answers(&self) -> Answers {
+        self.state.config.answers
     }
 
     /// The URL clients use, without a trailing slash: the configured
@@ -469,6 +502,8 @@ impl Sandbox {
     }
 }
 
+pub use variants::{ANSWERS_ENV, Answers, plain_401_every};
+
 mod admin;
 mod agent;
 mod auth;
@@ -478,3 +513,4 @@ mod registration;
 mod resources;
 mod server;
 mod state;
+mod variants;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use ralio_sandbox::{Faults, NonceMode, Sandbox, TicketSpec};
+use ralio_sandbox::{Answers, Faults, NonceMode, Sandbox, TicketSpec};
 use rust_decimal::Decimal;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +62,11 @@ struct Args {
     /// Do not serve the admin API (it is on by default on loopback addresses).
     #[arg(long)]
     no_admin: bool,
+    /// Answer in the legal variety a real server may use (integer agent_number, naive
+    /// timestamps, left-out fields, unknown fields and statuses, plain 401s, varied SSE),
+    /// deterministically from --seed. Also on with RALIO_SANDBOX_VARIANTS=1.
+    #[arg(long)]
+    variants: bool,
 }
 
 #[tokio::main]
@@ -81,7 +86,11 @@ async fn main() -> ExitCode {
         Nonce::Offer => NonceMode::Offer,
         Nonce::Require => NonceMode::Require,
     };
-    let started = Sandbox::builder()
+    let mut builder = Sandbox::builder();
+    if args.variants {
+        builder = builder.answers(Answers::Varied);
+    }
+    let started = builder
         .addr(args.addr)
         .public_url(args.public_url.as_deref())
         .seed(args.seed)

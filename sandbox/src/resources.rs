@@ -12,12 +12,39 @@ use crate::agent::{self, Event, Turn};
 use crate::auth::authenticate;
 use crate::server::{St, detail, json_body, opt_str, req_str, validation_error, verr};
 use crate::state::Shared;
-use crate::{SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ};
+use crate::{Answers, SCOPE_AGENTS_EXECUTE, SCOPE_TRANSACTIONS_READ, variants};
 
 /// Pause between stream events, so each reaches the client as its own write.
 const STREAM_PACE: Duration = Duration::from_millis(15);
+/// Pause between the pieces of one record in varied streams, so each leaves as its own frame.
+const SPLIT_PACE: Duration = Duration::from_millis(2);
 /// Largest `per_page`.
 const MAX_PER_PAGE: u64 = 200;
+
+fn varied(st: &Shared) -> bool {
+    st.config.answers == Answers::Varied
+}
+
+/// Varied answers: the plain `401 {"detail": "Token expired"}` (no `WWW-Authenticate`) that some
+/// authenticated resource calls get instead of their answer; see [`variants::plain_401_every`].
+fn plain_401(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    if !varied(st) {
+        return Ok(());
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split_once(' '))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token else { return Ok(()) };
+    if st
+        .lock()
+        .plain_401_due(token, variants::plain_401_every(st.config.seed))
+    {
+        return Err(detail(StatusCode::UNAUTHORIZED, "Token expired"));
+    }
+    Ok(())
+}
 
 pub(crate) async fn agents(
     State(st): St,
@@ -29,13 +56,22 @@ pub(crate) async fn agents(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(r) = plain_401(&st, &headers) {
+        return r;
+    }
     let inner = st.lock();
-    let list: Vec<Value> = inner
+    let mut list: Vec<Value> = inner
         .agents
         .get(&caller.agent_id)
         .map(|a| a.json())
         .into_iter()
         .collect();
+    if varied(&st) {
+        list = list
+            .into_iter()
+            .map(|a| variants::agent(st.config.seed, a))
+            .collect();
+    }
     axum::Json(list).into_response()
 }
 
@@ -49,6 +85,7 @@ fn chat_request(
     body: &[u8],
 ) -> Result<Turn, Response> {
     let caller = authenticate(st, method, headers, uri.path(), Some(SCOPE_AGENTS_EXECUTE))?;
+    plain_401(st, headers)?;
     let m = json_body(headers, body)?;
     let mut errors = Vec::new();
     let agent_id = req_str(&m, "agent_id", &mut errors);
@@ -105,12 +142,15 @@ pub(crate) async fn chat(
         Ok(t) => t,
         Err(r) => return r,
     };
-    axum::Json(json!({
+    let mut answer = json!({
         "reply": turn.reply,
         "conversation_id": turn.conversation_id,
         "new_messages": turn.new_messages,
-    }))
-    .into_response()
+    });
+    if varied(&st) {
+        answer = variants::chat_reply(st.config.seed, answer, turn.payment_intent_id.as_deref());
+    }
+    axum::Json(answer).into_response()
 }
 
 fn sse(name: &str, data: &Value) -> Bytes {
@@ -140,19 +180,27 @@ pub(crate) async fn chat_stream(
             .into_iter()
             .map(|t| ("text_delta", json!({ "text": t }))),
     );
+    if varied(&st) {
+        // An event no SDK knows: it must pass through.
+        events.push((
+            "usage",
+            json!({ "input_tokens": 31, "output_tokens": turn.reply.len(), "cost": 0.0004 }),
+        ));
+    }
     events.push((
         "reply",
         json!({ "text": turn.reply, "conversation_id": turn.conversation_id, "message_id": assistant_id, "payment_intent_id": turn.payment_intent_id }),
     ));
 
+    let seed = varied(&st).then_some(st.config.seed);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         // A comment first: clients must skip it.
-        if tx
-            .send(Ok(Bytes::from_static(b": ralio-sandbox stream\n\n")))
-            .await
-            .is_err()
-        {
+        let first = match seed {
+            Some(_) => variants::sse_preamble(),
+            None => Bytes::from_static(b": ralio-sandbox stream\n\n"),
+        };
+        if tx.send(Ok(first)).await.is_err() {
             return;
         }
         for (i, (name, data)) in events.iter().enumerate() {
@@ -174,8 +222,28 @@ pub(crate) async fn chat_stream(
                 let _ = tx.send(Ok(sse("error", &json!({ "message": "Injected fault (ralio-sandbox): the agent failed mid-stream" })))).await;
                 return;
             }
-            if tx.send(Ok(sse(name, data))).await.is_err() {
-                return;
+            let Some(seed) = seed else {
+                if tx.send(Ok(sse(name, data))).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            for (j, piece) in variants::sse_record(seed, i, name, data)
+                .into_iter()
+                .enumerate()
+            {
+                if j > 0 {
+                    tokio::time::sleep(SPLIT_PACE).await;
+                }
+                if tx.send(Ok(piece)).await.is_err() {
+                    return;
+                }
+            }
+            if variants::sse_keep_alive_after(seed, i) {
+                tokio::time::sleep(SPLIT_PACE).await;
+                if tx.send(Ok(variants::sse_keep_alive())).await.is_err() {
+                    return;
+                }
             }
         }
     });
@@ -269,6 +337,7 @@ fn paged(
     headers: &HeaderMap,
     key: &str,
     pick: fn(&crate::state::Agent) -> Vec<Value>,
+    vary: fn(u64, Value) -> Value,
 ) -> Response {
     let caller = match authenticate(
         st,
@@ -280,6 +349,9 @@ fn paged(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(r) = plain_401(st, headers) {
+        return r;
+    }
     let q = match page_query(uri.query()) {
         Ok(q) => q,
         Err(r) => return r,
@@ -309,6 +381,19 @@ fn paged(
         .skip(skip)
         .take(q.per_page as usize)
         .collect();
+    if varied(st) {
+        let seed = st.config.seed;
+        let items = items.into_iter().map(|v| vary(seed, v)).collect();
+        return axum::Json(variants::list(
+            seed,
+            key,
+            items,
+            total as u64,
+            q.page,
+            q.per_page,
+        ))
+        .into_response();
+    }
     axum::Json(json!({ key: items, "total": total, "page": q.page, "per_page": q.per_page }))
         .into_response()
 }
@@ -319,12 +404,20 @@ pub(crate) async fn transactions(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    paged(&st, &method, &uri, &headers, "transactions", |a| {
-        a.transactions
-            .iter()
-            .filter_map(|t| serde_json::to_value(t).ok())
-            .collect()
-    })
+    paged(
+        &st,
+        &method,
+        &uri,
+        &headers,
+        "transactions",
+        |a| {
+            a.transactions
+                .iter()
+                .filter_map(|t| serde_json::to_value(t).ok())
+                .collect()
+        },
+        variants::transaction,
+    )
 }
 
 pub(crate) async fn payment_intents(
@@ -333,10 +426,18 @@ pub(crate) async fn payment_intents(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    paged(&st, &method, &uri, &headers, "payment_intents", |a| {
-        a.intents
-            .iter()
-            .filter_map(|i| serde_json::to_value(i).ok())
-            .collect()
-    })
+    paged(
+        &st,
+        &method,
+        &uri,
+        &headers,
+        "payment_intents",
+        |a| {
+            a.intents
+                .iter()
+                .filter_map(|i| serde_json::to_value(i).ok())
+                .collect()
+        },
+        variants::payment_intent,
+    )
 }

@@ -22,6 +22,12 @@ const OPENAPI: &str = include_str!("../openapi/ralio.json");
 pub(crate) type St = State<Arc<Shared>>;
 
 pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
+    if let Some(reason) = config.answers_env_error {
+        return Err(SandboxError::InvalidConfig {
+            setting: crate::ANSWERS_ENV,
+            reason,
+        });
+    }
     if config.rate_limit == Some(0) {
         return Err(SandboxError::InvalidConfig {
             setting: "rate_limit",

@@ -216,6 +216,8 @@ pub(crate) struct Inner {
     nonces: Nonces,
     /// client_id -> (second, requests in it).
     rate_windows: HashMap<String, (i64, u32)>,
+    /// Varied answers: access token -> resource calls it has made.
+    token_calls: HashMap<String, u32>,
 }
 
 impl Shared {
@@ -244,6 +246,7 @@ impl Shared {
                 issued_at: now,
             },
             rate_windows: HashMap::new(),
+            token_calls: HashMap::new(),
         };
         inner.ensure_agent(&default_agent_id, &config, "Sandbox Payments Agent");
         Self {
@@ -500,6 +503,26 @@ impl Inner {
 
     pub(crate) fn family_alive(&self, family: u64) -> bool {
         self.families.get(&family).is_some_and(|f| !f.revoked)
+    }
+
+    /// Counts a resource call of `token`; on its `every`-th call the token expires (it answered
+    /// with a plain 401) and this returns `true`, counted in `plain_401s`.
+    pub(crate) fn plain_401_due(&mut self, token: &str, every: u32) -> bool {
+        if self.token_calls.len() > 10_000 {
+            self.token_calls.clear();
+        }
+        let calls = self.token_calls.entry(token.to_owned()).or_insert(0);
+        *calls += 1;
+        if *calls < every {
+            return false;
+        }
+        self.token_calls.remove(token);
+        let now = self.now();
+        if let Some(at) = self.access_tokens.get_mut(token) {
+            at.expires_at = now;
+        }
+        self.counters.plain_401s += 1;
+        true
     }
 
     /// Fixed one-second windows per binding; `Err(retry_after_secs)` when over the limit.

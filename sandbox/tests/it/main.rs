@@ -5,3 +5,4 @@ mod common;
 mod ops;
 mod protocol;
 mod strict;
+mod variants;
