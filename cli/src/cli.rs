@@ -168,6 +168,14 @@ pub struct SandboxArgs {
     /// Registration waits for approval (older servers); approve with the admin API
     #[arg(long)]
     pub legacy_registration: bool,
+    /// The origin clients use when it differs from the listening address (behind a proxy, or
+    /// when listening on 0.0.0.0); proofs and assertions are checked against it
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Answer in the legal variety a real server may use (integer agent numbers, naive
+    /// timestamps, missing optional fields, plain 401s, split SSE records)
+    #[arg(long)]
+    pub variants: bool,
 }
 
 /// `ralio completions`.

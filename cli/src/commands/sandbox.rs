@@ -1,7 +1,7 @@
 //! `ralio sandbox`: the embedded local API, in the foreground.
 
 use owo_colors::OwoColorize as _;
-use ralio_sandbox::{Faults, Sandbox, TicketSpec};
+use ralio_sandbox::{Answers, Faults, Sandbox, TicketSpec};
 
 use super::{note, out, out_json};
 use crate::cli::SandboxArgs;
@@ -10,10 +10,15 @@ use crate::error::CliError;
 
 /// Starts the sandbox, prints how to use it, serves until Ctrl-C.
 pub async fn run(ctx: &Context, args: SandboxArgs) -> Result<(), CliError> {
-    let sandbox = Sandbox::builder()
+    let mut builder = Sandbox::builder();
+    if args.variants {
+        builder = builder.answers(Answers::Varied);
+    }
+    let sandbox = builder
         .addr(args.addr)
         .seed(args.seed)
         .legacy_registration(args.legacy_registration)
+        .public_url(args.public_url.as_deref())
         .faults(Faults {
             clock_offset_secs: args.clock_offset,
             ..Faults::default()
