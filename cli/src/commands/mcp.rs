@@ -61,7 +61,6 @@ fn page_json<T: serde::Serialize>(key: &str, page: ralio::Page<T>) -> String {
 #[derive(Debug, Clone)]
 pub struct RalioMcp {
     client: RalioClient,
-    #[allow(dead_code, reason = "read by the code tool_handler generates")]
     tool_router: ToolRouter<Self>,
 }
 
@@ -142,7 +141,8 @@ impl RalioMcp {
     }
 }
 
-#[tool_handler]
+// The field, not `Self::tool_router()`: it holds the approval tools too.
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for RalioMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
