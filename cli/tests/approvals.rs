@@ -648,3 +648,20 @@ async fn mcp_tools_get_and_wait_for_a_decision() {
         "ralio mcp exits cleanly when the client goes"
     );
 }
+
+/// What `ralio intents wait --help` promises scripts: the exit codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn help_of_show_and_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["show", "wait"] {
+        let run = common::run_cmd(
+            &["intents", sub, "--help"],
+            "",
+            "http://127.0.0.1:1",
+            dir.path(),
+        )
+        .await;
+        assert_eq!(run.code, 0, "{sub}: {}", run.stderr);
+        insta::assert_snapshot!(format!("help_intents_{sub}"), run.stdout);
+    }
+}
