@@ -533,7 +533,7 @@ async fn mcp_tools_get_and_wait_for_a_decision() {
     let intents = reply["payment_intents"].as_array().unwrap();
     assert_eq!(intents.len(), 1, "{reply}");
     let id = intents[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(env.sandbox.pending_intent_ids(), [id.clone()]);
+    assert_eq!(env.sandbox.pending_intent_ids(), std::slice::from_ref(&id));
     assert_eq!(intents[0]["pending"], true);
     assert_eq!(intents[0]["outcome"], "awaiting_approval");
     assert_eq!(intents[0]["payees"], serde_json::json!(["Erin"]));

@@ -161,7 +161,7 @@ async fn created_in_turn_finds_the_turns_intents_and_not_another_conversations()
     }
     let conversation = conversation.unwrap();
     let erin = sb.pending_intent_ids()[0].clone();
-    assert_eq!(turn.named_ids(), [erin.clone()]);
+    assert_eq!(turn.named_ids(), std::slice::from_ref(&erin));
 
     // Meanwhile another conversation creates an intent too.
     client.chat().send("Pay £7 to Elsewhere").await.unwrap();
@@ -204,7 +204,7 @@ async fn created_in_turn_finds_the_turns_intents_and_not_another_conversations()
     assert_eq!(
         created
             .iter()
-            .map(|i| IntentStage::of(i))
+            .map(IntentStage::of)
             .collect::<Vec<_>>(),
         [IntentStage::AwaitingApproval, IntentStage::Executed]
     );
