@@ -202,10 +202,7 @@ async fn created_in_turn_finds_the_turns_intents_and_not_another_conversations()
         .collect();
     assert_eq!(payees, ["Ivy", "Jo"]);
     assert_eq!(
-        created
-            .iter()
-            .map(IntentStage::of)
-            .collect::<Vec<_>>(),
+        created.iter().map(IntentStage::of).collect::<Vec<_>>(),
         [IntentStage::AwaitingApproval, IntentStage::Executed]
     );
 

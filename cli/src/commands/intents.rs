@@ -291,8 +291,23 @@ fn interrupts() -> &'static Interrupts {
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waits = Arc::clone(&waiting);
+        // On Unix the handler is in place before the first wait starts (`ctrl_c()` would
+        // install it only when its task first runs).
+        #[cfg(unix)]
+        let mut sigint =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
         tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            loop {
+                #[cfg(unix)]
+                let pressed = match sigint.as_mut() {
+                    Some(s) => s.recv().await.is_some(),
+                    None => tokio::signal::ctrl_c().await.is_ok(),
+                };
+                #[cfg(not(unix))]
+                let pressed = tokio::signal::ctrl_c().await.is_ok();
+                if !pressed {
+                    break;
+                }
                 if waits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
                     std::process::exit(130);
                 }
