@@ -22,6 +22,8 @@
 //!   stream), [`transactions`](RalioClient::transactions),
 //!   [`payment_intents`](RalioClient::payment_intents) (pages, lazy streams over every page,
 //!   waiting for an approval), and [`with_scopes`](RalioClient::with_scopes).
+//! - [`approvals`]: one payment intent by id, waiting for its outcome, and the intents a chat
+//!   turn created.
 //! - [`Error`]: one error type whose variants say what to do next.
 //! - [`ChatEvent`] / [`ChatStream`]: the typed chat stream.
 //! - [`RetryPolicy`]: what is retried, and what never is (a chat message after a 5xx).
@@ -46,6 +48,7 @@
 //! configuration, errors and retries; its examples are compiled as doctests.
 
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -60,6 +63,7 @@ pub mod store;
 pub mod stream;
 pub mod transport;
 
+pub use approvals::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
 pub use models::{

@@ -12,6 +12,7 @@ Exit codes:
   1  the API or the network failed (see the message; often worth retrying)
   2  usage error (unknown flag, missing argument)
   3  authentication or configuration problem (no or bad credentials, refused ticket, missing scope)
+  4, 5, 6  `intents wait`, `chat --wait`: rejected, still pending, execution failed (see `ralio intents wait --help`)
 
 Environment:
   RALIO_API_URL              API origin (default https://api.ralio.co)
@@ -81,8 +82,9 @@ pub enum Command {
     /// List executed transactions, newest first
     #[command(visible_alias = "tx")]
     Transactions(ListArgs),
-    /// List payment intents (what the agent proposed to pay), newest first
-    Intents(ListArgs),
+    /// List payment intents (what the agent proposed to pay), newest first; show one, or wait
+    /// for the owner's decision on one
+    Intents(IntentsArgs),
     /// Run a local Ralio API sandbox in the foreground
     #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
@@ -133,6 +135,75 @@ pub struct ChatArgs {
     /// Talk to this agent (default: the one agent this credential reaches)
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
+    /// After the reply, wait for the owner's decision on every payment intent the message
+    /// created, and print the outcome (exit codes as `ralio intents wait`)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait for the decisions (with --wait, or after "wait for the decision?" in a
+    /// session): 30s, 10m, 1h
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `ralio intents`: the list, or one of its subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = INTENT_EXIT_CODES)]
+pub struct IntentsArgs {
+    /// Show or wait for one intent (without one: list them)
+    #[command(subcommand)]
+    pub command: Option<IntentsCommand>,
+    /// The list's options.
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// `ralio intents show|wait`.
+#[derive(Debug, Subcommand)]
+pub enum IntentsCommand {
+    /// Show one payment intent in full: amount, payee, legs, approval and execution status,
+    /// decision reason, timestamps
+    Show(IntentIdArgs),
+    /// Wait for the owner's decision on a payment intent and print the outcome
+    #[command(after_help = INTENT_EXIT_CODES)]
+    Wait(IntentWaitArgs),
+}
+
+/// `ralio intents show`.
+#[derive(Debug, Args)]
+pub struct IntentIdArgs {
+    /// The payment intent id (pi_…)
+    pub id: String,
+}
+
+/// `ralio intents wait`.
+#[derive(Debug, Args)]
+pub struct IntentWaitArgs {
+    /// The payment intent id (pi_…)
+    pub id: String,
+    /// How long to wait: 30s, 10m, 1h (0 reads the intent once)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+const INTENT_EXIT_CODES: &str = "\
+Exit codes of `ralio intents wait` and `ralio chat --wait`:
+  0  approved and executed
+  4  rejected (by the owner, or by the agent's rules); nothing was paid
+  5  still pending (no decision, or not yet executed) when the time ran out or on Ctrl-C
+  6  approved, but the payment failed
+  1, 2, 3 as for every command (API or network failure, usage, authentication)
+With several intents (chat --wait) the first of 6, 4, 5 that applies.
+
+The API has no endpoint for one intent: show and wait page through the list (newest first)
+until they meet the id, so an old intent takes more requests than a recent one.";
+
+/// `30s`, `10m`, `1h 30m`, `0` (humantime syntax).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 10m, 1h 30m)"))
 }
 
 /// `ralio transactions` and `ralio intents`.

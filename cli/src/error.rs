@@ -17,6 +17,13 @@ pub const EXIT_API: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: authentication or configuration problem.
 pub const EXIT_AUTH_CONFIG: u8 = 3;
+/// Exit code of `intents wait` / `chat --wait`: the payment intent was rejected.
+pub const EXIT_REJECTED: u8 = 4;
+/// Exit code of `intents wait` / `chat --wait`: still pending (no decision, or not executed
+/// yet) when the time ran out or on Ctrl-C.
+pub const EXIT_STILL_PENDING: u8 = 5;
+/// Exit code of `intents wait` / `chat --wait`: approved, but the payment failed.
+pub const EXIT_EXECUTION_FAILED: u8 = 6;
 
 /// Everything a command can fail with. Messages say what to do; none carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +85,15 @@ pub enum CliError {
     /// A bad command-line value clap could not catch.
     #[error("{0}")]
     Usage(String),
+    /// A wait for payment decisions ended without every payment executed; the outcome is
+    /// already printed, so [`report`] prints nothing more.
+    #[error("{summary}")]
+    Outcome {
+        /// [`EXIT_REJECTED`], [`EXIT_STILL_PENDING`] or [`EXIT_EXECUTION_FAILED`].
+        code: u8,
+        /// What happened, in a few words.
+        summary: String,
+    },
 }
 
 impl CliError {
@@ -98,6 +114,7 @@ impl CliError {
             | CliError::VaultSettings { .. }
             | CliError::DoctorFailed { .. } => EXIT_AUTH_CONFIG,
             CliError::Usage(_) => EXIT_USAGE,
+            CliError::Outcome { code, .. } => *code,
             #[cfg(feature = "sandbox")]
             CliError::Sandbox(_) => EXIT_API,
             CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
@@ -174,6 +191,9 @@ pub fn chain(e: &(dyn StdError + 'static)) -> Vec<String> {
 /// Prints `e` to stderr: the message, the cause chain, the request id and a hint; as one JSON
 /// object with `--json`.
 pub fn report(e: &CliError, json: bool) {
+    if let CliError::Outcome { .. } = e {
+        return;
+    }
     let messages = chain(e);
     let request_id = match e {
         CliError::Sdk(sdk) => sdk.request_id().map(str::to_owned),

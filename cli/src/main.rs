@@ -1,7 +1,8 @@
 //! `ralio`: register this host, talk to its agent, inspect payments, diagnose.
 //!
 //! Exit codes: 0 success, 1 API or network failure, 2 usage error, 3 authentication or
-//! configuration problem. See `ralio --help`.
+//! configuration problem; `intents wait` and `chat --wait`: 4 rejected, 5 still pending,
+//! 6 execution failed. See `ralio --help`.
 
 mod cli;
 mod commands;
@@ -59,7 +60,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Doctor => commands::doctor::run(&ctx).await,
         Command::Chat(args) => commands::chat::run(&ctx, args).await,
         Command::Transactions(args) => commands::list::run(&ctx, Kind::Transactions, args).await,
-        Command::Intents(args) => commands::list::run(&ctx, Kind::Intents, args).await,
+        Command::Intents(args) => commands::intents::run(&ctx, args).await,
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => commands::sandbox::run(&ctx, args).await,
         #[cfg(not(feature = "sandbox"))]

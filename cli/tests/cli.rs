@@ -588,7 +588,16 @@ async fn mcp_over_stdio() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["chat", "list_payment_intents", "list_transactions"]);
+    assert_eq!(
+        names,
+        [
+            "chat",
+            "get_payment_intent",
+            "list_payment_intents",
+            "list_transactions",
+            "wait_for_decision"
+        ]
+    );
     let chat_tool = list["result"]["tools"]
         .as_array()
         .unwrap()

@@ -1,5 +1,6 @@
 //! The `ralio` integration tests: one binary, one module per area.
 
+mod approvals;
 mod auth_generic;
 mod auth_keys;
 mod auth_proofs;

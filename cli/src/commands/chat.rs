@@ -4,10 +4,11 @@ use std::io::{IsTerminal as _, Write as _};
 
 use futures::StreamExt as _;
 use owo_colors::OwoColorize as _;
+use ralio::approvals::{IntentStage, TurnIntents};
 use ralio::{ChatEvent, RalioClient};
 use tokio::io::AsyncBufReadExt as _;
 
-use super::{note, out, out_json};
+use super::{intents, note, out, out_json};
 use crate::cli::ChatArgs;
 use crate::context::Context;
 use crate::error::CliError;
@@ -35,10 +36,12 @@ fn tool_line(symbol: &str, text: &str) {
 
 impl Turn<'_> {
     /// Sends one message, prints the reply, returns the conversation id.
+    /// With `watch`, the stream's events are noted in it (the intents they name).
     async fn send(
         &self,
         message: &str,
         conversation: Option<&str>,
+        mut watch: Option<&mut TurnIntents>,
     ) -> Result<Option<String>, CliError> {
         if !self.stream {
             let mut req = self.client.chat().send(message);
@@ -86,6 +89,9 @@ impl Turn<'_> {
                     return Err(e.into());
                 }
             };
+            if let Some(watch) = watch.as_deref_mut() {
+                watch.observe(&event);
+            }
             match event {
                 ChatEvent::Conversation {
                     conversation_id: id,
@@ -147,8 +153,14 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         json: ctx.json,
     };
     if let Some(message) = args.message {
-        let conversation = turn.send(&message, args.conversation.as_deref()).await?;
-        if let (Some(id), false) = (conversation, ctx.json) {
+        let mut watch = match args.wait {
+            true => Some(session.client.payment_intents().before_turn().await?),
+            false => None,
+        };
+        let conversation = turn
+            .send(&message, args.conversation.as_deref(), watch.as_mut())
+            .await?;
+        if let (Some(id), false) = (&conversation, ctx.json) {
             note(format!(
                 "{}",
                 format!(
@@ -158,17 +170,39 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
                 .dimmed()
             ));
         }
+        if let (Some(watch), Some(id)) = (watch, conversation) {
+            let created = intents::created_in_turn(&session.client, &watch, &id).await?;
+            if created.is_empty() {
+                return intents::note_none(ctx);
+            }
+            return intents::wait_all(ctx, &session.client, &created, args.timeout).await;
+        }
         return Ok(());
     }
-    interactive(ctx, &turn, args.conversation).await
+    let waiting = Waiting {
+        always: args.wait,
+        timeout: args.timeout,
+    };
+    interactive(ctx, &turn, args.conversation, waiting).await
+}
+
+/// What the interactive session does when a turn creates payment intents.
+struct Waiting {
+    /// `--wait`: wait for every intent a turn created, without asking.
+    always: bool,
+    /// `--timeout`.
+    timeout: std::time::Duration,
 }
 
 async fn interactive(
     ctx: &Context,
     turn: &Turn<'_>,
     mut conversation: Option<String>,
+    waiting: Waiting,
 ) -> Result<(), CliError> {
     let terminal = std::io::stdin().is_terminal();
+    // At a terminal a turn that leaves a payment pending asks whether to wait for the decision.
+    let ask = terminal && !ctx.json && !waiting.always;
     if terminal && !ctx.json {
         note(format!(
             "{}",
@@ -195,9 +229,35 @@ async fn interactive(
         if matches!(message, "/exit" | "/quit") {
             break;
         }
-        match turn.send(message, conversation.as_deref()).await {
-            Ok(Some(id)) => conversation = Some(id),
-            Ok(None) => {}
+        let mut watch = None;
+        if ask || waiting.always {
+            match turn.client.payment_intents().before_turn().await {
+                Ok(w) => watch = Some(w),
+                // Asking is a convenience: without `transactions:read` the session goes on.
+                Err(e) if ask => tracing::debug!(error = %e, "cannot list payment intents"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let result = match turn
+            .send(message, conversation.as_deref(), watch.as_mut())
+            .await
+        {
+            Ok(Some(id)) => {
+                conversation = Some(id.clone());
+                match watch {
+                    Some(watch) => {
+                        after_turn(ctx, turn, &watch, &id, &waiting, ask, &mut lines).await
+                    }
+                    None => Ok(()),
+                }
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {}
+            // The outcome of a wait is printed already; the session goes on.
+            Err(CliError::Outcome { .. }) => {}
             // At a terminal one failed message does not end the session; a script stops.
             Err(e) if terminal => crate::error::report(&e, ctx.json),
             Err(e) => return Err(e),
@@ -214,4 +274,44 @@ async fn interactive(
         ));
     }
     Ok(())
+}
+
+/// After a turn of the session: wait for the intents it created (`--wait`), or ask whether to
+/// when some are pending.
+async fn after_turn(
+    ctx: &Context,
+    turn: &Turn<'_>,
+    watch: &TurnIntents,
+    conversation_id: &str,
+    waiting: &Waiting,
+    ask: bool,
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+) -> Result<(), CliError> {
+    let created = intents::created_in_turn(turn.client, watch, conversation_id).await?;
+    if waiting.always {
+        if created.is_empty() {
+            return intents::note_none(ctx);
+        }
+        return intents::wait_all(ctx, turn.client, &created, waiting.timeout).await;
+    }
+    let pending: Vec<_> = created
+        .into_iter()
+        .filter(|i| !IntentStage::of(i).is_final())
+        .collect();
+    if !ask || pending.is_empty() {
+        return Ok(());
+    }
+    intents::ask_to_wait(&pending)?;
+    let answer = lines.next_line().await.map_err(|source| CliError::Io {
+        action: "read the answer from stdin",
+        source,
+    })?;
+    let yes = match answer.as_deref().map(str::trim) {
+        None => false,
+        Some(a) => a.is_empty() || a.eq_ignore_ascii_case("y") || a.eq_ignore_ascii_case("yes"),
+    };
+    if !yes {
+        return intents::note_not_waiting(&pending);
+    }
+    intents::wait_all(ctx, turn.client, &pending, waiting.timeout).await
 }

@@ -1,5 +1,7 @@
 //! `ralio mcp`: the agent as Model Context Protocol tools over stdio (rmcp).
 
+mod approvals;
+
 use ralio::RalioClient;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -55,11 +57,10 @@ fn page_json<T: serde::Serialize>(key: &str, page: ralio::Page<T>) -> String {
     }))
 }
 
-/// The MCP server: one authenticated client, three tools.
+/// The MCP server: one authenticated client, five tools.
 #[derive(Debug, Clone)]
 pub struct RalioMcp {
     client: RalioClient,
-    #[allow(dead_code, reason = "read by the code tool_handler generates")]
     tool_router: ToolRouter<Self>,
 }
 
@@ -76,24 +77,29 @@ impl RalioMcp {
     fn new(client: RalioClient) -> Self {
         Self {
             client,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::approval_router(),
         }
     }
 
     /// Sends a message to the Ralio payment agent and returns its reply.
     #[tool(
-        description = "Send a message to this host's Ralio payment agent and get its reply. The agent can check the balance, list recent payments and make payments (subject to its spend limits and the owner's approval). Returns JSON {reply, conversation_id}; pass conversation_id back to continue the conversation."
+        description = "Send a message to this host's Ralio payment agent and get its reply. The agent can check the balance, list recent payments and make payments (subject to its spend limits and the owner's approval). Returns JSON {reply, conversation_id, payment_intents}; pass conversation_id back to continue the conversation. payment_intents lists the payments this message created, each with id, amount, approval_status, execution_status, outcome and pending; for one that is pending, call wait_for_decision with its id instead of asking again."
     )]
     async fn chat(&self, Parameters(p): Parameters<ChatParams>) -> Result<String, String> {
         let mut req = self.client.chat().send(p.message);
         if let Some(conv) = p.conversation_id.filter(|c| !c.is_empty()) {
             req = req.conversation_id(conv);
         }
+        let before = self.client.payment_intents().before_turn().await;
         let reply = req.await.map_err(sdk_error)?;
-        Ok(json_text(serde_json::json!({
-            "reply": reply.reply,
-            "conversation_id": reply.conversation_id,
-        })))
+        let mut result = serde_json::Map::new();
+        result.insert("reply".into(), reply.reply.into());
+        result.insert(
+            "conversation_id".into(),
+            reply.conversation_id.clone().into(),
+        );
+        approvals::turn_intents(&self.client, before, &reply.conversation_id, &mut result).await;
+        Ok(json_text(result.into()))
     }
 
     /// Lists executed transactions.
@@ -135,11 +141,12 @@ impl RalioMcp {
     }
 }
 
-#[tool_handler]
+// The field, not `Self::tool_router()`: it holds the approval tools too.
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for RalioMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            "Tools of a Ralio payment agent, acting through this host's credential binding: chat with the agent, list its transactions and payment intents.",
+            "Tools of a Ralio payment agent, acting through this host's credential binding: chat with the agent, list its transactions and payment intents, get one payment intent, and wait for the owner's decision on a pending payment (wait_for_decision, at most 50 s a call).",
         )
     }
 }

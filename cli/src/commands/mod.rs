@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod doctor;
+pub mod intents;
 pub mod list;
 pub mod mcp;
 pub mod register;

@@ -1,0 +1,500 @@
+//! Payment approvals end to end: one intent by id, where it stands ([`IntentStage`]), waiting
+//! for its outcome ([`PaymentIntents::wait_for_outcome`]), and the intents a chat turn created
+//! ([`TurnIntents`]).
+//!
+//! The API has no endpoint that returns one payment intent and no link from a chat reply to
+//! the intents it created, so everything here is built on the paged list
+//! (`GET /api/payment-intents`, newest first):
+//!
+//! - [`PaymentIntents::get`] pages through the list until it meets the id (one request for a
+//!   recent intent; never more pages than `total` allows).
+//! - [`TurnIntents`] notes the newest intent ids before a turn; afterwards
+//!   [`PaymentIntents::created_in_turn`] lists the intents that are new since then and belong
+//!   to the turn's conversation, and adds any intent id the stream's tool events named. This
+//!   works against any server: the ids in tool events (`payment_intent_id` on
+//!   `tool_completed` / `tool_failed` / `reply`) are used when the server sends them, and are
+//!   not required.
+//!
+//! ```no_run
+//! # async fn run(client: &ralio::RalioClient) -> Result<(), ralio::Error> {
+//! use std::time::Duration;
+//! use ralio::approvals::IntentStage;
+//!
+//! let turn = client.payment_intents().before_turn().await?;
+//! let reply = client.chat().send("Pay £250 to Erin for the June rent").await?;
+//! for intent in client.payment_intents().created_in_turn(&turn, &reply.conversation_id).await? {
+//!     let outcome = client
+//!         .payment_intents()
+//!         .wait_for_outcome(&intent.id)
+//!         .timeout(Duration::from_secs(600))
+//!         .on_change(|i| println!("{}: {}", i.id, IntentStage::of(i)))
+//!         .await?;
+//!     match outcome.stage {
+//!         IntentStage::Executed => println!("paid"),
+//!         IntentStage::Rejected => println!("refused: {:?}", outcome.intent.decision_reason),
+//!         IntentStage::ExecutionFailed => println!("approved, but the payment failed"),
+//!         _ => println!("no decision yet; wait again later"),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use serde::Serialize;
+
+use crate::resources::PaymentIntents;
+use crate::error::{ApiError, Error, Result};
+use crate::models::{ApprovalStatus, PaymentIntent, PaymentStatus};
+use crate::stream::{ChatEvent, StreamedReply, ToolEvent};
+
+/// The first poll of a wait comes this long after the first look; the same schedule as
+/// [`PaymentIntents::wait_for_decision`].
+const FIRST_POLL: Duration = Duration::from_millis(500);
+/// Polls back off (×1.5) up to this interval.
+const MAX_POLL: Duration = Duration::from_secs(5);
+/// The default limit of [`WaitForOutcome`].
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+/// Page size used to look for one intent.
+const LOOKUP_PER_PAGE: u64 = 50;
+
+/// Where a payment intent stands, from its approval and execution statuses.
+///
+/// Status values are open sets: an approval status this SDK does not know counts as still
+/// awaiting a decision unless the execution status says the payment ran, failed or was
+/// called off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IntentStage {
+    /// Waiting for the owner's decision.
+    AwaitingApproval,
+    /// Approved (by the owner or the agent's rules); the payment has not finished executing.
+    Executing,
+    /// Approved and executed (`completed` or `delivered`). Final.
+    Executed,
+    /// Rejected, by the owner or by the agent's rules (spend limit, funds); nothing was paid.
+    /// Final.
+    Rejected,
+    /// Approved, but the payment failed or was cancelled. Final.
+    ExecutionFailed,
+}
+
+impl IntentStage {
+    /// The stage of `intent`.
+    pub fn of(intent: &PaymentIntent) -> IntentStage {
+        let approved = matches!(
+            intent.approval_status,
+            ApprovalStatus::ApprovedByUser | ApprovalStatus::AutoApproved
+        );
+        let rejected = matches!(
+            intent.approval_status,
+            ApprovalStatus::RejectedByUser | ApprovalStatus::Rejected
+        );
+        if rejected {
+            return IntentStage::Rejected;
+        }
+        match intent.execution_status {
+            PaymentStatus::Completed | PaymentStatus::Delivered => IntentStage::Executed,
+            PaymentStatus::Failed => IntentStage::ExecutionFailed,
+            PaymentStatus::Cancelled | PaymentStatus::NotExecuted if approved => {
+                IntentStage::ExecutionFailed
+            }
+            // Not approved and never going to run: a refusal under a name this SDK does not
+            // know (for example an expired approval).
+            PaymentStatus::Cancelled | PaymentStatus::NotExecuted
+                if !intent.approval_status.is_pending() =>
+            {
+                IntentStage::Rejected
+            }
+            _ if approved => IntentStage::Executing,
+            _ => IntentStage::AwaitingApproval,
+        }
+    }
+
+    /// Whether nothing more will happen to the intent: executed, rejected or failed.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            IntentStage::Executed | IntentStage::Rejected | IntentStage::ExecutionFailed
+        )
+    }
+
+    /// The stage as a `snake_case` word, as it is serialised: `awaiting_approval`,
+    /// `executing`, `executed`, `rejected`, `execution_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentStage::AwaitingApproval => "awaiting_approval",
+            IntentStage::Executing => "executing",
+            IntentStage::Executed => "executed",
+            IntentStage::Rejected => "rejected",
+            IntentStage::ExecutionFailed => "execution_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for IntentStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`WaitForOutcome`] saw last: the intent, its stage, and how long the wait took.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct IntentOutcome {
+    /// The intent as last read.
+    pub intent: PaymentIntent,
+    /// Its stage. Not [final](IntentStage::is_final) when the time limit passed first.
+    pub stage: IntentStage,
+    /// How long the wait took.
+    pub waited: Duration,
+}
+
+impl IntentOutcome {
+    /// Whether the intent reached a final stage (executed, rejected, execution failed) before
+    /// the time limit.
+    pub fn is_final(&self) -> bool {
+        self.stage.is_final()
+    }
+}
+
+type StatusCallback<'a> = Box<dyn FnMut(&PaymentIntent) + Send + 'a>;
+
+/// A wait for one intent's outcome; await it. Built by [`PaymentIntents::wait_for_outcome`].
+#[must_use = "the wait starts only when awaited"]
+pub struct WaitForOutcome<'a> {
+    intents: PaymentIntents<'a>,
+    id: String,
+    timeout: Duration,
+    on_change: Option<StatusCallback<'a>>,
+}
+
+impl std::fmt::Debug for WaitForOutcome<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitForOutcome")
+            .field("id", &self.id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> WaitForOutcome<'a> {
+    /// How long to wait for a final stage (default [`DEFAULT_WAIT`], 10 minutes). With
+    /// `Duration::ZERO` the intent is read once.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Called with the intent when it is first read and whenever its approval or execution
+    /// status changes (not on every poll).
+    pub fn on_change(mut self, f: impl FnMut(&PaymentIntent) + Send + 'a) -> Self {
+        self.on_change = Some(Box::new(f));
+        self
+    }
+}
+
+impl<'a> IntoFuture for WaitForOutcome<'a> {
+    type Output = Result<IntentOutcome>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<IntentOutcome>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let WaitForOutcome {
+                intents,
+                id,
+                timeout,
+                mut on_change,
+            } = self;
+            let started = tokio::time::Instant::now();
+            let mut interval = FIRST_POLL;
+            let mut last: Option<(ApprovalStatus, PaymentStatus)> = None;
+            loop {
+                let intent = match intents.get(&id).await {
+                    Ok(intent) => intent,
+                    // A transient failure (after the retry policy's own retries) does not end
+                    // the wait while time is left.
+                    Err(e) if e.is_retryable() && started.elapsed() + interval < timeout => {
+                        tracing::debug!(error = %e, "reading the payment intent failed; trying again");
+                        tokio::time::sleep(interval).await;
+                        interval = (interval * 3 / 2).min(MAX_POLL);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let status = (
+                    intent.approval_status.clone(),
+                    intent.execution_status.clone(),
+                );
+                if last.as_ref() != Some(&status) {
+                    if let Some(f) = on_change.as_mut() {
+                        f(&intent);
+                    }
+                    last = Some(status);
+                }
+                let stage = IntentStage::of(&intent);
+                let waited = started.elapsed();
+                if stage.is_final() || waited >= timeout {
+                    return Ok(IntentOutcome {
+                        intent,
+                        stage,
+                        waited,
+                    });
+                }
+                tokio::time::sleep(interval.min(timeout - waited)).await;
+                interval = (interval * 3 / 2).min(MAX_POLL);
+            }
+        })
+    }
+}
+
+/// The newest payment intents before a chat turn, and the intent ids the turn's stream named:
+/// what [`PaymentIntents::created_in_turn`] needs to find the intents the turn created.
+///
+/// Take it with [`PaymentIntents::before_turn`] right before sending the message; feed it the
+/// stream's events with [`observe`](TurnIntents::observe) when streaming.
+#[derive(Debug, Clone, Default)]
+pub struct TurnIntents {
+    /// Ids on the first page before the turn.
+    before: HashSet<String>,
+    /// Intent ids named by the turn's tool events or reply, in order, without repeats.
+    named: Vec<String>,
+}
+
+impl TurnIntents {
+    /// Notes the payment intent id a stream event names, if any (`payment_intent_id` in the
+    /// data of `tool_completed`, `tool_failed` or `reply`).
+    pub fn observe(&mut self, event: &ChatEvent) {
+        let id = match event {
+            ChatEvent::ToolCompleted(t) | ChatEvent::ToolFailed(t) => t.payment_intent_id(),
+            ChatEvent::Reply(r) => r.payment_intent_id(),
+            _ => None,
+        };
+        if let Some(id) = id
+            && !self.named.iter().any(|n| n == id)
+        {
+            self.named.push(id.to_owned());
+        }
+    }
+
+    /// The intent ids the observed events named, in order.
+    pub fn named_ids(&self) -> &[String] {
+        &self.named
+    }
+}
+
+fn id_field(data: &serde_json::Value) -> Option<&str> {
+    data.get("payment_intent_id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+impl ToolEvent {
+    /// The payment intent this tool event is about (`payment_intent_id` in its data), when the
+    /// server names one. The sandbox does on `tool_completed` / `tool_failed` of
+    /// `create_payment_intent`; the API does not promise it.
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        id_field(&self.data)
+    }
+}
+
+impl StreamedReply {
+    /// The payment intent the reply event names (`payment_intent_id` in its data), when the
+    /// server sends one.
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        id_field(&self.data)
+    }
+}
+
+fn not_found(id: &str, operation: &'static str) -> Error {
+    Error::from_api_error(
+        ApiError::from_parts(
+            http::StatusCode::NOT_FOUND,
+            &http::HeaderMap::new(),
+            format!("no payment intent with id {id:?} among this credential's payment intents")
+                .as_bytes(),
+        )
+        .with_operation(operation),
+    )
+}
+
+impl<'a> PaymentIntents<'a> {
+    /// One payment intent by id. Fails with [`Error::NotFound`] when no intent of this
+    /// credential has it.
+    ///
+    /// The API has no single-intent endpoint: this pages through the list (newest first, 50 a
+    /// page) and stops at the first match, so a recent intent costs one request; it never asks
+    /// for more pages than the list's `total` holds.
+    pub async fn get(&self, id: &str) -> Result<PaymentIntent> {
+        let all = self.list().per_page(LOOKUP_PER_PAGE).all();
+        let mut all = std::pin::pin!(all);
+        while let Some(intent) = all.try_next().await? {
+            if intent.id == id {
+                return Ok(intent);
+            }
+        }
+        Err(not_found(id, "payment_intents.get"))
+    }
+
+    /// Waits until the intent `id` is executed, rejected or has failed, or until the time limit
+    /// (default 10 minutes) passes; await it.
+    ///
+    /// Unlike [`wait_for_decision`](Self::wait_for_decision) it waits past the approval for
+    /// the execution, and a time limit is not an error: the returned [`IntentOutcome`] then has
+    /// a stage that is not final. Polls follow the same schedule (500 ms, backing off to every
+    /// 5 s; each poll is one [`get`](Self::get)); a retryable failure of one poll does not end
+    /// the wait while time is left, any other error does ([`Error::NotFound`] for an unknown
+    /// id).
+    pub fn wait_for_outcome(&self, id: impl Into<String>) -> WaitForOutcome<'a> {
+        WaitForOutcome {
+            intents: *self,
+            id: id.into(),
+            timeout: DEFAULT_WAIT,
+            on_change: None,
+        }
+    }
+
+    /// Notes the newest payment intents (one request: the first page) before a chat turn; see
+    /// [`created_in_turn`](Self::created_in_turn).
+    pub async fn before_turn(&self) -> Result<TurnIntents> {
+        let page = self.list().per_page(LOOKUP_PER_PAGE).await?;
+        Ok(TurnIntents {
+            before: page.items.into_iter().map(|i| i.id).collect(),
+            named: Vec::new(),
+        })
+    }
+
+    /// The payment intents a chat turn created, oldest first: those listed before any intent
+    /// [`before_turn`](Self::before_turn) saw, whose `conversation_id` is the turn's
+    /// `conversation_id` (or absent), plus any intent the turn's events named
+    /// ([`TurnIntents::observe`]).
+    ///
+    /// Usually one request. Intents that other conversations created meanwhile are left out;
+    /// so is an intent the server lists under another conversation id.
+    pub async fn created_in_turn(
+        &self,
+        turn: &TurnIntents,
+        conversation_id: &str,
+    ) -> Result<Vec<PaymentIntent>> {
+        let mut created = Vec::new();
+        {
+            let all = self.list().per_page(LOOKUP_PER_PAGE).all();
+            let mut all = std::pin::pin!(all);
+            while let Some(intent) = all.try_next().await? {
+                if turn.before.contains(&intent.id) {
+                    break;
+                }
+                let ours = intent
+                    .conversation_id
+                    .as_deref()
+                    .is_none_or(|c| c == conversation_id)
+                    || turn.named.contains(&intent.id);
+                if ours && !created.iter().any(|c: &PaymentIntent| c.id == intent.id) {
+                    created.push(intent);
+                }
+            }
+        }
+        created.reverse();
+        for id in &turn.named {
+            if created.iter().any(|c| &c.id == id) {
+                continue;
+            }
+            match self.get(id).await {
+                Ok(intent) => created.push(intent),
+                Err(Error::NotFound(_)) => {
+                    tracing::warn!(
+                        payment_intent_id = %id,
+                        "the chat stream named a payment intent the list does not have"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intent(approval: &str, execution: &str) -> PaymentIntent {
+        serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "agent_id": "ag_1", "approval_status": approval,
+            "execution_status": execution, "total_amount": "1.00", "currency": "GBP",
+            "instruction_count": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn stages_follow_approval_then_execution() {
+        use IntentStage::*;
+        let cases = [
+            ("pending_approval", "not_started", AwaitingApproval),
+            ("approved_by_user", "pending", Executing),
+            ("approved_by_user", "submitted", Executing),
+            ("auto_approved", "completed", Executed),
+            ("approved_by_user", "delivered", Executed),
+            ("approved_by_user", "failed", ExecutionFailed),
+            ("approved_by_user", "cancelled", ExecutionFailed),
+            ("rejected_by_user", "cancelled", Rejected),
+            ("rejected", "not_executed", Rejected),
+            // Open sets: an unknown approval waits, unless execution settled it.
+            ("escalated", "not_started", AwaitingApproval),
+            ("expired", "cancelled", Rejected),
+            ("escalated", "completed", Executed),
+            ("approved_by_user", "settling", Executing),
+        ];
+        for (approval, execution, stage) in cases {
+            assert_eq!(
+                IntentStage::of(&intent(approval, execution)),
+                stage,
+                "{approval}/{execution}"
+            );
+        }
+        assert!(Executed.is_final() && Rejected.is_final() && ExecutionFailed.is_final());
+        assert!(!AwaitingApproval.is_final() && !Executing.is_final());
+        assert_eq!(
+            serde_json::to_value(ExecutionFailed).unwrap(),
+            "execution_failed"
+        );
+        assert_eq!(ExecutionFailed.to_string(), "execution_failed");
+    }
+
+    #[test]
+    fn turn_intents_collect_ids_named_by_events() {
+        let tool = |name: &str, data: serde_json::Value| ToolEvent {
+            tool_name: name.to_owned(),
+            error: None,
+            data,
+        };
+        let mut turn = TurnIntents::default();
+        turn.observe(&ChatEvent::ToolStarted(tool(
+            "create_payment_intent",
+            serde_json::json!({"payment_intent_id": "pi_ignored_on_start"}),
+        )));
+        turn.observe(&ChatEvent::ToolCompleted(tool(
+            "create_payment_intent",
+            serde_json::json!({"payment_intent_id": "pi_a"}),
+        )));
+        turn.observe(&ChatEvent::ToolFailed(tool(
+            "create_payment_intent",
+            serde_json::json!({"payment_intent_id": "pi_b", "error": "limit"}),
+        )));
+        turn.observe(&ChatEvent::ToolCompleted(tool(
+            "get_balance",
+            serde_json::json!({"payment_intent_id": ""}),
+        )));
+        turn.observe(&ChatEvent::Reply(StreamedReply {
+            data: serde_json::json!({"payment_intent_id": "pi_a"}),
+            ..StreamedReply::default()
+        }));
+        assert_eq!(turn.named_ids(), ["pi_a", "pi_b"]);
+    }
+}
