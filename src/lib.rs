@@ -66,13 +66,13 @@ pub mod types;
 
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
+pub use resources::Page;
+pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
+pub use transport::{RetryMiddleware, RetryPolicy};
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,
     PaymentInstruction, PaymentIntent, PaymentStatus, Transaction,
 };
-pub use resources::Page;
-pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
-pub use transport::{RetryMiddleware, RetryPolicy};
 
 /// The README's code, compiled as doctests.
 #[cfg(doctest)]

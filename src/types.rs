@@ -180,9 +180,7 @@ pub mod de {
     /// is an error (the field is required, so there is no absent value to give).
     pub fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        parse_time(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("{s:?} is not a date-time"))
-        })
+        parse_time(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a date-time")))
     }
 
     /// An optional timestamp: as [`timestamp`], but `null`, a non-string, or text that is not
@@ -239,7 +237,11 @@ pub mod de {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Some(t.with_timezone(&Utc));
         }
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for format in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
                 return Some(t.and_utc());
             }
@@ -265,14 +267,20 @@ mod tests {
     fn amounts_are_exact_from_strings_and_numbers() {
         assert_eq!(amount(r#""500.10""#).unwrap().to_string(), "500.10");
         // A JSON number goes through its shortest decimal text: 500.1, never 500.0999….
-        assert_eq!(amount("500.1").unwrap(), Decimal::from_str("500.1").unwrap());
+        assert_eq!(
+            amount("500.1").unwrap(),
+            Decimal::from_str("500.1").unwrap()
+        );
         assert_eq!(amount("500.1").unwrap().to_string(), "500.1");
         assert_eq!(amount("1e2").unwrap(), Decimal::from(100));
         assert_eq!(amount("0.1").unwrap().to_string(), "0.1");
         assert_eq!(amount("-7").unwrap(), Decimal::from(-7));
         assert!(amount(r#""lots""#).is_err());
         assert!(amount("null").is_err());
-        assert!(amount("1e40").is_err(), "out of Decimal's range: an error, not a wrong value");
+        assert!(
+            amount("1e40").is_err(),
+            "out of Decimal's range: an error, not a wrong value"
+        );
     }
 
     /// Why amounts have a reader: with the workspace's `serde-str` feature, `Decimal`'s own
@@ -286,14 +294,26 @@ mod tests {
     #[test]
     fn timestamps_read_leniently() {
         let t = |s: &str| de::parse_time(s).map(|t| t.to_rfc3339());
-        assert_eq!(t("2026-01-05T10:00:00Z").as_deref(), Some("2026-01-05T10:00:00+00:00"));
-        assert_eq!(t("2026-01-05T11:00:00+01:00").as_deref(), Some("2026-01-05T10:00:00+00:00"));
+        assert_eq!(
+            t("2026-01-05T10:00:00Z").as_deref(),
+            Some("2026-01-05T10:00:00+00:00")
+        );
+        assert_eq!(
+            t("2026-01-05T11:00:00+01:00").as_deref(),
+            Some("2026-01-05T10:00:00+00:00")
+        );
         assert_eq!(
             t("2026-01-05T10:00:00.123456").as_deref(),
             Some("2026-01-05T10:00:00.123456+00:00")
         );
-        assert_eq!(t("2026-01-05 10:00:00").as_deref(), Some("2026-01-05T10:00:00+00:00"));
-        assert_eq!(t("2026-01-05").as_deref(), Some("2026-01-05T00:00:00+00:00"));
+        assert_eq!(
+            t("2026-01-05 10:00:00").as_deref(),
+            Some("2026-01-05T10:00:00+00:00")
+        );
+        assert_eq!(
+            t("2026-01-05").as_deref(),
+            Some("2026-01-05T00:00:00+00:00")
+        );
         assert_eq!(t("yesterday"), None);
         assert_eq!(t(""), None);
     }

@@ -124,8 +124,7 @@ fn types_module(file: &mut syn::File) -> Option<&mut Vec<syn::Item>> {
 fn add_readers(file: &mut syn::File, types: &RustTypes<'_>) -> Result<(), String> {
     let parse_path = |p: &str| -> Result<syn::LitStr, String> {
         syn::parse_str::<syn::Path>(p).map_err(|e| format!("reader `{p}` is not a path: {e}"))?;
-        syn::parse_str::<syn::LitStr>(&format!("{p:?}"))
-            .map_err(|e| format!("reader `{p}`: {e}"))
+        syn::parse_str::<syn::LitStr>(&format!("{p:?}")).map_err(|e| format!("reader `{p}`: {e}"))
     };
     let Some(items) = types_module(file) else {
         return Ok(());
@@ -148,19 +147,21 @@ fn add_readers(file: &mut syn::File, types: &RustTypes<'_>) -> Result<(), String
                     .map_err(|e| format!("generated serde attribute does not parse: {e}"))?;
                 metas.extend(list);
             }
-            let has = |name: &str, metas: &[syn::Meta]| metas.iter().any(|m| m.path().is_ident(name));
+            let has =
+                |name: &str, metas: &[syn::Meta]| metas.iter().any(|m| m.path().is_ident(name));
             let plain_default = metas
                 .iter()
                 .any(|m| matches!(m, syn::Meta::Path(p) if p.is_ident("default")));
-            let reader = if let Some((_, reader)) = types.readers.iter().find(|(t, _)| {
-                t.chars().filter(|c| !c.is_whitespace()).collect::<String>() == key
-            }) {
-                Some(*reader)
-            } else if !is_option && plain_default {
-                Some(types.null_as_default)
-            } else {
-                None
-            };
+            let reader =
+                if let Some((_, reader)) = types.readers.iter().find(|(t, _)| {
+                    t.chars().filter(|c| !c.is_whitespace()).collect::<String>() == key
+                }) {
+                    Some(*reader)
+                } else if !is_option && plain_default {
+                    Some(types.null_as_default)
+                } else {
+                    None
+                };
             let Some(reader) = reader else { continue };
             // A required `Option` carries `deserialize_with = Option::deserialize`: replaced.
             let required_option = has("deserialize_with", &metas);
@@ -208,18 +209,16 @@ fn serde_reader(field: &syn::Field) -> Option<String> {
             .parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
             .ok()?;
         list.iter().find_map(|m| match m {
-            syn::Meta::NameValue(nv) if nv.path.is_ident("deserialize_with") => {
-                match &nv.value {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    }) => {
-                        let v = s.value();
-                        Some(v.rsplit("::").next().unwrap_or(&v).to_owned())
-                    }
-                    _ => None,
+            syn::Meta::NameValue(nv) if nv.path.is_ident("deserialize_with") => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => {
+                    let v = s.value();
+                    Some(v.rsplit("::").next().unwrap_or(&v).to_owned())
                 }
-            }
+                _ => None,
+            },
             _ => None,
         })
     })
@@ -251,7 +250,9 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
                     _ => None,
                 }) {
                     if let syn::ReturnType::Type(_, ty) = &f.sig.output {
-                        let ret = short_type(&type_key(ty)).replace("builder::", "").replace("<'_>", "");
+                        let ret = short_type(&type_key(ty))
+                            .replace("builder::", "")
+                            .replace("<'_>", "");
                         if matches!(f.vis, syn::Visibility::Public(_)) && ret != "&str" {
                             ops.push(format!("client.{}() -> {ret}", f.sig.ident));
                         }
@@ -259,10 +260,15 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
                 }
             }
             syn::Item::Mod(m) if m.ident == "builder" => {
-                for imp in m.content.iter().flat_map(|(_, items)| items).filter_map(|i| match i {
-                    syn::Item::Impl(imp) => Some(imp),
-                    _ => None,
-                }) {
+                for imp in m
+                    .content
+                    .iter()
+                    .flat_map(|(_, items)| items)
+                    .filter_map(|i| match i {
+                        syn::Item::Impl(imp) => Some(imp),
+                        _ => None,
+                    })
+                {
                     let name = short_type(&type_key(&imp.self_ty)).replace("<'a>", "");
                     let lines = builders.entry(name.clone()).or_default();
                     for f in imp.items.iter().filter_map(|i| match i {
@@ -328,8 +334,13 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
                 match &s.fields {
                     syn::Fields::Named(fields) => {
                         for f in &fields.named {
-                            let fname = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
-                            let mut line = format!("{name}.{fname}: {}", short_type(&type_key(&f.ty)));
+                            let fname = f
+                                .ident
+                                .as_ref()
+                                .map(ToString::to_string)
+                                .unwrap_or_default();
+                            let mut line =
+                                format!("{name}.{fname}: {}", short_type(&type_key(&f.ty)));
                             if has_default(f) {
                                 line.push_str(" (default)");
                             }
@@ -377,7 +388,10 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
                 types.push((format!("enum {name}"), lines));
             }
             syn::Item::Type(t) => {
-                types.push((format!("type {} = {}", t.ident, short_type(&type_key(&t.ty))), vec![]));
+                types.push((
+                    format!("type {} = {}", t.ident, short_type(&type_key(&t.ty))),
+                    vec![],
+                ));
             }
             _ => {}
         }
@@ -394,5 +408,8 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
 
 fn type_key_bound(b: &syn::TypeParamBound) -> String {
     let q = quote!(#b);
-    q.to_string().chars().filter(|c| !c.is_whitespace()).collect()
+    q.to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::validate_base_url;
-use crate::types::{PaymentStatus, Transaction};
 use crate::stream::ChatStream;
+use crate::types::{PaymentStatus, Transaction};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

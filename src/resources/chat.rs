@@ -6,8 +6,8 @@ use super::BoxFuture;
 use crate::RalioClient;
 use crate::api;
 use crate::error::Result;
-use crate::types::ChatReply;
 use crate::stream::ChatStream;
+use crate::types::ChatReply;
 
 /// `client.chat()`.
 #[derive(Debug, Clone, Copy)]

@@ -47,11 +47,15 @@ impl<T> Page<T> {
         page: Option<i64>,
         per_page: Option<i64>,
     ) -> Self {
-        let count = |n: Option<i64>, default: u64| {
-            n.map_or(default, |n| u64::try_from(n).unwrap_or(0))
-        };
+        let count =
+            |n: Option<i64>, default: u64| n.map_or(default, |n| u64::try_from(n).unwrap_or(0));
         let len = items.len() as u64;
-        Page::new(items, count(total, len), count(page, 1).max(1), count(per_page, len))
+        Page::new(
+            items,
+            count(total, len),
+            count(page, 1).max(1),
+            count(per_page, len),
+        )
     }
 
     /// Number of items on this page.

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-
 pub mod agents;
 pub mod chat;
 pub mod lists;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::Stream;
 
-use super::lists::{ListQuery, Listable, Page};
 use super::BoxFuture;
+use super::lists::{ListQuery, Listable, Page};
 use crate::RalioClient;
 use crate::error::{ApiError, Error, Result};
 use crate::types::PaymentIntent;

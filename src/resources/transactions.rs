@@ -2,8 +2,8 @@
 
 use futures::Stream;
 
-use super::lists::{ListQuery, Listable, Page};
 use super::BoxFuture;
+use super::lists::{ListQuery, Listable, Page};
 use crate::RalioClient;
 use crate::error::Result;
 use crate::types::Transaction;

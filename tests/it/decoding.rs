@@ -8,9 +8,7 @@ use std::str::FromStr;
 use axum::Router;
 use axum::routing::{get, post};
 use ralio::auth::PrivateKey;
-use ralio::{
-    ApprovalStatus, Decimal, Error, MessageRole, PaymentStatus, RalioClient, RetryPolicy,
-};
+use ralio::{ApprovalStatus, Decimal, Error, MessageRole, PaymentStatus, RalioClient, RetryPolicy};
 use serde_json::{Value, json};
 
 /// A server that answers every resource route with `body` (and the token endpoint with a
@@ -79,7 +77,10 @@ async fn agents_read_integer_numbers_naive_timestamps_and_missing_names() {
     assert_eq!(agents[2].name, "", "a null name reads as empty");
     assert_eq!(agents[2].agent_number, None);
     assert_eq!(agents[2].created_at, Some(utc("2026-01-05T00:00:00Z")));
-    assert_eq!(agents[3].created_at, None, "an unreadable timestamp is None");
+    assert_eq!(
+        agents[3].created_at, None,
+        "an unreadable timestamp is None"
+    );
     assert_eq!(agents[3].banking_provider, None);
     assert_eq!(agents[4].created_at, None, "a number is no timestamp: None");
     assert_eq!(agents[4].agent_number.as_deref(), Some("-3"));
@@ -113,7 +114,10 @@ async fn chat_messages_default_their_text_and_keep_unknown_roles() {
     .await;
     let reply = client.chat().send("hi").agent_id("ag_1").await.unwrap();
     assert_eq!(reply.reply, "", "a null reply reads as empty");
-    assert_eq!(reply.conversation_id, "", "a missing conversation id reads as empty");
+    assert_eq!(
+        reply.conversation_id, "",
+        "a missing conversation id reads as empty"
+    );
     let m = &reply.new_messages;
     assert_eq!(m.len(), 3);
     assert_eq!(m[0].role, Some(MessageRole::User));
@@ -143,8 +147,16 @@ async fn transactions_read_exact_amounts_from_strings_and_numbers() {
     .await;
     let page = client.transactions().list().await.unwrap();
     let t: Vec<ralio::api::types::Transaction> = page.items.clone();
-    assert_eq!(t[0].amount.to_string(), "500.10", "the string's scale is kept");
-    assert_eq!(t[1].amount, dec("500.1"), "a JSON number is exact, not 500.0999…");
+    assert_eq!(
+        t[0].amount.to_string(),
+        "500.10",
+        "the string's scale is kept"
+    );
+    assert_eq!(
+        t[1].amount,
+        dec("500.1"),
+        "a JSON number is exact, not 500.0999…"
+    );
     assert_eq!(t[1].amount.to_string(), "500.1");
     assert_eq!(t[2].amount, dec("100"));
     assert_eq!(t[3].amount, dec("7"));
@@ -156,7 +168,10 @@ async fn transactions_read_exact_amounts_from_strings_and_numbers() {
     assert_eq!(t[0].date, Some(utc("2026-04-01T10:00:00Z")));
     assert_eq!(t[1].date, Some(utc("2026-04-01T10:00:00.5Z")));
     assert_eq!(t[2].date, Some(utc("2026-04-01T00:00:00Z")));
-    assert_eq!(t[3].date, None, "an unreadable date is None, not a failed call");
+    assert_eq!(
+        t[3].date, None,
+        "an unreadable date is None, not a failed call"
+    );
     assert_eq!(t[4].date, None);
     assert_eq!((page.total, page.page, page.per_page), (6, 1, 50));
 }
@@ -262,7 +277,12 @@ async fn a_missing_id_or_amount_is_a_decode_error_naming_the_operation() {
         let err = if operation == "transactions.list" {
             client.transactions().list().await.map(|_| ()).unwrap_err()
         } else {
-            client.payment_intents().list().await.map(|_| ()).unwrap_err()
+            client
+                .payment_intents()
+                .list()
+                .await
+                .map(|_| ())
+                .unwrap_err()
         };
         assert!(
             matches!(&err, Error::Decode { operation: op, .. } if *op == operation),
@@ -276,7 +296,13 @@ async fn a_missing_id_or_amount_is_a_decode_error_naming_the_operation() {
     let client = answering(json!([{"name": "no id"}])).await;
     let err = client.agents().list().await.unwrap_err();
     assert!(
-        matches!(&err, Error::Decode { operation: "agents.list", .. }),
+        matches!(
+            &err,
+            Error::Decode {
+                operation: "agents.list",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 include!(concat!(env!("OUT_DIR"), "/ralio_api_operations.rs"));
 // The type table build.rs generates with (`RUST_TYPES`).
-include!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/rust_types.rs"));
+include!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/openapi/rust_types.rs"
+));
 
 fn vendored() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/ralio.json");
@@ -69,7 +72,10 @@ fn an_optional_field_in_the_document_reaches_the_rust_types() {
         "description": "Spending category."
     });
     let (added, removed) = line_diff(&rust_surface(base), &rust_surface(changed));
-    assert_eq!(added, vec!["  Transaction.category: Option<String>".to_owned()]);
+    assert_eq!(
+        added,
+        vec!["  Transaction.category: Option<String>".to_owned()]
+    );
     assert!(removed.is_empty(), "{removed:?}");
 }
 
@@ -81,7 +87,8 @@ fn new_fields_get_their_readers_from_the_type_table() {
     let mut changed = base.clone();
     let props = &mut changed["components"]["schemas"]["Transaction"]["properties"];
     props["tags"] = json!({"type": "array", "items": {"type": "string"}, "default": []});
-    props["settled_at"] = json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]});
+    props["settled_at"] =
+        json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]});
     let (added, removed) = line_diff(&rust_surface(base), &rust_surface(changed));
     assert_eq!(
         added,
