@@ -1,9 +1,12 @@
 //! Generates the typed Ralio API client from the vendored OpenAPI document.
 //!
-//! `openapi/ralio.json` (FastAPI-style OpenAPI 3.1) → `openapi_normalize::normalize` (the 3.0.3
-//! subset progenitor accepts) → progenitor (builder interface, one merged `Client`, inner
-//! `reqwest_middleware::ClientWithMiddleware`, hooks expected) → `$OUT_DIR/ralio_api.rs`,
-//! included by `src/api.rs`. It also writes `$OUT_DIR/ralio_api_operations.rs`: a
+//! `openapi/ralio.json` (FastAPI-style OpenAPI 3.1) → `openapi_normalize::rust::generate`:
+//! normalise (the 3.0.3 subset progenitor accepts), mark the properties the type table
+//! (`openapi/rust_types.rs`) names, progenitor (builder interface, one merged `Client`, inner
+//! `reqwest_middleware::ClientWithMiddleware`, hooks expected, the table's conversions), give
+//! fields their readers → `$OUT_DIR/ralio_api.rs`, included by `src/api.rs`, and
+//! `$OUT_DIR/ralio_rust_surface.txt` (the Rust surface the spec tests snapshot). It also
+//! writes `$OUT_DIR/ralio_api_operations.rs`: a
 //! compile-checked list of the generated builder methods, one per `operationId`, used by the
 //! spec-tracking tests. A document the normaliser or generator cannot handle fails the build
 //! with a message naming the offending part.
@@ -13,8 +16,12 @@ use std::path::{Path, PathBuf};
 
 const SPEC: &str = "openapi/ralio.json";
 
+// The type table (marks, conversions, readers): shared with the spec tests.
+include!("openapi/rust_types.rs");
+
 fn main() {
     println!("cargo:rerun-if-changed={SPEC}");
+    println!("cargo:rerun-if-changed=openapi/rust_types.rs");
     println!("cargo:rerun-if-changed=build.rs");
     if let Err(message) = run() {
         eprintln!("error: {message}");
@@ -29,42 +36,13 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot read {SPEC}: {e}; restore it with `git checkout {SPEC}`"))?;
     let raw: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{SPEC} is not valid JSON: {e}"))?;
-    let normalized = openapi_normalize::normalize(raw).map_err(|e| format!("{SPEC}: {e}"))?;
-    let spec: openapiv3::OpenAPI = serde_json::from_value(normalized.clone()).map_err(|e| {
-        format!("{SPEC}: the normalised document is not OpenAPI 3.0 progenitor can read: {e}")
-    })?;
-
-    let mut settings = progenitor::GenerationSettings::default();
-    settings
-        .with_interface(progenitor::InterfaceStyle::Builder)
-        .with_tag(progenitor::TagStyle::Merged)
-        .with_inner_type(
-            "reqwest_middleware::ClientWithMiddleware"
-                .parse()
-                .map_err(|e| format!("inner type: {e}"))?,
-        )
-        .with_hooks(progenitor::HooksMode::Expected)
-        .with_derive("PartialEq")
-        // Secrets (`format: password`: tickets, assertions, tokens) never print in a Debug.
-        .with_conversion(
-            schemars::schema::SchemaObject {
-                instance_type: Some(schemars::schema::InstanceType::String.into()),
-                format: Some("password".into()),
-                ..Default::default()
-            },
-            "crate::redacted::RedactedString",
-            std::iter::empty(),
-        );
-    let mut generator = progenitor::Generator::new(&settings);
-    let tokens = generator
-        .generate_tokens(&spec)
-        .map_err(|e| format!("{SPEC}: progenitor cannot generate a client: {e}"))?;
-    let file: syn::File =
-        syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
-    write(&out_dir.join("ralio_api.rs"), &prettyplease::unparse(&file))?;
+    let generated =
+        openapi_normalize::rust::generate(raw, &RUST_TYPES).map_err(|e| format!("{SPEC}: {e}"))?;
+    write(&out_dir.join("ralio_api.rs"), &generated.code)?;
+    write(&out_dir.join("ralio_rust_surface.txt"), &generated.surface)?;
     write(
         &out_dir.join("ralio_api_operations.rs"),
-        &operations_check(&normalized),
+        &operations_check(&generated.document),
     )?;
     Ok(())
 }

@@ -14,7 +14,7 @@ check:
 test:
     cargo test --workspace --all-features
 
-# replace the vendored OpenAPI document from a URL or a file, rebuild, and show the API-surface diff
+# replace the vendored OpenAPI document from a URL or a file, rebuild, and show the API-surface diffs (document and Rust)
 spec-update source:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -30,9 +30,12 @@ spec-update source:
     # Rebuilding runs the normaliser and progenitor: a document they cannot handle fails here
     # with the JSON path of the offending part.
     cargo build -p ralio
-    # Fails when the generated API surface changed: review the diff it prints, then accept
-    # with `cargo insta review` (or `cargo insta accept`), fix the code, commit all together.
-    cargo test -p ralio --test it spec::
+    # Fails when a surface changed, printing both diffs: the document's (`ralio_api_surface`)
+    # and the generated Rust code's (`ralio_rust_surface`: types, fields, readers, builder
+    # methods). Review them, accept with `cargo insta review` (or `cargo insta accept`), fix
+    # the code, commit all together.
+    cargo test -p ralio --test it spec:: -- --test-threads=1 || {
+      echo "surface changed: review the diffs above (cargo insta review)"; exit 1; }
 
 # run the local Ralio sandbox API
 sandbox:

@@ -49,7 +49,7 @@ use serde::Serialize;
 
 use crate::resources::PaymentIntents;
 use crate::error::{ApiError, Error, Result};
-use crate::models::{ApprovalStatus, PaymentIntent, PaymentStatus};
+use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
 use crate::stream::{ChatEvent, StreamedReply, ToolEvent};
 
 /// The first poll of a wait comes this long after the first look; the same schedule as

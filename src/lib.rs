@@ -41,8 +41,12 @@
 //!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
 //! - [`config`]: defaults, the environment rules (a blank variable is unset), the loopback
 //!   rule for plain `http://`, Vault settings from the environment.
-//! - [`error`], [`stream`], [`models`], [`redacted`]: the error taxonomy, the chat stream, the
-//!   domain types, the secret string type of the generated layer.
+//! - [`types`]: the resource types ([`Agent`], [`Transaction`], [`PaymentIntent`], …). They
+//!   are the types generated from the OpenAPI document (see [`api`]), re-exported, plus the
+//!   open enums ([`PaymentStatus`], …) the generator maps status fields to: a field added to
+//!   the document reaches them by rebuilding.
+//! - [`error`], [`stream`], [`redacted`]: the error taxonomy, the chat stream, the secret
+//!   string type of the generated layer.
 //!
 //! The README (below the fold on crates.io, and in the repository) walks through the main job,
 //! configuration, errors and retries; its examples are compiled as doctests.
@@ -53,7 +57,6 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod models;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 pub mod redacted;
@@ -62,17 +65,18 @@ pub mod resources;
 pub mod store;
 pub mod stream;
 pub mod transport;
+pub mod types;
 
 pub use approvals::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
-pub use models::{
-    Agent, ApprovalStatus, ChatReply, Decimal, Message, MessageRole, PaymentInstruction,
-    PaymentIntent, PaymentStatus, Transaction,
-};
 pub use resources::Page;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
 pub use transport::{RetryMiddleware, RetryPolicy};
+pub use types::{
+    Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,
+    PaymentInstruction, PaymentIntent, PaymentStatus, Transaction,
+};
 
 /// The README's code, compiled as doctests.
 #[cfg(doctest)]

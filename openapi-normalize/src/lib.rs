@@ -33,6 +33,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+#[cfg(feature = "rust")]
+pub mod rust;
 mod surface;
 pub use surface::describe_surface;
 
@@ -710,6 +712,54 @@ fn normalize_schema(schema: &mut Value, path: &str) -> Result<(), NormalizeError
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Sets `format: <marker>` on named properties of a normalised document, so the generator can
+/// map them to a Rust type (see [`rust::RustTypes`](crate) when the `rust` feature is on).
+///
+/// Each mark is `("Schema.property", "marker")`: `Transaction.amount` is
+/// `/components/schemas/Transaction/properties/amount`. A nullable property keeps its
+/// `nullable: true` (it becomes `Option<T>` of the marked type).
+///
+/// # Errors
+///
+/// [`NormalizeError::Unsupported`] naming the JSON Pointer of a mark whose schema or property
+/// the document does not have (so a renamed or removed field fails the build instead of
+/// silently losing its type), or of a property that is a `$ref`/composition rather than a
+/// plain scalar schema.
+pub fn mark_formats(doc: &mut Value, marks: &[(&str, &str)]) -> Result<(), NormalizeError> {
+    for (target, marker) in marks {
+        let (schema, property) = target.split_once('.').ok_or_else(|| {
+            unsupported(
+                "/components/schemas",
+                format!("the mark `{target}` (write it as `Schema.property`)"),
+            )
+        })?;
+        let path = child(
+            &child(&child("/components/schemas", schema), "properties"),
+            property,
+        );
+        let prop = doc
+            .pointer_mut(&path)
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| {
+                unsupported(
+                    &path,
+                    format!("a missing property (marked `{marker}` by the generator's type table)"),
+                )
+            })?;
+        if ["$ref", "allOf", "anyOf", "oneOf"]
+            .iter()
+            .any(|k| prop.contains_key(*k))
+        {
+            return Err(unsupported(
+                &path,
+                format!("a `{marker}` mark on a reference or composition (mark a plain schema)"),
+            ));
+        }
+        prop.insert("format".into(), Value::String((*marker).to_owned()));
     }
     Ok(())
 }

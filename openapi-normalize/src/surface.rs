@@ -153,7 +153,11 @@ pub fn describe_surface(doc: &Value) -> Result<String, NormalizeError> {
                             } else {
                                 ", optional"
                             };
-                            format!("{name}.{field}: {}{opt}", describe_type(s))
+                            let default = s
+                                .get("default")
+                                .map(|d| format!(", default {d}"))
+                                .unwrap_or_default();
+                            format!("{name}.{field}: {}{opt}{default}", describe_type(s))
                         })
                         .collect();
                     fields.sort();

@@ -187,3 +187,23 @@ fn surface_of_the_fixture() {
     let out = normalize(fixture()).unwrap();
     insta::assert_snapshot!("fastapi_fixture_surface", describe_surface(&out).unwrap());
 }
+
+#[test]
+fn marks_set_a_format_on_named_properties() {
+    let mut doc = normalize(fixture()).unwrap();
+    mark_formats(&mut doc, &[("Item.note", "decimal")]).unwrap();
+    let note = &doc["components"]["schemas"]["Item"]["properties"]["note"];
+    assert_eq!(note["format"], "decimal");
+    assert_eq!(note["nullable"], true, "a nullable property stays nullable");
+}
+
+#[test]
+fn a_mark_on_a_missing_property_or_a_reference_names_its_path() {
+    let mut doc = normalize(fixture()).unwrap();
+    let err = mark_formats(&mut doc, &[("Item.nope", "decimal")]).unwrap_err();
+    assert_eq!(err.path(), "/components/schemas/Item/properties/nope");
+    let err = mark_formats(&mut doc, &[("Item.owner", "decimal")]).unwrap_err();
+    assert_eq!(err.path(), "/components/schemas/Item/properties/owner");
+    let err = mark_formats(&mut doc, &[("no dot", "decimal")]).unwrap_err();
+    assert!(err.to_string().contains("Schema.property"), "{err}");
+}

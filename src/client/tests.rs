@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::validate_base_url;
-use crate::models::{PaymentStatus, Transaction};
 use crate::stream::ChatStream;
+use crate::types::{PaymentStatus, Transaction};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -214,7 +214,7 @@ async fn the_single_agent_is_resolved_once_and_cached() {
     let b = client.clone().chat().send("two").await.unwrap();
     assert_eq!(a.reply, "to ag_1");
     assert_eq!(b.reply, "to ag_1");
-    assert_eq!(a.new_messages[0].role, crate::MessageRole::User);
+    assert_eq!(a.new_messages[0].role, Some(crate::MessageRole::User));
     assert_eq!(mock.hits("agents"), 1);
 }
 

@@ -1,9 +1,8 @@
 //! `client.agents()`.
 
 use crate::RalioClient;
-use crate::api;
 use crate::error::Result;
-use crate::models::Agent;
+use crate::types::Agent;
 
 /// `client.agents()`.
 #[derive(Debug, Clone, Copy)]
@@ -19,22 +18,12 @@ impl Agents<'_> {
             .client
             .call("agents.list", api.list_agents().send())
             .await?;
-        Ok(agents.into_iter().map(agent_from).collect())
+        Ok(agents)
     }
 }
 
 impl<'a> Agents<'a> {
     pub(crate) fn new(client: &'a RalioClient) -> Self {
         Agents { client }
-    }
-}
-
-fn agent_from(a: api::types::Agent) -> Agent {
-    Agent {
-        id: a.id,
-        name: a.name,
-        agent_number: a.agent_number,
-        banking_provider: a.banking_provider,
-        created_at: a.created_at,
     }
 }

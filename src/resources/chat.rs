@@ -6,8 +6,8 @@ use super::BoxFuture;
 use crate::RalioClient;
 use crate::api;
 use crate::error::Result;
-use crate::models::{ChatReply, Message};
 use crate::stream::ChatStream;
+use crate::types::ChatReply;
 
 /// `client.chat()`.
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +86,7 @@ impl<'a> IntoFuture for SendMessage<'a> {
                 .client
                 .call("chat.send", api.chat().body(body).send())
                 .await?;
-            Ok(ChatReply {
-                reply: r.reply,
-                conversation_id: r.conversation_id,
-                new_messages: r.new_messages.into_iter().map(message_from).collect(),
-            })
+            Ok(r)
         })
     }
 }
@@ -135,14 +131,5 @@ impl<'a> IntoFuture for StreamMessage<'a> {
 impl<'a> Chat<'a> {
     pub(crate) fn new(client: &'a RalioClient) -> Self {
         Chat { client }
-    }
-}
-
-fn message_from(m: api::types::Message) -> Message {
-    Message {
-        id: m.id,
-        role: m.role.as_str().into(),
-        content: m.content,
-        created_at: m.created_at,
     }
 }

@@ -38,6 +38,26 @@ impl<T> Page<T> {
         }
     }
 
+    /// A page from a list envelope, with the official SDKs' defaults for what the server left
+    /// out: `total` and `per_page` default to the number of items, `page` to 1. A negative
+    /// count reads as 0.
+    pub(crate) fn from_envelope(
+        items: Vec<T>,
+        total: Option<i64>,
+        page: Option<i64>,
+        per_page: Option<i64>,
+    ) -> Self {
+        let count =
+            |n: Option<i64>, default: u64| n.map_or(default, |n| u64::try_from(n).unwrap_or(0));
+        let len = items.len() as u64;
+        Page::new(
+            items,
+            count(total, len),
+            count(page, 1).max(1),
+            count(per_page, len),
+        )
+    }
+
     /// Number of items on this page.
     pub fn len(&self) -> usize {
         self.items.len()

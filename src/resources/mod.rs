@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::{Error, Result};
-
 pub mod agents;
 pub mod chat;
 pub mod lists;
@@ -20,21 +18,3 @@ pub use payment_intents::PaymentIntents;
 pub use transactions::Transactions;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-pub(crate) fn decimal(
-    operation: &'static str,
-    what: &'static str,
-    s: &str,
-) -> Result<crate::Decimal> {
-    s.parse().map_err(|_| Error::Decode {
-        operation,
-        expected: what,
-        source: <serde_json::Error as serde::de::Error>::custom(format!(
-            "{s:?} is not a decimal amount"
-        )),
-    })
-}
-
-pub(crate) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}

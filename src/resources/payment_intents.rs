@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use futures::Stream;
 
+use super::BoxFuture;
 use super::lists::{ListQuery, Listable, Page};
-use super::{BoxFuture, count, decimal};
 use crate::RalioClient;
-use crate::api;
 use crate::error::{ApiError, Error, Result};
-use crate::models::{ApprovalStatus, PaymentInstruction, PaymentIntent, PaymentStatus};
+use crate::types::PaymentIntent;
 
 /// `client.payment_intents()`.
 #[derive(Debug, Clone, Copy)]
@@ -118,61 +117,12 @@ impl Listable for PaymentIntent {
                 req = req.agent_id(agent);
             }
             let list = client.call(OP, req.send()).await?;
-            let items = list
-                .payment_intents
-                .into_iter()
-                .map(|p| intent_from(OP, p))
-                .collect::<Result<_>>()?;
-            Ok(Page::new(
-                items,
-                count(list.total),
-                count(list.page),
-                count(list.per_page),
+            Ok(Page::from_envelope(
+                list.payment_intents,
+                list.total,
+                list.page,
+                list.per_page,
             ))
         })
     }
-}
-
-fn instruction_from(
-    op: &'static str,
-    i: api::types::PaymentInstruction,
-) -> Result<PaymentInstruction> {
-    Ok(PaymentInstruction {
-        amount: decimal(op, "a decimal instruction amount", &i.amount)?,
-        currency: i.currency,
-        status: PaymentStatus::from(i.status.as_str()),
-        idempotency_key: i.idempotency_key,
-        creditor_account: i.creditor_account,
-        creditor_name: i.creditor_name,
-        debtor_account: i.debtor_account,
-        debtor_name: i.debtor_name,
-        reference: i.reference,
-        transaction_id: i.transaction_id,
-        transaction_status: i.transaction_status.as_deref().map(PaymentStatus::from),
-        execution_error: i.execution_error,
-    })
-}
-
-fn intent_from(op: &'static str, p: api::types::PaymentIntent) -> Result<PaymentIntent> {
-    Ok(PaymentIntent {
-        total_amount: decimal(op, "a decimal total amount", &p.total_amount)?,
-        instructions: p
-            .instructions
-            .into_iter()
-            .map(|i| instruction_from(op, i))
-            .collect::<Result<_>>()?,
-        id: p.id,
-        agent_id: p.agent_id,
-        agent_name: p.agent_name,
-        approval_status: ApprovalStatus::from(p.approval_status.as_str()),
-        execution_status: PaymentStatus::from(p.execution_status.as_str()),
-        currency: p.currency,
-        instruction_count: count(p.instruction_count),
-        conversation_id: p.conversation_id,
-        created_at: p.created_at,
-        user_request_summary: p.user_request_summary,
-        decision_reason: p.decision_reason,
-        decided_at: p.decided_at,
-        alignment_outcome: p.alignment_outcome,
-    })
 }

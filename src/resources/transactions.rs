@@ -2,12 +2,11 @@
 
 use futures::Stream;
 
+use super::BoxFuture;
 use super::lists::{ListQuery, Listable, Page};
-use super::{BoxFuture, count, decimal};
 use crate::RalioClient;
-use crate::api;
 use crate::error::Result;
-use crate::models::{PaymentStatus, Transaction};
+use crate::types::Transaction;
 
 /// `client.transactions()`.
 #[derive(Debug, Clone, Copy)]
@@ -53,31 +52,12 @@ impl Listable for Transaction {
                 req = req.agent_id(agent);
             }
             let list = client.call(OP, req.send()).await?;
-            let items = list
-                .transactions
-                .into_iter()
-                .map(|t| transaction_from(OP, t))
-                .collect::<Result<_>>()?;
-            Ok(Page::new(
-                items,
-                count(list.total),
-                count(list.page),
-                count(list.per_page),
+            Ok(Page::from_envelope(
+                list.transactions,
+                list.total,
+                list.page,
+                list.per_page,
             ))
         })
     }
-}
-
-fn transaction_from(op: &'static str, t: api::types::Transaction) -> Result<Transaction> {
-    Ok(Transaction {
-        amount: decimal(op, "a decimal transaction amount", &t.amount)?,
-        id: t.id,
-        currency: t.currency,
-        status: PaymentStatus::from(t.status.as_str()),
-        date: t.date.as_deref().and_then(crate::models::parse_time),
-        creditor: t.creditor,
-        debtor: t.debtor,
-        reference: t.reference,
-        payment_intent_id: t.payment_intent_id,
-    })
 }

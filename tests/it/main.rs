@@ -8,6 +8,7 @@ mod auth_sandbox;
 mod auth_tracing;
 mod capture;
 mod client_e2e;
+mod decoding;
 mod fuzz_seeds;
 mod register;
 mod rotation;

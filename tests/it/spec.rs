@@ -1,12 +1,17 @@
-//! Spec tracking: the generated API surface is snapshotted, every operationId of the vendored
-//! document has a generated method, and a changed document changes the surface description
-//! exactly where the API changed.
+//! Spec tracking: the generated API surface (of the document, and of the Rust code generated
+//! from it) is snapshotted, every operationId of the vendored document has a generated method,
+//! and a changed document changes both surface descriptions exactly where the API changed.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
 include!(concat!(env!("OUT_DIR"), "/ralio_api_operations.rs"));
+// The type table build.rs generates with (`RUST_TYPES`).
+include!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/openapi/rust_types.rs"
+));
 
 fn vendored() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/ralio.json");
@@ -16,6 +21,14 @@ fn vendored() -> Value {
 fn surface(doc: Value) -> String {
     let normalized = openapi_normalize::normalize(doc).unwrap();
     openapi_normalize::describe_surface(&normalized).unwrap()
+}
+
+/// The Rust surface progenitor generates from `doc` with the SDK's type table, described as
+/// build.rs describes it: run in this process, no second crate build.
+fn rust_surface(doc: Value) -> String {
+    openapi_normalize::rust::generate(doc, &RUST_TYPES)
+        .unwrap()
+        .surface
 }
 
 fn operation_ids(doc: &Value) -> BTreeSet<String> {
@@ -31,6 +44,75 @@ fn operation_ids(doc: &Value) -> BTreeSet<String> {
 #[test]
 fn generated_api_surface() {
     insta::assert_snapshot!("ralio_api_surface", surface(vendored()));
+}
+
+#[test]
+fn generated_rust_surface() {
+    let surface = rust_surface(vendored());
+    assert_eq!(
+        surface,
+        include_str!(concat!(env!("OUT_DIR"), "/ralio_rust_surface.txt")),
+        "the surface this test describes is the one build.rs generated the crate from"
+    );
+    insta::assert_snapshot!("ralio_rust_surface", surface);
+}
+
+/// Adding an optional field to a schema is all it takes for `RalioClient` users to get it,
+/// typed: the Rust surface gains exactly that field (and `client.transactions().list()` items
+/// are these generated types, see `decoding.rs`).
+#[test]
+fn an_optional_field_in_the_document_reaches_the_rust_types() {
+    let base = vendored();
+    let mut changed = base.clone();
+    let props = &mut changed["components"]["schemas"]["Transaction"]["properties"];
+    assert!(props.get("category").is_none());
+    props["category"] = json!({
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "title": "Category",
+        "description": "Spending category."
+    });
+    let (added, removed) = line_diff(&rust_surface(base), &rust_surface(changed));
+    assert_eq!(
+        added,
+        vec!["  Transaction.category: Option<String>".to_owned()]
+    );
+    assert!(removed.is_empty(), "{removed:?}");
+}
+
+/// A defaulted field of a new type, and a new decimal amount: both get their readers from the
+/// type table with no code change.
+#[test]
+fn new_fields_get_their_readers_from_the_type_table() {
+    let base = vendored();
+    let mut changed = base.clone();
+    let props = &mut changed["components"]["schemas"]["Transaction"]["properties"];
+    props["tags"] = json!({"type": "array", "items": {"type": "string"}, "default": []});
+    props["settled_at"] =
+        json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]});
+    let (added, removed) = line_diff(&rust_surface(base), &rust_surface(changed));
+    assert_eq!(
+        added,
+        vec![
+            "  Transaction.settled_at: Option<DateTime<Utc>> (default) (de: option_timestamp)"
+                .to_owned(),
+            "  Transaction.tags: Vec<String> (default) (de: null_as_default)".to_owned(),
+        ]
+    );
+    assert!(removed.is_empty(), "{removed:?}");
+}
+
+#[test]
+fn a_mark_on_a_missing_property_fails_generation_naming_it() {
+    let mut doc = vendored();
+    doc["components"]["schemas"]["Transaction"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("amount");
+    let err = openapi_normalize::rust::generate(doc, &RUST_TYPES).unwrap_err();
+    assert!(
+        err.contains("/components/schemas/Transaction/properties/amount"),
+        "{err}"
+    );
 }
 
 #[test]
