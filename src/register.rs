@@ -82,7 +82,6 @@ pub struct RegisterOptions {
     poll_interval: Duration,
     approval_timeout: Duration,
     progress: Option<ProgressFn>,
-    http: Option<reqwest::Client>,
 }
 
 impl Default for RegisterOptions {
@@ -97,7 +96,6 @@ impl Default for RegisterOptions {
             poll_interval: Duration::from_secs(3),
             approval_timeout: Duration::from_secs(15 * 60),
             progress: None,
-            http: None,
         }
     }
 }
@@ -184,9 +182,12 @@ impl RegisterOptions {
         self
     }
 
-    /// The HTTP client to use (default: one with 10 s connect and 30 s request timeouts).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Ignored: registration always uses a private client that never follows redirects (10 s
+    /// connect and 30 s request timeouts), because a redirect would re-send the ticket to
+    /// whatever origin it names, and a caller's client may follow redirects.
+    #[deprecated(note = "ignored: registration always uses a private client without redirects")]
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        drop(client);
         self
     }
 
@@ -492,24 +493,17 @@ pub async fn register(
         }
     };
 
-    let http = match options.http.clone() {
-        Some(client) => client,
-        None => match reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            // A redirect would carry the ticket in the re-sent body to another origin.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(client) => client,
-            Err(source) => {
-                discard().await;
-                return Err(RegistrationError::Http {
-                    url: base.clone(),
-                    source,
-                });
-            }
-        },
+    // Always a private client, whatever the caller passed: a redirect would carry the ticket
+    // in the re-sent body to another origin, and a caller's client may follow redirects.
+    let http = match crate::transport::private_client() {
+        Ok(client) => client,
+        Err(source) => {
+            discard().await;
+            return Err(RegistrationError::Http {
+                url: base.clone(),
+                source,
+            });
+        }
     };
 
     options.report(RegistrationProgress::Submitting {
@@ -593,7 +587,6 @@ pub async fn register(
         TokenManagerConfig::ralio(&base, client_id.clone()).map_err(first_token)?,
         Arc::clone(&signer),
     )
-    .http_client(http.clone())
     .refresh_token_store(refresh.clone())
     .build()
     .map_err(first_token)?;

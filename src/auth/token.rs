@@ -275,7 +275,6 @@ impl TokenManagerConfig {
 pub struct TokenManagerBuilder {
     config: TokenManagerConfig,
     signer: Arc<dyn Signer>,
-    http: Option<reqwest::Client>,
     store: Option<Arc<dyn RefreshTokenStore>>,
     clock: Arc<dyn Clock>,
 }
@@ -287,10 +286,15 @@ impl fmt::Debug for dyn RefreshTokenStore {
 }
 
 impl TokenManagerBuilder {
-    /// The HTTP client for the token endpoint (default: a new `reqwest::Client` with 10 s
-    /// connect and 30 s total timeouts).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Ignored: the token endpoint always gets a private client that never follows redirects
+    /// (10 s connect and 30 s total timeouts). A 307/308 would re-send the client assertion or
+    /// refresh token (and the DPoP proof) to whatever origin it names, and a caller's client
+    /// may follow redirects.
+    #[deprecated(
+        note = "ignored: the token endpoint always uses a private client without redirects"
+    )]
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        drop(client);
         self
     }
 
@@ -308,20 +312,7 @@ impl TokenManagerBuilder {
 
     /// Builds the manager. It makes no request until a token is needed.
     pub fn build(self) -> Result<TokenManager, AuthError> {
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
-                // A 307/308 would re-send the assertion or refresh token (and the DPoP proof)
-                // to wherever it points.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|source| AuthError::TokenTransport {
-                    url: self.config.token_url.to_string(),
-                    source,
-                })?,
-        };
+        let http = token_http_client(&self.config)?;
         Ok(TokenManager {
             inner: Arc::new(Inner {
                 jws: JwsSigner::new(self.signer),
@@ -417,6 +408,36 @@ enum Failure {
     Other(AuthError),
 }
 
+/// The shortest and longest access-token lifetime believed: `expires_in` is a server number
+/// that meets the clock (`Instant + lifetime`), so it is clamped before it can overflow.
+const TOKEN_LIFETIME_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 60 * 60));
+
+/// The lifetime an `expires_in` stands for: absent means 1800 s; negative, zero, fractional,
+/// huge or non-finite values are clamped to [`TOKEN_LIFETIME_BOUNDS`].
+pub(crate) fn token_lifetime(expires_in: Option<&serde_json::Number>) -> Duration {
+    let (min, max) = TOKEN_LIFETIME_BOUNDS;
+    let secs = match expires_in {
+        None => DEFAULT_EXPIRES_IN,
+        Some(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u,
+            (None, Some(_negative), _) => 0,
+            // `as` saturates (NaN becomes 0); serde_json never yields NaN or infinities anyway.
+            (None, None, Some(f)) => f.max(0.0) as u64,
+            (None, None, None) => DEFAULT_EXPIRES_IN,
+        },
+    };
+    Duration::from_secs(secs).clamp(min, max)
+}
+
+/// The token endpoint's HTTP client: private, never following redirects.
+fn token_http_client(config: &TokenManagerConfig) -> Result<reqwest::Client, AuthError> {
+    crate::transport::private_client().map_err(|source| AuthError::TokenTransport {
+        url: config.token_url.to_string(),
+        source,
+    })
+}
+
 /// The origin key of a URL (`scheme://host:port`).
 pub(crate) fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
@@ -428,7 +449,6 @@ impl TokenManager {
         TokenManagerBuilder {
             config,
             signer,
-            http: None,
             store: None,
             clock: Arc::new(SystemClock),
         }
@@ -675,11 +695,7 @@ impl TokenManager {
                 token_type: resp.token_type,
             });
         }
-        let expires_in = resp
-            .expires_in
-            .as_ref()
-            .and_then(|n| n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)))
-            .unwrap_or(DEFAULT_EXPIRES_IN);
+        let lifetime = token_lifetime(resp.expires_in.as_ref());
         if let Some(new_rt) = resp.refresh_token {
             // Persist before use: if the process dies after this, the family is not lost.
             let saved = match presented {
@@ -702,7 +718,6 @@ impl TokenManager {
                 Err(e) => return Err(AuthError::Store(e)),
             }
         }
-        let lifetime = Duration::from_secs(expires_in);
         let leeway = inner.config.leeway.min(lifetime / 2);
         let scopes = resp
             .scope
@@ -724,7 +739,7 @@ impl TokenManager {
         if let Ok(mut c) = inner.cached.write() {
             *c = Some(cached);
         }
-        tracing::debug!(expires_in, "access token cached");
+        tracing::debug!(expires_in = lifetime.as_secs(), "access token cached");
         Ok(token)
     }
 

@@ -20,7 +20,6 @@ use crate::auth::{AuthError, Signer, TokenManager};
 use crate::error::{ApiError, ConfigError, Error, Result};
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::transport::RetryPolicy;
-use crate::transport::body::ERROR_BODY_CAP;
 use crate::transport::retry::{ATTEMPTS, AttemptTimedOut};
 
 mod builder;
@@ -302,7 +301,7 @@ async fn map_error(
         P::ErrorResponse(rv) => {
             let status = rv.status();
             let headers = rv.headers().clone();
-            let body = crate::transport::body::read_stream_capped(rv.into_inner()).await;
+            let body = crate::transport::body::read_error_body(rv.into_inner().into_inner()).await;
             Error::from_api_error(
                 ApiError::from_parts(status, &headers, &body)
                     .with_operation(operation)
@@ -312,7 +311,7 @@ async fn map_error(
         P::UnexpectedResponse(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = crate::transport::body::read_capped(resp, ERROR_BODY_CAP).await;
+            let body = crate::transport::body::read_error_body(resp.bytes_stream()).await;
             Error::from_api_error(
                 ApiError::from_parts(status, &headers, &body)
                     .with_operation(operation)

@@ -18,6 +18,21 @@ pub mod retry;
 
 pub use retry::{RetryMiddleware, RetryPolicy};
 
+/// The private HTTP client of the token endpoint and registration: 10 s connect and 30 s total
+/// timeouts, and never a redirect (a 307/308 would re-send an assertion, refresh token or
+/// ticket to whatever origin it names). A caller's client is never used there, since it may
+/// follow redirects.
+pub(crate) fn private_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(crate::config::DEFAULT_CONNECT_TIMEOUT)
+        .timeout(PRIVATE_CLIENT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// The total timeout of [`private_client`] requests (token and registration answers are small).
+const PRIVATE_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Sets `User-Agent` on every request.
 pub(crate) struct UserAgent(HeaderValue);
 
