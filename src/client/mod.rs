@@ -38,6 +38,18 @@ pub(crate) struct Shared {
     pub(crate) extra: Vec<Arc<dyn Middleware>>,
 }
 
+impl Shared {
+    /// The settings of every stack this client builds (resource calls and token requests).
+    pub(crate) fn stack_settings(&self) -> crate::transport::StackSettings {
+        crate::transport::StackSettings {
+            user_agent: self.user_agent.clone(),
+            extra: self.extra.clone(),
+            retry: self.retry.clone(),
+            read_timeout: self.read_timeout,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) api: api::Client,
@@ -95,12 +107,9 @@ impl RalioClient {
         scopes: Option<Vec<String>>,
         agent: Arc<tokio::sync::OnceCell<String>>,
     ) -> RalioClient {
-        let mw = crate::transport::stack(
+        let mw = crate::transport::resource_stack(
             shared.http.clone(),
-            shared.user_agent.clone(),
-            &shared.extra,
-            shared.retry.clone(),
-            shared.read_timeout,
+            &shared.stack_settings(),
             auth.as_ref().map(|auth| auth.tokens.clone()),
         );
         let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);

@@ -8,7 +8,6 @@ mod auth_tracing;
 mod capture;
 mod client_e2e;
 mod fuzz_seeds;
-mod hostile;
 mod register;
 mod rotation;
 mod seam;
@@ -22,3 +21,4 @@ mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
 mod support;
+mod transport_hostile;

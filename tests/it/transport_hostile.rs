@@ -38,15 +38,16 @@ fn token_json(expires_in: &str) -> Response {
 }
 
 #[tokio::test]
-async fn absurd_expires_in_values_are_clamped_not_a_crash() {
-    for expires_in in [
-        "1e19",
-        "18446744073709551615",
-        "1e300",
-        "-5",
-        "-1e30",
-        "0",
-        "0.25",
+async fn absurd_expires_in_values_are_clamped_or_refused_never_a_crash() {
+    // (expires_in, usable): values that fit the documented integer are clamped to 1 s..24 h;
+    // the rest is a typed "unusable token response" error.
+    for (expires_in, usable) in [
+        ("9223372036854775807", true),
+        ("-5", true),
+        ("0", true),
+        ("1e19", false),
+        ("18446744073709551615", false),
+        ("1e300", false),
     ] {
         let app = Router::new().fallback(move || async move { token_json(expires_in) });
         let url = serve(app).await;
@@ -56,20 +57,24 @@ async fn absurd_expires_in_values_are_clamped_not_a_crash() {
         )
         .build()
         .unwrap();
-        // Before the clamp, 1e19 panicked with "overflow when adding duration to instant".
+        // Before the clamp, i64::MAX (and, with the old hand-written wire struct, 1e19)
+        // panicked with "overflow when adding duration to instant".
         let task = tokio::spawn(async move {
             tokens.access_token().await.map(|_| ())?;
             Ok::<_, ralio::auth::AuthError>(tokens.token_info().unwrap())
         });
-        let info = bounded(expires_in, task)
+        let outcome = bounded(expires_in, task)
             .await
-            .unwrap_or_else(|panic| panic!("expires_in {expires_in}: the task panicked: {panic}"))
-            .unwrap_or_else(|e| panic!("expires_in {expires_in}: {e}"));
-        assert!(
-            info.expires_in <= Duration::from_secs(24 * 60 * 60),
-            "expires_in {expires_in}: {:?}",
-            info.expires_in
-        );
+            .unwrap_or_else(|panic| panic!("expires_in {expires_in}: the task panicked: {panic}"));
+        match (outcome, usable) {
+            (Ok(info), true) => assert!(
+                info.expires_in <= Duration::from_secs(24 * 60 * 60),
+                "expires_in {expires_in}: {:?}",
+                info.expires_in
+            ),
+            (Err(ralio::auth::AuthError::TokenResponse { .. }), false) => {}
+            (other, _) => panic!("expires_in {expires_in}: {other:?}"),
+        }
     }
 }
 
@@ -178,10 +183,29 @@ async fn recording_server() -> (String, Seen) {
     (serve(app).await, seen)
 }
 
+/// A caller's middleware that records the path of every request it sees.
+#[derive(Default)]
+struct Spy(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Spy {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        self.0.lock().unwrap().push(req.url().path().to_owned());
+        next.run(req, extensions).await
+    }
+}
+
 #[tokio::test]
 async fn headers_are_those_of_the_official_clients() {
     let (url, seen) = recording_server().await;
+    let spy = Arc::new(Spy::default());
     let client = RalioClient::builder()
+        .middleware(spy.clone())
         .base_url(&url)
         .credentials("cb_hostile", PrivateKey::generate().unwrap())
         .build()
@@ -192,6 +216,17 @@ async fn headers_are_those_of_the_official_clients() {
     while let Some(event) = events.next().await {
         event.unwrap();
     }
+    // The token request goes through the caller's middleware like every resource call (the
+    // second agents list is the stream resolving its agent).
+    assert_eq!(
+        *spy.0.lock().unwrap(),
+        [
+            "/api/agents",
+            "/oauth/token",
+            "/api/agents",
+            "/api/chat/stream"
+        ]
+    );
     let seen = seen.lock().unwrap().clone();
     let stream = seen
         .iter()
