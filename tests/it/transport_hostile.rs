@@ -316,3 +316,47 @@ async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
         "a secret-carrying request followed the redirect: {reached:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_poll_status_is_polled_through_to_active() {
+    let key = PrivateKey::generate().unwrap();
+    let fingerprint = key.thumbprint().as_str().to_owned();
+    let polls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&polls);
+    let app = Router::new().fallback(move |req: Request| {
+        let (fingerprint, counter) = (fingerprint.clone(), Arc::clone(&counter));
+        async move {
+            let path = req.uri().path().to_owned();
+            if path == "/oauth/token" {
+                return token_json("300");
+            }
+            if req.method() == http::Method::POST {
+                let body = serde_json::json!({"fingerprint": fingerprint, "poll_token": "pt_1"});
+                return (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+            }
+            // Two answers with a status this SDK does not know, then active.
+            let body = match counter.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => serde_json::json!({"status": "awaiting_second_approver"}),
+                _ => serde_json::json!({"status": "active", "client_id": "cb_polled"}),
+            };
+            axum::Json(body).into_response()
+        }
+    });
+    let url = serve(app).await;
+    let store = MemoryStore::new();
+    let binding = bounded(
+        "registration",
+        register(
+            &store,
+            RegisterOptions::new()
+                .ticket("ralio-reg-hostile-poll")
+                .base_url(&url)
+                .signer(Arc::new(key))
+                .poll_interval(Duration::from_millis(1)),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(binding.client_id, "cb_polled");
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
+}
