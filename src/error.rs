@@ -417,15 +417,21 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 /// `Retry-After` is either delta-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        Duration::try_from_secs_f64(secs).ok()?
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    // A server number that a caller will add to a clock: bounded, so `now + wait` cannot
+    // overflow anywhere.
+    Some(wait.min(RETRY_AFTER_MAX))
 }
+
+/// The longest `Retry-After` the SDK reports (longer values are cut to this).
+pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `(code, detail, json)` from an error body.
 fn parse_body(body: &[u8]) -> (Option<String>, Option<String>, Option<serde_json::Value>) {
@@ -753,6 +759,18 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+        for huge in ["18446744073709551615", "1e300", "99999999999999999999999"] {
+            let wait = parse_retry_after(huge, now);
+            assert!(
+                wait.is_none_or(|w| w <= RETRY_AFTER_MAX),
+                "{huge}: {wait:?}"
+            );
+            assert!(wait.is_none_or(|w| std::time::Instant::now().checked_add(w).is_some()));
+        }
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(RETRY_AFTER_MAX)
+        );
     }
 
     #[test]

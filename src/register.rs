@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
+use crate::api::types::RegisterCredentialBindingResponse;
+
 use crate::auth::{
     AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
     TokenManagerConfig,
@@ -82,7 +84,6 @@ pub struct RegisterOptions {
     poll_interval: Duration,
     approval_timeout: Duration,
     progress: Option<ProgressFn>,
-    http: Option<reqwest::Client>,
 }
 
 impl Default for RegisterOptions {
@@ -97,7 +98,6 @@ impl Default for RegisterOptions {
             poll_interval: Duration::from_secs(3),
             approval_timeout: Duration::from_secs(15 * 60),
             progress: None,
-            http: None,
         }
     }
 }
@@ -184,9 +184,12 @@ impl RegisterOptions {
         self
     }
 
-    /// The HTTP client to use (default: one with 10 s connect and 30 s request timeouts).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Ignored: registration always uses a private client that never follows redirects (10 s
+    /// connect and 30 s request timeouts), because a redirect would re-send the ticket to
+    /// whatever origin it names, and a caller's client may follow redirects.
+    #[deprecated(note = "ignored: registration always uses a private client without redirects")]
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        drop(client);
         self
     }
 
@@ -397,6 +400,15 @@ pub enum RegistrationError {
         #[source]
         source: reqwest::Error,
     },
+    /// The registration request failed in the middleware stack before an answer arrived.
+    #[error("the registration request to {url} failed before an answer arrived")]
+    Middleware {
+        /// The URL (no secrets: the poll token is left out).
+        url: String,
+        /// What failed.
+        #[source]
+        source: crate::auth::BoxError,
+    },
     /// A key could not be generated.
     #[error("could not generate a P-256 key")]
     Key(#[source] KeyError),
@@ -436,21 +448,6 @@ pub enum RegistrationError {
         #[source]
         source: AuthError,
     },
-}
-
-#[derive(Deserialize)]
-struct Accepted {
-    client_id: Option<String>,
-    fingerprint: Option<String>,
-    scopes: Option<Vec<String>>,
-    poll_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PollStatus {
-    status: Option<String>,
-    client_id: Option<String>,
-    scopes: Option<Vec<String>>,
 }
 
 /// Registers this host with a one-time ticket, saves the identity and the first refresh token
@@ -505,57 +502,49 @@ pub async fn register(
         }
     };
 
-    let http = match options.http.clone() {
-        Some(client) => client,
-        None => match reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            // A redirect would carry the ticket in the re-sent body to another origin.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(client) => client,
-            Err(source) => {
-                discard().await;
-                return Err(RegistrationError::Http {
-                    url: base.clone(),
-                    source,
-                });
-            }
-        },
+    // Always a private client, whatever the caller passed: a redirect would carry the ticket
+    // in the re-sent body to another origin, and a caller's client may follow redirects.
+    let api = match registration_api(&base) {
+        Ok(api) => api,
+        Err(source) => {
+            discard().await;
+            return Err(RegistrationError::Http {
+                url: base.clone(),
+                source,
+            });
+        }
     };
 
     options.report(RegistrationProgress::Submitting {
         fingerprint: fingerprint.clone(),
     });
-    let accepted = match submit(&http, &base, &ticket, signer.as_ref(), &options).await {
+    let accepted = match submit(&api, &base, &ticket, signer.as_ref(), &options).await {
         Ok(accepted) => accepted,
         Err(e) => {
             discard().await;
             return Err(e);
         }
     };
-    if let Some(server) = &accepted.fingerprint
-        && server != &fingerprint
-    {
+    let (server_fingerprint, client_id, scopes, poll_token) = match accepted {
+        RegisterCredentialBindingResponse::Response(r) => {
+            (r.fingerprint, Some(r.client_id), r.scopes, None)
+        }
+        RegisterCredentialBindingResponse::Pending(p) => {
+            (p.fingerprint, None, None, Some(p.poll_token))
+        }
+    };
+    if server_fingerprint != fingerprint {
         discard().await;
         return Err(RegistrationError::FingerprintMismatch {
-            client_id: accepted.client_id.clone().unwrap_or_default(),
+            client_id: client_id.unwrap_or_default(),
             local: fingerprint,
-            server: server.clone(),
+            server: server_fingerprint,
         });
     }
-    let (client_id, server_scopes) = match (accepted.client_id, accepted.poll_token) {
-        (Some(id), _) if !id.is_empty() => (id, accepted.scopes),
+    let (client_id, server_scopes) = match (client_id, poll_token) {
+        (Some(id), _) if !id.is_empty() => (id, scopes),
         (_, Some(poll_token)) => {
-            match poll_approval(
-                &http,
-                &base,
-                SecretString::from(poll_token),
-                &fingerprint,
-                &options,
-            )
-            .await
+            match poll_approval(&api, SecretString::from(poll_token), &fingerprint, &options).await
             {
                 Ok(found) => found,
                 Err(e) => {
@@ -568,7 +557,7 @@ pub async fn register(
             discard().await;
             return Err(RegistrationError::UnexpectedResponse {
                 status: 201,
-                reason: "the answer has neither client_id nor poll_token".to_owned(),
+                reason: "the answer has an empty client_id".to_owned(),
             });
         }
     };
@@ -615,7 +604,6 @@ pub async fn register(
         TokenManagerConfig::ralio(&base, client_id.clone()).map_err(first_token)?,
         Arc::clone(&signer),
     )
-    .http_client(http.clone())
     .refresh_token_store(refresh.clone())
     .build()
     .map_err(first_token)?;
@@ -680,48 +668,104 @@ fn resolve_base_url(explicit: Option<&str>) -> String {
     chosen.trim_end_matches('/').to_owned()
 }
 
+/// The registration endpoint's generated client: a private client (no redirects) under the
+/// common layers (user agent, traceparent, retry policy), without the auth layer.
+fn registration_api(base: &str) -> reqwest::Result<crate::api::Client> {
+    let http = crate::transport::private_client()?;
+    let settings = crate::transport::StackSettings::default();
+    let stack = crate::transport::stack(http.clone(), &settings, None, None);
+    Ok(crate::api::Client::new_with_client(base, http, stack))
+}
+
+/// A failed registration call: a refusal (status and at most 64 KiB of body) or the
+/// [`RegistrationError`] it already is. `shown_url` names the endpoint without secrets.
+async fn registration_failure(
+    mut e: progenitor_client::Error<crate::api::ByteStream>,
+    shown_url: &str,
+) -> Result<(u16, Vec<u8>), RegistrationError> {
+    use crate::transport::body::read_error_body;
+    use progenitor_client::Error as P;
+    let unexpected = |reason: &str| RegistrationError::UnexpectedResponse {
+        status: 200,
+        reason: reason.to_owned(),
+    };
+    if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
+        return Err(match mw {
+            reqwest_middleware::Error::Reqwest(source) => RegistrationError::Http {
+                url: shown_url.to_owned(),
+                source: source.without_url(),
+            },
+            reqwest_middleware::Error::Middleware(source) => RegistrationError::Middleware {
+                url: shown_url.to_owned(),
+                source: source.into(),
+            },
+        });
+    }
+    match e {
+        P::ErrorResponse(answer) => {
+            let status = answer.status().as_u16();
+            Ok((
+                status,
+                read_error_body(answer.into_inner().into_inner()).await,
+            ))
+        }
+        P::UnexpectedResponse(answer) => {
+            let status = answer.status().as_u16();
+            Ok((status, read_error_body(answer.bytes_stream()).await))
+        }
+        P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(RegistrationError::Http {
+            url: shown_url.to_owned(),
+            source: source.without_url(),
+        }),
+        P::ResponseBodyError(_) => Err(unexpected(
+            "the body could not be read in full (cut short, or over the size cap)",
+        )),
+        P::InvalidResponsePayload(..) => {
+            Err(unexpected("the body is not the documented JSON object"))
+        }
+        P::InvalidRequest(problem) | P::Custom(problem) => Err(RegistrationError::Middleware {
+            url: shown_url.to_owned(),
+            source: problem.into(),
+        }),
+    }
+}
+
 async fn submit(
-    http: &reqwest::Client,
+    api: &crate::api::Client,
     base: &str,
     ticket: &SecretString,
     signer: &dyn Signer,
     options: &RegisterOptions,
-) -> Result<Accepted, RegistrationError> {
+) -> Result<RegisterCredentialBindingResponse, RegistrationError> {
     let url = format!("{base}{REGISTRATIONS_PATH}");
-    let mut body = serde_json::json!({
-        "ticket": ticket.expose_secret(),
-        "public_key_jwk": signer.public_jwk(),
-    });
-    if !options.requested_scopes.is_empty() {
-        body["requested_scopes"] = serde_json::json!(options.requested_scopes);
+    let jwk = serde_json::to_value(signer.public_jwk())
+        .and_then(serde_json::from_value::<crate::api::types::PublicKeyJwk>)
+        .map_err(|_| RegistrationError::UnexpectedResponse {
+            status: 0,
+            reason: "the signer's public key is not a P-256 JWK".to_owned(),
+        })?;
+    let body = crate::api::types::builder::RegistrationRequest::default()
+        .ticket(crate::redacted::RedactedString::new(ticket.expose_secret()))
+        .public_key_jwk(jwk)
+        .requested_scopes(
+            (!options.requested_scopes.is_empty()).then(|| options.requested_scopes.clone()),
+        )
+        .client_metadata(options.client_metadata.clone());
+    match api.register_credential_binding().body(body).send().await {
+        Ok(answer) => Ok(answer.into_inner()),
+        Err(e) => {
+            let (status, bytes) = registration_failure(e, &url).await?;
+            if status >= 500 {
+                return Err(RegistrationError::ServerError { status });
+            }
+            Err(refusal(status, &bytes))
+        }
     }
-    if let Some(meta) = &options.client_metadata {
-        body["client_metadata"] = serde_json::Value::Object(meta.clone());
-    }
-    let response =
-        http.post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|source| RegistrationError::Http {
-                url: url.clone(),
-                source,
-            })?;
-    let status = response.status().as_u16();
-    let bytes =
-        crate::transport::body::read_body_capped(response, crate::transport::body::ERROR_BODY_CAP)
-            .await
-            .map_err(|source| RegistrationError::Http { url, source })?;
-    if status >= 500 {
-        return Err(RegistrationError::ServerError { status });
-    }
-    if !(200..300).contains(&status) {
-        return Err(refusal(status, &bytes));
-    }
-    serde_json::from_slice(&bytes).map_err(|_| RegistrationError::UnexpectedResponse {
-        status,
-        reason: "the body is not the registration JSON object".to_owned(),
-    })
+}
+
+/// The message of [`refusal`] (for the fuzz targets).
+pub(crate) fn refusal_message(status: u16, body: &[u8]) -> String {
+    refusal(status, body).to_string()
 }
 
 /// Maps an error answer of the registration endpoint to [`RegistrationError::Refused`].
@@ -791,15 +835,16 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
 }
 
 async fn poll_approval(
-    http: &reqwest::Client,
-    base: &str,
+    api: &crate::api::Client,
     poll_token: SecretString,
     fingerprint: &str,
     options: &RegisterOptions,
 ) -> Result<(String, Option<Vec<String>>), RegistrationError> {
     let start = Instant::now();
-    let url = format!("{base}{REGISTRATIONS_PATH}/{}", poll_token.expose_secret());
-    let shown_url = format!("{base}{REGISTRATIONS_PATH}/<poll token>");
+    let shown_url = format!(
+        "{}{REGISTRATIONS_PATH}/<poll token>",
+        progenitor_client::ClientInfo::baseurl(api)
+    );
     loop {
         let elapsed = start.elapsed();
         if elapsed >= options.approval_timeout {
@@ -819,68 +864,58 @@ async fn poll_approval(
                 .min(options.approval_timeout.saturating_sub(elapsed)),
         )
         .await;
-        let response = match http.get(&url).send().await {
-            Ok(r) => r,
-            Err(e) => {
+        let sent = api
+            .get_registration_status()
+            .poll_token(poll_token.expose_secret().to_owned())
+            .send()
+            .await;
+        let poll = match sent {
+            Ok(answer) => answer.into_inner(),
+            Err(e) => match registration_failure(e, &shown_url).await {
+                Ok((404, _)) => {
+                    return Err(RegistrationError::ApprovalExpired {
+                        fingerprint: fingerprint.to_owned(),
+                        reason: "is no longer known to the server",
+                    });
+                }
+                // A server error or a rate limit while waiting is worth another poll.
+                Ok((status, _)) if status >= 500 || status == 429 => continue,
+                Ok((status, bytes)) => return Err(refusal(status, &bytes)),
                 // A dropped connection while waiting is worth another poll, not a failure.
-                tracing::debug!(url = %shown_url, error = %e.without_url(), "registration poll failed; polling again");
-                continue;
-            }
+                Err(RegistrationError::Http { source, .. }) => {
+                    tracing::debug!(url = %shown_url, error = %source, "registration poll failed; polling again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
         };
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Err(RegistrationError::ApprovalExpired {
-                fingerprint: fingerprint.to_owned(),
-                reason: "is no longer known to the server",
-            });
-        }
-        if status >= 500 || status == 429 {
-            continue;
-        }
-        let bytes = crate::transport::body::read_body_capped(
-            response,
-            crate::transport::body::ERROR_BODY_CAP,
-        )
-        .await
-        .map_err(|source| RegistrationError::Http {
-            url: shown_url.clone(),
-            source: source.without_url(),
-        })?;
-        if !(200..300).contains(&status) {
-            return Err(refusal(status, &bytes));
-        }
-        let poll: PollStatus =
-            serde_json::from_slice(&bytes).map_err(|_| RegistrationError::UnexpectedResponse {
-                status,
-                reason: "the poll answer is not a JSON object".to_owned(),
-            })?;
-        match poll.status.as_deref() {
-            Some("active") => match poll.client_id {
-                Some(id) if !id.is_empty() => return Ok((id, poll.scopes)),
+        match poll.status.as_str() {
+            "active" => match poll.client_id {
+                Some(id) if !id.is_empty() => return Ok((id, None)),
                 _ => {
                     return Err(RegistrationError::UnexpectedResponse {
-                        status,
+                        status: 200,
                         reason: "status active without a client_id".to_owned(),
                     });
                 }
             },
-            Some("pending_approval") | Some("pending") => {}
-            Some("rejected") => {
+            "rejected" => {
                 return Err(RegistrationError::ApprovalRejected {
                     fingerprint: fingerprint.to_owned(),
                 });
             }
-            Some("expired") => {
+            "expired" => {
                 return Err(RegistrationError::ApprovalExpired {
                     fingerprint: fingerprint.to_owned(),
                     reason: "expired",
                 });
             }
+            // `pending_approval`, and any status this SDK does not know: keep polling until
+            // the deadline (only `rejected` and `expired` end a registration).
             other => {
-                return Err(RegistrationError::UnexpectedResponse {
-                    status,
-                    reason: format!("unknown registration status {other:?}"),
-                });
+                if other != "pending_approval" && other != "pending" {
+                    tracing::info!(status = other, "unknown registration status; polling on");
+                }
             }
         }
     }

@@ -36,6 +36,16 @@ pub enum AuthError {
         #[source]
         source: reqwest::Error,
     },
+    /// The token request failed in the middleware stack before an answer arrived (a layer of
+    /// the caller's, or a per-attempt time limit).
+    #[error("the token request to {url} failed before an answer arrived")]
+    TokenRequestFailed {
+        /// The token URL.
+        url: String,
+        /// What failed.
+        #[source]
+        source: super::signer::BoxError,
+    },
     /// The token endpoint refused the request with an OAuth error.
     #[error("{}", token_refused_message(*status, error, description.as_deref()))]
     TokenRefused {

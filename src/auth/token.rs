@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use reqwest::header::{DATE, HeaderMap};
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 use zeroize::Zeroizing;
@@ -275,9 +274,9 @@ impl TokenManagerConfig {
 pub struct TokenManagerBuilder {
     config: TokenManagerConfig,
     signer: Arc<dyn Signer>,
-    http: Option<reqwest::Client>,
     store: Option<Arc<dyn RefreshTokenStore>>,
     clock: Arc<dyn Clock>,
+    stack: crate::transport::StackSettings,
 }
 
 impl fmt::Debug for dyn RefreshTokenStore {
@@ -287,10 +286,22 @@ impl fmt::Debug for dyn RefreshTokenStore {
 }
 
 impl TokenManagerBuilder {
-    /// The HTTP client for the token endpoint (default: a new `reqwest::Client` with 10 s
-    /// connect and 30 s total timeouts).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Ignored: the token endpoint always gets a private client that never follows redirects
+    /// (10 s connect and 30 s total timeouts). A 307/308 would re-send the client assertion or
+    /// refresh token (and the DPoP proof) to whatever origin it names, and a caller's client
+    /// may follow redirects.
+    #[deprecated(
+        note = "ignored: the token endpoint always uses a private client without redirects"
+    )]
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        drop(client);
+        self
+    }
+
+    /// The layers every token request goes through (a client's user agent, middleware and
+    /// retry policy).
+    pub(crate) fn stack_settings(mut self, settings: crate::transport::StackSettings) -> Self {
+        self.stack = settings;
         self
     }
 
@@ -308,37 +319,24 @@ impl TokenManagerBuilder {
 
     /// Builds the manager. It makes no request until a token is needed.
     pub fn build(self) -> Result<TokenManager, AuthError> {
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
-                // A 307/308 would re-send the assertion or refresh token (and the DPoP proof)
-                // to wherever it points.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|source| AuthError::TokenTransport {
-                    url: self.config.token_url.to_string(),
-                    source,
-                })?,
-        };
-        Ok(TokenManager {
-            inner: Arc::new(Inner {
-                jws: JwsSigner::new(self.signer),
-                http,
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(MemoryRefreshTokenStore::new())),
-                clock: self.clock,
-                config: self.config,
-                cached: RwLock::new(None),
-                flight: tokio::sync::Mutex::new(()),
-                nonces: Mutex::new(HashMap::new()),
-                skew: Skew::default(),
-                generation: AtomicU64::new(0),
-                has_refresh_token: AtomicBool::new(false),
-            }),
-        })
+        let http = token_http_client(&self.config)?;
+        let stack = self.stack;
+        let inner = Arc::new_cyclic(|manager| Inner {
+            api: token_api(&self.config, http, &stack, manager.clone()),
+            jws: JwsSigner::new(self.signer),
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryRefreshTokenStore::new())),
+            clock: self.clock,
+            config: self.config,
+            cached: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            nonces: Mutex::new(HashMap::new()),
+            skew: Skew::default(),
+            generation: AtomicU64::new(0),
+            has_refresh_token: AtomicBool::new(false),
+        });
+        Ok(TokenManager { inner })
     }
 }
 
@@ -356,7 +354,8 @@ pub struct TokenManager {
 struct Inner {
     config: TokenManagerConfig,
     jws: JwsSigner,
-    http: reqwest::Client,
+    /// The generated client of the token endpoint (see `token_api`).
+    api: crate::api::Client,
     store: Arc<dyn RefreshTokenStore>,
     clock: Arc<dyn Clock>,
     cached: RwLock<Option<Cached>>,
@@ -388,25 +387,6 @@ struct Cached {
     scopes: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: SecretString,
-    token_type: String,
-    #[serde(default)]
-    expires_in: Option<serde_json::Number>,
-    #[serde(default)]
-    refresh_token: Option<SecretString>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 enum Grant<'a> {
     ClientCredentials,
     Refresh(&'a SecretString),
@@ -415,6 +395,30 @@ enum Grant<'a> {
 enum Failure {
     InvalidGrant,
     Other(AuthError),
+}
+
+/// The shortest and longest access-token lifetime believed: `expires_in` is a server number
+/// that meets the clock (`Instant + lifetime`), so it is clamped before it can overflow.
+const TOKEN_LIFETIME_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 60 * 60));
+
+/// The lifetime an `expires_in` stands for: absent means 1800 s; negative, zero or huge values
+/// are clamped to [`TOKEN_LIFETIME_BOUNDS`].
+pub(crate) fn token_lifetime(expires_in: Option<i64>) -> Duration {
+    let (min, max) = TOKEN_LIFETIME_BOUNDS;
+    let secs = match expires_in {
+        None => DEFAULT_EXPIRES_IN,
+        Some(secs) => u64::try_from(secs).unwrap_or(0),
+    };
+    Duration::from_secs(secs).clamp(min, max)
+}
+
+/// The token endpoint's HTTP client: private, never following redirects.
+fn token_http_client(config: &TokenManagerConfig) -> Result<reqwest::Client, AuthError> {
+    crate::transport::private_client().map_err(|source| AuthError::TokenTransport {
+        url: config.token_url.to_string(),
+        source,
+    })
 }
 
 /// The origin key of a URL (`scheme://host:port`).
@@ -428,9 +432,9 @@ impl TokenManager {
         TokenManagerBuilder {
             config,
             signer,
-            http: None,
             store: None,
             clock: Arc::new(SystemClock),
+            stack: crate::transport::StackSettings::default(),
         }
     }
 
@@ -667,7 +671,7 @@ impl TokenManager {
     async fn accept(
         &self,
         presented: Option<&SecretString>,
-        (resp, received): (TokenResponse, Instant),
+        (resp, received): (crate::api::types::TokenResponse, Instant),
     ) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
         if !resp.token_type.eq_ignore_ascii_case("DPoP") {
@@ -675,12 +679,11 @@ impl TokenManager {
                 token_type: resp.token_type,
             });
         }
-        let expires_in = resp
-            .expires_in
-            .as_ref()
-            .and_then(|n| n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)))
-            .unwrap_or(DEFAULT_EXPIRES_IN);
-        if let Some(new_rt) = resp.refresh_token {
+        let lifetime = token_lifetime(resp.expires_in);
+        if let Some(new_rt) = resp
+            .refresh_token
+            .map(crate::redacted::RedactedString::into_secret)
+        {
             // Persist before use: if the process dies after this, the family is not lost.
             let saved = match presented {
                 Some(previous) => {
@@ -702,7 +705,6 @@ impl TokenManager {
                 Err(e) => return Err(AuthError::Store(e)),
             }
         }
-        let lifetime = Duration::from_secs(expires_in);
         let leeway = inner.config.leeway.min(lifetime / 2);
         let scopes = resp
             .scope
@@ -710,7 +712,7 @@ impl TokenManager {
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         let token = AccessToken {
-            value: Arc::new(resp.access_token),
+            value: Arc::new(resp.access_token.into_secret()),
             generation: inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
         };
         let cached = Cached {
@@ -724,27 +726,26 @@ impl TokenManager {
         if let Ok(mut c) = inner.cached.write() {
             *c = Some(cached);
         }
-        tracing::debug!(expires_in, "access token cached");
+        tracing::debug!(expires_in = lifetime.as_secs(), "access token cached");
         Ok(token)
     }
 
-    async fn token_request(&self, grant: Grant<'_>) -> Result<(TokenResponse, Instant), Failure> {
+    async fn token_request(
+        &self,
+        grant: Grant<'_>,
+    ) -> Result<(crate::api::types::TokenResponse, Instant), Failure> {
+        use crate::api::types::builder::BodyCreateTokenOauthTokenPost as Body;
+        use crate::redacted::RedactedString;
         let inner = &self.inner;
         let config = &inner.config;
         let url = config.token_url.as_str();
         let mut nonce_retried = false;
         let mut skew_retried = false;
         loop {
-            let (proof, skew_used) = self
-                .dpop_proof("POST", &config.token_url, None)
-                .await
-                .map_err(Failure::Other)?;
-            let mut form: Vec<(&str, &str)> = Vec::with_capacity(5);
-            let assertion;
-            match grant {
+            let body = match grant {
                 Grant::ClientCredentials => {
                     let lifetime = i64::try_from(config.assertion_lifetime.as_secs()).unwrap_or(60);
-                    assertion = inner
+                    let assertion = inner
                         .jws
                         .client_assertion(
                             &config.client_id,
@@ -754,68 +755,28 @@ impl TokenManager {
                         )
                         .await
                         .map_err(|e| Failure::Other(AuthError::Sign(e)))?;
-                    form.push(("grant_type", "client_credentials"));
-                    form.push(("client_assertion_type", JWT_BEARER));
-                    form.push(("client_assertion", assertion.expose_secret()));
-                    if let Some(scope) = &config.scope {
-                        form.push(("scope", scope));
-                    }
+                    Body::default()
+                        .grant_type("client_credentials".to_owned())
+                        .client_assertion_type(Some(JWT_BEARER.to_owned()))
+                        .client_assertion(Some(RedactedString::new(assertion.expose_secret())))
+                        .scope(config.scope.clone())
                 }
-                Grant::Refresh(rt) => {
-                    form.push(("grant_type", "refresh_token"));
-                    form.push(("refresh_token", rt.expose_secret()));
-                    form.push(("client_id", &config.client_id));
-                }
-            }
-            let mut proof_header = reqwest::header::HeaderValue::from_str(proof.expose_secret())
-                .map_err(|_| {
-                    Failure::Other(AuthError::TokenResponse {
-                        status: 0,
-                        reason: "the DPoP proof is not a valid header value",
-                    })
-                })?;
-            proof_header.set_sensitive(true);
-            let sent = inner
-                .http
-                .post(config.token_url.clone())
-                .header("DPoP", proof_header)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .form(&form)
-                .send()
-                .await;
-            let resp = sent.map_err(|source| {
-                Failure::Other(AuthError::TokenTransport {
-                    url: url.to_owned(),
-                    source,
-                })
-            })?;
+                Grant::Refresh(rt) => Body::default()
+                    .grant_type("refresh_token".to_owned())
+                    .refresh_token(Some(RedactedString::new(rt.expose_secret())))
+                    .client_id(Some(config.client_id.clone())),
+            };
+            // The proof layer of the token stack signs with the skew current at sending time.
+            let skew_used = inner.skew.offset();
+            let sent = inner.api.create_token().body(body).send().await;
             let received = Instant::now();
-            self.observe_response(&config.token_url, resp.headers());
-            let status = resp.status();
-            let has_nonce = resp.headers().contains_key("dpop-nonce");
-            let body = crate::transport::body::read_body_capped(
-                resp,
-                crate::transport::body::ERROR_BODY_CAP,
-            )
-            .await
-            .map_err(|source| {
-                Failure::Other(AuthError::TokenTransport {
-                    url: url.to_owned(),
-                    source,
-                })
-            })?;
-            // The body holds the tokens: keep our copy in a buffer that is wiped on drop.
-            let body = Zeroizing::new(body);
-            if status.is_success() {
-                let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                    Failure::Other(AuthError::TokenResponse {
-                        status: status.as_u16(),
-                        reason: "the body is not a JSON token response with access_token and token_type",
-                    })
-                })?;
-                return Ok((parsed, received));
-            }
-            let err: Option<OAuthErrorBody> = serde_json::from_slice(&body).ok();
+            let (status, headers, body) = match sent {
+                Ok(answer) => return Ok((answer.into_inner(), received)),
+                Err(e) => token_failure(e, url).await.map_err(Failure::Other)?,
+            };
+            let has_nonce = headers.contains_key("dpop-nonce");
+            let err: Option<crate::api::types::OAuthErrorResponse> =
+                serde_json::from_slice(&body).ok();
             let (code, description) = match err {
                 Some(e) => (e.error, e.error_description),
                 None => (format!("http_{}", status.as_u16()), None),
@@ -853,5 +814,125 @@ impl TokenManager {
                 }
             }
         }
+    }
+}
+
+/// A refused token request as status, headers and (at most [`ERROR_BODY_CAP`] bytes of) body;
+/// every other failure as the [`AuthError`] it is.
+///
+/// [`ERROR_BODY_CAP`]: crate::transport::body::ERROR_BODY_CAP
+async fn token_failure(
+    mut e: progenitor_client::Error<crate::api::ByteStream>,
+    url: &str,
+) -> Result<(http::StatusCode, HeaderMap, Zeroizing<Vec<u8>>), AuthError> {
+    use crate::transport::body::read_error_body;
+    use progenitor_client::Error as P;
+    let transport = |source| AuthError::TokenTransport {
+        url: url.to_owned(),
+        source,
+    };
+    if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
+        return Err(match mw {
+            reqwest_middleware::Error::Reqwest(source) => transport(source),
+            reqwest_middleware::Error::Middleware(source) => match source.downcast::<AuthError>() {
+                Ok(auth) => auth,
+                Err(source) => AuthError::TokenRequestFailed {
+                    url: url.to_owned(),
+                    source: source.into(),
+                },
+            },
+        });
+    }
+    // The body may echo a token: keep our copy in a buffer that is wiped on drop.
+    match e {
+        P::ErrorResponse(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let body = read_error_body(answer.into_inner().into_inner()).await;
+            Ok((status, headers, Zeroizing::new(body)))
+        }
+        P::UnexpectedResponse(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let body = read_error_body(answer.bytes_stream()).await;
+            Ok((status, headers, Zeroizing::new(body)))
+        }
+        P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(transport(source)),
+        P::ResponseBodyError(_) => Err(AuthError::TokenResponse {
+            status: 200,
+            reason: "the body could not be read in full (cut short, or over the size cap)",
+        }),
+        P::InvalidResponsePayload(..) => Err(AuthError::TokenResponse {
+            status: 200,
+            reason: "the body is not a JSON token response with access_token and token_type",
+        }),
+        P::InvalidRequest(problem) | P::Custom(problem) => Err(AuthError::TokenRequestFailed {
+            url: url.to_owned(),
+            source: problem.into(),
+        }),
+    }
+}
+
+/// The token endpoint's stack: the generated `create_token` operation over a private client
+/// (no redirects) and the common layers (user agent, the caller's middleware, traceparent,
+/// retry policy), with the request's own DPoP proof innermost instead of the auth layer.
+fn token_api(
+    config: &TokenManagerConfig,
+    http: reqwest::Client,
+    settings: &crate::transport::StackSettings,
+    manager: std::sync::Weak<Inner>,
+) -> crate::api::Client {
+    let url = config.token_url.as_str();
+    let (base, target) = match url.strip_suffix(TOKEN_PATH) {
+        Some(base) => (base.to_owned(), None),
+        // Another server's token URL: the operation is the same, only the target differs.
+        None => (origin_of(&config.token_url), Some(config.token_url.clone())),
+    };
+    let proof: Arc<dyn reqwest_middleware::Middleware> = Arc::new(TokenProof(manager));
+    let stack = crate::transport::stack(http.clone(), settings, Some(proof), target);
+    crate::api::Client::new_with_client(&base, http, stack)
+}
+
+/// The path of the generated token operation.
+const TOKEN_PATH: &str = "/oauth/token";
+
+/// Signs each attempt of a token request with a fresh DPoP proof (no `ath`: there is no
+/// access token yet) and learns the `DPoP-Nonce` and `Date` of each answer.
+struct TokenProof(std::sync::Weak<Inner>);
+
+#[async_trait]
+impl reqwest_middleware::Middleware for TokenProof {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let Some(inner) = self.0.upgrade() else {
+            return Err(reqwest_middleware::Error::middleware(
+                AuthError::TokenRequestFailed {
+                    url: req.url().to_string(),
+                    source: "the token manager was dropped while its request was in flight".into(),
+                },
+            ));
+        };
+        let manager = TokenManager { inner };
+        let url = req.url().clone();
+        let (proof, _skew) = manager
+            .dpop_proof("POST", &url, None)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let mut header =
+            reqwest::header::HeaderValue::from_str(proof.expose_secret()).map_err(|_| {
+                reqwest_middleware::Error::middleware(AuthError::TokenResponse {
+                    status: 0,
+                    reason: "the DPoP proof is not a valid header value",
+                })
+            })?;
+        header.set_sensitive(true);
+        req.headers_mut().insert("DPoP", header);
+        let response = next.run(req, extensions).await?;
+        manager.observe_response(&url, response.headers());
+        Ok(response)
     }
 }

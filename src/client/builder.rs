@@ -323,7 +323,9 @@ pub(super) fn token_manager(
     if let Some(scopes) = scopes {
         config = config.scopes(scopes);
     }
-    let mut builder = TokenManager::builder(config, signer).http_client(shared.http.clone());
+    // The token manager keeps its own private client: the caller's `http_client` may follow
+    // redirects, which must never re-send an assertion or refresh token elsewhere.
+    let mut builder = TokenManager::builder(config, signer).stack_settings(shared.stack_settings());
     if let Some(refresh) = refresh {
         builder = builder.refresh_token_store(refresh);
     }

@@ -20,7 +20,6 @@ use crate::auth::{AuthError, Signer, TokenManager};
 use crate::error::{ApiError, ConfigError, Error, Result};
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::transport::RetryPolicy;
-use crate::transport::body::ERROR_BODY_CAP;
 use crate::transport::retry::{ATTEMPTS, AttemptTimedOut};
 
 mod builder;
@@ -37,6 +36,18 @@ pub(crate) struct Shared {
     pub(crate) read_idle: Option<Duration>,
     pub(crate) user_agent: HeaderValue,
     pub(crate) extra: Vec<Arc<dyn Middleware>>,
+}
+
+impl Shared {
+    /// The settings of every stack this client builds (resource calls and token requests).
+    pub(crate) fn stack_settings(&self) -> crate::transport::StackSettings {
+        crate::transport::StackSettings {
+            user_agent: self.user_agent.clone(),
+            extra: self.extra.clone(),
+            retry: self.retry.clone(),
+            read_timeout: self.read_timeout,
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -96,12 +107,9 @@ impl RalioClient {
         scopes: Option<Vec<String>>,
         agent: Arc<tokio::sync::OnceCell<String>>,
     ) -> RalioClient {
-        let mw = crate::transport::stack(
+        let mw = crate::transport::resource_stack(
             shared.http.clone(),
-            shared.user_agent.clone(),
-            &shared.extra,
-            shared.retry.clone(),
-            shared.read_timeout,
+            &shared.stack_settings(),
             auth.as_ref().map(|auth| auth.tokens.clone()),
         );
         let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);
@@ -302,7 +310,7 @@ async fn map_error(
         P::ErrorResponse(rv) => {
             let status = rv.status();
             let headers = rv.headers().clone();
-            let body = crate::transport::body::read_stream_capped(rv.into_inner()).await;
+            let body = crate::transport::body::read_error_body(rv.into_inner().into_inner()).await;
             Error::from_api_error(
                 ApiError::from_parts(status, &headers, &body)
                     .with_operation(operation)
@@ -312,7 +320,7 @@ async fn map_error(
         P::UnexpectedResponse(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = crate::transport::body::read_capped(resp, ERROR_BODY_CAP).await;
+            let body = crate::transport::body::read_error_body(resp.bytes_stream()).await;
             Error::from_api_error(
                 ApiError::from_parts(status, &headers, &body)
                     .with_operation(operation)

@@ -102,20 +102,29 @@ impl<'a, T> IntoIterator for &'a Page<T> {
     }
 }
 
-struct PagerState<F> {
+struct PagerState<F, T> {
     fetch: F,
     next_page: Option<u64>,
     yielded: u64,
+    /// The items of the previous page: a server that answers every page with the same items
+    /// (it ignores `page`) is stopped at the first repeat.
+    previous: Option<Vec<T>>,
+    /// The last page worth asking for, `ceil(total / per_page)` as the first page reported
+    /// them (raised when a later page reports a larger total, never past `u64::MAX`).
+    last_page: u64,
 }
 
 /// A lazy stream over every item of every page, starting at `first_page`.
 ///
 /// A page is fetched only when the previous one is used up. The stream stops at `total` (as the
-/// first page reported it, or later pages when the list grows), at an empty page, or at the
-/// first error, which it yields. Items past `total` on the last page are not yielded, so a list
-/// that shrinks while it is walked cannot make the stream run forever.
+/// first page reported it, or later pages when the list grows), at an empty page, at a page
+/// whose items repeat the previous page's, after `ceil(total / per_page)` pages, or at the
+/// first error, which it yields. Items past `total` on the last page are not yielded, so
+/// neither a list that shrinks while it is walked nor a server that claims a huge `total` can
+/// make the stream run forever.
 pub(crate) fn paginate<T, F, Fut>(first_page: u64, fetch: F) -> impl Stream<Item = Result<T>>
 where
+    T: PartialEq + Clone,
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
 {
@@ -123,12 +132,23 @@ where
         fetch,
         next_page: Some(first_page.max(1)),
         yielded: 0,
+        previous: None,
+        last_page: 0,
     };
     stream::try_unfold(state, |mut state| async move {
         let Some(number) = state.next_page else {
             return Ok::<_, crate::Error>(None);
         };
         let page = (state.fetch)(number).await?;
+        if state.previous.as_ref() == Some(&page.items) {
+            tracing::debug!(
+                page = number,
+                "list page repeats the previous one; stopping"
+            );
+            return Ok(None);
+        }
+        let pages = page.total.div_ceil(page.per_page.max(1));
+        state.last_page = state.last_page.max(pages);
         let already_before = (number.saturating_sub(1)).saturating_mul(page.per_page);
         // Items the server counts before this page: those we skipped by starting later, plus
         // those we yielded.
@@ -136,8 +156,11 @@ where
         let room = page.total.saturating_sub(seen_before);
         let mut items = page.items;
         items.truncate(usize::try_from(room).unwrap_or(usize::MAX));
-        state.yielded = seen_before + items.len() as u64;
-        state.next_page = (!items.is_empty() && state.yielded < page.total).then(|| number + 1);
+        state.yielded = seen_before.saturating_add(items.len() as u64);
+        state.next_page =
+            (!items.is_empty() && state.yielded < page.total && number < state.last_page)
+                .then(|| number.saturating_add(1));
+        state.previous = Some(items.clone());
         Ok(Some((stream::iter(items.into_iter().map(Ok)), state)))
     })
     .try_flatten()
@@ -186,7 +209,7 @@ impl<'a, T> ListQuery<'a, T> {
 }
 
 /// What a list endpoint needs to fetch one page; implemented for the two list item types.
-pub(crate) trait Listable: Sized + Send + 'static {
+pub(crate) trait Listable: Sized + Send + PartialEq + Clone + 'static {
     fn fetch<'c>(
         client: &'c RalioClient,
         page: u64,
@@ -312,6 +335,34 @@ mod tests {
         };
         let all: Vec<u64> = paginate(1, fetch).try_collect().await.unwrap();
         assert_eq!(all, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_server_repeating_one_page_under_a_huge_total_is_stopped() {
+        let calls = Arc::new(Mutex::new(0u64));
+        let counter = Arc::clone(&calls);
+        // Ignores `page`: the same two items forever, claiming u64::MAX items.
+        let fetch = move |page: u64| {
+            *counter.lock().unwrap() += 1;
+            futures::future::ready(Ok(Page::new(vec![1u64, 2], u64::MAX, page, 2)))
+        };
+        let all: Vec<u64> = paginate(1, fetch).try_collect().await.unwrap();
+        assert_eq!(all, vec![1, 2]);
+        assert_eq!(*calls.lock().unwrap(), 2, "stopped at the first repeat");
+    }
+
+    #[tokio::test]
+    async fn no_more_pages_than_total_over_per_page() {
+        let calls = Arc::new(Mutex::new(vec![]));
+        let counter = Arc::clone(&calls);
+        // Distinct items, but the server claims 4 items in pages of 2 while sending 1 a page.
+        let fetch = move |page: u64| {
+            counter.lock().unwrap().push(page);
+            futures::future::ready(Ok(Page::new(vec![page], 4, page, 2)))
+        };
+        let all: Vec<u64> = paginate(1, fetch).try_collect().await.unwrap();
+        assert_eq!(all, vec![1, 2]);
+        assert_eq!(*calls.lock().unwrap(), vec![1, 2]);
     }
 
     #[tokio::test]

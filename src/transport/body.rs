@@ -1,21 +1,45 @@
-//! Body caps: how much of a response the SDK reads. Several readers live here side by side
-//! (error bodies, success bodies read by hand, the generated code's JSON bodies, the error
-//! body of a generated call); they are to become one.
+//! Body caps: how much of a response the SDK reads, and the one reader that reads up to a cap.
+//!
+//! Whether a body is a stream is decided by the operation (only `chat_stream` streams), never
+//! by a response header: a server labelling any answer `text/event-stream` must not switch the
+//! cap off.
 
-use crate::api::ByteStream;
+use futures::{Stream, StreamExt as _};
 
-/// At most this many bytes of an error body are read and kept.
+/// At most this many bytes of an error body (or a token / registration answer) are read.
 pub(crate) const ERROR_BODY_CAP: usize = 64 * 1024;
 
-/// Read a success body, stopping after `cap` bytes (the rest is never read: dropping the
-/// response closes the connection). A body cut there fails to parse, so a hostile or broken
-/// server cannot make the SDK buffer an unbounded body.
-pub(crate) async fn read_body_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> std::result::Result<Vec<u8>, reqwest::Error> {
+/// The most the generated code reads of a JSON answer (a page of 50 transactions is about
+/// 50 KiB). It buffers whole bodies (`.json()`), so a broken or hostile server could otherwise
+/// make it hold an endless body in memory; past the cap the read fails and the call ends in a
+/// typed error.
+pub(crate) const SUCCESS_BODY_CAP: usize = 8 << 20;
+
+/// The operations whose success body is an event stream, parsed as it arrives and bounded by
+/// the stream idle timeout instead of a size cap.
+const STREAMING_OPERATIONS: &[&str] = &["chat_stream"];
+
+/// Whether `operation_id`'s answer is a stream (never capped).
+pub(crate) fn is_streaming_operation(operation_id: &str) -> bool {
+    STREAMING_OPERATIONS.contains(&operation_id)
+}
+
+/// The one capped reader: reads at most `cap` bytes of `chunks`, stopping there (the rest is
+/// never read). A chunk error ends the read: `Err` with what was read so far, so error paths
+/// can keep the partial body and success paths can refuse it.
+pub(crate) async fn read_capped<S, B, E>(chunks: S, cap: usize) -> Result<Vec<u8>, (Vec<u8>, E)>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    let mut chunks = std::pin::pin!(chunks);
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return Err((body, e)),
+        };
+        let chunk = chunk.as_ref();
         let room = cap.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= cap {
@@ -25,33 +49,33 @@ pub(crate) async fn read_body_capped(
     Ok(body)
 }
 
-/// Read at most `cap` bytes of a body; a body that fails midway keeps what was read.
-pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = cap.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= cap {
-            break;
-        }
-    }
-    body
+/// [`read_capped`] over a whole `reqwest::Response`; the error is the one that ended the read.
+pub(crate) async fn read_body_capped(
+    response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    read_capped(response.bytes_stream(), cap)
+        .await
+        .map_err(|(_, e)| e)
 }
 
-/// The most the generated code reads of a JSON answer (a page of 50 transactions is about
-/// 50 KiB). It buffers whole bodies (`.json()`), so a broken or hostile server could otherwise
-/// make it hold an endless body in memory; past the cap the read fails and the call ends in a
-/// typed error. Event streams are not capped: they are parsed as they arrive.
-pub(crate) const SUCCESS_BODY_CAP: usize = 8 << 20;
+/// An error body: at most [`ERROR_BODY_CAP`] bytes, keeping what was read when the body fails
+/// midway.
+pub(crate) async fn read_error_body<S, B, E>(chunks: S) -> Vec<u8>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    match read_capped(chunks, ERROR_BODY_CAP).await {
+        Ok(body) | Err((body, _)) => body,
+    }
+}
 
-pub(crate) fn cap_body(response: reqwest::Response) -> reqwest::Response {
+/// Wraps the body of `response` so that reading past [`SUCCESS_BODY_CAP`] fails, unless
+/// `operation_id` is a streaming operation.
+pub(crate) fn cap_body(response: reqwest::Response, operation_id: &str) -> reqwest::Response {
     use reqwest::ResponseBuilderExt as _;
-    let is_stream = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-    if is_stream {
+    if is_streaming_operation(operation_id) {
         return response;
     }
     let url = response.url().clone();
@@ -75,16 +99,23 @@ pub(crate) fn cap_body(response: reqwest::Response) -> reqwest::Response {
     }
 }
 
-pub(crate) async fn read_stream_capped(body: ByteStream) -> Vec<u8> {
-    use futures::StreamExt;
-    let mut stream = body.into_inner();
-    let mut out = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = ERROR_BODY_CAP.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= ERROR_BODY_CAP {
-            break;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_up_to_the_cap_and_keeps_a_partial_body_on_error() {
+        let chunks = futures::stream::iter(vec![Ok::<_, ()>(vec![1u8; 10]), Ok(vec![2u8; 10])]);
+        assert_eq!(read_capped(chunks, 15).await.unwrap().len(), 15);
+        let failing = futures::stream::iter(vec![Ok(vec![1u8; 4]), Err("cut")]);
+        assert_eq!(read_error_body(failing).await, vec![1u8; 4]);
+    }
+
+    #[test]
+    fn only_the_chat_stream_is_a_stream() {
+        assert!(is_streaming_operation("chat_stream"));
+        for op in ["list_agents", "chat", "create_token", "list_transactions"] {
+            assert!(!is_streaming_operation(op), "{op}");
         }
     }
-    out
 }

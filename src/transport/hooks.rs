@@ -67,13 +67,32 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
     async fn exec(
         &self,
         request: reqwest::Request,
-        _info: &OperationInfo,
+        info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         match self.inner.execute(request).await {
-            Ok(response) => Ok(super::body::cap_body(response)),
+            Ok(response) => Ok(super::body::cap_body(response, info.operation_id)),
             Err(reqwest_middleware::Error::Reqwest(error)) => Err(error),
             Err(error @ reqwest_middleware::Error::Middleware(_)) => Ok(carrier(Some(error))),
         }
+    }
+
+    /// Headers as the official clients send them: no `api-version` (progenitor adds the
+    /// document's version to every request; the Ralio server does not ask for it), and
+    /// `Accept: text/event-stream` on the chat stream.
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let headers = request.headers_mut();
+        headers.remove("api-version");
+        if super::body::is_streaming_operation(info.operation_id) {
+            headers.insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static("text/event-stream"),
+            );
+        }
+        Ok(())
     }
 
     async fn post<E>(

@@ -12,8 +12,12 @@ mod key_jwk;
 mod key_pem;
 #[path = "../../fuzz/oracles/openapi_normalize.rs"]
 mod openapi_normalize;
+#[path = "../../fuzz/oracles/registration_answer.rs"]
+mod registration_answer;
 #[path = "../../fuzz/oracles/sse_chat_stream.rs"]
 mod sse_chat_stream;
+#[path = "../../fuzz/oracles/token_answer.rs"]
+mod token_answer;
 
 use std::path::Path;
 
@@ -42,12 +46,14 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
 #[test]
 fn every_fuzz_seed_passes_its_targets_checks() {
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 5] = [
+    let targets: [(&str, Check); 7] = [
         ("sse_chat_stream", sse_chat_stream::check),
         ("error_body", error_body::check),
         ("key_pem", key_pem::check),
         ("key_jwk", key_jwk::check),
         ("openapi_normalize", openapi_normalize::check),
+        ("token_answer", token_answer::check),
+        ("registration_answer", registration_answer::check),
     ];
     for (target, check) in targets {
         assert!(replay(target, check) > 0, "no seeds for {target}");

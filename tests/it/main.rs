@@ -23,3 +23,4 @@ mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
 mod support;
+mod transport_hostile;
