@@ -118,6 +118,36 @@ pub struct ChatArgs {
     /// Talk to this agent (default: the one agent this credential reaches)
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
+    /// Give up on a turn that has not finished after this long, keep-alives or not (e.g. 90s,
+    /// 5m, 1h; a bare number is seconds; default: no limit)
+    #[arg(long, value_name = "DURATION", value_parser = parse_turn_timeout)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `90`, `90s`, `5m` or `1h`, more than zero. (Hand-written: four units do not need a crate.)
+fn parse_turn_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use s, m or h, as in 90s or 5m"
+            ));
+        }
+    };
+    let secs = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a duration above zero, such as 90s or 5m"))?;
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `ralio transactions` and `ralio intents`.

@@ -37,6 +37,6 @@ pub use key::{KeyError, PrivateKey, PublicJwk, Thumbprint};
 pub use middleware::DpopAuth;
 pub use signer::{BoxError, SignError, Signer};
 pub use token::{
-    AccessToken, MemoryRefreshTokenStore, RefreshTokenStore, StoreError, TokenInfo, TokenManager,
-    TokenManagerBuilder, TokenManagerConfig,
+    AccessToken, MemoryRefreshTokenStore, RefreshTokenRecord, RefreshTokenStore, StoreError,
+    TokenInfo, TokenManager, TokenManagerBuilder, TokenManagerConfig,
 };

@@ -18,6 +18,7 @@ struct Turn<'a> {
     agent: Option<&'a str>,
     stream: bool,
     json: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 fn flush_stdout() -> Result<(), CliError> {
@@ -46,6 +47,9 @@ impl Turn<'_> {
             if let Some(conv) = conversation {
                 req = req.conversation_id(conv);
             }
+            if let Some(deadline) = self.timeout {
+                req = req.timeout(deadline);
+            }
             let reply = req.await?;
             if self.json {
                 out_json(&serde_json::json!({
@@ -64,6 +68,9 @@ impl Turn<'_> {
         }
         if let Some(conv) = conversation {
             req = req.conversation_id(conv);
+        }
+        if let Some(deadline) = self.timeout {
+            req = req.timeout(deadline);
         }
         let mut events = req.await?;
         let mut conversation_id = conversation.map(str::to_owned);
@@ -143,6 +150,7 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         agent: args.agent.as_deref(),
         stream: !args.no_stream,
         json: ctx.json,
+        timeout: args.timeout,
     };
     if let Some(message) = args.message {
         let conversation = turn.send(&message, args.conversation.as_deref()).await?;
