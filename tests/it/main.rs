@@ -8,6 +8,7 @@ mod auth_tracing;
 mod capture;
 mod client_e2e;
 mod fuzz_seeds;
+mod hostile;
 mod register;
 mod rotation;
 mod seam;
