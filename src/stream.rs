@@ -116,7 +116,7 @@ pub enum StreamError {
         idle: Duration,
     },
     /// The whole chat turn took longer than the deadline set with
-    /// [`StreamMessage::timeout`](crate::resources::chat::StreamMessage::timeout) or
+    /// [`StreamMessage::timeout`](crate::resources::StreamMessage::timeout) or
     /// [`ChatStream::with_deadline`]. Unlike the read-idle timeout, keep-alive comments do not
     /// extend it.
     #[error(

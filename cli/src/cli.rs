@@ -191,3 +191,29 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_turn_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn turn_timeouts_take_seconds_minutes_or_hours_above_zero() {
+        assert_eq!(parse_turn_timeout("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_turn_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_turn_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_turn_timeout("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "5d",
+            "m",
+            "-1",
+            "1.5m",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_turn_timeout(bad).is_err(), "{bad}");
+        }
+    }
+}
