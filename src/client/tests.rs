@@ -387,7 +387,10 @@ async fn a_stream_of_keep_alives_only_ends_at_the_turn_deadline() {
         "{err:?}"
     );
     drop(stream);
-    mock.stream_closed.notified().await;
+    // The connection is closed, not left open (a bound, not a measurement).
+    tokio::time::timeout(Duration::from_secs(30), mock.stream_closed.notified())
+        .await
+        .expect("the server never saw the stream closed");
 }
 
 #[tokio::test]
