@@ -47,10 +47,10 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use serde::Serialize;
 
-use crate::resources::PaymentIntents;
 use crate::error::{ApiError, Error, Result};
-use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
+use crate::resources::PaymentIntents;
 use crate::stream::{ChatEvent, StreamedReply, ToolEvent};
+use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
 
 /// The first poll of a wait comes this long after the first look; the same schedule as
 /// [`PaymentIntents::wait_for_decision`].

@@ -115,6 +115,18 @@ pub enum StreamError {
         /// The read-idle timeout that passed.
         idle: Duration,
     },
+    /// The whole chat turn took longer than the deadline set with
+    /// [`StreamMessage::timeout`](crate::resources::StreamMessage::timeout) or
+    /// [`ChatStream::with_deadline`]. Unlike the read-idle timeout, keep-alive comments do not
+    /// extend it.
+    #[error(
+        "the chat turn did not finish within {deadline:?}; the agent may have acted: check the \
+         payment intents before sending the message again"
+    )]
+    DeadlineExceeded {
+        /// The deadline that passed.
+        deadline: Duration,
+    },
     /// A known event carried data the SDK could not read.
     #[error("the chat stream sent a `{event}` event the SDK could not read; report it")]
     Malformed {
@@ -152,7 +164,10 @@ impl StreamError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StreamError::Cut { .. } | StreamError::IdleTimeout { .. } | StreamError::Transport(_)
+            StreamError::Cut { .. }
+                | StreamError::IdleTimeout { .. }
+                | StreamError::DeadlineExceeded { .. }
+                | StreamError::Transport(_)
         )
     }
 }
@@ -298,6 +313,8 @@ pub struct ChatStream {
     conversation_id: Option<String>,
     tools: Vec<String>,
     done: bool,
+    /// The turn's total deadline: the timer and the duration it was set for.
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -339,7 +356,22 @@ impl ChatStream {
             conversation_id: None,
             tools: Vec::new(),
             done: false,
+            deadline: None,
         }
+    }
+
+    /// Ends the stream with [`StreamError::DeadlineExceeded`] if it has not delivered its
+    /// final reply within `deadline` from now, whatever arrives meanwhile (keep-alive comments
+    /// included, which the read-idle timeout counts as activity). Needs a Tokio runtime.
+    pub fn with_deadline(self, deadline: Duration) -> Self {
+        self.with_deadline_at(tokio::time::Instant::now() + deadline, deadline)
+    }
+
+    /// [`with_deadline`](Self::with_deadline) with the turn's start time (the request was sent
+    /// at `at - deadline`).
+    pub(crate) fn with_deadline_at(mut self, at: tokio::time::Instant, deadline: Duration) -> Self {
+        self.deadline = Some((Box::pin(tokio::time::sleep_until(at)), deadline));
+        self
     }
 
     /// Drive the stream to its end and return the final reply, ignoring the other events.
@@ -480,6 +512,14 @@ impl Stream for ChatStream {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
+        }
+        if let Some((timer, deadline)) = this.deadline.as_mut()
+            && std::future::Future::poll(timer.as_mut(), cx).is_ready()
+        {
+            this.done = true;
+            return Poll::Ready(Some(Err(Error::Stream(StreamError::DeadlineExceeded {
+                deadline: *deadline,
+            }))));
         }
         let outcome = match this.events.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
@@ -817,6 +857,44 @@ event: reply\ndata: {\"text\":\"ok\",\"conversation_id\":\"c9\"}\n\n";
             .await
             .unwrap();
         assert_eq!(reply.text, "done");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alives_forever_end_at_the_turn_deadline() {
+        // A server that sends only `: keep-alive` forever: the idle timer never fires, the
+        // total deadline does.
+        let s = stream::unfold((), |()| async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from_static(b": keep-alive\n\n")),
+                (),
+            ))
+        });
+        let mut chat = ChatStream::from_bytes(s, Some(Duration::from_secs(30)))
+            .with_deadline(Duration::from_secs(300));
+        let err = chat.next().await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, Error::Stream(StreamError::DeadlineExceeded { deadline }) if deadline == Duration::from_secs(300)),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("check the payment intents"),
+            "{err}"
+        );
+        assert!(
+            chat.next().await.is_none(),
+            "the stream ends after its error"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_before_the_deadline_is_delivered() {
+        let mut chat = chunks(vec![FULL.as_bytes().to_vec()]).with_deadline(Duration::from_secs(1));
+        let mut last = None;
+        while let Some(item) = chat.next().await {
+            last = Some(item.unwrap());
+        }
+        assert!(matches!(last, Some(ChatEvent::Reply(_))));
     }
 
     #[tokio::test]

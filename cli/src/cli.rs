@@ -142,7 +142,11 @@ pub struct ChatArgs {
     /// How long to wait for the decisions (with --wait, or after "wait for the decision?" in a
     /// session): 30s, 10m, 1h
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
+    pub wait_timeout: std::time::Duration,
+    /// Give up on a turn that has not finished after this long, keep-alives or not (e.g. 90s,
+    /// 5m, 1h; a bare number is seconds; default: no limit)
+    #[arg(long, value_name = "DURATION", value_parser = parse_turn_timeout)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `ralio intents`: the list, or one of its subcommands.
@@ -198,6 +202,24 @@ The API has no endpoint for one intent: show and wait page through the list (new
 until they meet the id, so an old intent takes more requests than a recent one.";
 
 /// `30s`, `10m`, `1h 30m`, `0` (humantime syntax).
+/// A chat turn's deadline: `90` (seconds), `90s`, `5m`, `1h`, more than zero.
+fn parse_turn_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let duration = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| format!("{text:?}: {e}"))?
+    } else {
+        parse_duration(text)?
+    };
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is not a duration above zero, such as 90s or 5m"
+        ));
+    }
+    Ok(duration)
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     if s == "0" {
@@ -255,4 +277,30 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_turn_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn turn_timeouts_take_seconds_minutes_or_hours_above_zero() {
+        assert_eq!(parse_turn_timeout("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_turn_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_turn_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_turn_timeout("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "5x",
+            "m",
+            "-1",
+            "1.5m",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_turn_timeout(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -345,7 +345,13 @@ async fn chat_wait_waits_for_the_turns_intents() {
 
     // Still pending at the timeout: exit 5.
     let run = env
-        .run(&["chat", "--wait", "--timeout", "1s", "Pay £150 to Carol"])
+        .run(&[
+            "chat",
+            "--wait",
+            "--wait-timeout",
+            "1s",
+            "Pay £150 to Carol",
+        ])
         .await;
     assert_eq!(run.code, 5, "{}", run.transcript());
     assert!(

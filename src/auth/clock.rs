@@ -57,6 +57,10 @@ pub(crate) fn unix_secs(t: SystemTime) -> i64 {
 /// Offsets smaller than this are treated as noise (`Date` has one-second resolution).
 const SKEW_NOISE_SECS: i64 = 2;
 
+/// The largest offset taken from a `Date` header. A server further off than this is wrong
+/// (or hostile: `Date: 31 Dec 9999`); proofs and assertions stay within an hour of local time.
+pub(crate) const MAX_SKEW_SECS: i64 = 3600;
+
 /// The server clock minus the local clock, in seconds, learnt from `Date` headers.
 #[derive(Debug, Default)]
 pub(crate) struct Skew {
@@ -79,7 +83,15 @@ impl Skew {
         let Ok(server) = httpdate::parse_http_date(date) else {
             return false;
         };
-        let observed = unix_secs(server).saturating_sub(unix_secs(clock.now()));
+        let raw = unix_secs(server).saturating_sub(unix_secs(clock.now()));
+        let observed = raw.clamp(-MAX_SKEW_SECS, MAX_SKEW_SECS);
+        if observed != raw && self.offset() != observed {
+            tracing::warn!(
+                offset_secs = raw,
+                clamped_to = observed,
+                "the server's Date header is more than an hour off the local clock; using an offset of at most one hour"
+            );
+        }
         let current = self.offset();
         if (observed - current).abs() >= SKEW_NOISE_SECS {
             self.offset.store(observed, Ordering::Relaxed);
@@ -114,5 +126,16 @@ mod tests {
         assert!((corrected - unix_secs(SystemTime::now())).abs() <= 1);
         assert!(skew.moved_since(0));
         assert!(!skew.moved_since(skew.offset()));
+    }
+
+    #[test]
+    fn a_date_far_off_is_clamped_to_an_hour() {
+        let skew = Skew::default();
+        assert!(skew.observe_date(&SystemClock, "Fri, 31 Dec 9999 23:59:59 GMT"));
+        assert_eq!(skew.offset(), MAX_SKEW_SECS);
+        assert!(skew.observe_date(&SystemClock, "Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert_eq!(skew.offset(), -MAX_SKEW_SECS);
+        let corrected = skew.server_now(&SystemClock);
+        assert!((corrected - unix_secs(SystemTime::now()) + MAX_SKEW_SECS).abs() <= 1);
     }
 }

@@ -12,15 +12,24 @@ use super::token::{AccessToken, TokenManager, origin_of};
 /// Adds `Authorization: DPoP <token>` and a freshly signed `DPoP` proof to every request.
 ///
 /// Put it innermost (last in the chain) so that each retry of an outer retry layer is signed
-/// again. On a DPoP challenge it retries exactly once:
+/// again. On a `401` it retries:
 ///
-/// - `use_dpop_nonce`: with the nonce the server sent, the same token;
-/// - `invalid_token`: with a refreshed token ([`TokenManager::force_refresh`]);
-/// - `invalid_dpop_proof` after the clock-skew estimate moved: with corrected time.
+/// - `use_dpop_nonce` challenge: once, with the nonce the server sent and the same token;
+/// - any other `401`, with or without a `WWW-Authenticate` challenge (a plain FastAPI
+///   `{"detail": "Token expired"}` included): once, with a renewed token
+///   ([`TokenManager::force_refresh`]: a refresh, else a mint) and a fresh proof. A second
+///   `401` is returned as it is (the client maps it to `Error::Auth` with the server's detail).
 ///
-/// A second `use_dpop_nonce` in a row is [`AuthError::NonceChallengeRepeated`]; a challenge on
-/// a request whose body cannot be cloned is [`AuthError::ChallengeNotRetryable`]. Errors are
+/// At most one renewal per request, and one renewal for a burst of `401`s answered to
+/// concurrent requests carrying the same token. A `401` means the request was not processed,
+/// so a `POST` is retried the same way. A second `use_dpop_nonce` in a row is
+/// [`AuthError::NonceChallengeRepeated`]; a challenge on a request whose body cannot be cloned
+/// is [`AuthError::ChallengeNotRetryable`]. Plain `http://` resource URLs off loopback are
+/// refused ([`AuthError::InvalidUrl`]) unless the configuration opted out
+/// ([`TokenManagerConfig::new_allowing_insecure_http`]). Errors are
 /// `reqwest_middleware::Error::Middleware` holding an [`AuthError`].
+///
+/// [`TokenManagerConfig::new_allowing_insecure_http`]: super::TokenManagerConfig::new_allowing_insecure_http
 #[derive(Debug, Clone)]
 pub struct DpopAuth {
     tokens: TokenManager,
@@ -37,8 +46,8 @@ impl DpopAuth {
         &self.tokens
     }
 
-    async fn authorize(&self, req: &mut Request, token: &AccessToken) -> Result<i64, AuthError> {
-        let (proof, skew) = self
+    async fn authorize(&self, req: &mut Request, token: &AccessToken) -> Result<(), AuthError> {
+        let (proof, _skew) = self
             .tokens
             .dpop_proof(req.method().as_str(), req.url(), Some(token))
             .await?;
@@ -59,7 +68,7 @@ impl DpopAuth {
         let headers = req.headers_mut();
         headers.insert(AUTHORIZATION, authz);
         headers.insert("DPoP", dpop);
-        Ok(skew)
+        Ok(())
     }
 }
 
@@ -72,52 +81,65 @@ impl Middleware for DpopAuth {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let mw = reqwest_middleware::Error::middleware;
+        let url = req.url().clone();
+        if url.scheme() == "http"
+            && !crate::config::is_loopback(&url)
+            && !self.tokens.config().allows_insecure_http()
+        {
+            // The token and its proofs would cross the network in clear text.
+            return Err(mw(AuthError::InvalidUrl {
+                url: format!("{}{}", origin_of(&url), url.path()),
+                source: super::jws::HtuError::Insecure,
+            }));
+        }
         let mut token = self.tokens.access_token().await.map_err(mw)?;
         let mut spare = req.try_clone();
         let mut req = req;
-        let url = req.url().clone();
-        let mut skew = self.authorize(&mut req, &token).await.map_err(mw)?;
+        self.authorize(&mut req, &token).await.map_err(mw)?;
         let mut nonce_challenges = 0u8;
-        let mut retried = false;
+        let mut renewed = false;
         loop {
             let resp = next.clone().run(req, extensions).await?;
             self.tokens.observe_response(&url, resp.headers());
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
-            let Some(challenge) = crate::transport::challenge::dpop_challenge(&resp) else {
-                return Ok(resp);
-            };
-            if challenge == "use_dpop_nonce" {
+            let challenge = crate::transport::challenge::dpop_challenge(&resp);
+            let nonce_only = challenge == Some("use_dpop_nonce");
+            if nonce_only {
                 nonce_challenges += 1;
                 if nonce_challenges > 1 {
                     return Err(mw(AuthError::NonceChallengeRepeated {
                         origin: origin_of(&url),
                     }));
                 }
-            } else if retried
-                || (challenge == "invalid_dpop_proof" && !self.tokens.skew_moved_since(skew))
-            {
+            } else if renewed {
+                // The renewed token was refused too: the server's answer is the error.
                 return Ok(resp);
             }
             let Some(mut again) = spare.take() else {
-                return Err(mw(AuthError::ChallengeNotRetryable {
-                    origin: origin_of(&url),
-                    challenge,
-                }));
+                return match challenge {
+                    Some(challenge) => Err(mw(AuthError::ChallengeNotRetryable {
+                        origin: origin_of(&url),
+                        challenge,
+                    })),
+                    None => Ok(resp),
+                };
             };
             spare = again.try_clone();
-            if challenge == "invalid_token" {
-                tracing::debug!(origin = %origin_of(&url), "access token refused (invalid_token); refreshing once");
-                token = self.tokens.force_refresh(&token).await.map_err(mw)?;
+            if nonce_only {
+                tracing::debug!(origin = %origin_of(&url), "DPoP nonce challenge; retrying once");
             } else {
-                tracing::debug!(origin = %origin_of(&url), challenge, "DPoP challenge; retrying once");
-            }
-            if challenge != "use_dpop_nonce" {
-                retried = true;
+                tracing::debug!(
+                    origin = %origin_of(&url),
+                    challenge = challenge.unwrap_or("none"),
+                    "401 from the resource server; renewing the token and retrying once"
+                );
+                token = self.tokens.force_refresh(&token).await.map_err(mw)?;
+                renewed = true;
             }
             drop(resp);
-            skew = self.authorize(&mut again, &token).await.map_err(mw)?;
+            self.authorize(&mut again, &token).await.map_err(mw)?;
             req = again;
         }
     }

@@ -88,12 +88,83 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn lock_renewal(&self) -> Result<crate::store::RefreshTokenLock, StoreError> {
         Ok(crate::store::RefreshTokenLock::unshared())
     }
+
+    /// The saved refresh token with the token URL that issued it. A token issued by another
+    /// token URL is never presented (and is left in place).
+    ///
+    /// The default is [`load_refresh_token`](Self::load_refresh_token) with no issuer: the token
+    /// is then presented to whichever token URL the manager has, as before issuers were kept.
+    /// A store that can keep one more field overrides this and the two `*_record` savers.
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(self
+            .load_refresh_token()
+            .await?
+            .map(|refresh_token| RefreshTokenRecord {
+                refresh_token,
+                issuer: None,
+            }))
+    }
+
+    /// [`save_refresh_token`](Self::save_refresh_token), recording `issuer` (the token URL)
+    /// with the token. The default ignores `issuer`.
+    async fn save_refresh_token_record(
+        &self,
+        token: Option<&SecretString>,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        let _ = issuer;
+        self.save_refresh_token(token).await
+    }
+
+    /// [`save_rotated_refresh_token`](Self::save_rotated_refresh_token), recording `issuer`
+    /// (the token URL) with the token. The default ignores `issuer`.
+    async fn save_rotated_refresh_token_record(
+        &self,
+        previous: &SecretString,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        let _ = issuer;
+        self.save_rotated_refresh_token(previous, token).await
+    }
+}
+
+/// A stored refresh token and the token URL that issued it.
+///
+/// `Debug` is redacted.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RefreshTokenRecord {
+    /// The refresh token. It is a credential.
+    pub refresh_token: SecretString,
+    /// The token URL that issued it (`None`: not recorded, e.g. by an older store).
+    pub issuer: Option<String>,
+}
+
+impl RefreshTokenRecord {
+    /// A record of `refresh_token` issued by the token URL `issuer`.
+    pub fn new(refresh_token: SecretString, issuer: Option<String>) -> Self {
+        Self {
+            refresh_token,
+            issuer,
+        }
+    }
+}
+
+impl fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("refresh_token", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 /// A [`RefreshTokenStore`] in process memory (the default: the token dies with the process).
 #[derive(Default)]
 pub struct MemoryRefreshTokenStore {
     token: Mutex<Option<SecretString>>,
+    issuer: Mutex<Option<String>>,
 }
 
 impl MemoryRefreshTokenStore {
@@ -106,7 +177,21 @@ impl MemoryRefreshTokenStore {
     pub fn with_token(token: SecretString) -> Self {
         Self {
             token: Mutex::new(Some(token)),
+            issuer: Mutex::new(None),
         }
+    }
+
+    /// A store holding `token`, issued by the token URL `issuer`.
+    pub fn with_record(token: SecretString, issuer: impl Into<String>) -> Self {
+        Self {
+            token: Mutex::new(Some(token)),
+            issuer: Mutex::new(Some(issuer.into())),
+        }
+    }
+
+    /// The token URL that issued the token held, when known.
+    pub fn issuer(&self) -> Option<String> {
+        self.issuer.lock().map(|i| i.clone()).unwrap_or(None)
     }
 
     /// The token currently held.
@@ -128,13 +213,41 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
     }
 
     async fn save_refresh_token(&self, token: Option<&SecretString>) -> Result<(), StoreError> {
-        match self.token.lock() {
-            Ok(mut t) => {
-                *t = token.cloned();
-                Ok(())
-            }
-            Err(_) => Err(StoreError::new("the in-memory store's lock is poisoned")),
-        }
+        self.put(token, None)
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(self
+            .current()
+            .map(|t| RefreshTokenRecord::new(t, self.issuer())))
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        token: Option<&SecretString>,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.put(token, Some(issuer))
+    }
+
+    async fn save_rotated_refresh_token_record(
+        &self,
+        _previous: &SecretString,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.put(Some(token), Some(issuer))
+    }
+}
+
+impl MemoryRefreshTokenStore {
+    fn put(&self, token: Option<&SecretString>, issuer: Option<&str>) -> Result<(), StoreError> {
+        let (Ok(mut t), Ok(mut i)) = (self.token.lock(), self.issuer.lock()) else {
+            return Err(StoreError::new("the in-memory store's lock is poisoned"));
+        };
+        *t = token.cloned();
+        *i = token.and(issuer).map(str::to_owned);
+        Ok(())
     }
 }
 
@@ -185,12 +298,40 @@ pub struct TokenManagerConfig {
     scope: Option<String>,
     leeway: Duration,
     assertion_lifetime: Duration,
+    allow_insecure_http: bool,
 }
 
 impl TokenManagerConfig {
     /// A configuration for any RFC 7523 + RFC 9449 server. The assertion audience defaults to
     /// the token URL (override with [`TokenManagerConfig::audience`], e.g. for an issuer URL).
+    ///
+    /// `http://` is refused off loopback ([`crate::config::is_loopback`]): the token URL, and
+    /// every resource URL [`super::DpopAuth`] signs for.
     pub fn new(token_url: &str, client_id: impl Into<String>) -> Result<Self, AuthError> {
+        Self::with_http_rule(token_url, client_id.into(), false)
+    }
+
+    /// Like [`new`](Self::new), but plain `http://` token and resource URLs are accepted on
+    /// any host. Tokens, proofs and refresh tokens then cross the network in clear text: for
+    /// tests against servers on a private network only.
+    pub fn new_allowing_insecure_http(
+        token_url: &str,
+        client_id: impl Into<String>,
+    ) -> Result<Self, AuthError> {
+        Self::with_http_rule(token_url, client_id.into(), true)
+    }
+
+    /// Whether plain `http://` is accepted off loopback (see
+    /// [`new_allowing_insecure_http`](Self::new_allowing_insecure_http)).
+    pub fn allows_insecure_http(&self) -> bool {
+        self.allow_insecure_http
+    }
+
+    fn with_http_rule(
+        token_url: &str,
+        client_id: String,
+        allow_insecure_http: bool,
+    ) -> Result<Self, AuthError> {
         let token_htu = Htu::parse(token_url).map_err(|source| AuthError::InvalidUrl {
             url: token_url.split(['?', '#']).next().unwrap_or("").to_owned(),
             source,
@@ -199,7 +340,7 @@ impl TokenManagerConfig {
             url: token_htu.as_str().to_owned(),
             source: super::jws::HtuError::NotAbsolute,
         })?;
-        if url.scheme() == "http" && !crate::config::is_loopback(&url) {
+        if url.scheme() == "http" && !crate::config::is_loopback(&url) && !allow_insecure_http {
             return Err(AuthError::InvalidUrl {
                 url: token_htu.as_str().to_owned(),
                 source: super::jws::HtuError::Insecure,
@@ -208,10 +349,11 @@ impl TokenManagerConfig {
         Ok(Self {
             audience: token_htu.as_str().to_owned(),
             token_url: url,
-            client_id: client_id.into(),
+            client_id,
             scope: None,
             leeway: Duration::from_secs(60),
             assertion_lifetime: Duration::from_secs(60),
+            allow_insecure_http,
         })
     }
 
@@ -330,9 +472,11 @@ impl TokenManagerBuilder {
             clock: self.clock,
             config: self.config,
             cached: RwLock::new(None),
-            flight: tokio::sync::Mutex::new(()),
+            flight: Arc::new(tokio::sync::Mutex::new(())),
             nonces: Mutex::new(HashMap::new()),
             skew: Skew::default(),
+            resource_skews: Mutex::new(HashMap::new()),
+            private_store: std::sync::OnceLock::new(),
             generation: AtomicU64::new(0),
             has_refresh_token: AtomicBool::new(false),
         });
@@ -359,9 +503,16 @@ struct Inner {
     store: Arc<dyn RefreshTokenStore>,
     clock: Arc<dyn Clock>,
     cached: RwLock<Option<Cached>>,
-    flight: tokio::sync::Mutex<()>,
+    /// Held by the task that renews (not by its callers): see [`TokenManager::renew_detached`].
+    flight: Arc<tokio::sync::Mutex<()>>,
     nonces: Mutex<HashMap<String, String>>,
+    /// The token endpoint's clock offset (assertions and token-endpoint proofs use it).
     skew: Skew,
+    /// Every other origin's clock offset, for its own proofs only.
+    resource_skews: Mutex<HashMap<String, Arc<Skew>>>,
+    /// Set when the shared store holds a refresh token of another issuer: that one is left
+    /// alone and this manager keeps its own family here.
+    private_store: std::sync::OnceLock<Arc<MemoryRefreshTokenStore>>,
     generation: AtomicU64,
     has_refresh_token: AtomicBool,
 }
@@ -421,6 +572,27 @@ fn token_http_client(config: &TokenManagerConfig) -> Result<reqwest::Client, Aut
     })
 }
 
+/// One origin's clock offset: the token endpoint's lives in the manager, the others in a map.
+enum SkewRef {
+    Token(TokenManager),
+    Other(Arc<Skew>),
+}
+
+impl SkewRef {
+    fn get(&self) -> &Skew {
+        match self {
+            SkewRef::Token(tm) => &tm.inner.skew,
+            SkewRef::Other(skew) => skew,
+        }
+    }
+}
+
+/// A 4xx from the token endpoint that refuses the grant itself; 408 and 429 say "not now",
+/// not "no".
+fn is_refusal(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
 /// The origin key of a URL (`scheme://host:port`).
 pub(crate) fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
@@ -464,13 +636,13 @@ impl TokenManager {
             return Ok(token);
         }
         if let Some(still_valid) = self.usable_cached() {
-            let Ok(_flight) = self.inner.flight.try_lock() else {
+            let Ok(flight) = self.inner.flight.clone().try_lock_owned() else {
                 return Ok(still_valid);
             };
             if let Some(token) = self.fresh_cached(None) {
                 return Ok(token);
             }
-            return match self.renew().await {
+            return match self.renew_detached(flight).await {
                 Ok(token) => Ok(token),
                 Err(error) => {
                     tracing::warn!(
@@ -483,22 +655,60 @@ impl TokenManager {
                 }
             };
         }
-        let _flight = self.inner.flight.lock().await;
+        let flight = self.inner.flight.clone().lock_owned().await;
         // Another task may have renewed it while this one waited.
         if let Some(token) = self.fresh_cached(None) {
             return Ok(token);
         }
-        self.renew().await
+        self.renew_detached(flight).await
     }
 
-    /// Replaces `stale` (refused by a resource with `invalid_token`) with a new token. When
-    /// another task already replaced it, returns that one without a token request.
+    /// Replaces `stale` (refused by a resource with a 401) with a new token: a refresh, else a
+    /// mint. Single-flight: a caller whose `stale` token was already replaced (by a renewal that
+    /// was in flight or has finished) gets the replacement without a token request; only a
+    /// refusal of the current token starts a renewal.
     pub async fn force_refresh(&self, stale: &AccessToken) -> Result<AccessToken, AuthError> {
-        let _flight = self.inner.flight.lock().await;
+        let flight = self.inner.flight.clone().lock_owned().await;
         if let Some(token) = self.fresh_cached(Some(stale.generation)) {
             return Ok(token);
         }
-        self.renew().await
+        self.renew_detached(flight).await
+    }
+
+    /// Runs [`renew`](Self::renew) to completion in a task of its own, holding `flight` until
+    /// it ends, and waits for it. A caller that times out or is dropped stops waiting, but the
+    /// renewal goes on: a refresh token the server has already rotated is still saved, and no
+    /// second renewal starts before this one ends.
+    async fn renew_detached(
+        &self,
+        flight: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<AccessToken, AuthError> {
+        let this = self.clone();
+        let renewal = async move {
+            let result = this.renew().await;
+            drop(flight);
+            result
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn(renewal).await.unwrap_or_else(|e| {
+                tracing::warn!(panicked = e.is_panic(), "the token renewal task did not finish");
+                Err(AuthError::TokenResponse {
+                    status: 0,
+                    reason: "the token renewal task ended without an answer (it panicked, or the runtime is shutting down)",
+                })
+            }),
+            // Not inside a Tokio runtime (reqwest needs one, so this is rare): run it here.
+            Err(_) => renewal.await,
+        }
+    }
+
+    /// The store renewals read and write: the configured one, unless it holds another
+    /// issuer's refresh token (then a private in-memory one).
+    fn store(&self) -> Arc<dyn RefreshTokenStore> {
+        match self.inner.private_store.get() {
+            Some(private) => private.clone(),
+            None => self.inner.store.clone(),
+        }
     }
 
     /// Drops the cached access token (the refresh token is kept).
@@ -521,14 +731,34 @@ impl TokenManager {
         })
     }
 
-    /// The current time by the server's clock (local clock plus the measured skew), Unix seconds.
+    /// The current time by the token endpoint's clock (local clock plus the offset measured
+    /// from that endpoint's `Date` headers), Unix seconds: the clock of client assertions.
     pub fn server_now(&self) -> i64 {
         self.inner.skew.server_now(self.inner.clock.as_ref())
     }
 
-    /// The measured offset server minus local, in seconds.
+    /// The measured offset token endpoint minus local, in seconds (at most ±1 h).
     pub fn clock_skew_secs(&self) -> i64 {
         self.inner.skew.offset()
+    }
+
+    /// The measured offset of `url`'s origin minus local, in seconds (at most ±1 h). Each
+    /// origin has its own: a resource server's `Date` never moves the token endpoint's clock.
+    pub fn clock_skew_secs_for(&self, url: &Url) -> i64 {
+        self.skew_for(url).get().offset()
+    }
+
+    /// The clock offset of `url`'s origin; the token endpoint's origin is the assertions' one.
+    fn skew_for(&self, url: &Url) -> SkewRef {
+        let origin = origin_of(url);
+        if origin == origin_of(&self.inner.config.token_url) {
+            return SkewRef::Token(self.clone());
+        }
+        let mut map = match self.inner.resource_skews.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        SkewRef::Other(map.entry(origin).or_default().clone())
     }
 
     /// The latest DPoP nonce from the origin of `url`.
@@ -552,8 +782,8 @@ impl TokenManager {
             }
         }
         if let Some(date) = headers.get(DATE).and_then(|v| v.to_str().ok()) {
-            self.inner
-                .skew
+            self.skew_for(url)
+                .get()
                 .observe_date(self.inner.clock.as_ref(), date);
         }
     }
@@ -572,8 +802,9 @@ impl TokenManager {
             source,
         })?;
         let nonce = self.nonce_for(url);
-        let skew = self.inner.skew.offset();
-        let iat = self.server_now();
+        let origin_skew = self.skew_for(url);
+        let skew = origin_skew.get().offset();
+        let iat = origin_skew.get().server_now(self.inner.clock.as_ref());
         let proof = self
             .inner
             .jws
@@ -589,10 +820,10 @@ impl TokenManager {
         Ok((proof, skew))
     }
 
-    /// True when the clock-skew estimate moved since `used` was current: a refusal for time
-    /// is then worth one retry.
-    pub fn skew_moved_since(&self, used: i64) -> bool {
-        self.inner.skew.moved_since(used)
+    /// True when the clock-skew estimate of `url`'s origin moved since `used` was current: a
+    /// refusal for time is then worth one retry.
+    pub fn skew_moved_since(&self, url: &Url, used: i64) -> bool {
+        self.skew_for(url).get().moved_since(used)
     }
 
     /// The cached token while it is still safe to send (up to half the leeway before expiry),
@@ -624,20 +855,41 @@ impl TokenManager {
 
     async fn renew(&self) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
+        let issuer = inner.config.token_url.as_str();
         // Held until the successor of the refresh token is saved: another holder of the same
         // store (another process on the same slot) then never presents a token this one has
         // already rotated, which the server would take for a replay and revoke the family.
         let _renewal = inner.store.lock_renewal().await.map_err(AuthError::Store)?;
         // Read afresh under the lock: another holder may have rotated it since the last renewal.
-        let stored = inner
-            .store
-            .load_refresh_token()
+        let mut stored = self
+            .store()
+            .load_refresh_token_record()
             .await
             .map_err(AuthError::Store)?;
+        if let Some(record) = &stored
+            && let Some(other) = record.issuer.as_deref()
+            && other != issuer
+        {
+            // Never send a refresh token to a token URL that did not issue it (an `--api-url`
+            // pointing elsewhere would receive the production token), and leave it in place.
+            tracing::warn!(
+                client_id = %inner.config.client_id,
+                stored_issuer = other,
+                token_url = issuer,
+                "the stored refresh token was issued by another token URL; leaving it alone and keeping this session's refresh tokens in memory"
+            );
+            let _ = inner
+                .private_store
+                .set(Arc::new(MemoryRefreshTokenStore::new()));
+            stored = None;
+        }
         inner
             .has_refresh_token
             .store(stored.is_some(), Ordering::Relaxed);
-        if let Some(rt) = stored {
+        if let Some(RefreshTokenRecord {
+            refresh_token: rt, ..
+        }) = stored
+        {
             tracing::debug!(client_id = %inner.config.client_id, "refreshing the access token");
             match self.token_request(Grant::Refresh(&rt)).await {
                 Ok(resp) => return self.accept(Some(&rt), resp).await,
@@ -647,11 +899,26 @@ impl TokenManager {
                         "refresh token refused (invalid_grant); minting with a client assertion"
                     );
                     inner.has_refresh_token.store(false, Ordering::Relaxed);
-                    if let Err(e) = inner.store.save_refresh_token(None).await {
+                    if let Err(e) = self.store().save_refresh_token_record(None, issuer).await {
                         tracing::warn!(error = %e, "could not delete the refused refresh token from the store");
                     }
                 }
-                // Network failures and other refusals keep the refresh token: it may be fine.
+                // Any other refusal (`invalid_client`, a 400 with an unknown code, ...): one
+                // fresh mint, as the official clients do. The refresh token stays stored until
+                // the mint's own replaces it.
+                Err(Failure::Other(AuthError::TokenRefused {
+                    status,
+                    error,
+                    description: _,
+                })) if is_refusal(status) => {
+                    tracing::info!(
+                        client_id = %inner.config.client_id,
+                        status,
+                        %error,
+                        "refresh refused; minting with a client assertion"
+                    );
+                }
+                // Transport failures, 5xx, 408 and 429 keep the refresh token: it may be fine.
                 Err(Failure::Other(e)) => return Err(e),
             }
         }
@@ -685,14 +952,15 @@ impl TokenManager {
             .map(crate::redacted::RedactedString::into_secret)
         {
             // Persist before use: if the process dies after this, the family is not lost.
+            let store = self.store();
+            let issuer = inner.config.token_url.as_str();
             let saved = match presented {
                 Some(previous) => {
-                    inner
-                        .store
-                        .save_rotated_refresh_token(previous, &new_rt)
+                    store
+                        .save_rotated_refresh_token_record(previous, &new_rt, issuer)
                         .await
                 }
-                None => inner.store.save_refresh_token(Some(&new_rt)).await,
+                None => store.save_refresh_token_record(Some(&new_rt), issuer).await,
             };
             match saved {
                 Ok(()) => inner.has_refresh_token.store(true, Ordering::Relaxed),

@@ -20,6 +20,19 @@ struct Mock {
     transactions: u64,
     hang: bool,
     headers: Mutex<Vec<axum::http::HeaderMap>>,
+    /// The chat stream sends its `conversation` event, then only `: keep-alive` comments.
+    endless_stream: bool,
+    /// Notified when the server drops an endless stream's body (the connection closed).
+    stream_closed: Arc<tokio::sync::Notify>,
+}
+
+/// Notifies when dropped: the server stopped producing the stream.
+struct NotifyOnDrop(Arc<tokio::sync::Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 impl Mock {
@@ -58,6 +71,8 @@ async fn transactions(
     Query(q): Query<HashMap<String, u64>>,
 ) -> Response {
     if m.hang {
+        // Counted on entry: the handler never gets further.
+        *m.hits.lock().unwrap().entry("transactions").or_default() += 1;
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     if let Some(r) = m.scripted("transactions") {
@@ -90,6 +105,21 @@ async fn chat(
 async fn chat_stream(State(m): State<Arc<Mock>>) -> Response {
     if let Some(r) = m.scripted("chat_stream") {
         return r;
+    }
+    if m.endless_stream {
+        let guard = NotifyOnDrop(Arc::clone(&m.stream_closed));
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"event: conversation\ndata: {\"conversation_id\":\"c1\"}\n\n",
+        ))]);
+        let keep_alives = futures::stream::unfold(guard, |guard| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok(bytes::Bytes::from_static(b": keep-alive\n\n")), guard))
+        });
+        return (
+            [(http::header::CONTENT_TYPE, "text/event-stream")],
+            axum::body::Body::from_stream(futures::StreamExt::chain(first, keep_alives)),
+        )
+            .into_response();
     }
     let body = "event: conversation\ndata: {\"conversation_id\":\"c1\"}\n\n\
 event: text_delta\ndata: {\"text\":\"Hello\"}\n\n\
@@ -330,6 +360,40 @@ async fn streaming_chat_yields_typed_events() {
 }
 
 #[tokio::test]
+async fn a_stream_of_keep_alives_only_ends_at_the_turn_deadline() {
+    let (client, mock) = start(Mock {
+        endless_stream: true,
+        ..one_agent()
+    })
+    .await;
+    // Keep-alives every 20 ms keep the 300 ms read-idle timer from ever firing.
+    let mut stream = client
+        .chat()
+        .stream("hi")
+        .agent_id("ag_1")
+        .timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    let mut last = None;
+    while let Some(item) = futures::StreamExt::next(&mut stream).await {
+        last = Some(item);
+    }
+    let err = last.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Stream(crate::StreamError::DeadlineExceeded { deadline }) if deadline == Duration::from_secs(1)
+        ),
+        "{err:?}"
+    );
+    drop(stream);
+    // The connection is closed, not left open (a bound, not a measurement).
+    tokio::time::timeout(Duration::from_secs(30), mock.stream_closed.notified())
+        .await
+        .expect("the server never saw the stream closed");
+}
+
+#[tokio::test]
 async fn a_hung_server_is_a_timeout_error_after_the_retries() {
     let (client, mock) = start(Mock {
         hang: true,
@@ -338,7 +402,12 @@ async fn a_hung_server_is_a_timeout_error_after_the_retries() {
     .await;
     let err = client.transactions().list().await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
-    assert_eq!(mock.hits("transactions"), 0, "the handler never finished");
+    // A timed-out GET is retried: the first attempt and the policy's 3 retries reached it.
+    assert_eq!(
+        mock.hits("transactions"),
+        1 + RetryPolicy::new().max_retries(),
+        "every attempt reached the server, and no more"
+    );
 }
 
 #[test]

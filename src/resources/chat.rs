@@ -1,12 +1,14 @@
 //! `client.chat()`: send a message, or stream the reply.
 
 use std::future::IntoFuture;
+use std::time::Duration;
 
 use super::BoxFuture;
 use crate::RalioClient;
 use crate::api;
+use crate::error::Error;
 use crate::error::Result;
-use crate::stream::ChatStream;
+use crate::stream::{ChatStream, StreamError};
 use crate::types::ChatReply;
 
 /// `client.chat()`.
@@ -28,6 +30,7 @@ impl<'a> Chat<'a> {
             message: message.into(),
             agent_id: None,
             conversation_id: None,
+            timeout: None,
         }
     }
 
@@ -46,6 +49,7 @@ pub struct SendMessage<'a> {
     message: String,
     agent_id: Option<String>,
     conversation_id: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl SendMessage<'_> {
@@ -58,6 +62,15 @@ impl SendMessage<'_> {
     /// Continue this conversation.
     pub fn conversation_id(mut self, id: impl Into<String>) -> Self {
         self.conversation_id = Some(id.into());
+        self
+    }
+
+    /// A total deadline for the turn, from sending to the whole reply. Past it the call fails
+    /// with [`Error::Timeout`]. Default: none (the connect and read timeouts still apply). The
+    /// agent may have acted before the deadline: check the payment intents before sending
+    /// the message again.
+    pub fn timeout(mut self, deadline: Duration) -> Self {
+        self.timeout = Some(deadline);
         self
     }
 
@@ -79,7 +92,8 @@ impl<'a> IntoFuture for SendMessage<'a> {
     type IntoFuture = BoxFuture<'a, Result<ChatReply>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
+        let deadline = self.timeout;
+        let turn = async move {
             let body = self.body().await?;
             let api = &self.client.inner.api;
             let r = self
@@ -87,6 +101,19 @@ impl<'a> IntoFuture for SendMessage<'a> {
                 .call("chat.send", api.chat().body(body).send())
                 .await?;
             Ok(r)
+        };
+        Box::pin(async move {
+            match deadline {
+                None => turn.await,
+                Some(waited) => tokio::time::timeout(waited, turn)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Timeout {
+                            what: "the chat reply (the agent may have acted: check the payment intents before sending again)".to_owned(),
+                            waited,
+                        })
+                    }),
+            }
         })
     }
 }
@@ -106,6 +133,14 @@ impl StreamMessage<'_> {
     pub fn conversation_id(self, id: impl Into<String>) -> Self {
         StreamMessage(self.0.conversation_id(id))
     }
+
+    /// A total deadline for the turn, from sending to the final `reply` event. Past it the
+    /// await, or the stream, fails with [`StreamError::DeadlineExceeded`], even when the server
+    /// keeps the connection alive with comments (which reset the read-idle timeout). Default:
+    /// none.
+    pub fn timeout(self, deadline: Duration) -> Self {
+        StreamMessage(self.0.timeout(deadline))
+    }
 }
 
 impl<'a> IntoFuture for StreamMessage<'a> {
@@ -114,16 +149,26 @@ impl<'a> IntoFuture for StreamMessage<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let body = self.0.body().await?;
-            let client = self.0.client;
-            let api = &client.inner.api;
-            let bytes = client
-                .call("chat.stream", api.chat_stream().body(body).send())
-                .await?;
-            Ok(ChatStream::from_bytes(
-                bytes.into_inner(),
-                client.inner.shared.read_idle,
-            ))
+            let deadline = self.0.timeout.map(|d| (tokio::time::Instant::now() + d, d));
+            let open = async {
+                let body = self.0.body().await?;
+                let client = self.0.client;
+                let api = &client.inner.api;
+                let bytes = client
+                    .call("chat.stream", api.chat_stream().body(body).send())
+                    .await?;
+                Ok::<_, Error>(ChatStream::from_bytes(
+                    bytes.into_inner(),
+                    client.inner.shared.read_idle,
+                ))
+            };
+            match deadline {
+                None => open.await,
+                Some((at, d)) => match tokio::time::timeout_at(at, open).await {
+                    Ok(stream) => Ok(stream?.with_deadline_at(at, d)),
+                    Err(_) => Err(Error::Stream(StreamError::DeadlineExceeded { deadline: d })),
+                },
+            }
         })
     }
 }

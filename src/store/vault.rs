@@ -64,6 +64,7 @@ pub struct VaultConfig {
     kv_mount: String,
     path: String,
     slot: String,
+    allow_insecure_http: bool,
 }
 
 impl VaultConfig {
@@ -76,7 +77,15 @@ impl VaultConfig {
             kv_mount: "secret".to_owned(),
             path: "ralio".to_owned(),
             slot: "default".to_owned(),
+            allow_insecure_http: false,
         }
+    }
+
+    /// Accepts a plain `http://` address off loopback (refused by default: the Vault token
+    /// and the secrets would cross the network in clear text). For tests on a private network.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// From the environment, as the `ralio` command reads it ([`crate::config::vault_from_env`]):
@@ -158,6 +167,24 @@ enum Cas {
 
 impl VaultClient {
     fn new(config: VaultConfig) -> Result<Self, StoreError> {
+        let addr = url::Url::parse(&config.addr).map_err(|e| StoreError::Config {
+            store: "vault store".to_owned(),
+            reason: format!("VAULT_ADDR {:?} is not a URL ({e})", config.addr),
+        })?;
+        let secure = match addr.scheme() {
+            "https" => true,
+            "http" => crate::config::is_loopback(&addr) || config.allow_insecure_http,
+            _ => false,
+        };
+        if !secure {
+            return Err(StoreError::Config {
+                store: "vault store".to_owned(),
+                reason: format!(
+                    "VAULT_ADDR {:?} is not https://; plain http:// is accepted only for localhost, 127.0.0.0/8 and ::1, where the Vault token stays on this machine",
+                    addr.origin().ascii_serialization()
+                ),
+            });
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(30))
@@ -932,6 +959,37 @@ impl Signer for TransitSigner {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_http_is_refused_off_loopback_unless_allowed() {
+        use super::{VaultAuth, VaultConfig, VaultStore};
+        let auth = || VaultAuth::Token(secrecy::SecretString::from("t"));
+        for ok in [
+            "https://vault.example",
+            "http://127.0.0.1:8200",
+            "http://localhost:1",
+        ] {
+            assert!(
+                VaultStore::new(VaultConfig::new(ok, auth())).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://vault.example:8200",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "nope",
+        ] {
+            let err = VaultStore::new(VaultConfig::new(bad, auth())).unwrap_err();
+            assert!(
+                matches!(err, crate::store::StoreError::Config { .. }),
+                "{bad}: {err}"
+            );
+        }
+        let opted_out =
+            VaultConfig::new("http://vault.example:8200", auth()).allow_insecure_http(true);
+        assert!(VaultStore::new(opted_out).is_ok());
+    }
+
     #[test]
     fn der_signatures_convert_to_raw_r_and_s() {
         use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};

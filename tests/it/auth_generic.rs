@@ -196,7 +196,7 @@ async fn resource_nonce_challenge_twice_in_a_row_is_an_error_not_a_loop() {
 }
 
 #[tokio::test]
-async fn a_non_dpop_401_is_returned_without_retry() {
+async fn a_non_dpop_401_gets_one_renewal_and_one_retry_then_is_returned() {
     let mock = Arc::new(Mock::default());
     *mock.resource_mode.lock().unwrap() = "bearer_challenge";
     let base = start(mock.clone()).await;
@@ -204,7 +204,9 @@ async fn a_non_dpop_401_is_returned_without_retry() {
     let (client, _) = http(&tm);
     let resp = client.get(format!("{base}/resource")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(mock.resource_requests.load(Ordering::SeqCst), 1);
+    assert_eq!(mock.resource_requests.load(Ordering::SeqCst), 2);
+    // The mint, then one refresh: never a loop.
+    assert_eq!(mock.token_requests.load(Ordering::SeqCst), 2);
 }
 
 struct BrokenStore;

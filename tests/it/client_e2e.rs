@@ -394,6 +394,10 @@ async fn rate_limited_gets_are_retried_honouring_retry_after() {
     for _ in 0..12 {
         client.agents().list().await.unwrap();
     }
+    // The server saw more GETs than the 12 that succeeded: the extra ones were the 429s, each
+    // retried until it got through.
+    let seen = sb.counters().requests["GET /api/agents"];
+    assert!(seen > 12, "no request was rate limited: {seen} GETs");
 }
 
 #[tokio::test]
@@ -489,7 +493,8 @@ async fn stream_faults_end_with_errors_never_silently() {
 }
 
 #[tokio::test]
-async fn dropping_a_stream_cancels_the_request() {
+async fn a_dropped_stream_leaves_the_client_usable() {
+    // That the connection closes is `dropping_a_chat_stream_closes_the_connection` (src/client/tests.rs).
     let sb = sandbox().await;
     let client = client(&sb).await;
     sb.set_faults(Faults {

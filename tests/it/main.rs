@@ -10,6 +10,7 @@ mod capture;
 mod client_e2e;
 mod decoding;
 mod fuzz_seeds;
+mod hostile;
 mod register;
 mod rotation;
 mod seam;

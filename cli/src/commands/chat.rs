@@ -20,6 +20,7 @@ struct Turn<'a> {
     agent: Option<&'a str>,
     stream: bool,
     json: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 fn flush_stdout() -> Result<(), CliError> {
@@ -51,6 +52,9 @@ impl Turn<'_> {
             if let Some(conv) = conversation {
                 req = req.conversation_id(conv);
             }
+            if let Some(deadline) = self.timeout {
+                req = req.timeout(deadline);
+            }
             let reply = req.await?;
             if self.json {
                 out_json(&serde_json::json!({
@@ -69,6 +73,9 @@ impl Turn<'_> {
         }
         if let Some(conv) = conversation {
             req = req.conversation_id(conv);
+        }
+        if let Some(deadline) = self.timeout {
+            req = req.timeout(deadline);
         }
         let mut events = req.await?;
         let mut conversation_id = conversation.map(str::to_owned);
@@ -151,6 +158,7 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         agent: args.agent.as_deref(),
         stream: !args.no_stream,
         json: ctx.json,
+        timeout: args.timeout,
     };
     if let Some(message) = args.message {
         let mut watch = match args.wait {
@@ -175,13 +183,13 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
             if created.is_empty() {
                 return intents::note_none(ctx);
             }
-            return intents::wait_all(ctx, &session.client, &created, args.timeout).await;
+            return intents::wait_all(ctx, &session.client, &created, args.wait_timeout).await;
         }
         return Ok(());
     }
     let waiting = Waiting {
         always: args.wait,
-        timeout: args.timeout,
+        timeout: args.wait_timeout,
     };
     interactive(ctx, &turn, args.conversation, waiting).await
 }

@@ -1,0 +1,500 @@
+//! Servers that misbehave, or behave like the real API where the sandbox is politer: plain
+//! 401s, bursts of 401s, refused refreshes, slow token endpoints, far-off `Date` headers,
+//! refresh tokens of another issuer, plain-http URLs.
+//!
+//! Other areas may add their own hostile cases here.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt as _;
+use ralio::auth::{
+    AuthError, MemoryRefreshTokenStore, PrivateKey, TokenManager, TokenManagerConfig,
+};
+use ralio::store::MemoryStore;
+use ralio::{ChatEvent, Error, RalioClient};
+use ralio_sandbox::{Faults, Sandbox, TicketSpec};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+
+use crate::auth_sandbox::{auth_error, claims, http};
+
+// ---- a small OAuth + resource server whose answers the test chooses ----
+
+#[derive(Default)]
+struct Mock {
+    token_requests: AtomicU32,
+    resource_requests: AtomicU32,
+    forms: Mutex<Vec<HashMap<String, String>>>,
+    /// How refresh grants are answered: `None` = rotate; `Some((status, body))` = refuse.
+    refresh_answer: Mutex<Option<(u16, serde_json::Value)>>,
+    /// When set, refresh grants wait for a permit here (after `refresh_arrived` is notified).
+    refresh_gate: Option<tokio::sync::Semaphore>,
+    refresh_arrived: tokio::sync::Notify,
+    /// Resource requests carrying this access token are answered `401 {"detail": …}` (no
+    /// challenge) once `burst` of them have arrived.
+    refuse_token: Mutex<Option<String>>,
+    burst: Option<tokio::sync::Barrier>,
+    /// A `Date` header the resource server sends.
+    resource_date: Option<&'static str>,
+}
+
+impl Mock {
+    fn forms(&self) -> Vec<HashMap<String, String>> {
+        self.forms.lock().unwrap().clone()
+    }
+}
+
+async fn token(State(m): State<Arc<Mock>>, body: String) -> Response {
+    let n = m.token_requests.fetch_add(1, Ordering::SeqCst);
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    m.forms.lock().unwrap().push(form.clone());
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        if let Some(gate) = &m.refresh_gate {
+            m.refresh_arrived.notify_one();
+            gate.acquire().await.unwrap().forget();
+        }
+        let refusal = m.refresh_answer.lock().unwrap().clone();
+        if let Some((status, body)) = refusal {
+            return (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        }
+    }
+    axum::Json(json!({
+        "access_token": format!("at-{n}"),
+        "token_type": "DPoP",
+        "expires_in": 300,
+        "refresh_token": format!("rt-{n}"),
+    }))
+    .into_response()
+}
+
+async fn resource(State(m): State<Arc<Mock>>, headers: HeaderMap) -> Response {
+    m.resource_requests.fetch_add(1, Ordering::SeqCst);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("DPoP "))
+        .unwrap_or("")
+        .to_owned();
+    let refused = m.refuse_token.lock().unwrap().clone();
+    let mut resp = if refused.as_deref() == Some(token.as_str()) {
+        if let Some(burst) = &m.burst {
+            burst.wait().await;
+        }
+        // What FastAPI sends for an expired token: no WWW-Authenticate at all.
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"detail": "Token expired"})),
+        )
+            .into_response()
+    } else {
+        "hello".into_response()
+    };
+    if let Some(date) = m.resource_date {
+        resp.headers_mut()
+            .insert("date", axum::http::HeaderValue::from_static(date));
+    }
+    resp
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Token endpoint and resource on one origin.
+async fn start(mock: Arc<Mock>) -> String {
+    let app = Router::new()
+        .route("/token", post(token))
+        .route("/resource", get(resource))
+        .with_state(mock);
+    format!("http://{}", serve(app).await)
+}
+
+fn manager(base: &str, store: Arc<MemoryRefreshTokenStore>) -> TokenManager {
+    let config = TokenManagerConfig::new(&format!("{base}/token"), "c").unwrap();
+    TokenManager::builder(config, Arc::new(PrivateKey::generate().unwrap()))
+        .refresh_token_store(store)
+        .build()
+        .unwrap()
+}
+
+fn grants(mock: &Mock) -> Vec<String> {
+    mock.forms()
+        .iter()
+        .map(|f| match f["grant_type"].as_str() {
+            "refresh_token" => format!("refresh {}", f["refresh_token"]),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
+// ---- issue 13.1: 401 parity ----
+
+async fn sandbox_client(sb: &Sandbox) -> RalioClient {
+    let store = Arc::new(MemoryStore::new());
+    crate::support::register_with_ticket(sb, &*store, TicketSpec::default()).await;
+    RalioClient::builder()
+        .base_url(sb.base_url())
+        .store(store)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn fail_next(sb: &Sandbox, route: &str, times: u32) {
+    sb.set_faults(Faults {
+        fail_next: [(route.to_owned(), times)].into(),
+        error_status: 401,
+        ..Faults::default()
+    });
+}
+
+/// (mints, refreshes) since `before`.
+fn renewals_since(sb: &Sandbox, before: &ralio_sandbox::Counters) -> (u64, u64) {
+    let now = sb.counters();
+    (
+        now.token_mints - before.token_mints,
+        now.refreshes - before.refreshes,
+    )
+}
+
+fn requests(sb: &Sandbox, route: &str) -> u64 {
+    sb.counters().requests.get(route).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_plain_401_without_a_challenge_is_recovered_with_one_renewal() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let client = sandbox_client(&sb).await;
+    client.agents().list().await.unwrap();
+    let before = sb.counters();
+    // The sandbox's injected 401 is a bare FastAPI `{"detail": …}` with no WWW-Authenticate.
+    fail_next(&sb, "GET /api/agents", 1);
+    let agents = client.agents().list().await.unwrap();
+    assert_eq!(agents.len(), 1);
+    let c = renewals_since(&sb, &before);
+    assert_eq!(c, (0, 1), "one renewal (a refresh)");
+    assert_eq!(requests(&sb, "GET /api/agents"), 3);
+}
+
+#[tokio::test]
+async fn a_second_401_is_an_auth_error_with_the_servers_detail_after_one_renewal() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let client = sandbox_client(&sb).await;
+    client.agents().list().await.unwrap();
+    let before = sb.counters();
+    fail_next(&sb, "GET /api/agents", 5);
+    let err = client.agents().list().await.unwrap_err();
+    let Error::Auth(api) = &err else {
+        panic!("expected Error::Auth, got {err:?}")
+    };
+    assert_eq!(api.status(), 401);
+    assert!(err.to_string().contains("Injected fault"), "{err}");
+    let c = renewals_since(&sb, &before);
+    assert_eq!(c, (0, 1), "exactly one renewal");
+    assert_eq!(requests(&sb, "GET /api/agents"), 3, "one retry, no loop");
+}
+
+#[tokio::test]
+async fn a_chat_post_and_a_chat_stream_answered_401_are_retried_once() {
+    let sb = Sandbox::builder().start().await.unwrap();
+    let client = sandbox_client(&sb).await;
+    client.agents().list().await.unwrap();
+    let before = sb.counters();
+    fail_next(&sb, "POST /api/chat", 1);
+    client
+        .chat()
+        .send("What is my current balance?")
+        .await
+        .unwrap();
+    fail_next(&sb, "POST /api/chat/stream", 1);
+    let mut events = client
+        .chat()
+        .stream("What is my current balance?")
+        .await
+        .unwrap();
+    let mut replied = false;
+    while let Some(event) = events.next().await {
+        replied |= matches!(event.unwrap(), ChatEvent::Reply(_));
+    }
+    assert!(replied);
+    assert_eq!(requests(&sb, "POST /api/chat"), 2);
+    assert_eq!(requests(&sb, "POST /api/chat/stream"), 2);
+    assert_eq!(renewals_since(&sb, &before), (0, 2), "one renewal each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_401s_for_one_token_causes_exactly_one_renewal() {
+    const N: usize = 16;
+    let mock = Arc::new(Mock {
+        burst: Some(tokio::sync::Barrier::new(N)),
+        ..Mock::default()
+    });
+    let base = start(mock.clone()).await;
+    let tm = manager(&base, Arc::new(MemoryRefreshTokenStore::new()));
+    let first = tm.access_token().await.unwrap();
+    *mock.refuse_token.lock().unwrap() = Some(first.expose_secret().to_owned());
+    let (client, _) = http(&tm);
+    // Every call is refused for the first token; the server answers none of them until all N
+    // have arrived, so all N see the 401 before any renewal exists.
+    let calls: Vec<_> = (0..N)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/resource");
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(grants(&mock), ["client_credentials", "refresh rt-0"]);
+    assert_eq!(
+        mock.resource_requests.load(Ordering::SeqCst) as usize,
+        2 * N
+    );
+}
+
+// ---- issue 13.2: refresh fallback ----
+
+async fn refused_refresh_falls_back_to_one_mint(status: u16, body: serde_json::Value) {
+    let mock = Arc::new(Mock::default());
+    *mock.refresh_answer.lock().unwrap() = Some((status, body));
+    let base = start(mock.clone()).await;
+    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let tm = manager(&base, store.clone());
+    let first = tm.access_token().await.unwrap();
+    let renewed = tm.force_refresh(&first).await.unwrap();
+    assert_eq!(renewed.expose_secret(), "at-2");
+    assert_eq!(
+        grants(&mock),
+        ["client_credentials", "refresh rt-0", "client_credentials"]
+    );
+    assert_eq!(
+        store.current().unwrap().expose_secret(),
+        "rt-2",
+        "the new family's token replaced the refused one"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_refused_with_invalid_client_falls_back_to_one_mint() {
+    refused_refresh_falls_back_to_one_mint(
+        401,
+        json!({"error": "invalid_client", "error_description": "assertion required"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refresh_refused_with_an_unknown_400_code_falls_back_to_one_mint() {
+    refused_refresh_falls_back_to_one_mint(400, json!({"error": "something_new"})).await;
+}
+
+#[tokio::test]
+async fn a_5xx_on_refresh_keeps_the_refresh_token_and_reports_the_error() {
+    let mock = Arc::new(Mock::default());
+    *mock.refresh_answer.lock().unwrap() = Some((503, json!({"detail": "maintenance"})));
+    let base = start(mock.clone()).await;
+    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let tm = manager(&base, store.clone());
+    let first = tm.access_token().await.unwrap();
+    let err = tm.force_refresh(&first).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::TokenRefused { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        grants(&mock),
+        ["client_credentials", "refresh rt-0"],
+        "no mint"
+    );
+    assert_eq!(store.current().unwrap().expose_secret(), "rt-0");
+}
+
+// ---- issue 14.9: a renewal outlives its caller ----
+
+#[tokio::test]
+async fn a_dropped_caller_does_not_lose_the_rotated_refresh_token() {
+    let mock = Arc::new(Mock {
+        refresh_gate: Some(tokio::sync::Semaphore::new(0)),
+        ..Mock::default()
+    });
+    let base = start(mock.clone()).await;
+    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let tm = manager(&base, store.clone());
+    let first = tm.access_token().await.unwrap();
+    let caller = tokio::spawn({
+        let tm = tm.clone();
+        let first = first.clone();
+        async move { tm.force_refresh(&first).await }
+    });
+    // The server has the refresh request (and rotates rt-0 into rt-1) ...
+    mock.refresh_arrived.notified().await;
+    // ... when the caller gives up (a timeout, a dropped future).
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    mock.refresh_gate.as_ref().unwrap().add_permits(1);
+    // A caller refused with the first token gets the renewal that was in flight.
+    let second = tm.force_refresh(&first).await.unwrap();
+    assert_eq!(second.expose_secret(), "at-1");
+    assert_eq!(store.current().unwrap().expose_secret(), "rt-1", "saved");
+    // The next renewal presents the rotated token, not a replay of rt-0.
+    mock.refresh_gate.as_ref().unwrap().add_permits(1);
+    tm.force_refresh(&second).await.unwrap();
+    assert_eq!(
+        grants(&mock),
+        ["client_credentials", "refresh rt-0", "refresh rt-1"]
+    );
+}
+
+// ---- issue 14.7: refresh tokens are tied to their issuer ----
+
+#[tokio::test]
+async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
+    let mock = Arc::new(Mock::default());
+    let base = start(mock.clone()).await;
+    let production = "https://api.ralio.co/oauth/token";
+    let store = Arc::new(MemoryRefreshTokenStore::with_record(
+        SecretString::from("rt-production"),
+        production,
+    ));
+    let tm = manager(&base, store.clone());
+    let first = tm.access_token().await.unwrap();
+    tm.force_refresh(&first).await.unwrap();
+    // Minted instead of presenting the foreign token; this session's family lives in memory.
+    assert_eq!(grants(&mock), ["client_credentials", "refresh rt-0"]);
+    assert!(
+        mock.forms()
+            .iter()
+            .all(|f| f.values().all(|v| !v.contains("production")))
+    );
+    assert_eq!(store.current().unwrap().expose_secret(), "rt-production");
+    assert_eq!(store.issuer().as_deref(), Some(production));
+}
+
+#[tokio::test]
+async fn a_refresh_token_of_this_issuer_or_of_no_recorded_issuer_is_used() {
+    for issuer in [true, false] {
+        let mock = Arc::new(Mock::default());
+        let base = start(mock.clone()).await;
+        let token_url = format!("{base}/token");
+        let store = Arc::new(if issuer {
+            MemoryRefreshTokenStore::with_record(SecretString::from("rt-saved"), &token_url)
+        } else {
+            MemoryRefreshTokenStore::with_token(SecretString::from("rt-saved"))
+        });
+        let tm = manager(&base, store.clone());
+        tm.access_token().await.unwrap();
+        assert_eq!(grants(&mock), ["refresh rt-saved"]);
+        assert_eq!(store.current().unwrap().expose_secret(), "rt-0");
+        assert_eq!(
+            store.issuer().as_deref(),
+            Some(token_url.as_str()),
+            "saved with its issuer"
+        );
+    }
+}
+
+// ---- issue 14.8: clock offsets per origin, bounded ----
+
+#[tokio::test]
+async fn a_resource_servers_far_off_date_moves_neither_the_assertions_nor_other_origins() {
+    let mock = Arc::new(Mock {
+        resource_date: Some("Fri, 31 Dec 9999 23:59:59 GMT"),
+        ..Mock::default()
+    });
+    let tokens = start(mock.clone()).await;
+    let resources = format!(
+        "http://{}",
+        serve(
+            Router::new()
+                .route("/resource", get(resource))
+                .with_state(mock.clone())
+        )
+        .await
+    );
+    let tm = manager(&tokens, Arc::new(MemoryRefreshTokenStore::new()));
+    let (client, rec) = http(&tm);
+    let url = format!("{resources}/resource");
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    assert!(tm.clock_skew_secs().abs() <= 2, "{}", tm.clock_skew_secs());
+    let parsed = url::Url::parse(&url).unwrap();
+    assert_eq!(tm.clock_skew_secs_for(&parsed), 3600, "clamped to one hour");
+    // The next assertion (a mint: the refresh is refused) uses the token endpoint's clock; the
+    // resource's proofs use their own.
+    *mock.refresh_answer.lock().unwrap() = Some((400, json!({"error": "invalid_grant"})));
+    tm.clear_cached_token();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let proof_iat = rec.proofs()[1]["iat"].as_i64().unwrap();
+    assert!((proof_iat - now - 3600).abs() <= 5, "{proof_iat} vs {now}");
+    let forms = mock.forms();
+    let assertion = claims(&forms.last().unwrap()["client_assertion"]);
+    let iat = assertion["iat"].as_i64().unwrap();
+    assert!((iat - now).abs() <= 5, "assertion iat {iat} vs now {now}");
+}
+
+// ---- issue 14.11: no plain http off loopback ----
+
+#[tokio::test]
+async fn dpop_auth_refuses_plain_http_resources_off_loopback_unless_opted_out() {
+    let mock = Arc::new(Mock::default());
+    let base = start(mock.clone()).await;
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    // `api.test` resolves to the mock, but it is not a loopback name.
+    let reqwest = || {
+        reqwest::Client::builder()
+            .resolve("api.test", addr)
+            .build()
+            .unwrap()
+    };
+    let url = format!("http://api.test:{}/resource", addr.port());
+
+    let tm = manager(&base, Arc::new(MemoryRefreshTokenStore::new()));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest())
+        .with(ralio::auth::DpopAuth::new(tm))
+        .build();
+    let err = client.get(&url).send().await.unwrap_err();
+    assert!(
+        matches!(auth_error(&err), AuthError::InvalidUrl { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        mock.token_requests.load(Ordering::SeqCst),
+        0,
+        "no token fetched"
+    );
+    assert_eq!(mock.resource_requests.load(Ordering::SeqCst), 0);
+
+    let err = TokenManagerConfig::new("http://auth.example/token", "c").unwrap_err();
+    assert!(matches!(err, AuthError::InvalidUrl { .. }), "{err:?}");
+
+    let config =
+        TokenManagerConfig::new_allowing_insecure_http(&format!("{base}/token"), "c").unwrap();
+    assert!(config.allows_insecure_http());
+    let tm = TokenManager::builder(config, Arc::new(PrivateKey::generate().unwrap()))
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest())
+        .with(ralio::auth::DpopAuth::new(tm))
+        .build();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    assert!(
+        TokenManagerConfig::new_allowing_insecure_http("http://auth.example/token", "c").is_ok()
+    );
+}
