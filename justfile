@@ -63,3 +63,9 @@ fuzz secs="180":
       RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a "$t" "corpus/$t" -- \
         -max_total_time={{secs}} -max_len=65536 -timeout=10 -rss_limit_mb=1024
     done
+
+# client CPU per authenticated call: SDK `transactions().list()` vs a plain reqwest GET plus one
+# raw ES256 signature, against the release-built sandbox in its own process; prints the ratio
+bench-cpu:
+    cargo build --release -p ralio-sandbox
+    cargo bench -p ralio --bench cpu
