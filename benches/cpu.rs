@@ -121,10 +121,16 @@ mod linux {
             BufReader::new(child.stdout.take().expect("piped stdout"))
                 .read_line(&mut line)
                 .expect("the sandbox prints its base URL");
-            let v: serde_json::Value = serde_json::from_str(&line).expect("the sandbox's JSON line");
+            let v: serde_json::Value =
+                serde_json::from_str(&line).expect("the sandbox's JSON line");
             let base = v["base_url"].as_str().expect("base_url").to_owned();
             let ticket = v["ticket"].as_str().expect("ticket").to_owned();
-            return (Server::Process(child), base, ticket, "ralio-sandbox process");
+            return (
+                Server::Process(child),
+                base,
+                ticket,
+                "ralio-sandbox process",
+            );
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -287,7 +293,9 @@ mod linux {
         let smoke = !std::env::args().any(|a| a == "--bench");
         let calls = env_usize("RALIO_BENCH_CALLS", if smoke { 5 } else { 200 });
         let rounds = env_usize("RALIO_BENCH_ROUNDS", if smoke { 1 } else { 15 }).max(1);
-        let only = std::env::var("RALIO_BENCH_ONLY").ok().filter(|s| !s.is_empty());
+        let only = std::env::var("RALIO_BENCH_ONLY")
+            .ok()
+            .filter(|s| !s.is_empty());
 
         let (_server, base, ticket, server_kind) = start_server();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -321,7 +329,9 @@ mod linux {
                     std::hint::black_box(rt.block_on(presign(&f, calls)));
                 }
                 "sign" => sign_calls(&f, calls),
-                other => panic!("RALIO_BENCH_ONLY must be sdk, get, floor, presign or sign, not {other:?}"),
+                other => panic!(
+                    "RALIO_BENCH_ONLY must be sdk, get, floor, presign or sign, not {other:?}"
+                ),
             }
             return;
         }
@@ -368,14 +378,14 @@ mod linux {
         println!("  plain reqwest GET           {get:8.1} µs");
         println!("  one raw ES256 signature     {sign:8.1} µs");
         println!("  floor (GET + signature)     {floor:8.1} µs");
-        println!("  ratio sdk / floor           {:8.2}   (goal ≤ 1.20)", sdk / floor);
+        println!(
+            "  ratio sdk / floor           {:8.2}   (goal ≤ 1.20)",
+            sdk / floor
+        );
         println!(
             "  floor, measured interleaved {interleaved:8.1} µs   (a signature then the GET, per call)"
         );
-        println!(
-            "  ratio sdk / interleaved     {:8.2}",
-            sdk / interleaved
-        );
+        println!("  ratio sdk / interleaved     {:8.2}", sdk / interleaved);
         if matches!(_server, Server::Process(_)) {
             println!(
                 "  sdk, whole client process   {sdk_process:8.1} µs   (every thread of this process; the server is another)"
