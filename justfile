@@ -73,3 +73,9 @@ test-variants:
     RALIO_SANDBOX_VARIANTS=1 cargo test -p ralio --all-features --test it -- client_e2e:: auth_sandbox:: register:: rotation::
     RALIO_SANDBOX_VARIANTS=1 cargo test -p ralio-cli --all-features -- --skip stores::
     RALIO_SANDBOX_VARIANTS=1 cargo run --example quickstart
+
+# client CPU per authenticated call: SDK `transactions().list()` vs a plain reqwest GET plus one
+# raw ES256 signature, against the release-built sandbox in its own process; prints the ratio
+bench-cpu:
+    cargo build --release -p ralio-sandbox
+    cargo bench -p ralio --bench cpu

@@ -763,11 +763,12 @@ impl TokenManager {
 
     /// The latest DPoP nonce from the origin of `url`.
     pub fn nonce_for(&self, url: &Url) -> Option<String> {
-        self.inner
-            .nonces
-            .lock()
-            .ok()
-            .and_then(|n| n.get(&origin_of(url)).cloned())
+        let nonces = self.inner.nonces.lock().ok()?;
+        // Most servers never send a nonce: skip serialising the origin on every request then.
+        if nonces.is_empty() {
+            return None;
+        }
+        nonces.get(&origin_of(url)).cloned()
     }
 
     /// Learns from a response: its `DPoP-Nonce` (kept per origin) and `Date` (clock skew).
