@@ -533,6 +533,15 @@ pub async fn register(
             (p.fingerprint, None, None, Some(p.poll_token))
         }
     };
+    // A client id names files and keyring entries and is shown to the user: refuse an unsafe
+    // one before it is used anywhere, the fingerprint error's message included.
+    let client_id = match client_id.map(checked_client_id).transpose() {
+        Ok(id) => id,
+        Err(e) => {
+            discard().await;
+            return Err(e);
+        }
+    };
     if server_fingerprint != fingerprint {
         discard().await;
         return Err(RegistrationError::FingerprintMismatch {

@@ -290,16 +290,8 @@ mod tests {
         assert_eq!(parse_turn_timeout("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_turn_timeout("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_turn_timeout("1h"), Ok(Duration::from_secs(3600)));
-        for bad in [
-            "",
-            "0",
-            "0s",
-            "5x",
-            "m",
-            "-1",
-            "1.5m",
-            "99999999999999999999h",
-        ] {
+        assert_eq!(parse_turn_timeout("1.5m"), Ok(Duration::from_secs(90)));
+        for bad in ["", "0", "0s", "5x", "m", "-1", "99999999999999999999h"] {
             assert!(parse_turn_timeout(bad).is_err(), "{bad}");
         }
     }

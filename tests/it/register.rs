@@ -398,7 +398,7 @@ async fn a_client_id_that_is_not_cb_and_safe_is_refused_before_anything_is_writt
         post(|| async {
             (
                 axum::http::StatusCode::CREATED,
-                Json(serde_json::json!({"client_id": "../../etc/x"})),
+                Json(serde_json::json!({"client_id": "../../etc/x", "fingerprint": "not-checked-first"})),
             )
         }),
     );
