@@ -173,7 +173,7 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
                 "{}",
                 format!(
                     "conversation {id} (continue with --conversation {id})",
-                    id = safe_line(&id)
+                    id = safe_line(id)
                 )
                 .dimmed()
             ));
