@@ -133,7 +133,15 @@ async fn revoked_binding_exits_3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_whoami_chat_and_lists() {
-    let env = Env::new().await;
+    // Exact output snapshots: uniform answers (the varied mode leaves optional columns blank;
+    // the other CLI tests run in both modes).
+    let env = Env::with(
+        ralio_sandbox::Sandbox::builder()
+            .seed(1)
+            .admin_api(true)
+            .answers(ralio_sandbox::Answers::Uniform),
+    )
+    .await;
     let settings = redactions(env.dir.path());
     let reg = env.register().await;
     settings.bind(|| insta::assert_snapshot!("register", reg.transcript()));
