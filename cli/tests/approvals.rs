@@ -383,14 +383,7 @@ async fn chat_wait_waits_for_the_turns_intents() {
 /// under `script` (util-linux), which gives it a pseudo-terminal.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_session_asks_whether_to_wait_for_the_decision() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let message = "`script` (util-linux) is not installed: apt-get install util-linux";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("skipping: {message}");
+    if common::script_missing() {
         return;
     }
     let env = Env::new().await;

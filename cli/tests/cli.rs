@@ -758,14 +758,7 @@ async fn legacy_registration_waits_for_approval() {
 async fn legacy_registration_on_a_terminal_shows_an_animated_spinner() {
     use tokio::io::AsyncReadExt as _;
     const FRAMES: [char; 8] = ['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈'];
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let message = "`script` (util-linux) is not installed: apt-get install util-linux";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("skipping: {message}");
+    if common::script_missing() {
         return;
     }
     let env = Env::with(Sandbox::builder().seed(1).legacy_registration(true)).await;
@@ -986,14 +979,7 @@ async fn a_blank_or_missing_ticket_is_a_clear_error_before_any_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn at_a_terminal_the_ticket_is_asked_for_without_echo() {
     use tokio::io::AsyncReadExt as _;
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let message = "`script` (util-linux) is not installed: apt-get install util-linux";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("skipping: {message}");
+    if common::script_missing() {
         return;
     }
     let env = Env::new().await;

@@ -169,3 +169,19 @@ fn regex_escape(s: &str) -> String {
     }
     out
 }
+
+/// Whether `script` (util-linux), which gives a command a pseudo-terminal, is missing. Then a
+/// terminal test skips, saying so; under `CI=true` it fails instead.
+pub fn script_missing() -> bool {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return false;
+    }
+    let message = "`script` (util-linux) is not installed: apt-get install util-linux";
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping: {message}");
+    true
+}
