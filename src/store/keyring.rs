@@ -6,11 +6,15 @@ use async_trait::async_trait;
 use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{CredentialStore, Identity, IdentityKey, RefreshTokenLock, StoreError, same_secret};
+use super::{
+    CredentialStore, Identity, IdentityKey, PendingRegistration, RefreshTokenLock, StoreError,
+    same_secret,
+};
 use crate::auth::PrivateKey;
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
 const DEFAULT_SLOT: &str = "default";
+const PENDING_ACCOUNT: &str = "pending-registration";
 
 /// Which OS keyring a [`KeyringStore`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,7 @@ impl KeyringBackend {
 /// | `<client_id>` | the private key, PKCS#8 PEM |
 /// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
 /// | `staged-key/<jkt>` | a key being registered, until its identity is saved |
+/// | `pending-registration` | a legacy registration waiting for approval (JSON with its poll token) |
 ///
 /// Client ids are checked (`cb_` and `[A-Za-z0-9_-]`) before they name an entry, so no client id
 /// can address `client-id`, a staged key or another binding's refresh token.
@@ -441,6 +446,57 @@ impl CredentialStore for KeyringStore {
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.run(move |s| s.delete(&staged_account(&key))).await
+    }
+
+    /// Writes entry `pending-registration` (its key stays in `staged-key/<jkt>`).
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let body = SecretString::from(pending.to_json().to_string());
+        self.run(move |s| {
+            s.set(PENDING_ACCOUNT, body.expose_secret())?;
+            Ok(Some(format!(
+                "{} entry service={} account={PENDING_ACCOUNT}",
+                s.backend.name(),
+                s.service
+            )))
+        })
+        .await
+    }
+
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        self.run(|s| {
+            let Some(raw) = s.get(PENDING_ACCOUNT)? else {
+                return Ok(None);
+            };
+            let corrupt = |reason: String| StoreError::Corrupt {
+                store: s.describe(),
+                what: format!("entry {PENDING_ACCOUNT}"),
+                reason,
+            };
+            let value: serde_json::Value = serde_json::from_str(raw.expose_secret())
+                .map_err(|_| corrupt("not a JSON object".to_owned()))?;
+            let pending = PendingRegistration::from_json(&value).map_err(corrupt)?;
+            let account = format!("staged-key/{}", pending.fingerprint());
+            let Some(pem) = s.get(&account)? else {
+                // A remote signer's registration stages no key.
+                return Ok(Some(pending));
+            };
+            let key = PrivateKey::from_pem(pem.expose_secret()).map_err(|source| {
+                StoreError::InvalidKey {
+                    store: s.describe(),
+                    what: format!("entry {account}"),
+                    source,
+                }
+            })?;
+            Ok(Some(pending.with_key(Some(key))))
+        })
+        .await
+    }
+
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        self.run(|s| s.delete(PENDING_ACCOUNT)).await
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

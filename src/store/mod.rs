@@ -249,6 +249,157 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
         let _ = key;
         Ok(())
     }
+
+    /// Keeps a legacy registration that waits for the owner's approval, next to its staged
+    /// key, so that [`resume`](crate::register::resume) can continue polling later (after a
+    /// timeout, a lost connection, or a restart). Returns where it is kept, in words; `None`
+    /// when this store cannot keep one (the default), and the registration then cannot be
+    /// resumed. One pending registration per store: a new one replaces it.
+    ///
+    /// The record holds the poll token, which is a secret: keep it as carefully as the key.
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = pending;
+        Ok(None)
+    }
+
+    /// The pending registration kept by
+    /// [`save_pending_registration`](Self::save_pending_registration), with its staged key;
+    /// `Ok(None)` when there is none (the default).
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        Ok(None)
+    }
+
+    /// Forgets the pending registration (not its key: see
+    /// [`discard_staged_key`](Self::discard_staged_key)). Called once the registration ended:
+    /// active, rejected or expired. Removing a record that is not there is not an error.
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A legacy registration that the server accepted (`202` with a poll token) and that waits
+/// for the owner's approval: what [`resume`](crate::register::resume) needs to continue
+/// polling. Kept by [`CredentialStore::save_pending_registration`].
+///
+/// `Debug` shows the API URL and the key's thumbprint, never the poll token or the key.
+#[derive(Clone)]
+pub struct PendingRegistration {
+    poll_token: SecretString,
+    base_url: String,
+    fingerprint: String,
+    requested_scopes: Vec<String>,
+    key: Option<PrivateKey>,
+}
+
+impl PendingRegistration {
+    /// A pending registration of the key with thumbprint `fingerprint` at the API origin
+    /// `base_url`, polled with `poll_token`. `key` is the private key when it is held locally
+    /// (`None` for a remote signer, which resuming must be given again).
+    pub fn new(
+        poll_token: SecretString,
+        base_url: impl Into<String>,
+        fingerprint: impl Into<String>,
+        requested_scopes: Vec<String>,
+        key: Option<PrivateKey>,
+    ) -> Self {
+        Self {
+            poll_token,
+            base_url: base_url.into(),
+            fingerprint: fingerprint.into(),
+            requested_scopes,
+            key,
+        }
+    }
+
+    /// The poll token (a secret: never log it).
+    pub fn poll_token(&self) -> &SecretString {
+        &self.poll_token
+    }
+
+    /// The API origin the registration was sent to; polling continues there.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The RFC 7638 thumbprint of the key being registered.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The scopes that were requested (empty: the ticket's full ceiling).
+    pub fn requested_scopes(&self) -> &[String] {
+        &self.requested_scopes
+    }
+
+    /// The private key being registered, when it is held locally.
+    pub fn key(&self) -> Option<&PrivateKey> {
+        self.key.as_ref()
+    }
+
+    /// The same record with `key` as its key (a store sets it from its staged copy on load).
+    pub fn with_key(mut self, key: Option<PrivateKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The JSON a store keeps (the key is not in it: it stays in the staged-key entry).
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "poll_token": self.poll_token.expose_secret(),
+            "base_url": self.base_url,
+            "fingerprint": self.fingerprint,
+            "requested_scopes": self.requested_scopes,
+        })
+    }
+
+    /// Reads what [`to_json`](Self::to_json) wrote; `Err` says which field is wrong, without
+    /// echoing any value. Unknown fields are ignored.
+    pub(crate) fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let text = |field: &str| match value.get(field) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(format!("its {field} is missing or not a string")),
+        };
+        let requested_scopes = match value.get("requested_scopes") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| "its requested_scopes are not strings".to_owned())?,
+            Some(_) => return Err("its requested_scopes are not a list".to_owned()),
+        };
+        let fingerprint = text("fingerprint")?;
+        // A thumbprint is base64url; it names the staged-key entry, so nothing else is taken.
+        if fingerprint.len() > 64
+            || !fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("its fingerprint is not a key thumbprint".to_owned());
+        }
+        Ok(Self {
+            poll_token: SecretString::from(text("poll_token")?),
+            base_url: text("base_url")?,
+            fingerprint,
+            requested_scopes,
+            key: None,
+        })
+    }
+}
+
+impl fmt::Debug for PendingRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingRegistration")
+            .field("poll_token", &"[redacted]")
+            .field("base_url", &self.base_url)
+            .field("fingerprint", &self.fingerprint)
+            .field("requested_scopes", &self.requested_scopes)
+            .field("key_held", &self.key.is_some())
+            .finish()
+    }
 }
 
 /// Why a credential store failed. Messages name the store and what to do; they never contain
