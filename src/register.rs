@@ -869,14 +869,15 @@ async fn finish(
     .map_err(first_token)?;
     tokens.access_token().await.map_err(first_token)?;
     if let Some(token) = refresh.current() {
-        store
-            .save_refresh_token(None, &token)
-            .await
-            .map_err(|source| RegistrationError::SaveFailed {
-                client_id: client_id.clone(),
-                staged_key: staged.location.clone(),
-                source: Box::new(source),
-            })?;
+        match refresh.issuer() {
+            Some(issuer) => store.save_refresh_token_record(None, &token, &issuer).await,
+            None => store.save_refresh_token(None, &token).await,
+        }
+        .map_err(|source| RegistrationError::SaveFailed {
+            client_id: client_id.clone(),
+            staged_key: staged.location.clone(),
+            source: Box::new(source),
+        })?;
     }
     let granted = tokens
         .token_info()

@@ -1147,3 +1147,41 @@ async fn wait_for_echo_off(script_pid: u32) {
     }
     panic!("the command never turned terminal echo off");
 }
+
+/// `ralio whoami` with production credentials and another API URL: the other server never
+/// receives the refresh token (one client-assertion mint, no refresh grant), and the token
+/// file is left exactly as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_api_url_never_receives_the_stored_refresh_token() {
+    let env = Env::new().await;
+    env.register().await;
+    assert_eq!(env.run(&["whoami"]).await.code, 0);
+    let slot = env.config_dir().join("refresh-tokens/cli.json");
+    let before = std::fs::read(&slot).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    assert_eq!(saved["issuer"], env.sandbox.token_url());
+
+    let other = Sandbox::builder().seed(2).start().await.unwrap();
+    let run = common::run_cmd(
+        &["--api-url", other.base_url(), "whoami"],
+        "",
+        env.sandbox.base_url(),
+        &env.config_dir(),
+    )
+    .await;
+    assert_ne!(run.code, 0, "{}", run.transcript());
+    let counters = other.counters();
+    assert_eq!(
+        counters.requests.get("POST /oauth/token"),
+        Some(&1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.refreshes, 0);
+    assert_eq!(
+        std::fs::read(&slot).unwrap(),
+        before,
+        "the token file is intact"
+    );
+    // And the credentials still work at home.
+    assert_eq!(env.run(&["whoami"]).await.code, 0);
+}

@@ -12,7 +12,7 @@ use super::{
     CredentialStore, Identity, IdentityKey, MemorySlot, PendingRegistration, RefreshTokenLock,
     StoreError, same_secret,
 };
-use crate::auth::PrivateKey;
+use crate::auth::{PrivateKey, RefreshTokenRecord};
 
 const CREDENTIALS_FILE: &str = "credentials.json";
 const KEYS_DIR: &str = "keys";
@@ -24,9 +24,12 @@ const PENDING_FILE: &str = "pending-registration.json";
 ///
 /// - `credentials.json` (0600): `client_id`, `key_jkt`, `key_path`, `auth_method`;
 /// - `keys/<jkt>.pem` (0600): the PKCS#8 PEM private key;
-/// - `refresh-tokens/<slot>.json` (0600): `{"refresh_token": …}` for an instance that was
-///   given a slot with [`with_refresh_token_slot`](Self::with_refresh_token_slot). Without a
-///   slot the refresh token lives in this value's memory only.
+/// - `refresh-tokens/<slot>.json` (0600): `{"refresh_token": …, "issuer": …}` for an instance
+///   that was given a slot with [`with_refresh_token_slot`](Self::with_refresh_token_slot).
+///   `issuer` is the token URL that issued the token (a token is never sent to another); a
+///   file without it (the Python SDK's) holds a token that is used as before, and fields
+///   neither SDK knows are ignored. Without a slot the refresh token lives in this value's
+///   memory only.
 /// - `pending-registration.json` (0600, this SDK only): a legacy registration waiting for the
 ///   owner's approval (poll token, API URL, thumbprint, requested scopes, `key_path` of the
 ///   staged key), until [`resume`](crate::register::resume) ends it.
@@ -62,6 +65,8 @@ struct CredentialsFile {
 #[derive(Deserialize)]
 struct RefreshTokenFile {
     refresh_token: Option<serde_json::Value>,
+    #[serde(default)]
+    issuer: Option<serde_json::Value>,
 }
 
 impl FileStore {
@@ -379,6 +384,12 @@ impl FileStore {
     }
 
     fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
+        Ok(self
+            .load_slot_record(path)?
+            .map(|record| record.refresh_token))
+    }
+
+    fn load_slot_record(&self, path: &Path) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let Some(raw) = read_secret_file(path, &self.describe())? else {
             return Ok(None);
         };
@@ -389,10 +400,15 @@ impl FileStore {
         };
         let file: RefreshTokenFile = serde_json::from_slice(raw.expose_secret())
             .map_err(|_| corrupt("not a JSON object"))?;
+        let issuer = match file.issuer {
+            Some(serde_json::Value::String(issuer)) if !issuer.is_empty() => Some(issuer),
+            None | Some(serde_json::Value::Null) => None,
+            Some(_) => return Err(corrupt("issuer is not a string")),
+        };
         match file.refresh_token {
-            Some(serde_json::Value::String(token)) if !token.is_empty() => {
-                Ok(Some(SecretString::from(token)))
-            }
+            Some(serde_json::Value::String(token)) if !token.is_empty() => Ok(Some(
+                RefreshTokenRecord::new(SecretString::from(token), issuer),
+            )),
             Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => Ok(None),
             Some(_) => Err(corrupt("refresh_token is not a string")),
         }
@@ -403,6 +419,7 @@ impl FileStore {
         path: &Path,
         previous: Option<&SecretString>,
         token: &SecretString,
+        issuer: Option<&str>,
     ) -> Result<(), StoreError> {
         if previous.is_some() {
             let current = self.load_slot_token(path)?;
@@ -416,11 +433,11 @@ impl FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        let body = secrecy::SecretBox::new(Box::new(
-            serde_json::json!({ "refresh_token": token.expose_secret() })
-                .to_string()
-                .into_bytes(),
-        ));
+        let mut value = serde_json::json!({ "refresh_token": token.expose_secret() });
+        if let (Some(issuer), serde_json::Value::Object(map)) = (issuer, &mut value) {
+            map.insert("issuer".to_owned(), issuer.into());
+        }
+        let body = secrecy::SecretBox::new(Box::new(value.to_string().into_bytes()));
         write_atomic(path, body.expose_secret(), true)
             .map_err(self.io_err(format!("write {}", path.display())))?;
         tracing::debug!(
@@ -464,10 +481,38 @@ impl CredentialStore for FileStore {
         match self.refresh_token_path() {
             Some(path) => {
                 let (previous, token) = (previous.cloned(), token.clone());
-                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token))
+                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token, None))
                     .await
             }
             None => self.memory_token.save(self, previous, token),
+        }
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
+            None => Ok(self.memory_token.load_record()),
+        }
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => {
+                let (previous, token, issuer) =
+                    (previous.cloned(), token.clone(), issuer.to_owned());
+                self.blocking(move |s| {
+                    s.save_slot_token(&path, previous.as_ref(), &token, Some(&issuer))
+                })
+                .await
+            }
+            None => self
+                .memory_token
+                .save_record(self, previous, token, Some(issuer)),
         }
     }
 

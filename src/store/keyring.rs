@@ -10,7 +10,7 @@ use super::{
     CredentialStore, Identity, IdentityKey, PendingRegistration, RefreshTokenLock, StoreError,
     same_secret,
 };
-use crate::auth::PrivateKey;
+use crate::auth::{PrivateKey, RefreshTokenRecord};
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
 const DEFAULT_SLOT: &str = "default";
@@ -75,7 +75,7 @@ impl KeyringBackend {
 /// | --- | --- |
 /// | `client-id` | the binding's client id |
 /// | `<client_id>` | the private key, PKCS#8 PEM |
-/// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
+/// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set): `{"refresh_token": …, "issuer": <token URL>}`, or the bare token when no issuer was recorded |
 /// | `staged-key/<jkt>` | a key being registered, until its identity is saved |
 /// | `pending-registration` | a legacy registration waiting for approval (JSON with its poll token) |
 ///
@@ -354,6 +354,65 @@ impl Shared {
     }
 }
 
+impl KeyringStore {
+    /// Saves a refresh token (compare-and-set on `previous`), with its issuer when known.
+    async fn save_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let previous = previous.cloned();
+        let entry = match issuer {
+            Some(issuer) => SecretString::from(
+                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
+                    .to_string(),
+            ),
+            // Without an issuer the entry stays a bare token, as before issuers were kept.
+            None => token.clone(),
+        };
+        self.run(move |s| {
+            let Some(id) = s.client_id()? else {
+                return Err(StoreError::Missing {
+                    store: s.describe(),
+                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                    hint: "save the identity (register) before its refresh tokens".to_owned(),
+                });
+            };
+            let account = s.refresh_account(&id);
+            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
+            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
+                return Err(StoreError::Conflict {
+                    store: s.describe(),
+                });
+            }
+            s.set(&account, entry.expose_secret())
+        })
+        .await
+    }
+}
+
+/// A refresh-token entry: `{"refresh_token": …, "issuer": …}`, or a bare token (written
+/// without an issuer).
+fn refresh_record(value: SecretString) -> RefreshTokenRecord {
+    let text = value.expose_secret();
+    if text.starts_with('{')
+        && let Ok(entry) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(token) = entry
+            .get("refresh_token")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+    {
+        let issuer = entry
+            .get("issuer")
+            .and_then(serde_json::Value::as_str)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned);
+        return RefreshTokenRecord::new(SecretString::from(token.to_owned()), issuer);
+    }
+    RefreshTokenRecord::new(value, None)
+}
+
 /// The entry a key is staged in before registration: `staged-key/<jkt>`.
 fn staged_account(key: &PrivateKey) -> String {
     format!("staged-key/{}", key.thumbprint().as_str())
@@ -382,11 +441,10 @@ impl CredentialStore for KeyringStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        self.run(|s| match s.client_id()? {
-            Some(id) => s.get(&s.refresh_account(&id)),
-            None => Ok(None),
-        })
-        .await
+        Ok(self
+            .load_refresh_token_record()
+            .await?
+            .map(|record| record.refresh_token))
     }
 
     async fn save_refresh_token(
@@ -394,25 +452,24 @@ impl CredentialStore for KeyringStore {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
-        let previous = previous.cloned();
-        let token = token.clone();
-        self.run(move |s| {
-            let Some(id) = s.client_id()? else {
-                return Err(StoreError::Missing {
-                    store: s.describe(),
-                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
-                    hint: "save the identity (register) before its refresh tokens".to_owned(),
-                });
-            };
-            let account = s.refresh_account(&id);
-            if previous.is_some() && !same_secret(s.get(&account)?.as_ref(), previous.as_ref()) {
-                return Err(StoreError::Conflict {
-                    store: s.describe(),
-                });
-            }
-            s.set(&account, token.expose_secret())
+        self.save_record(previous, token, None).await
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.run(|s| match s.client_id()? {
+            Some(id) => Ok(s.get(&s.refresh_account(&id))?.map(refresh_record)),
+            None => Ok(None),
         })
         .await
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.save_record(previous, token, Some(issuer)).await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

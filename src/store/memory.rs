@@ -77,6 +77,23 @@ impl CredentialStore for MemoryStore {
         Ok(())
     }
 
+    async fn load_refresh_token_record(
+        &self,
+    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
+        Ok(self.inner.refresh_token.load_record())
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .refresh_token
+            .save_record(self, previous, token, Some(issuer))
+    }
+
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
         Ok(self.inner.refresh_token.lock().await)
     }

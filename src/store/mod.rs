@@ -29,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::{KeyError, PrivateKey, PublicJwk, Signer, Thumbprint};
+use crate::auth::{KeyError, PrivateKey, PublicJwk, RefreshTokenRecord, Signer, Thumbprint};
 
 mod env;
 mod file;
@@ -215,6 +215,33 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
 
     /// Removes this instance's refresh token (after the server rejected it, for example).
     async fn clear_refresh_token(&self) -> Result<(), StoreError>;
+
+    /// [`load_refresh_token`](Self::load_refresh_token) with the token URL that issued the
+    /// token, when the store recorded one. A client never presents a refresh token to another
+    /// token URL than its issuer (and leaves it in place); a token without an issuer (saved by
+    /// an older version, or by the Python SDK) is presented as before.
+    ///
+    /// The default records no issuer. Stores that can keep one more field override this and
+    /// [`save_refresh_token_record`](Self::save_refresh_token_record).
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(self
+            .load_refresh_token()
+            .await?
+            .map(|token| RefreshTokenRecord::new(token, None)))
+    }
+
+    /// [`save_refresh_token`](Self::save_refresh_token) (the same compare-and-set on
+    /// `previous`), recording `issuer`, the token URL that issued `token`. The default ignores
+    /// `issuer`.
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        let _ = issuer;
+        self.save_refresh_token(previous, token).await
+    }
 
     /// Takes the lock that serialises rotations of this instance's refresh token across
     /// processes. Hold it from the load to the save of one rotation.
@@ -566,12 +593,15 @@ pub(crate) fn check_saved_client_id(store: &str, identity: &Identity) -> Result<
     })
 }
 
+/// A token held by a [`MemorySlot`] and the token URL that issued it, when known.
+type SlotToken = (SecretString, Option<String>);
+
 /// A refresh-token slot in process memory, shared by clones: saves are compare-and-set and
 /// rotations are serialised by a lock. The slot of [`MemoryStore`], [`EnvStore`], and a
 /// [`FileStore`] without a named slot.
 #[derive(Clone, Default)]
 pub(crate) struct MemorySlot {
-    token: Arc<std::sync::Mutex<Option<SecretString>>>,
+    token: Arc<std::sync::Mutex<Option<SlotToken>>>,
     rotation: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -585,7 +615,7 @@ impl fmt::Debug for MemorySlot {
 }
 
 impl MemorySlot {
-    fn token(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<SlotToken>> {
         // Poisoning only means another thread panicked while holding the guard; the Option
         // inside is still whole.
         self.token
@@ -594,7 +624,13 @@ impl MemorySlot {
     }
 
     pub(crate) fn load(&self) -> Option<SecretString> {
-        self.token().clone()
+        self.token().as_ref().map(|(token, _)| token.clone())
+    }
+
+    pub(crate) fn load_record(&self) -> Option<RefreshTokenRecord> {
+        self.token()
+            .as_ref()
+            .map(|(token, issuer)| RefreshTokenRecord::new(token.clone(), issuer.clone()))
     }
 
     /// [`CredentialStore::save_refresh_token`] on this slot; `store` names it in a conflict.
@@ -604,13 +640,24 @@ impl MemorySlot {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
+        self.save_record(store, previous, token, None)
+    }
+
+    /// [`CredentialStore::save_refresh_token_record`] on this slot.
+    pub(crate) fn save_record(
+        &self,
+        store: &dyn CredentialStore,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut slot = self.token();
-        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
+        if previous.is_some() && !same_secret(slot.as_ref().map(|(t, _)| t), previous) {
             return Err(StoreError::Conflict {
                 store: store.describe(),
             });
         }
-        *slot = Some(token.clone());
+        *slot = Some((token.clone(), issuer.map(str::to_owned)));
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{CredentialStore, Identity, IdentityKey, PendingRegistration, StoreError, same_secret};
-use crate::auth::{PrivateKey, PublicJwk, SignError, Signer, Thumbprint};
+use crate::auth::{PrivateKey, PublicJwk, RefreshTokenRecord, SignError, Signer, Thumbprint};
 
 /// How to authenticate to Vault.
 #[derive(Clone)]
@@ -576,6 +576,54 @@ impl VaultStore {
     }
 }
 
+impl VaultStore {
+    /// Saves a refresh token with check-and-set on the version holding `previous`, with its
+    /// issuer (the token URL) when known.
+    async fn save_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let rest = self.refresh_rest();
+        let mut data = json!({ "refresh_token": token.expose_secret() });
+        if let (Some(issuer), Value::Object(map)) = (issuer, &mut data) {
+            map.insert("issuer".to_owned(), issuer.into());
+        }
+        let cas = match previous {
+            None => Cas::Replace,
+            Some(previous) => {
+                let current = self.read(&rest, "read the refresh token").await?;
+                let (value, version) = match current {
+                    Some((data, version)) => (
+                        data.get("refresh_token")
+                            .and_then(Value::as_str)
+                            .map(|t| SecretString::from(t.to_owned())),
+                        version,
+                    ),
+                    None => (None, 0),
+                };
+                if !same_secret(value.as_ref(), Some(previous)) {
+                    return Err(StoreError::Conflict {
+                        store: self.describe(),
+                    });
+                }
+                Cas::Version(version)
+            }
+        };
+        if self
+            .write(&rest, "write the refresh token", &data, cas)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                store: self.describe(),
+            })
+        }
+    }
+}
+
 #[async_trait]
 impl CredentialStore for VaultStore {
     fn describe(&self) -> String {
@@ -660,12 +708,37 @@ impl CredentialStore for VaultStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        Ok(self
+            .load_refresh_token_record()
+            .await?
+            .map(|record| record.refresh_token))
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        self.save_record(previous, token, None).await
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let rest = self.refresh_rest();
         let Some((data, _)) = self.read(&rest, "read the refresh token").await? else {
             return Ok(None);
         };
+        let issuer = match data.get("issuer") {
+            Some(Value::String(i)) if !i.is_empty() => Some(i.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                return Err(self.corrupt(&self.kv_path("data", &rest), "issuer is not a string"));
+            }
+        };
         match data.get("refresh_token") {
-            Some(Value::String(t)) if !t.is_empty() => Ok(Some(SecretString::from(t.clone()))),
+            Some(Value::String(t)) if !t.is_empty() => Ok(Some(RefreshTokenRecord::new(
+                SecretString::from(t.clone()),
+                issuer,
+            ))),
             None | Some(Value::Null) => Ok(None),
             Some(_) => Err(self.corrupt(
                 &self.kv_path("data", &rest),
@@ -674,44 +747,13 @@ impl CredentialStore for VaultStore {
         }
     }
 
-    async fn save_refresh_token(
+    async fn save_refresh_token_record(
         &self,
         previous: Option<&SecretString>,
         token: &SecretString,
+        issuer: &str,
     ) -> Result<(), StoreError> {
-        let rest = self.refresh_rest();
-        let data = json!({ "refresh_token": token.expose_secret() });
-        let cas = match previous {
-            None => Cas::Replace,
-            Some(previous) => {
-                let current = self.read(&rest, "read the refresh token").await?;
-                let (value, version) = match current {
-                    Some((data, version)) => (
-                        data.get("refresh_token")
-                            .and_then(Value::as_str)
-                            .map(|t| SecretString::from(t.to_owned())),
-                        version,
-                    ),
-                    None => (None, 0),
-                };
-                if !same_secret(value.as_ref(), Some(previous)) {
-                    return Err(StoreError::Conflict {
-                        store: self.describe(),
-                    });
-                }
-                Cas::Version(version)
-            }
-        };
-        if self
-            .write(&rest, "write the refresh token", &data, cas)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict {
-                store: self.describe(),
-            })
-        }
+        self.save_record(previous, token, Some(issuer)).await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

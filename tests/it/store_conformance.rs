@@ -36,6 +36,7 @@ pub async fn run(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
+    refresh_token_issuer(harness.as_ref()).await;
     pending_registration(harness.as_ref()).await;
     concurrent_writers(Arc::clone(&harness)).await;
     corrupt_entry(harness.as_ref()).await;
@@ -46,6 +47,7 @@ pub async fn run_without_corruption(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
+    refresh_token_issuer(harness.as_ref()).await;
     pending_registration(harness.as_ref()).await;
     concurrent_writers(harness).await;
 }
@@ -84,6 +86,61 @@ async fn identity_round_trip(h: &dyn Harness) {
         debug.contains("cb_conformance_1") && !debug.contains("BEGIN"),
         "{debug}"
     );
+}
+
+/// A refresh token saved with its issuer (the token URL) comes back with it, from a new
+/// handle; rotations keep the compare-and-set; a token saved without one is a legacy token
+/// (no issuer), used as before.
+async fn refresh_token_issuer(h: &dyn Harness) {
+    const ISSUER: &str = "https://api.example/oauth/token";
+    let store = h.open();
+    store
+        .save_refresh_token_record(None, &token("rt-issued"), ISSUER)
+        .await
+        .unwrap();
+    let record = h
+        .open()
+        .load_refresh_token_record()
+        .await
+        .unwrap()
+        .expect("the token saved with its issuer loads from a new handle");
+    assert_eq!(record.refresh_token.expose_secret(), "rt-issued");
+    assert_eq!(
+        record.issuer.as_deref(),
+        Some(ISSUER),
+        "{}",
+        store.describe()
+    );
+    assert!(!format!("{record:?}").contains("rt-issued"));
+    // The plain load is the token alone.
+    assert_eq!(
+        exposed(h.open().load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-issued")
+    );
+
+    store
+        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-rotated"), ISSUER)
+        .await
+        .unwrap();
+    let stale = store
+        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-stale"), ISSUER)
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-rotated");
+    assert_eq!(record.issuer.as_deref(), Some(ISSUER));
+
+    // A plain save knows no issuer: the token is a legacy one.
+    store
+        .save_refresh_token(Some(&token("rt-rotated")), &token("rt-legacy"))
+        .await
+        .unwrap();
+    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-legacy");
+    assert_eq!(record.issuer, None, "{}", store.describe());
+    store.clear_refresh_token().await.unwrap();
+    assert!(store.load_refresh_token_record().await.unwrap().is_none());
 }
 
 /// A legacy registration waiting for approval: kept next to the staged key, found again from
