@@ -13,12 +13,17 @@
 //! ```
 //!
 //! The steps follow the protocol: the P-256 key is generated here and never leaves the host
-//! (or stays in the [`Signer`] given with [`RegisterOptions::signer`]); a file store writes it
-//! before the request (and removes it again when registration fails), other stores receive it
-//! only after the server accepted; the fingerprint the server echoes is checked against the
-//! key; the first token is minted right away and its refresh token saved in the store.
-//! Older servers answer `202` and wait for the owner's approval: registration then polls
-//! (every 3 s, for up to 15 minutes, both configurable) and reports progress to a callback.
+//! (or stays in the [`Signer`] given with [`RegisterOptions::signer`]); the store stages it
+//! durably before the request (and removes it again when registration fails); the
+//! fingerprint the server echoes is checked against the key; the first token is minted right
+//! away and its refresh token saved in the store.
+//!
+//! Older servers answer `202` and wait for the owner's approval: registration then keeps the
+//! pending registration (poll token, API URL, key) in the store, polls (every 3 s, for up to
+//! 15 minutes, both configurable) and reports progress to a callback. Only the server's
+//! `rejected` or `expired` deletes the key; after a timeout or a failed poll, [`resume`]
+//! continues where the wait stopped, in this process or a later one (`ralio register
+//! --resume`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,7 +38,7 @@ use crate::auth::{
     AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
     TokenManagerConfig,
 };
-use crate::store::{CredentialStore, Identity, StoreError};
+use crate::store::{CredentialStore, Identity, PendingRegistration, StoreError};
 
 /// Variable holding the default registration ticket.
 pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
@@ -60,6 +65,9 @@ pub enum RegistrationProgress {
         elapsed: Duration,
         /// Time left before registration gives up.
         remaining: Duration,
+        /// The status of the last answer (`pending_approval`, or one this SDK does not know,
+        /// which is polled through as well); `None` before the first answer.
+        status: Option<String>,
     },
     /// The binding is active.
     Active {
@@ -361,15 +369,71 @@ pub enum RegistrationError {
         /// `expired`, or `is no longer known to the server` (404).
         reason: &'static str,
     },
-    /// Legacy flow: the owner did not approve in time.
+    /// Legacy flow: the owner did not approve in time. The registration is still pending on
+    /// the server; when the store kept it (`pending`), [`resume`] continues it.
     #[error(
-        "the owner did not approve the registration (key {fingerprint}) within {waited:?}; ask them to approve it in the console and run registration again, or raise the approval timeout"
+        "the owner did not approve the registration (key {fingerprint}) within {waited:?}; {}",
+        match pending {
+            Some(at) => format!("it is still pending, and its key and poll token are kept in {at}: once the owner approved it in the console, resume it (ralio::register::resume; the CLI: `ralio register --resume`)"),
+            None => "ask them to approve it in the console and run registration again, or raise the approval timeout".to_owned(),
+        }
     )]
     ApprovalTimedOut {
         /// Thumbprint of the key.
         fingerprint: String,
         /// How long registration waited.
         waited: Duration,
+        /// Where the pending registration is kept, when the store keeps it.
+        pending: Option<String>,
+    },
+    /// Legacy flow: polling failed for another reason than a decision (an error answer, a
+    /// broken connection, an answer the SDK cannot use). The registration may still be
+    /// pending: its key and poll token are kept (`pending`) for [`resume`].
+    #[error(
+        "polling the pending registration (key {fingerprint}) failed; {}",
+        match pending {
+            Some(at) => format!("its key and poll token are kept in {at}: resume it once the problem is fixed (ralio::register::resume; the CLI: `ralio register --resume`)"),
+            None => "this store cannot keep it for later: register again with a new ticket".to_owned(),
+        }
+    )]
+    PollFailed {
+        /// Thumbprint of the key.
+        fingerprint: String,
+        /// Where the pending registration is kept, when the store keeps it.
+        pending: Option<String>,
+        /// What failed.
+        #[source]
+        source: Box<RegistrationError>,
+    },
+    /// [`resume`] found no pending registration in the store. Nothing was sent.
+    #[error(
+        "nothing to resume: there is no pending registration in the {store}; start a registration with a new ticket"
+    )]
+    NothingToResume {
+        /// The store.
+        store: String,
+    },
+    /// A registration is still waiting for the owner's approval in this store, and
+    /// overwrite was not asked for. Nothing was sent.
+    #[error(
+        "a registration of key {fingerprint} is still waiting for the owner's approval in the {store}; resume it (ralio::register::resume; the CLI: `ralio register --resume`), or pass overwrite to abandon it and register again"
+    )]
+    AlreadyPending {
+        /// The store.
+        store: String,
+        /// Thumbprint of the pending registration's key.
+        fingerprint: String,
+    },
+    /// [`resume`] was given another API URL than the one the pending registration was sent
+    /// to. Nothing was sent.
+    #[error(
+        "the pending registration was sent to {pending_url}, not {url}; resume it with that API URL"
+    )]
+    PendingElsewhere {
+        /// The API origin the registration was sent to.
+        pending_url: String,
+        /// The API origin given.
+        url: String,
     },
     /// The server failed (5xx) without registering anything.
     #[error(
@@ -452,6 +516,12 @@ pub enum RegistrationError {
 
 /// Registers this host with a one-time ticket, saves the identity and the first refresh token
 /// in `store`, and returns the binding. See the [module docs](self) for the steps.
+///
+/// In the legacy approval flow the registration is kept in the store while it waits (see
+/// [`CredentialStore::save_pending_registration`]): when the owner does not approve in time,
+/// or polling fails, the key and the poll token stay, and [`resume`] continues later. The
+/// key is deleted only when the server says the registration was rejected or expired (or
+/// when it failed before the server accepted it).
 pub async fn register(
     store: &dyn CredentialStore,
     options: RegisterOptions,
@@ -464,7 +534,118 @@ pub async fn register(
     let ticket = trimmed_ticket(ticket)?;
     let base = crate::config::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
         .map_err(RegistrationError::InvalidUrl)?;
+    ensure_slot_free(store, &options).await?;
+    let staged = stage(store, &options).await?;
+    let result = submit_and_finish(store, &base, &ticket, &staged, &options).await;
+    settle(store, &staged, result).await
+}
 
+/// Continues a legacy registration that [`register`] left waiting for the owner's approval
+/// (after [`RegistrationError::ApprovalTimedOut`] or [`RegistrationError::PollFailed`], in
+/// this process or an earlier one): polls until the binding is active, rejected or expired,
+/// or until [`RegisterOptions::approval_timeout`], reporting progress as [`register`] does,
+/// then saves the identity and the first refresh token.
+///
+/// The ticket is not needed (nor sent). Polling goes to the API URL the registration was sent
+/// to; a different [`RegisterOptions::base_url`] is refused. A registration of a remote
+/// signer's key needs the same [`RegisterOptions::signer`] again. With nothing pending in
+/// `store` this is [`RegistrationError::NothingToResume`], before any request.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use ralio::register::{resume, RegisterOptions};
+/// use ralio::store::FileStore;
+///
+/// let binding = resume(&FileStore::from_env()?, RegisterOptions::new()).await?;
+/// println!("registered {}", binding.client_id);
+/// # Ok(()) }
+/// ```
+pub async fn resume(
+    store: &dyn CredentialStore,
+    options: RegisterOptions,
+) -> Result<Binding, RegistrationError> {
+    let pending = store
+        .load_pending_registration()
+        .await
+        .map_err(RegistrationError::Store)?
+        .ok_or_else(|| RegistrationError::NothingToResume {
+            store: store.describe(),
+        })?;
+    let base = crate::config::validate_base_url(pending.base_url())
+        .map_err(RegistrationError::InvalidUrl)?;
+    if let Some(given) = options.base_url.as_deref().filter(|s| !s.is_empty()) {
+        let given = crate::config::validate_base_url(given.trim_end_matches('/'))
+            .map_err(RegistrationError::InvalidUrl)?;
+        if given != base {
+            return Err(RegistrationError::PendingElsewhere {
+                pending_url: base,
+                url: given,
+            });
+        }
+    }
+    let fingerprint = pending.fingerprint().to_owned();
+    let kept = Some(format!("the {}", store.describe()));
+    let staged = match (pending.key(), &options.signer) {
+        (Some(key), _) => Staged {
+            local_key: Some(key.clone()),
+            signer: Arc::new(key.clone()),
+            fingerprint,
+            location: Some(format!("the staged key in the {}", store.describe())),
+        },
+        (None, Some(signer)) if signer.thumbprint().as_str() == fingerprint => Staged {
+            local_key: None,
+            signer: Arc::clone(signer),
+            fingerprint,
+            location: None,
+        },
+        (None, _) => {
+            return Err(RegistrationError::Store(StoreError::Missing {
+                store: store.describe(),
+                what: format!("the key of the pending registration (key {fingerprint})"),
+                hint: "its key lives in a remote signer: pass that signer again (RegisterOptions::signer)".to_owned(),
+            }));
+        }
+    };
+    let options = options.requested_scopes(pending.requested_scopes().to_vec());
+    let result = async {
+        let api = registration_api(&base).map_err(|source| RegistrationError::PollFailed {
+            fingerprint: staged.fingerprint.clone(),
+            pending: kept.clone(),
+            source: Box::new(RegistrationError::Http {
+                url: base.clone(),
+                source,
+            }),
+        })?;
+        let (client_id, scopes) = poll(
+            &api,
+            pending.poll_token(),
+            &staged,
+            &options,
+            kept.clone(),
+            true,
+        )
+        .await?;
+        finish(store, &base, &staged, client_id, scopes, &options).await
+    }
+    .await;
+    settle(store, &staged, result).await
+}
+
+/// The key being registered: generated here (and staged in the store), or a signer's.
+struct Staged {
+    local_key: Option<PrivateKey>,
+    signer: Arc<dyn Signer>,
+    fingerprint: String,
+    /// Where the store staged the key (`None`: it did not, the key is in memory or remote).
+    location: Option<String>,
+}
+
+/// Step 1: refuses to replace an identity, or to start over a pending registration, unless
+/// overwrite was asked for (then the pending one is abandoned: its staged key is removed).
+async fn ensure_slot_free(
+    store: &dyn CredentialStore,
+    options: &RegisterOptions,
+) -> Result<(), RegistrationError> {
     if !options.overwrite
         && let Some(existing) = store
             .load_identity()
@@ -476,7 +657,44 @@ pub async fn register(
             client_id: existing.client_id().to_owned(),
         });
     }
+    match store.load_pending_registration().await {
+        Ok(None) => Ok(()),
+        Ok(Some(pending)) if !options.overwrite => Err(RegistrationError::AlreadyPending {
+            store: store.describe(),
+            fingerprint: pending.fingerprint().to_owned(),
+        }),
+        Ok(Some(pending)) => {
+            if let Some(key) = pending.key()
+                && let Err(e) = store.discard_staged_key(key).await
+            {
+                tracing::warn!(error = %e, "could not remove the key of the abandoned pending registration");
+            }
+            store
+                .clear_pending_registration()
+                .await
+                .map_err(RegistrationError::Store)
+        }
+        // A record this store cannot read (a corrupt one, or a Vault policy without the
+        // pending-registration path) is nothing `resume` could continue either: registration
+        // goes on (overwrite also tries to remove it).
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the pending registration; registering anew");
+            if options.overwrite
+                && let Err(e) = store.clear_pending_registration().await
+            {
+                tracing::warn!(error = %e, "could not remove the unreadable pending registration");
+            }
+            Ok(())
+        }
+    }
+}
 
+/// Step 2: the key (generated, or the caller's signer), staged durably in the store before
+/// anything is sent.
+async fn stage(
+    store: &dyn CredentialStore,
+    options: &RegisterOptions,
+) -> Result<Staged, RegistrationError> {
     let (local_key, signer): (Option<PrivateKey>, Arc<dyn Signer>) = match &options.signer {
         Some(signer) => (None, Arc::clone(signer)),
         None => {
@@ -484,47 +702,40 @@ pub async fn register(
             (Some(key.clone()), Arc::new(key))
         }
     };
-    let fingerprint = signer.thumbprint().as_str().to_owned();
-
-    let staged = match &local_key {
+    let location = match &local_key {
         Some(key) => store
             .stage_key(key, options.overwrite)
             .await
             .map_err(RegistrationError::Store)?,
         None => None,
     };
-    let discard = || async {
-        if let Some(key) = &local_key
-            && staged.is_some()
-            && let Err(e) = store.discard_staged_key(key).await
-        {
-            tracing::warn!(error = %e, "could not remove the key of a failed registration");
-        }
-    };
+    Ok(Staged {
+        fingerprint: signer.thumbprint().as_str().to_owned(),
+        local_key,
+        signer,
+        location,
+    })
+}
 
+/// Step 3: the request, the checks of its answer, the poll of the legacy flow (the pending
+/// registration is kept in the store first), and [`finish`]. No cleanup here: see [`settle`].
+async fn submit_and_finish(
+    store: &dyn CredentialStore,
+    base: &str,
+    ticket: &SecretString,
+    staged: &Staged,
+    options: &RegisterOptions,
+) -> Result<Binding, RegistrationError> {
     // Always a private client, whatever the caller passed: a redirect would carry the ticket
     // in the re-sent body to another origin, and a caller's client may follow redirects.
-    let api = match registration_api(&base) {
-        Ok(api) => api,
-        Err(source) => {
-            discard().await;
-            return Err(RegistrationError::Http {
-                url: base.clone(),
-                source,
-            });
-        }
-    };
-
+    let api = registration_api(base).map_err(|source| RegistrationError::Http {
+        url: base.to_owned(),
+        source,
+    })?;
     options.report(RegistrationProgress::Submitting {
-        fingerprint: fingerprint.clone(),
+        fingerprint: staged.fingerprint.clone(),
     });
-    let accepted = match submit(&api, &base, &ticket, signer.as_ref(), &options).await {
-        Ok(accepted) => accepted,
-        Err(e) => {
-            discard().await;
-            return Err(e);
-        }
-    };
+    let accepted = submit(&api, base, ticket, staged.signer.as_ref(), options).await?;
     let (server_fingerprint, client_id, scopes, poll_token) = match accepted {
         RegisterCredentialBindingResponse::Response(r) => {
             (r.fingerprint, Some(r.client_id), r.scopes, None)
@@ -535,55 +746,95 @@ pub async fn register(
     };
     // A client id names files and keyring entries and is shown to the user: refuse an unsafe
     // one before it is used anywhere, the fingerprint error's message included.
-    let client_id = match client_id.map(checked_client_id).transpose() {
-        Ok(id) => id,
-        Err(e) => {
-            discard().await;
-            return Err(e);
-        }
-    };
-    if server_fingerprint != fingerprint {
-        discard().await;
+    let client_id = client_id.map(checked_client_id).transpose()?;
+    if server_fingerprint != staged.fingerprint {
         return Err(RegistrationError::FingerprintMismatch {
             client_id: client_id.unwrap_or_default(),
-            local: fingerprint,
+            local: staged.fingerprint.clone(),
             server: server_fingerprint,
         });
     }
     let (client_id, server_scopes) = match (client_id, poll_token) {
         (Some(id), _) if !id.is_empty() => (id, scopes),
         (_, Some(poll_token)) => {
-            match poll_approval(&api, SecretString::from(poll_token), &fingerprint, &options).await
-            {
-                Ok(found) => found,
+            let poll_token = SecretString::from(poll_token);
+            let pending = PendingRegistration::new(
+                poll_token.clone(),
+                base,
+                staged.fingerprint.clone(),
+                options.requested_scopes.clone(),
+                staged.local_key.clone(),
+            );
+            // Kept before the first poll, so a timeout, a lost connection or a killed
+            // process leaves something to resume.
+            let kept = match store.save_pending_registration(&pending).await {
+                Ok(kept) => kept,
                 Err(e) => {
-                    discard().await;
-                    return Err(e);
+                    tracing::warn!(error = %e, "could not keep the pending registration; it cannot be resumed if this wait ends early");
+                    None
                 }
-            }
+            };
+            poll(&api, &poll_token, staged, options, kept, false).await?
         }
         _ => {
-            discard().await;
             return Err(RegistrationError::UnexpectedResponse {
                 status: 201,
                 reason: "the answer has an empty client_id".to_owned(),
             });
         }
     };
-    let client_id = match checked_client_id(client_id) {
-        Ok(id) => id,
-        Err(e) => {
-            discard().await;
-            return Err(e);
-        }
-    };
+    finish(store, base, staged, client_id, server_scopes, options).await
+}
+
+/// The legacy poll, with its failures told apart: rejected and expired end the registration;
+/// a timeout or any other failure leaves it pending (kept in the store at `kept`, if it is).
+async fn poll(
+    api: &crate::api::Client,
+    poll_token: &SecretString,
+    staged: &Staged,
+    options: &RegisterOptions,
+    kept: Option<String>,
+    immediate: bool,
+) -> Result<(String, Option<Vec<String>>), RegistrationError> {
+    let polled = poll_approval(api, poll_token, &staged.fingerprint, options, immediate)
+        .await
+        .and_then(|(id, scopes)| Ok((checked_client_id(id)?, scopes)));
+    polled.map_err(|e| match e {
+        e @ (RegistrationError::ApprovalRejected { .. }
+        | RegistrationError::ApprovalExpired { .. }) => e,
+        RegistrationError::ApprovalTimedOut {
+            fingerprint,
+            waited,
+            ..
+        } => RegistrationError::ApprovalTimedOut {
+            fingerprint,
+            waited,
+            pending: kept,
+        },
+        other => RegistrationError::PollFailed {
+            fingerprint: staged.fingerprint.clone(),
+            pending: kept,
+            source: Box::new(other),
+        },
+    })
+}
+
+/// Step 4: the binding is active: save the identity, mint the first token, save its refresh
+/// token (with the token URL that issued it).
+async fn finish(
+    store: &dyn CredentialStore,
+    base: &str,
+    staged: &Staged,
+    client_id: String,
+    server_scopes: Option<Vec<String>>,
+    options: &RegisterOptions,
+) -> Result<Binding, RegistrationError> {
     options.report(RegistrationProgress::Active {
         client_id: client_id.clone(),
     });
-
-    let identity = match &local_key {
+    let identity = match &staged.local_key {
         Some(key) => Identity::new(client_id.clone(), key.clone()),
-        None => Identity::with_signer(client_id.clone(), Arc::clone(&signer)),
+        None => Identity::with_signer(client_id.clone(), Arc::clone(&staged.signer)),
     };
     let key_location =
         store
@@ -591,7 +842,7 @@ pub async fn register(
             .await
             .map_err(|source| RegistrationError::SaveFailed {
                 client_id: client_id.clone(),
-                staged_key: staged.clone(),
+                staged_key: staged.location.clone(),
                 source: Box::new(source),
             })?;
 
@@ -610,22 +861,23 @@ pub async fn register(
     };
     let refresh = Arc::new(MemoryRefreshTokenStore::new());
     let tokens = TokenManager::builder(
-        TokenManagerConfig::ralio(&base, client_id.clone()).map_err(first_token)?,
-        Arc::clone(&signer),
+        TokenManagerConfig::ralio(base, client_id.clone()).map_err(first_token)?,
+        Arc::clone(&staged.signer),
     )
     .refresh_token_store(refresh.clone())
     .build()
     .map_err(first_token)?;
     tokens.access_token().await.map_err(first_token)?;
     if let Some(token) = refresh.current() {
-        store
-            .save_refresh_token(None, &token)
-            .await
-            .map_err(|source| RegistrationError::SaveFailed {
-                client_id: client_id.clone(),
-                staged_key: staged.clone(),
-                source: Box::new(source),
-            })?;
+        match refresh.issuer() {
+            Some(issuer) => store.save_refresh_token_record(None, &token, &issuer).await,
+            None => store.save_refresh_token(None, &token).await,
+        }
+        .map_err(|source| RegistrationError::SaveFailed {
+            client_id: client_id.clone(),
+            staged_key: staged.location.clone(),
+            source: Box::new(source),
+        })?;
     }
     let granted = tokens
         .token_info()
@@ -639,9 +891,43 @@ pub async fn register(
     Ok(Binding {
         client_id,
         scopes,
-        fingerprint,
+        fingerprint: staged.fingerprint.clone(),
         key_location,
     })
+}
+
+/// The one place a registration cleans up after itself, from its outcome:
+///
+/// - active (or active and saved, but the first token failed): the pending record goes;
+/// - still pending (timed out, polling failed) or active but not saved: everything stays, so
+///   that [`resume`] (or the saved key) can finish it;
+/// - anything else (refused, rejected, expired, a bad answer): the staged key and the pending
+///   record go.
+async fn settle(
+    store: &dyn CredentialStore,
+    staged: &Staged,
+    result: Result<Binding, RegistrationError>,
+) -> Result<Binding, RegistrationError> {
+    let (discard_key, clear_pending) = match &result {
+        Ok(_) | Err(RegistrationError::FirstToken { .. }) => (false, true),
+        Err(
+            RegistrationError::ApprovalTimedOut { .. }
+            | RegistrationError::PollFailed { .. }
+            | RegistrationError::SaveFailed { .. },
+        ) => (false, false),
+        Err(_) => (true, true),
+    };
+    if discard_key
+        && staged.location.is_some()
+        && let Some(key) = &staged.local_key
+        && let Err(e) = store.discard_staged_key(key).await
+    {
+        tracing::warn!(error = %e, "could not remove the key of a failed registration");
+    }
+    if clear_pending && let Err(e) = store.clear_pending_registration().await {
+        tracing::warn!(error = %e, "could not remove the record of the ended registration");
+    }
+    result
 }
 
 /// The ticket without surrounding whitespace (a pasted ticket often carries some); an empty one
@@ -845,34 +1131,44 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
 
 async fn poll_approval(
     api: &crate::api::Client,
-    poll_token: SecretString,
+    poll_token: &SecretString,
     fingerprint: &str,
     options: &RegisterOptions,
+    immediate: bool,
 ) -> Result<(String, Option<Vec<String>>), RegistrationError> {
     let start = Instant::now();
     let shown_url = format!(
         "{}{REGISTRATIONS_PATH}/<poll token>",
         progenitor_client::ClientInfo::baseurl(api)
     );
+    // The last status the server answered that did not end the wait.
+    let mut status: Option<String> = None;
+    // A resumed registration asks at once: the owner may have decided meanwhile.
+    let mut wait = !immediate;
     loop {
         let elapsed = start.elapsed();
         if elapsed >= options.approval_timeout {
             return Err(RegistrationError::ApprovalTimedOut {
                 fingerprint: fingerprint.to_owned(),
                 waited: elapsed,
+                pending: None,
             });
         }
         options.report(RegistrationProgress::AwaitingApproval {
             fingerprint: fingerprint.to_owned(),
             elapsed,
             remaining: options.approval_timeout.saturating_sub(elapsed),
+            status: status.clone(),
         });
-        tokio::time::sleep(
-            options
-                .poll_interval
-                .min(options.approval_timeout.saturating_sub(elapsed)),
-        )
-        .await;
+        if wait {
+            tokio::time::sleep(
+                options
+                    .poll_interval
+                    .min(options.approval_timeout.saturating_sub(elapsed)),
+            )
+            .await;
+        }
+        wait = true;
         let sent = api
             .get_registration_status()
             .poll_token(poll_token.expose_secret().to_owned())
@@ -925,6 +1221,7 @@ async fn poll_approval(
                 if other != "pending_approval" && other != "pending" {
                     tracing::info!(status = other, "unknown registration status; polling on");
                 }
+                status = Some(other.to_owned());
             }
         }
     }
@@ -1029,6 +1326,28 @@ mod snapshot_tests {
             RegistrationError::ApprovalTimedOut {
                 fingerprint: "jkt".to_owned(),
                 waited: Duration::from_secs(900),
+                pending: None,
+            },
+            RegistrationError::ApprovalTimedOut {
+                fingerprint: "jkt".to_owned(),
+                waited: Duration::from_secs(900),
+                pending: Some("the file store at /home/me/.ralio".to_owned()),
+            },
+            RegistrationError::PollFailed {
+                fingerprint: "jkt".to_owned(),
+                pending: Some("/home/me/.ralio/pending-registration.json".to_owned()),
+                source: Box::new(RegistrationError::ServerError { status: 400 }),
+            },
+            RegistrationError::NothingToResume {
+                store: "file store at /home/me/.ralio".to_owned(),
+            },
+            RegistrationError::AlreadyPending {
+                store: "file store at /home/me/.ralio".to_owned(),
+                fingerprint: "jkt".to_owned(),
+            },
+            RegistrationError::PendingElsewhere {
+                pending_url: "http://127.0.0.1:8080".to_owned(),
+                url: "https://api.ralio.co".to_owned(),
             },
         ];
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -13,6 +13,7 @@ Exit codes:
   2  usage error (unknown flag, missing argument)
   3  authentication or configuration problem (no or bad credentials, refused ticket, missing scope)
   4, 5, 6  `intents wait`, `chat --wait`: rejected, still pending, execution failed (see `ralio intents wait --help`)
+  5  `register`: the owner did not approve in time; `ralio register --resume` continues
 
 Environment:
   RALIO_API_URL              API origin (default https://api.ralio.co)
@@ -116,9 +117,18 @@ pub struct RegisterArgs {
     /// Ask for these scopes only (repeatable; default: everything the ticket allows)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
-    /// Replace credentials already registered on this host
+    /// Replace credentials already registered on this host (and abandon a registration that
+    /// still waits for approval)
     #[arg(long)]
     pub force: bool,
+    /// Continue a registration that is waiting for the owner's approval (after a timeout or a
+    /// failed poll); no ticket needed
+    #[arg(long, conflicts_with_all = ["ticket", "ticket_stdin", "scopes", "force"])]
+    pub resume: bool,
+    /// How long to wait for the owner's approval on servers that ask for it (30s, 10m, 1h);
+    /// when it runs out, the registration is kept and `ralio register --resume` continues it
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub approval_timeout: std::time::Duration,
 }
 
 /// `ralio chat`.

@@ -20,7 +20,8 @@ pub const EXIT_AUTH_CONFIG: u8 = 3;
 /// Exit code of `intents wait` / `chat --wait`: the payment intent was rejected.
 pub const EXIT_REJECTED: u8 = 4;
 /// Exit code of `intents wait` / `chat --wait`: still pending (no decision, or not executed
-/// yet) when the time ran out or on Ctrl-C.
+/// yet) when the time ran out or on Ctrl-C. Also `register` when the owner did not approve in
+/// time and the registration was kept for `ralio register --resume`.
 pub const EXIT_STILL_PENDING: u8 = 5;
 /// Exit code of `intents wait` / `chat --wait`: approved, but the payment failed.
 pub const EXIT_EXECUTION_FAILED: u8 = 6;
@@ -102,13 +103,7 @@ impl CliError {
         match self {
             CliError::Sdk(e) => sdk_exit_code(e),
             CliError::Auth(e) => auth_exit_code(e),
-            CliError::Registration(e) => match e {
-                RegistrationError::Http { .. } | RegistrationError::UnexpectedResponse { .. } => {
-                    EXIT_API
-                }
-                RegistrationError::FirstToken { source, .. } => auth_exit_code(source),
-                _ => EXIT_AUTH_CONFIG,
-            },
+            CliError::Registration(e) => registration_exit_code(e),
             CliError::Store(_)
             | CliError::NoCredentials { .. }
             | CliError::VaultSettings { .. }
@@ -137,6 +132,25 @@ impl CliError {
             CliError::Sdk(ralio::Error::Stream(_)) => {
                 Some("`ralio intents` shows whether the agent created a payment before the failure")
             }
+            CliError::Registration(
+                RegistrationError::ApprovalTimedOut {
+                    pending: Some(_), ..
+                }
+                | RegistrationError::PollFailed {
+                    pending: Some(_), ..
+                },
+            ) => Some(
+                "once the owner approved the key in the console, run `ralio register --resume` to finish",
+            ),
+            CliError::Registration(RegistrationError::AlreadyPending { .. }) => Some(
+                "`ralio register --resume` continues it; `ralio register --force` abandons it and starts again",
+            ),
+            CliError::Registration(RegistrationError::NothingToResume { .. }) => Some(
+                "run `ralio register` (without --resume) to start a registration with a new ticket",
+            ),
+            CliError::Registration(RegistrationError::PendingElsewhere { .. }) => {
+                Some("pass the same --api-url (or RALIO_API_URL) as when the registration started")
+            }
             CliError::Registration(RegistrationError::MissingTicket) => Some(
                 "run `ralio register` at a terminal to be asked for the ticket, or pass it with --ticket-stdin or RALIO_REGISTRATION_TICKET",
             ),
@@ -145,6 +159,19 @@ impl CliError {
             }
             _ => None,
         }
+    }
+}
+
+fn registration_exit_code(e: &RegistrationError) -> u8 {
+    match e {
+        RegistrationError::Http { .. } | RegistrationError::UnexpectedResponse { .. } => EXIT_API,
+        RegistrationError::FirstToken { source, .. } => auth_exit_code(source),
+        // Kept for `ralio register --resume`: still pending, as `intents wait` says it.
+        RegistrationError::ApprovalTimedOut {
+            pending: Some(_), ..
+        } => EXIT_STILL_PENDING,
+        RegistrationError::PollFailed { source, .. } => registration_exit_code(source),
+        _ => EXIT_AUTH_CONFIG,
     }
 }
 

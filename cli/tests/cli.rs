@@ -751,6 +751,92 @@ async fn legacy_registration_waits_for_approval() {
     );
 }
 
+/// The owner approves only after the wait ran out: the command exits 5 (still pending) and
+/// keeps the registration; `ralio register --resume` finishes it, and the binding works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_registration_is_finished_by_register_resume() {
+    let env = Env::with(Sandbox::builder().seed(1).legacy_registration(true)).await;
+    let ticket = env
+        .sandbox
+        .mint_ticket(ralio_sandbox::TicketSpec::default());
+    let run = env
+        .run_with_stdin(
+            &["register", "--ticket-stdin", "--approval-timeout", "1s"],
+            &ticket,
+        )
+        .await;
+    assert_eq!(run.code, 5, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("did not approve the registration"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "hint: once the owner approved the key in the console, run `ralio register --resume`"
+        ),
+        "{}",
+        run.stderr
+    );
+    let record =
+        std::fs::read_to_string(env.config_dir().join("pending-registration.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let poll_token = record["poll_token"].as_str().unwrap();
+    assert!(!run.stderr.contains(poll_token) && !run.stderr.contains(&ticket));
+
+    let fingerprints = env.sandbox.pending_binding_fingerprints();
+    let client_id = env.sandbox.approve_binding(&fingerprints[0]).unwrap();
+    let resumed = env.run(&["register", "--resume"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.transcript());
+    assert!(
+        resumed.stdout.contains(&format!("registered {client_id}")),
+        "{}",
+        resumed.transcript()
+    );
+    assert!(
+        resumed
+            .stdout
+            .contains(&format!("key       {}", fingerprints[0])),
+        "{}",
+        resumed.transcript()
+    );
+    let whoami = env.run(&["whoami"]).await;
+    assert_eq!(whoami.code, 0, "{}", whoami.transcript());
+    assert!(whoami.stdout.contains(&client_id), "{}", whoami.stdout);
+    assert!(!env.config_dir().join("pending-registration.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn register_resume_with_nothing_pending_says_so_and_exits_3() {
+    let env = Env::new().await;
+    let run = env.run(&["register", "--resume"]).await;
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: nothing to resume: there is no pending registration in the file store at {}",
+            env.config_dir().display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("run `ralio register` (without --resume)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    let json = env.run(&["--json", "register", "--resume"]).await;
+    assert_eq!(json.code, 3);
+    let v: serde_json::Value = serde_json::from_str(json.stderr.trim()).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    // --resume takes no ticket.
+    let both = env
+        .run(&["register", "--resume", "--ticket", "ralio-reg-x"])
+        .await;
+    assert_eq!(both.code, 2, "{}", both.transcript());
+}
+
 /// On a terminal the wait for the owner's approval is an animated spinner on stderr, and the
 /// result follows it. The command runs under `script` (util-linux), which gives it a
 /// pseudo-terminal; the owner approves only once the spinner has shown three frames.
@@ -1060,4 +1146,42 @@ async fn wait_for_echo_off(script_pid: u32) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the command never turned terminal echo off");
+}
+
+/// `ralio whoami` with production credentials and another API URL: the other server never
+/// receives the refresh token (one client-assertion mint, no refresh grant), and the token
+/// file is left exactly as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_api_url_never_receives_the_stored_refresh_token() {
+    let env = Env::new().await;
+    env.register().await;
+    assert_eq!(env.run(&["whoami"]).await.code, 0);
+    let slot = env.config_dir().join("refresh-tokens/cli.json");
+    let before = std::fs::read(&slot).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    assert_eq!(saved["issuer"], env.sandbox.token_url());
+
+    let other = Sandbox::builder().seed(2).start().await.unwrap();
+    let run = common::run_cmd(
+        &["--api-url", other.base_url(), "whoami"],
+        "",
+        env.sandbox.base_url(),
+        &env.config_dir(),
+    )
+    .await;
+    assert_ne!(run.code, 0, "{}", run.transcript());
+    let counters = other.counters();
+    assert_eq!(
+        counters.requests.get("POST /oauth/token"),
+        Some(&1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.refreshes, 0);
+    assert_eq!(
+        std::fs::read(&slot).unwrap(),
+        before,
+        "the token file is intact"
+    );
+    // And the credentials still work at home.
+    assert_eq!(env.run(&["whoami"]).await.code, 0);
 }

@@ -73,6 +73,43 @@ impl RefreshTokenStore for StoreRefreshTokens {
             .await
             .map_err(crate::auth::StoreError::new)
     }
+
+    async fn load_refresh_token_record(
+        &self,
+    ) -> std::result::Result<Option<crate::auth::RefreshTokenRecord>, crate::auth::StoreError> {
+        self.store
+            .load_refresh_token_record()
+            .await
+            .map_err(crate::auth::StoreError::new)
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        token: Option<&secrecy::SecretString>,
+        issuer: &str,
+    ) -> std::result::Result<(), crate::auth::StoreError> {
+        match token {
+            Some(token) => {
+                self.store
+                    .save_refresh_token_record(None, token, issuer)
+                    .await
+            }
+            None => self.store.clear_refresh_token().await,
+        }
+        .map_err(crate::auth::StoreError::new)
+    }
+
+    async fn save_rotated_refresh_token_record(
+        &self,
+        previous: &secrecy::SecretString,
+        token: &secrecy::SecretString,
+        issuer: &str,
+    ) -> std::result::Result<(), crate::auth::StoreError> {
+        self.store
+            .save_refresh_token_record(Some(previous), token, issuer)
+            .await
+            .map_err(crate::auth::StoreError::new)
+    }
 }
 
 /// Builds a [`RalioClient`].

@@ -212,6 +212,22 @@ impl CredentialStore for EnvStore {
         Ok(())
     }
 
+    async fn load_refresh_token_record(
+        &self,
+    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
+        Ok(self.refresh_token.load_record())
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.refresh_token
+            .save_record(self, previous, token, Some(issuer))
+    }
+
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
         Ok(self.refresh_token.lock().await)
     }

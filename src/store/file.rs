@@ -9,22 +9,30 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CredentialStore, Identity, IdentityKey, MemorySlot, RefreshTokenLock, StoreError, same_secret,
+    CredentialStore, Identity, IdentityKey, MemorySlot, PendingRegistration, RefreshTokenLock,
+    StoreError, same_secret,
 };
-use crate::auth::PrivateKey;
+use crate::auth::{PrivateKey, RefreshTokenRecord};
 
 const CREDENTIALS_FILE: &str = "credentials.json";
 const KEYS_DIR: &str = "keys";
 const REFRESH_DIR: &str = "refresh-tokens";
+const PENDING_FILE: &str = "pending-registration.json";
 
 /// Credentials in a directory (default `~/.ralio`, or `RALIO_CONFIG_DIR`), in the layout the
 /// Python SDK uses, so both read what the other writes:
 ///
 /// - `credentials.json` (0600): `client_id`, `key_jkt`, `key_path`, `auth_method`;
 /// - `keys/<jkt>.pem` (0600): the PKCS#8 PEM private key;
-/// - `refresh-tokens/<slot>.json` (0600): `{"refresh_token": …}` for an instance that was
-///   given a slot with [`with_refresh_token_slot`](Self::with_refresh_token_slot). Without a
-///   slot the refresh token lives in this value's memory only.
+/// - `refresh-tokens/<slot>.json` (0600): `{"refresh_token": …, "issuer": …}` for an instance
+///   that was given a slot with [`with_refresh_token_slot`](Self::with_refresh_token_slot).
+///   `issuer` is the token URL that issued the token (a token is never sent to another); a
+///   file without it (the Python SDK's) holds a token that is used as before, and fields
+///   neither SDK knows are ignored. Without a slot the refresh token lives in this value's
+///   memory only.
+/// - `pending-registration.json` (0600, this SDK only): a legacy registration waiting for the
+///   owner's approval (poll token, API URL, thumbprint, requested scopes, `key_path` of the
+///   staged key), until [`resume`](crate::register::resume) ends it.
 ///
 /// Directories are created 0700. Every write goes to a temporary file in the same directory
 /// (mode 0600 from its creation), is flushed to disk, renamed over the target, and the
@@ -57,6 +65,8 @@ struct CredentialsFile {
 #[derive(Deserialize)]
 struct RefreshTokenFile {
     refresh_token: Option<serde_json::Value>,
+    #[serde(default)]
+    issuer: Option<serde_json::Value>,
 }
 
 impl FileStore {
@@ -129,6 +139,76 @@ impl FileStore {
         self.slot
             .as_ref()
             .map(|slot| self.dir.join(REFRESH_DIR).join(format!("{slot}.json")))
+    }
+
+    /// `pending-registration.json` in the credential directory.
+    pub fn pending_registration_path(&self) -> PathBuf {
+        self.dir.join(PENDING_FILE)
+    }
+
+    fn save_pending_blocking(&self, pending: &PendingRegistration) -> Result<String, StoreError> {
+        let mut value = pending.to_json();
+        if let (Some(key), serde_json::Value::Object(map)) = (pending.key(), &mut value) {
+            map.insert(
+                "key_path".to_owned(),
+                absolute(&self.target_key_path(key))
+                    .to_string_lossy()
+                    .into_owned()
+                    .into(),
+            );
+        }
+        let body = secrecy::SecretBox::new(Box::new(value.to_string().into_bytes()));
+        ensure_private_dir(&self.dir)
+            .map_err(self.io_err(format!("create {}", self.dir.display())))?;
+        let path = self.pending_registration_path();
+        write_atomic(&path, body.expose_secret(), true)
+            .map_err(self.io_err(format!("write {}", path.display())))?;
+        Ok(absolute(&path).display().to_string())
+    }
+
+    /// The pending record and the `key_path` it names, if any.
+    fn read_pending_blocking(
+        &self,
+    ) -> Result<Option<(PendingRegistration, Option<PathBuf>)>, StoreError> {
+        let path = self.pending_registration_path();
+        let Some(raw) = read_secret_file(&path, &self.describe())? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            store: self.describe(),
+            what: path.display().to_string(),
+            reason,
+        };
+        let value: serde_json::Value = serde_json::from_slice(raw.expose_secret())
+            .map_err(|_| corrupt("not a JSON object".to_owned()))?;
+        let pending = PendingRegistration::from_json(&value).map_err(corrupt)?;
+        let key_path = match value.get("key_path") {
+            Some(serde_json::Value::String(p)) if !p.is_empty() => Some(PathBuf::from(p)),
+            _ => None,
+        };
+        Ok(Some((pending, key_path)))
+    }
+
+    fn load_pending_blocking(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        let Some((pending, key_path)) = self.read_pending_blocking()? else {
+            return Ok(None);
+        };
+        let Some(key_path) = key_path else {
+            return Ok(Some(pending));
+        };
+        let key = self.read_key(&key_path)?;
+        if key.thumbprint().as_str() != pending.fingerprint() {
+            return Err(StoreError::Corrupt {
+                store: self.describe(),
+                what: key_path.display().to_string(),
+                reason: format!(
+                    "its thumbprint is {}, but the pending registration is for key {}",
+                    key.thumbprint(),
+                    pending.fingerprint()
+                ),
+            });
+        }
+        Ok(Some(pending.with_key(Some(key))))
     }
 
     /// Runs file work on tokio's blocking pool (fsync can take milliseconds), on a handle
@@ -304,6 +384,12 @@ impl FileStore {
     }
 
     fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
+        Ok(self
+            .load_slot_record(path)?
+            .map(|record| record.refresh_token))
+    }
+
+    fn load_slot_record(&self, path: &Path) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let Some(raw) = read_secret_file(path, &self.describe())? else {
             return Ok(None);
         };
@@ -314,10 +400,15 @@ impl FileStore {
         };
         let file: RefreshTokenFile = serde_json::from_slice(raw.expose_secret())
             .map_err(|_| corrupt("not a JSON object"))?;
+        let issuer = match file.issuer {
+            Some(serde_json::Value::String(issuer)) if !issuer.is_empty() => Some(issuer),
+            None | Some(serde_json::Value::Null) => None,
+            Some(_) => return Err(corrupt("issuer is not a string")),
+        };
         match file.refresh_token {
-            Some(serde_json::Value::String(token)) if !token.is_empty() => {
-                Ok(Some(SecretString::from(token)))
-            }
+            Some(serde_json::Value::String(token)) if !token.is_empty() => Ok(Some(
+                RefreshTokenRecord::new(SecretString::from(token), issuer),
+            )),
             Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => Ok(None),
             Some(_) => Err(corrupt("refresh_token is not a string")),
         }
@@ -328,6 +419,7 @@ impl FileStore {
         path: &Path,
         previous: Option<&SecretString>,
         token: &SecretString,
+        issuer: Option<&str>,
     ) -> Result<(), StoreError> {
         if previous.is_some() {
             let current = self.load_slot_token(path)?;
@@ -341,11 +433,11 @@ impl FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        let body = secrecy::SecretBox::new(Box::new(
-            serde_json::json!({ "refresh_token": token.expose_secret() })
-                .to_string()
-                .into_bytes(),
-        ));
+        let mut value = serde_json::json!({ "refresh_token": token.expose_secret() });
+        if let (Some(issuer), serde_json::Value::Object(map)) = (issuer, &mut value) {
+            map.insert("issuer".to_owned(), issuer.into());
+        }
+        let body = secrecy::SecretBox::new(Box::new(value.to_string().into_bytes()));
         write_atomic(path, body.expose_secret(), true)
             .map_err(self.io_err(format!("write {}", path.display())))?;
         tracing::debug!(
@@ -389,10 +481,38 @@ impl CredentialStore for FileStore {
         match self.refresh_token_path() {
             Some(path) => {
                 let (previous, token) = (previous.cloned(), token.clone());
-                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token))
+                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token, None))
                     .await
             }
             None => self.memory_token.save(self, previous, token),
+        }
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
+            None => Ok(self.memory_token.load_record()),
+        }
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        match self.refresh_token_path() {
+            Some(path) => {
+                let (previous, token, issuer) =
+                    (previous.cloned(), token.clone(), issuer.to_owned());
+                self.blocking(move |s| {
+                    s.save_slot_token(&path, previous.as_ref(), &token, Some(&issuer))
+                })
+                .await
+            }
+            None => self
+                .memory_token
+                .save_record(self, previous, token, Some(issuer)),
         }
     }
 
@@ -431,13 +551,45 @@ impl CredentialStore for FileStore {
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
-        let path = self.target_key_path(key);
-        // Only remove the file if it still holds this key: never delete someone else's key.
-        match self.read_key(&path) {
-            Ok(found) if found.thumbprint() == key.thumbprint() => {
-                fs::remove_file(&path).map_err(self.io_err(format!("remove {}", path.display())))
+        let mut paths = vec![self.target_key_path(key)];
+        // A resumed registration's key is where the pending record says (another key path
+        // may have been configured when it started).
+        if let Ok(Some((_, Some(pending_key)))) = self.read_pending_blocking()
+            && !paths.contains(&pending_key)
+        {
+            paths.push(pending_key);
+        }
+        for path in paths {
+            // Only remove the file if it still holds this key: never delete someone else's key.
+            match self.read_key(&path) {
+                Ok(found) if found.thumbprint() == key.thumbprint() => fs::remove_file(&path)
+                    .map_err(self.io_err(format!("remove {}", path.display())))?,
+                _ => {}
             }
-            _ => Ok(()),
+        }
+        Ok(())
+    }
+
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let pending = pending.clone();
+        self.blocking(move |s| s.save_pending_blocking(&pending))
+            .await
+            .map(Some)
+    }
+
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        self.blocking(|s| s.load_pending_blocking()).await
+    }
+
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        let path = self.pending_registration_path();
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_err(format!("remove {}", path.display()))(e)),
         }
     }
 }

@@ -6,11 +6,15 @@ use async_trait::async_trait;
 use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{CredentialStore, Identity, IdentityKey, RefreshTokenLock, StoreError, same_secret};
-use crate::auth::PrivateKey;
+use super::{
+    CredentialStore, Identity, IdentityKey, PendingRegistration, RefreshTokenLock, StoreError,
+    same_secret,
+};
+use crate::auth::{PrivateKey, RefreshTokenRecord};
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
 const DEFAULT_SLOT: &str = "default";
+const PENDING_ACCOUNT: &str = "pending-registration";
 
 /// Which OS keyring a [`KeyringStore`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +75,9 @@ impl KeyringBackend {
 /// | --- | --- |
 /// | `client-id` | the binding's client id |
 /// | `<client_id>` | the private key, PKCS#8 PEM |
-/// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set) |
+/// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set): `{"refresh_token": …, "issuer": <token URL>}`, or the bare token when no issuer was recorded |
 /// | `staged-key/<jkt>` | a key being registered, until its identity is saved |
+/// | `pending-registration` | a legacy registration waiting for approval (JSON with its poll token) |
 ///
 /// Client ids are checked (`cb_` and `[A-Za-z0-9_-]`) before they name an entry, so no client id
 /// can address `client-id`, a staged key or another binding's refresh token.
@@ -349,6 +354,65 @@ impl Shared {
     }
 }
 
+impl KeyringStore {
+    /// Saves a refresh token (compare-and-set on `previous`), with its issuer when known.
+    async fn save_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let previous = previous.cloned();
+        let entry = match issuer {
+            Some(issuer) => SecretString::from(
+                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
+                    .to_string(),
+            ),
+            // Without an issuer the entry stays a bare token, as before issuers were kept.
+            None => token.clone(),
+        };
+        self.run(move |s| {
+            let Some(id) = s.client_id()? else {
+                return Err(StoreError::Missing {
+                    store: s.describe(),
+                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                    hint: "save the identity (register) before its refresh tokens".to_owned(),
+                });
+            };
+            let account = s.refresh_account(&id);
+            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
+            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
+                return Err(StoreError::Conflict {
+                    store: s.describe(),
+                });
+            }
+            s.set(&account, entry.expose_secret())
+        })
+        .await
+    }
+}
+
+/// A refresh-token entry: `{"refresh_token": …, "issuer": …}`, or a bare token (written
+/// without an issuer).
+fn refresh_record(value: SecretString) -> RefreshTokenRecord {
+    let text = value.expose_secret();
+    if text.starts_with('{')
+        && let Ok(entry) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(token) = entry
+            .get("refresh_token")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+    {
+        let issuer = entry
+            .get("issuer")
+            .and_then(serde_json::Value::as_str)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned);
+        return RefreshTokenRecord::new(SecretString::from(token.to_owned()), issuer);
+    }
+    RefreshTokenRecord::new(value, None)
+}
+
 /// The entry a key is staged in before registration: `staged-key/<jkt>`.
 fn staged_account(key: &PrivateKey) -> String {
     format!("staged-key/{}", key.thumbprint().as_str())
@@ -377,11 +441,10 @@ impl CredentialStore for KeyringStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        self.run(|s| match s.client_id()? {
-            Some(id) => s.get(&s.refresh_account(&id)),
-            None => Ok(None),
-        })
-        .await
+        Ok(self
+            .load_refresh_token_record()
+            .await?
+            .map(|record| record.refresh_token))
     }
 
     async fn save_refresh_token(
@@ -389,25 +452,24 @@ impl CredentialStore for KeyringStore {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
-        let previous = previous.cloned();
-        let token = token.clone();
-        self.run(move |s| {
-            let Some(id) = s.client_id()? else {
-                return Err(StoreError::Missing {
-                    store: s.describe(),
-                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
-                    hint: "save the identity (register) before its refresh tokens".to_owned(),
-                });
-            };
-            let account = s.refresh_account(&id);
-            if previous.is_some() && !same_secret(s.get(&account)?.as_ref(), previous.as_ref()) {
-                return Err(StoreError::Conflict {
-                    store: s.describe(),
-                });
-            }
-            s.set(&account, token.expose_secret())
+        self.save_record(previous, token, None).await
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.run(|s| match s.client_id()? {
+            Some(id) => Ok(s.get(&s.refresh_account(&id))?.map(refresh_record)),
+            None => Ok(None),
         })
         .await
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.save_record(previous, token, Some(issuer)).await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
@@ -441,6 +503,57 @@ impl CredentialStore for KeyringStore {
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.run(move |s| s.delete(&staged_account(&key))).await
+    }
+
+    /// Writes entry `pending-registration` (its key stays in `staged-key/<jkt>`).
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let body = SecretString::from(pending.to_json().to_string());
+        self.run(move |s| {
+            s.set(PENDING_ACCOUNT, body.expose_secret())?;
+            Ok(Some(format!(
+                "{} entry service={} account={PENDING_ACCOUNT}",
+                s.backend.name(),
+                s.service
+            )))
+        })
+        .await
+    }
+
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        self.run(|s| {
+            let Some(raw) = s.get(PENDING_ACCOUNT)? else {
+                return Ok(None);
+            };
+            let corrupt = |reason: String| StoreError::Corrupt {
+                store: s.describe(),
+                what: format!("entry {PENDING_ACCOUNT}"),
+                reason,
+            };
+            let value: serde_json::Value = serde_json::from_str(raw.expose_secret())
+                .map_err(|_| corrupt("not a JSON object".to_owned()))?;
+            let pending = PendingRegistration::from_json(&value).map_err(corrupt)?;
+            let account = format!("staged-key/{}", pending.fingerprint());
+            let Some(pem) = s.get(&account)? else {
+                // A remote signer's registration stages no key.
+                return Ok(Some(pending));
+            };
+            let key = PrivateKey::from_pem(pem.expose_secret()).map_err(|source| {
+                StoreError::InvalidKey {
+                    store: s.describe(),
+                    what: format!("entry {account}"),
+                    source,
+                }
+            })?;
+            Ok(Some(pending.with_key(Some(key))))
+        })
+        .await
+    }
+
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        self.run(|s| s.delete(PENDING_ACCOUNT)).await
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

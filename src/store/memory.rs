@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError};
+use super::{
+    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, StoreError,
+};
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
 ///
@@ -20,6 +22,7 @@ pub struct MemoryStore {
 struct Inner {
     identity: Mutex<Option<Identity>>,
     refresh_token: MemorySlot,
+    pending: Mutex<Option<PendingRegistration>>,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,7 +77,42 @@ impl CredentialStore for MemoryStore {
         Ok(())
     }
 
+    async fn load_refresh_token_record(
+        &self,
+    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
+        Ok(self.inner.refresh_token.load_record())
+    }
+
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .refresh_token
+            .save_record(self, previous, token, Some(issuer))
+    }
+
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
         Ok(self.inner.refresh_token.lock().await)
+    }
+
+    /// Keeps the pending registration, key included, in memory (lost with the process).
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        *guard(&self.inner.pending) = Some(pending.clone());
+        Ok(Some("memory (lost when the process exits)".to_owned()))
+    }
+
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        Ok(guard(&self.inner.pending).clone())
+    }
+
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        *guard(&self.inner.pending) = None;
+        Ok(())
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::{KeyError, PrivateKey, PublicJwk, Signer, Thumbprint};
+use crate::auth::{KeyError, PrivateKey, PublicJwk, RefreshTokenRecord, Signer, Thumbprint};
 
 mod env;
 mod file;
@@ -216,6 +216,33 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     /// Removes this instance's refresh token (after the server rejected it, for example).
     async fn clear_refresh_token(&self) -> Result<(), StoreError>;
 
+    /// [`load_refresh_token`](Self::load_refresh_token) with the token URL that issued the
+    /// token, when the store recorded one. A client never presents a refresh token to another
+    /// token URL than its issuer (and leaves it in place); a token without an issuer (saved by
+    /// an older version, or by the Python SDK) is presented as before.
+    ///
+    /// The default records no issuer. Stores that can keep one more field override this and
+    /// [`save_refresh_token_record`](Self::save_refresh_token_record).
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(self
+            .load_refresh_token()
+            .await?
+            .map(|token| RefreshTokenRecord::new(token, None)))
+    }
+
+    /// [`save_refresh_token`](Self::save_refresh_token) (the same compare-and-set on
+    /// `previous`), recording `issuer`, the token URL that issued `token`. The default ignores
+    /// `issuer`.
+    async fn save_refresh_token_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: &str,
+    ) -> Result<(), StoreError> {
+        let _ = issuer;
+        self.save_refresh_token(previous, token).await
+    }
+
     /// Takes the lock that serialises rotations of this instance's refresh token across
     /// processes. Hold it from the load to the save of one rotation.
     ///
@@ -248,6 +275,157 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
         let _ = key;
         Ok(())
+    }
+
+    /// Keeps a legacy registration that waits for the owner's approval, next to its staged
+    /// key, so that [`resume`](crate::register::resume) can continue polling later (after a
+    /// timeout, a lost connection, or a restart). Returns where it is kept, in words; `None`
+    /// when this store cannot keep one (the default), and the registration then cannot be
+    /// resumed. One pending registration per store: a new one replaces it.
+    ///
+    /// The record holds the poll token, which is a secret: keep it as carefully as the key.
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = pending;
+        Ok(None)
+    }
+
+    /// The pending registration kept by
+    /// [`save_pending_registration`](Self::save_pending_registration), with its staged key;
+    /// `Ok(None)` when there is none (the default).
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        Ok(None)
+    }
+
+    /// Forgets the pending registration (not its key: see
+    /// [`discard_staged_key`](Self::discard_staged_key)). Called once the registration ended:
+    /// active, rejected or expired. Removing a record that is not there is not an error.
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A legacy registration that the server accepted (`202` with a poll token) and that waits
+/// for the owner's approval: what [`resume`](crate::register::resume) needs to continue
+/// polling. Kept by [`CredentialStore::save_pending_registration`].
+///
+/// `Debug` shows the API URL and the key's thumbprint, never the poll token or the key.
+#[derive(Clone)]
+pub struct PendingRegistration {
+    poll_token: SecretString,
+    base_url: String,
+    fingerprint: String,
+    requested_scopes: Vec<String>,
+    key: Option<PrivateKey>,
+}
+
+impl PendingRegistration {
+    /// A pending registration of the key with thumbprint `fingerprint` at the API origin
+    /// `base_url`, polled with `poll_token`. `key` is the private key when it is held locally
+    /// (`None` for a remote signer, which resuming must be given again).
+    pub fn new(
+        poll_token: SecretString,
+        base_url: impl Into<String>,
+        fingerprint: impl Into<String>,
+        requested_scopes: Vec<String>,
+        key: Option<PrivateKey>,
+    ) -> Self {
+        Self {
+            poll_token,
+            base_url: base_url.into(),
+            fingerprint: fingerprint.into(),
+            requested_scopes,
+            key,
+        }
+    }
+
+    /// The poll token (a secret: never log it).
+    pub fn poll_token(&self) -> &SecretString {
+        &self.poll_token
+    }
+
+    /// The API origin the registration was sent to; polling continues there.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The RFC 7638 thumbprint of the key being registered.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The scopes that were requested (empty: the ticket's full ceiling).
+    pub fn requested_scopes(&self) -> &[String] {
+        &self.requested_scopes
+    }
+
+    /// The private key being registered, when it is held locally.
+    pub fn key(&self) -> Option<&PrivateKey> {
+        self.key.as_ref()
+    }
+
+    /// The same record with `key` as its key (a store sets it from its staged copy on load).
+    pub fn with_key(mut self, key: Option<PrivateKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The JSON a store keeps (the key is not in it: it stays in the staged-key entry).
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "poll_token": self.poll_token.expose_secret(),
+            "base_url": self.base_url,
+            "fingerprint": self.fingerprint,
+            "requested_scopes": self.requested_scopes,
+        })
+    }
+
+    /// Reads what [`to_json`](Self::to_json) wrote; `Err` says which field is wrong, without
+    /// echoing any value. Unknown fields are ignored.
+    pub(crate) fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let text = |field: &str| match value.get(field) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(format!("its {field} is missing or not a string")),
+        };
+        let requested_scopes = match value.get("requested_scopes") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| "its requested_scopes are not strings".to_owned())?,
+            Some(_) => return Err("its requested_scopes are not a list".to_owned()),
+        };
+        let fingerprint = text("fingerprint")?;
+        // A thumbprint is base64url; it names the staged-key entry, so nothing else is taken.
+        if fingerprint.len() > 64
+            || !fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("its fingerprint is not a key thumbprint".to_owned());
+        }
+        Ok(Self {
+            poll_token: SecretString::from(text("poll_token")?),
+            base_url: text("base_url")?,
+            fingerprint,
+            requested_scopes,
+            key: None,
+        })
+    }
+}
+
+impl fmt::Debug for PendingRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingRegistration")
+            .field("poll_token", &"[redacted]")
+            .field("base_url", &self.base_url)
+            .field("fingerprint", &self.fingerprint)
+            .field("requested_scopes", &self.requested_scopes)
+            .field("key_held", &self.key.is_some())
+            .finish()
     }
 }
 
@@ -415,12 +593,15 @@ pub(crate) fn check_saved_client_id(store: &str, identity: &Identity) -> Result<
     })
 }
 
+/// A token held by a [`MemorySlot`] and the token URL that issued it, when known.
+type SlotToken = (SecretString, Option<String>);
+
 /// A refresh-token slot in process memory, shared by clones: saves are compare-and-set and
 /// rotations are serialised by a lock. The slot of [`MemoryStore`], [`EnvStore`], and a
 /// [`FileStore`] without a named slot.
 #[derive(Clone, Default)]
 pub(crate) struct MemorySlot {
-    token: Arc<std::sync::Mutex<Option<SecretString>>>,
+    token: Arc<std::sync::Mutex<Option<SlotToken>>>,
     rotation: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -434,7 +615,7 @@ impl fmt::Debug for MemorySlot {
 }
 
 impl MemorySlot {
-    fn token(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<SlotToken>> {
         // Poisoning only means another thread panicked while holding the guard; the Option
         // inside is still whole.
         self.token
@@ -443,7 +624,13 @@ impl MemorySlot {
     }
 
     pub(crate) fn load(&self) -> Option<SecretString> {
-        self.token().clone()
+        self.token().as_ref().map(|(token, _)| token.clone())
+    }
+
+    pub(crate) fn load_record(&self) -> Option<RefreshTokenRecord> {
+        self.token()
+            .as_ref()
+            .map(|(token, issuer)| RefreshTokenRecord::new(token.clone(), issuer.clone()))
     }
 
     /// [`CredentialStore::save_refresh_token`] on this slot; `store` names it in a conflict.
@@ -453,13 +640,24 @@ impl MemorySlot {
         previous: Option<&SecretString>,
         token: &SecretString,
     ) -> Result<(), StoreError> {
+        self.save_record(store, previous, token, None)
+    }
+
+    /// [`CredentialStore::save_refresh_token_record`] on this slot.
+    pub(crate) fn save_record(
+        &self,
+        store: &dyn CredentialStore,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut slot = self.token();
-        if previous.is_some() && !same_secret(slot.as_ref(), previous) {
+        if previous.is_some() && !same_secret(slot.as_ref().map(|(t, _)| t), previous) {
             return Err(StoreError::Conflict {
                 store: store.describe(),
             });
         }
-        *slot = Some(token.clone());
+        *slot = Some((token.clone(), issuer.map(str::to_owned)));
         Ok(())
     }
 

@@ -15,8 +15,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CredentialStore, Identity, IdentityKey, StoreError, same_secret};
-use crate::auth::{PrivateKey, PublicJwk, SignError, Signer, Thumbprint};
+use super::{CredentialStore, Identity, IdentityKey, PendingRegistration, StoreError, same_secret};
+use crate::auth::{PrivateKey, PublicJwk, RefreshTokenRecord, SignError, Signer, Thumbprint};
 
 /// How to authenticate to Vault.
 #[derive(Clone)]
@@ -54,7 +54,8 @@ impl fmt::Debug for VaultAuth {
 /// Defaults: KV v2 mount `secret`, path `ralio`, refresh-token slot `default`. The store keeps
 /// `<mount>/data/<path>/identity` (client id plus the PKCS#8 PEM key, or the Transit key's
 /// name), `<mount>/data/<path>/refresh-tokens/<slot>`, and, while a registration is under
-/// way, `<mount>/data/<path>/staged-keys/<jkt>`. Every write carries check-and-set (`cas`),
+/// way, `<mount>/data/<path>/staged-keys/<jkt>` (plus `<mount>/data/<path>/pending-registration`
+/// while a legacy registration waits for the owner's approval). Every write carries check-and-set (`cas`),
 /// so mounts with `cas_required=true` work.
 #[derive(Debug, Clone)]
 pub struct VaultConfig {
@@ -128,6 +129,9 @@ impl VaultConfig {
         self
     }
 }
+
+/// Where a legacy registration waiting for approval is kept, under the store's path.
+const PENDING_REST: &str = "pending-registration";
 
 /// The HTTP side shared by the store and the signer: address, auth, cached token.
 struct VaultClient {
@@ -572,6 +576,54 @@ impl VaultStore {
     }
 }
 
+impl VaultStore {
+    /// Saves a refresh token with check-and-set on the version holding `previous`, with its
+    /// issuer (the token URL) when known.
+    async fn save_record(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+        issuer: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let rest = self.refresh_rest();
+        let mut data = json!({ "refresh_token": token.expose_secret() });
+        if let (Some(issuer), Value::Object(map)) = (issuer, &mut data) {
+            map.insert("issuer".to_owned(), issuer.into());
+        }
+        let cas = match previous {
+            None => Cas::Replace,
+            Some(previous) => {
+                let current = self.read(&rest, "read the refresh token").await?;
+                let (value, version) = match current {
+                    Some((data, version)) => (
+                        data.get("refresh_token")
+                            .and_then(Value::as_str)
+                            .map(|t| SecretString::from(t.to_owned())),
+                        version,
+                    ),
+                    None => (None, 0),
+                };
+                if !same_secret(value.as_ref(), Some(previous)) {
+                    return Err(StoreError::Conflict {
+                        store: self.describe(),
+                    });
+                }
+                Cas::Version(version)
+            }
+        };
+        if self
+            .write(&rest, "write the refresh token", &data, cas)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                store: self.describe(),
+            })
+        }
+    }
+}
+
 #[async_trait]
 impl CredentialStore for VaultStore {
     fn describe(&self) -> String {
@@ -656,12 +708,37 @@ impl CredentialStore for VaultStore {
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+        Ok(self
+            .load_refresh_token_record()
+            .await?
+            .map(|record| record.refresh_token))
+    }
+
+    async fn save_refresh_token(
+        &self,
+        previous: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<(), StoreError> {
+        self.save_record(previous, token, None).await
+    }
+
+    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let rest = self.refresh_rest();
         let Some((data, _)) = self.read(&rest, "read the refresh token").await? else {
             return Ok(None);
         };
+        let issuer = match data.get("issuer") {
+            Some(Value::String(i)) if !i.is_empty() => Some(i.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                return Err(self.corrupt(&self.kv_path("data", &rest), "issuer is not a string"));
+            }
+        };
         match data.get("refresh_token") {
-            Some(Value::String(t)) if !t.is_empty() => Ok(Some(SecretString::from(t.clone()))),
+            Some(Value::String(t)) if !t.is_empty() => Ok(Some(RefreshTokenRecord::new(
+                SecretString::from(t.clone()),
+                issuer,
+            ))),
             None | Some(Value::Null) => Ok(None),
             Some(_) => Err(self.corrupt(
                 &self.kv_path("data", &rest),
@@ -670,44 +747,13 @@ impl CredentialStore for VaultStore {
         }
     }
 
-    async fn save_refresh_token(
+    async fn save_refresh_token_record(
         &self,
         previous: Option<&SecretString>,
         token: &SecretString,
+        issuer: &str,
     ) -> Result<(), StoreError> {
-        let rest = self.refresh_rest();
-        let data = json!({ "refresh_token": token.expose_secret() });
-        let cas = match previous {
-            None => Cas::Replace,
-            Some(previous) => {
-                let current = self.read(&rest, "read the refresh token").await?;
-                let (value, version) = match current {
-                    Some((data, version)) => (
-                        data.get("refresh_token")
-                            .and_then(Value::as_str)
-                            .map(|t| SecretString::from(t.to_owned())),
-                        version,
-                    ),
-                    None => (None, 0),
-                };
-                if !same_secret(value.as_ref(), Some(previous)) {
-                    return Err(StoreError::Conflict {
-                        store: self.describe(),
-                    });
-                }
-                Cas::Version(version)
-            }
-        };
-        if self
-            .write(&rest, "write the refresh token", &data, cas)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict {
-                store: self.describe(),
-            })
-        }
+        self.save_record(previous, token, Some(issuer)).await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
@@ -760,6 +806,77 @@ impl CredentialStore for VaultStore {
             .call(
                 &self.describe(),
                 "remove the staged key",
+                reqwest::Method::DELETE,
+                &path,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `<mount>/data/<path>/pending-registration` (its key stays in
+    /// `staged-keys/<jkt>`).
+    async fn save_pending_registration(
+        &self,
+        pending: &PendingRegistration,
+    ) -> Result<Option<String>, StoreError> {
+        let rest = PENDING_REST;
+        if !self
+            .write(
+                rest,
+                "keep the pending registration",
+                &pending.to_json(),
+                Cas::Replace,
+            )
+            .await?
+        {
+            return Err(StoreError::Backend {
+                store: self.describe(),
+                action: format!("write {}", self.kv_path("data", rest)),
+                hint: "other writers kept changing it; make sure no other registration writes to this path".to_owned(),
+                source: None,
+            });
+        }
+        Ok(Some(format!(
+            "Vault KV {} ({})",
+            self.kv_path("data", rest),
+            self.client.config.addr
+        )))
+    }
+
+    async fn load_pending_registration(&self) -> Result<Option<PendingRegistration>, StoreError> {
+        let Some((data, _)) = self
+            .read(PENDING_REST, "read the pending registration")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let what = self.kv_path("data", PENDING_REST);
+        let pending = PendingRegistration::from_json(&data).map_err(|r| self.corrupt(&what, &r))?;
+        let staged = format!("staged-keys/{}", pending.fingerprint());
+        let Some((key_data, _)) = self.read(&staged, "read the staged key").await? else {
+            // A Transit signer's registration stages no key.
+            return Ok(Some(pending));
+        };
+        let what = self.kv_path("data", &staged);
+        let pem = key_data
+            .get("private_key_pem")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.corrupt(&what, "it has no private_key_pem"))?;
+        let key = PrivateKey::from_pem(pem).map_err(|source| StoreError::InvalidKey {
+            store: self.describe(),
+            what,
+            source,
+        })?;
+        Ok(Some(pending.with_key(Some(key))))
+    }
+
+    async fn clear_pending_registration(&self) -> Result<(), StoreError> {
+        let path = self.kv_path("metadata", PENDING_REST);
+        self.client
+            .call(
+                &self.describe(),
+                "remove the pending registration",
                 reqwest::Method::DELETE,
                 &path,
                 None,

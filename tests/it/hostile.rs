@@ -407,6 +407,92 @@ async fn a_refresh_token_of_this_issuer_or_of_no_recorded_issuer_is_used() {
     }
 }
 
+/// Production credentials used with another API URL (`ralio --api-url http://127.0.0.1:8080
+/// whoami`): the other server (a second sandbox) never receives the stored refresh token, and
+/// the token and its issuer are left as they were, so production still takes it. For a file
+/// slot and for a memory store, through the client.
+#[tokio::test]
+async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
+    use ralio::register::{RegisterOptions, register};
+    use ralio::store::{CredentialStore, FileStore};
+    let production = Sandbox::builder().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [(&str, Arc<dyn CredentialStore>); 2] = [
+        (
+            "file",
+            Arc::new(
+                FileStore::new(dir.path())
+                    .with_refresh_token_slot("cli")
+                    .unwrap(),
+            ),
+        ),
+        ("memory", Arc::new(MemoryStore::new())),
+    ];
+    for (name, store) in stores {
+        register(
+            &*store,
+            RegisterOptions::new()
+                .base_url(production.base_url())
+                .ticket(production.mint_ticket(TicketSpec::default())),
+        )
+        .await
+        .unwrap();
+        let client = |base: &str| {
+            RalioClient::builder()
+                .base_url(base)
+                .store(Arc::clone(&store))
+                .retry_policy(ralio::RetryPolicy::disabled())
+                .build()
+        };
+        // Used at home first: the refresh there rotates it, saved with its issuer.
+        let refreshes = production.counters().refreshes;
+        client(production.base_url())
+            .await
+            .unwrap()
+            .agents()
+            .list()
+            .await
+            .unwrap();
+        assert!(production.counters().refreshes > refreshes, "{name}");
+        let before = store.load_refresh_token_record().await.unwrap().unwrap();
+        assert_eq!(
+            before.issuer.as_deref(),
+            Some(production.token_url().as_str()),
+            "{name}"
+        );
+
+        let other = Sandbox::builder().start().await.unwrap();
+        let elsewhere = client(other.base_url()).await.unwrap();
+        // The other server does not know the binding: its mint is refused.
+        elsewhere.agents().list().await.unwrap_err();
+        let counters = other.counters();
+        assert_eq!(
+            counters.requests.get("POST /oauth/token"),
+            Some(&1),
+            "{name}: one client-assertion mint and no refresh grant: {counters:?}"
+        );
+        assert_eq!(counters.refreshes, 0);
+        let after = store.load_refresh_token_record().await.unwrap().unwrap();
+        assert_eq!(
+            after.refresh_token.expose_secret(),
+            before.refresh_token.expose_secret(),
+            "{name}: the stored token is intact"
+        );
+        assert_eq!(after.issuer, before.issuer, "{name}");
+
+        // Production still takes it.
+        let refreshes = production.counters().refreshes;
+        client(production.base_url())
+            .await
+            .unwrap()
+            .agents()
+            .list()
+            .await
+            .unwrap();
+        assert!(production.counters().refreshes > refreshes, "{name}");
+    }
+}
+
 // ---- issue 14.8: clock offsets per origin, bounded ----
 
 #[tokio::test]

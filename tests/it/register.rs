@@ -449,3 +449,331 @@ async fn a_ticket_with_surrounding_whitespace_is_trimmed_and_a_blank_one_refused
     assert!(matches!(err, RegistrationError::EmptyTicket), "{err:?}");
     assert!(err.to_string().contains("empty"), "{err}");
 }
+
+// ---- issue 13.4: a registration that waits for approval survives a timeout ----
+
+async fn legacy_sandbox() -> Arc<Sandbox> {
+    Arc::new(
+        Sandbox::builder()
+            .legacy_registration(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+}
+
+/// Times out a legacy registration into `store` (the owner has not decided yet) and returns
+/// the error.
+async fn timed_out(sandbox: &Sandbox, store: &dyn CredentialStore) -> RegistrationError {
+    register(
+        store,
+        legacy_options(sandbox, &sandbox.mint_ticket(TicketSpec::default()))
+            .approval_timeout(Duration::from_millis(60)),
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_timed_out_registration_is_kept_and_resume_ends_in_an_active_binding() {
+    let sandbox = legacy_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = timed_out(&sandbox, &FileStore::new(dir.path())).await;
+    let RegistrationError::ApprovalTimedOut {
+        fingerprint,
+        pending: Some(kept),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(err.to_string().contains("ralio register --resume"), "{err}");
+    assert!(kept.contains(&dir.path().display().to_string()), "{kept}");
+    // The key and the record stay; neither the poll token nor the key is in the message.
+    assert_eq!(
+        pem_files(&dir.path().join("keys")),
+        [format!("{fingerprint}.pem")]
+    );
+    let record = std::fs::read_to_string(dir.path().join("pending-registration.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let poll_token = record["poll_token"].as_str().unwrap().to_owned();
+    assert!(!format!("{err} {err:?}").contains(&poll_token));
+
+    // The owner approves after the timeout; a later process (a new store value) resumes.
+    let approved = sandbox.approve_binding(fingerprint).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let store = Arc::new(FileStore::new(dir.path()));
+    let binding = ralio::register::resume(
+        &*store,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .on_progress(move |p| seen.lock().unwrap().push(p.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(binding.client_id, approved);
+    assert_eq!(&binding.fingerprint, fingerprint);
+    assert!(
+        matches!(events.lock().unwrap().last(), Some(RegistrationProgress::Active { client_id }) if *client_id == approved)
+    );
+    assert!(!dir.path().join("pending-registration.json").exists());
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().client_id(),
+        approved
+    );
+    // The binding works.
+    let client = ralio::RalioClient::builder()
+        .base_url(sandbox.base_url())
+        .store(store)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.agents().list().await.unwrap().len(), 1);
+    // Nothing is left to resume.
+    let again = ralio::register::resume(
+        &FileStore::new(dir.path()),
+        RegisterOptions::new().base_url(sandbox.base_url()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(again, RegistrationError::NothingToResume { .. }),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn resume_with_nothing_pending_says_so_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in [
+        Box::new(FileStore::new(dir.path())) as Box<dyn CredentialStore>,
+        Box::new(MemoryStore::new()),
+    ] {
+        // Port 9 (discard): a request would fail with a transport error, not this one.
+        let err = ralio::register::resume(
+            &*store,
+            RegisterOptions::new().base_url("http://127.0.0.1:9"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, RegistrationError::NothingToResume { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("nothing to resume"), "{err}");
+        assert!(err.to_string().contains(&store.describe()), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_registration_rejected_after_resume_deletes_the_key_and_the_record() {
+    let sandbox = legacy_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let RegistrationError::ApprovalTimedOut { fingerprint, .. } = timed_out(&sandbox, &store).await
+    else {
+        panic!("not a timeout");
+    };
+    sandbox.reject_binding(&fingerprint).unwrap();
+    let err = ralio::register::resume(
+        &store,
+        legacy_options(&sandbox, "unused").approval_timeout(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistrationError::ApprovalRejected { .. }),
+        "{err:?}"
+    );
+    assert!(pem_files(&dir.path().join("keys")).is_empty());
+    assert!(!dir.path().join("pending-registration.json").exists());
+    assert!(store.load_identity().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_new_registration_over_a_pending_one_is_refused_unless_overwrite() {
+    let sandbox = legacy_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let RegistrationError::ApprovalTimedOut { fingerprint, .. } = timed_out(&sandbox, &store).await
+    else {
+        panic!("not a timeout");
+    };
+    let registrations = sandbox.counters().registrations;
+    let err = register(
+        &store,
+        legacy_options(&sandbox, &sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, RegistrationError::AlreadyPending { fingerprint: f, .. } if *f == fingerprint),
+        "{err:?}"
+    );
+    assert_eq!(
+        sandbox.counters().registrations,
+        registrations,
+        "nothing sent"
+    );
+    assert_eq!(
+        pem_files(&dir.path().join("keys")),
+        [format!("{fingerprint}.pem")]
+    );
+
+    // Overwrite abandons it (its key goes) and registers anew.
+    let approver = {
+        let sandbox = Arc::clone(&sandbox);
+        let old = fingerprint.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(fp) = sandbox
+                    .pending_binding_fingerprints()
+                    .into_iter()
+                    .find(|f| *f != old)
+                {
+                    return sandbox.approve_binding(&fp).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let binding = register(
+        &store,
+        legacy_options(&sandbox, &sandbox.mint_ticket(TicketSpec::default())).overwrite(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(binding.client_id, approver.await.unwrap());
+    assert_eq!(
+        pem_files(&dir.path().join("keys")),
+        [format!("{}.pem", binding.fingerprint)]
+    );
+    assert!(!dir.path().join("pending-registration.json").exists());
+}
+
+/// A server that answers the poll with a status this SDK does not know, then an error, then
+/// (on resume) the unknown status again before `active`.
+#[tokio::test]
+async fn resume_polls_through_an_unknown_status_and_a_failed_poll_keeps_the_registration() {
+    use axum::Router;
+    use axum::extract::Request;
+    use axum::response::IntoResponse as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let key = ralio::auth::PrivateKey::generate().unwrap();
+    let fingerprint = key.thumbprint().as_str().to_owned();
+    let polls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&polls);
+    let app = Router::new().fallback(move |req: Request| {
+        let (fingerprint, counter) = (fingerprint.clone(), Arc::clone(&counter));
+        async move {
+            let path = req.uri().path().to_owned();
+            if path == "/oauth/token" {
+                return axum::Json(serde_json::json!({
+                    "access_token": "rat_stub", "token_type": "DPoP", "expires_in": 300,
+                    "scope": "agents:execute",
+                }))
+                .into_response();
+            }
+            if req.method() == axum::http::Method::POST {
+                let body = serde_json::json!({"fingerprint": fingerprint, "poll_token": "pt_stub"});
+                return (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response();
+            }
+            match counter.fetch_add(1, Ordering::SeqCst) {
+                0 => axum::Json(serde_json::json!({"status": "awaiting_second_approver"}))
+                    .into_response(),
+                // A refused poll: not a decision, so the registration is kept.
+                1 => (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"detail": "try again"})),
+                )
+                    .into_response(),
+                2 | 3 => axum::Json(serde_json::json!({"status": "awaiting_second_approver"}))
+                    .into_response(),
+                _ => axum::Json(serde_json::json!({"status": "active", "client_id": "cb_resumed"}))
+                    .into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let store = MemoryStore::new();
+    let signer: Arc<dyn ralio::auth::Signer> = Arc::new(key);
+    let err = register(
+        &store,
+        RegisterOptions::new()
+            .ticket("ralio-reg-stub")
+            .base_url(&url)
+            .signer(Arc::clone(&signer))
+            .poll_interval(Duration::from_millis(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, RegistrationError::PollFailed { pending: Some(_), source, .. } if matches!(**source, RegistrationError::Refused { status: 400, .. })),
+        "{err:?}"
+    );
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+    assert!(store.load_pending_registration().await.unwrap().is_some());
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let binding = ralio::register::resume(
+        &store,
+        RegisterOptions::new()
+            .base_url(&url)
+            .signer(signer)
+            .poll_interval(Duration::from_millis(1))
+            .on_progress(move |p| seen.lock().unwrap().push(p.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(binding.client_id, "cb_resumed");
+    assert_eq!(polls.load(Ordering::SeqCst), 5);
+    // The unknown status is reported to the progress callback.
+    let statuses: Vec<Option<String>> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            RegistrationProgress::AwaitingApproval { status, .. } => Some(status.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            None,
+            Some("awaiting_second_approver".to_owned()),
+            Some("awaiting_second_approver".to_owned())
+        ]
+    );
+    assert!(store.load_pending_registration().await.unwrap().is_none());
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().client_id(),
+        "cb_resumed"
+    );
+}
+
+#[tokio::test]
+async fn resume_refuses_another_api_url_before_any_request() {
+    let sandbox = legacy_sandbox().await;
+    let store = MemoryStore::new();
+    let RegistrationError::ApprovalTimedOut { .. } = timed_out(&sandbox, &store).await else {
+        panic!("not a timeout");
+    };
+    let err = ralio::register::resume(
+        &store,
+        RegisterOptions::new().base_url("http://127.0.0.1:9"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistrationError::PendingElsewhere { .. }),
+        "{err:?}"
+    );
+    assert!(store.load_pending_registration().await.unwrap().is_some());
+}

@@ -587,3 +587,55 @@ async fn stores_refuse_client_ids_that_are_not_cb_and_a_safe_charset() {
     let err = env.load_identity().await.unwrap_err();
     assert!(err.to_string().contains("not a valid client id"), "{err}");
 }
+
+/// `refresh-tokens/<slot>.json` carries the token's issuer; a file without it (as the Python
+/// SDK writes it) holds a legacy token, and fields neither SDK knows are ignored.
+#[tokio::test]
+async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path())
+        .with_refresh_token_slot("worker")
+        .unwrap();
+    let path = store.refresh_token_path().unwrap();
+    store
+        .save_refresh_token_record(
+            None,
+            &SecretString::from("rt-rust".to_owned()),
+            "https://api.ralio.co/oauth/token",
+        )
+        .await
+        .unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        serde_json::json!({"refresh_token": "rt-rust", "issuer": "https://api.ralio.co/oauth/token"})
+    );
+
+    let write = |body: serde_json::Value| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(&path, body.to_string()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    // The Python SDK's file: no issuer, and a field this SDK does not know.
+    write(serde_json::json!({"refresh_token": "rt-python", "obtained_at": 1700000000}));
+    let record = store.load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-python");
+    assert_eq!(record.issuer, None);
+    // A newer file with fields neither SDK knows yet.
+    write(serde_json::json!({
+        "refresh_token": "rt-next", "issuer": "https://api.ralio.co/oauth/token",
+        "family": {"id": 7}, "scope": null
+    }));
+    let record = store.load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-next");
+    assert_eq!(
+        record.issuer.as_deref(),
+        Some("https://api.ralio.co/oauth/token")
+    );
+    // An issuer that is not a string is a corrupt file, not a legacy token.
+    write(serde_json::json!({"refresh_token": "rt-x", "issuer": 5}));
+    let err = store.load_refresh_token_record().await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(!err.to_string().contains("rt-x"), "{err}");
+}

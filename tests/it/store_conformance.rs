@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ralio::auth::PrivateKey;
-use ralio::store::{CredentialStore, Identity, StoreError};
+use ralio::store::{CredentialStore, Identity, PendingRegistration, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the suite reaches one store.
@@ -36,6 +36,8 @@ pub async fn run(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
+    refresh_token_issuer(harness.as_ref()).await;
+    pending_registration(harness.as_ref()).await;
     concurrent_writers(Arc::clone(&harness)).await;
     corrupt_entry(harness.as_ref()).await;
 }
@@ -45,6 +47,8 @@ pub async fn run_without_corruption(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
+    refresh_token_issuer(harness.as_ref()).await;
+    pending_registration(harness.as_ref()).await;
     concurrent_writers(harness).await;
 }
 
@@ -81,6 +85,125 @@ async fn identity_round_trip(h: &dyn Harness) {
     assert!(
         debug.contains("cb_conformance_1") && !debug.contains("BEGIN"),
         "{debug}"
+    );
+}
+
+/// A refresh token saved with its issuer (the token URL) comes back with it, from a new
+/// handle; rotations keep the compare-and-set; a token saved without one is a legacy token
+/// (no issuer), used as before.
+async fn refresh_token_issuer(h: &dyn Harness) {
+    const ISSUER: &str = "https://api.example/oauth/token";
+    let store = h.open();
+    store
+        .save_refresh_token_record(None, &token("rt-issued"), ISSUER)
+        .await
+        .unwrap();
+    let record = h
+        .open()
+        .load_refresh_token_record()
+        .await
+        .unwrap()
+        .expect("the token saved with its issuer loads from a new handle");
+    assert_eq!(record.refresh_token.expose_secret(), "rt-issued");
+    assert_eq!(
+        record.issuer.as_deref(),
+        Some(ISSUER),
+        "{}",
+        store.describe()
+    );
+    assert!(!format!("{record:?}").contains("rt-issued"));
+    // The plain load is the token alone.
+    assert_eq!(
+        exposed(h.open().load_refresh_token().await.unwrap()).as_deref(),
+        Some("rt-issued")
+    );
+
+    store
+        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-rotated"), ISSUER)
+        .await
+        .unwrap();
+    let stale = store
+        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-stale"), ISSUER)
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-rotated");
+    assert_eq!(record.issuer.as_deref(), Some(ISSUER));
+
+    // A plain save knows no issuer: the token is a legacy one.
+    store
+        .save_refresh_token(Some(&token("rt-rotated")), &token("rt-legacy"))
+        .await
+        .unwrap();
+    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    assert_eq!(record.refresh_token.expose_secret(), "rt-legacy");
+    assert_eq!(record.issuer, None, "{}", store.describe());
+    store.clear_refresh_token().await.unwrap();
+    assert!(store.load_refresh_token_record().await.unwrap().is_none());
+}
+
+/// A legacy registration waiting for approval: kept next to the staged key, found again from
+/// a new handle (poll token, API URL, scopes and key), and forgotten when cleared. A store
+/// that cannot keep one says so (`None`) and has nothing to load.
+async fn pending_registration(h: &dyn Harness) {
+    let store = h.open();
+    assert!(store.load_pending_registration().await.unwrap().is_none());
+    store.clear_pending_registration().await.unwrap();
+    let key = PrivateKey::generate().unwrap();
+    // A read-only store refuses to stage; it then keeps no pending registration either.
+    let staged = store.stage_key(&key, false).await.is_ok();
+    let pending = PendingRegistration::new(
+        token("rpt_conformance"),
+        "https://api.example",
+        key.thumbprint().as_str(),
+        vec!["agents:execute".to_owned()],
+        Some(key.clone()),
+    );
+    let Some(kept) = store.save_pending_registration(&pending).await.unwrap() else {
+        assert!(
+            h.open()
+                .load_pending_registration()
+                .await
+                .unwrap()
+                .is_none()
+        );
+        return;
+    };
+    assert!(
+        staged,
+        "{}: kept a pending registration without staging its key",
+        store.describe()
+    );
+    assert!(!kept.contains("rpt_conformance"), "{kept}");
+    let loaded = h
+        .open()
+        .load_pending_registration()
+        .await
+        .unwrap()
+        .expect("the pending registration loads from a new handle");
+    assert_eq!(loaded.poll_token().expose_secret(), "rpt_conformance");
+    assert_eq!(loaded.base_url(), "https://api.example");
+    assert_eq!(loaded.fingerprint(), key.thumbprint().as_str());
+    assert_eq!(loaded.requested_scopes(), ["agents:execute"]);
+    assert_eq!(
+        loaded.key().map(|k| k.thumbprint().as_str().to_owned()),
+        Some(key.thumbprint().as_str().to_owned()),
+        "the staged key comes back with it"
+    );
+    let debug = format!("{loaded:?}");
+    assert!(
+        !debug.contains("rpt_conformance") && !debug.contains("BEGIN"),
+        "{debug}"
+    );
+    store.clear_pending_registration().await.unwrap();
+    store.discard_staged_key(&key).await.unwrap();
+    assert!(
+        h.open()
+            .load_pending_registration()
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -2,11 +2,10 @@
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ralio::register::{RegisterOptions, RegistrationProgress, register};
+use ralio::register::{RegisterOptions, RegistrationProgress, register, resume};
 
 use super::{human_duration, note, out, out_json};
 use crate::cli::RegisterArgs;
@@ -45,10 +44,31 @@ fn ticket(args: &RegisterArgs) -> Result<Option<String>, CliError> {
         })
 }
 
-/// Registers this host and prints the client id and where the key went.
+/// `waiting for the owner to approve key … in the console`, with a status the SDK does not
+/// know (shown so that a server in an unexpected state is visible), then what is left.
+fn waiting_line(fingerprint: &str, status: Option<&str>, remaining: Option<Duration>) -> String {
+    let mut line = format!("waiting for the owner to approve key {fingerprint} in the console");
+    let mut details = Vec::new();
+    if let Some(status) = status.filter(|s| !matches!(*s, "pending_approval" | "pending")) {
+        details.push(format!(
+            "server status: {}",
+            crate::terminal::safe_line(status)
+        ));
+    }
+    if let Some(remaining) = remaining {
+        details.push(format!("{} left", human_duration(remaining)));
+    }
+    if !details.is_empty() {
+        line.push_str(&format!(" ({})", details.join(", ")));
+    }
+    line
+}
+
+/// Registers this host (or, with `--resume`, continues a registration waiting for approval)
+/// and prints the client id and where the key went.
 pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     let store = ctx.store()?;
-    let ticket = ticket(&args)?;
+    let ticket = if args.resume { None } else { ticket(&args)? };
     let interactive = std::io::stderr().is_terminal() && !ctx.json;
     let spinner = if interactive {
         let bar = ProgressBar::new_spinner();
@@ -60,7 +80,8 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let waiting_noted = Arc::new(AtomicBool::new(false));
+    // Said once without a terminal, and again when the server's status changes.
+    let waiting_noted = Arc::new(std::sync::Mutex::new(None::<Option<String>>));
     let progress_bar = spinner.clone();
     let json = ctx.json;
     let mut metadata = serde_json::Map::new();
@@ -80,23 +101,39 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
                 RegistrationProgress::AwaitingApproval {
                     fingerprint,
                     remaining,
+                    status,
                     ..
                 },
                 Some(bar),
-            ) => bar.set_message(format!(
-                "waiting for the owner to approve key {fingerprint} in the console ({} left)",
-                human_duration(*remaining)
+            ) => bar.set_message(waiting_line(
+                fingerprint,
+                status.as_deref(),
+                Some(*remaining),
             )),
-            // Without a terminal, say it once instead of animating.
-            (RegistrationProgress::AwaitingApproval { fingerprint, .. }, None)
-                if !json && !waiting_noted.swap(true, Ordering::Relaxed) =>
-            {
-                note(format!(
-                    "waiting for the owner to approve key {fingerprint} in the console…"
-                ));
+            // Without a terminal, say it once instead of animating (and again when the
+            // server's status changes).
+            (
+                RegistrationProgress::AwaitingApproval {
+                    fingerprint,
+                    status,
+                    ..
+                },
+                None,
+            ) if !json => {
+                let mut noted = waiting_noted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let shown = status
+                    .as_deref()
+                    .filter(|s| !matches!(*s, "pending_approval" | "pending"));
+                if noted.as_ref().is_none_or(|last| last.as_deref() != shown) {
+                    *noted = Some(shown.map(str::to_owned));
+                    note(format!("{}…", waiting_line(fingerprint, shown, None)));
+                }
             }
             _ => {}
-        });
+        })
+        .approval_timeout(args.approval_timeout);
     // The SDK trims it and refuses an empty one before any request.
     if let Some(ticket) = ticket {
         options = options.ticket(ticket);
@@ -104,7 +141,11 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     if !args.scopes.is_empty() {
         options = options.requested_scopes(args.scopes);
     }
-    let result = register(store.as_ref(), options).await;
+    let result = if args.resume {
+        resume(store.as_ref(), options).await
+    } else {
+        register(store.as_ref(), options).await
+    };
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
