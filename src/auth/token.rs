@@ -620,11 +620,6 @@ impl TokenManager {
         self.inner.jws.thumbprint()
     }
 
-    /// The signer of proofs and assertions.
-    pub fn jws_signer(&self) -> &JwsSigner {
-        &self.inner.jws
-    }
-
     /// A valid access token: the cached one, else a refreshed or newly minted one.
     ///
     /// Inside the leeway before expiry the cached token is still good: the first task to get
@@ -762,7 +757,7 @@ impl TokenManager {
     }
 
     /// The latest DPoP nonce from the origin of `url`.
-    pub fn nonce_for(&self, url: &Url) -> Option<String> {
+    pub(crate) fn nonce_for(&self, url: &Url) -> Option<String> {
         let nonces = self.inner.nonces.lock().ok()?;
         // Most servers never send a nonce: skip serialising the origin on every request then.
         if nonces.is_empty() {
@@ -772,7 +767,7 @@ impl TokenManager {
     }
 
     /// Learns from a response: its `DPoP-Nonce` (kept per origin) and `Date` (clock skew).
-    pub fn observe_response(&self, url: &Url, headers: &HeaderMap) {
+    pub(crate) fn observe_response(&self, url: &Url, headers: &HeaderMap) {
         if let Some(nonce) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok())
             && let Ok(mut nonces) = self.inner.nonces.lock()
         {
@@ -790,8 +785,8 @@ impl TokenManager {
     }
 
     /// Signs a DPoP proof for `method` on `url`, with the origin's latest nonce and the
-    /// server-corrected time. Returns the proof and the skew used (see
-    /// [`TokenManager::skew_moved_since`]).
+    /// server-corrected time. Returns the proof and the clock skew (seconds, server minus
+    /// local) it was signed with.
     pub async fn dpop_proof(
         &self,
         method: &str,
@@ -819,12 +814,6 @@ impl TokenManager {
             .await
             .map_err(AuthError::Sign)?;
         Ok((proof, skew))
-    }
-
-    /// True when the clock-skew estimate of `url`'s origin moved since `used` was current: a
-    /// refusal for time is then worth one retry.
-    pub fn skew_moved_since(&self, url: &Url, used: i64) -> bool {
-        self.skew_for(url).get().moved_since(used)
     }
 
     /// The cached token while it is still safe to send (up to half the leeway before expiry),
