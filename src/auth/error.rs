@@ -1,8 +1,10 @@
 //! [`AuthError`]: what can go wrong while authenticating, and what to do about it.
 
+use http::StatusCode;
+
 use super::jws::HtuError;
 use super::signer::SignError;
-use super::token::StoreError;
+use crate::store::StoreError;
 
 /// An authentication failure.
 ///

@@ -243,7 +243,12 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
 impl MemoryRefreshTokenStore {
     fn put(&self, token: Option<&SecretString>, issuer: Option<&str>) -> Result<(), StoreError> {
         let (Ok(mut t), Ok(mut i)) = (self.token.lock(), self.issuer.lock()) else {
-            return Err(StoreError::new("the in-memory store's lock is poisoned"));
+            return Err(StoreError::Backend {
+                store: "in-memory refresh-token store".to_owned(),
+                action: "take its lock".to_owned(),
+                hint: "a thread panicked while holding it; restart the process".to_owned(),
+                source: None,
+            });
         };
         *t = token.cloned();
         *i = token.and(issuer).map(str::to_owned);

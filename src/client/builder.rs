@@ -36,42 +36,38 @@ struct StoreRefreshTokens {
 impl RefreshTokenStore for StoreRefreshTokens {
     async fn load_refresh_token(
         &self,
-    ) -> std::result::Result<Option<secrecy::SecretString>, crate::auth::StoreError> {
+    ) -> std::result::Result<Option<secrecy::SecretString>, crate::store::StoreError> {
         self.store
             .load_refresh_token()
             .await
-            .map_err(crate::auth::StoreError::new)
     }
 
     async fn save_refresh_token(
         &self,
         token: Option<&secrecy::SecretString>,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
+    ) -> std::result::Result<(), crate::store::StoreError> {
         match token {
             Some(token) => self.store.save_refresh_token(None, token).await,
             None => self.store.clear_refresh_token().await,
         }
-        .map_err(crate::auth::StoreError::new)
     }
 
     async fn save_rotated_refresh_token(
         &self,
         previous: &secrecy::SecretString,
         token: &secrecy::SecretString,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
+    ) -> std::result::Result<(), crate::store::StoreError> {
         self.store
             .save_refresh_token(Some(previous), token)
             .await
-            .map_err(crate::auth::StoreError::new)
     }
 
     async fn lock_renewal(
         &self,
-    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::auth::StoreError> {
+    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::store::StoreError> {
         self.store
             .lock_refresh_token()
             .await
-            .map_err(crate::auth::StoreError::new)
     }
 }
 

@@ -351,6 +351,20 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The backend refused this process access (a Vault token whose policy does not cover
+    /// the path, a keyring that stays locked).
+    #[error("{store}: access denied while trying to {action}; {hint}")]
+    Denied {
+        /// The store.
+        store: String,
+        /// What was being done.
+        action: String,
+        /// What to check.
+        hint: String,
+        /// The backend's error; never carries secret values.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The backend (keyring daemon, Vault server) failed or could not be reached.
     #[error("{store}: could not {action}; {hint}")]
     Backend {
@@ -364,6 +378,31 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl StoreError {
+    /// A failure of the backend behind a store of your own (a database, a secret manager):
+    /// `store` names it, `action` says what was being done ("read the refresh token"), `hint`
+    /// what to check. `source` is the backend's error; it must never carry a secret.
+    pub fn backend(
+        store: impl Into<String>,
+        action: impl Into<String>,
+        hint: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            store: store.into(),
+            action: action.into(),
+            hint: hint.into(),
+            source,
+        }
+    }
+
+    /// True when a save was refused because another writer replaced the refresh token since
+    /// it was read ([`StoreError::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
 }
 
 /// The longest client id accepted (`cb_` included); real ones are far shorter.
@@ -554,6 +593,12 @@ mod tests {
                 store: store(),
                 action: "write /home/me/.ralio/credentials.json".to_owned(),
                 source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            StoreError::Denied {
+                store: "vault store at https://vault.example:8200 (secret/ralio)".to_owned(),
+                action: "read the identity".to_owned(),
+                hint: "check that the token is valid and its policy allows this path".to_owned(),
+                source: None,
             },
             StoreError::Backend {
                 store: "keyring store (Secret Service, service ralio)".to_owned(),
