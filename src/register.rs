@@ -24,6 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -317,10 +318,11 @@ pub enum RegistrationError {
         client_id: String,
     },
     /// The server refused the registration.
-    #[error("registration refused (HTTP {status}): {message}; {}", code.advice())]
+    #[error("registration refused (HTTP {}): {message}; {}", status.as_u16(), code.advice())]
+    #[non_exhaustive]
     Refused {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// The error code.
         code: RegistrationErrorCode,
         /// The server's description, with where and by whom a consumed ticket was used.
@@ -373,19 +375,23 @@ pub enum RegistrationError {
     },
     /// The server failed (5xx) without registering anything.
     #[error(
-        "the registration server failed (HTTP {status}); nothing was registered: try again later"
+        "the registration server failed (HTTP {}); nothing was registered: try again later",
+        status.as_u16()
     )]
+    #[non_exhaustive]
     ServerError {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
     },
     /// The server answered something the protocol does not allow.
     #[error(
-        "the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL"
+        "the registration server answered unexpectedly (HTTP {}): {reason}; check RALIO_API_URL",
+        status.as_u16()
     )]
+    #[non_exhaustive]
     UnexpectedResponse {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// What was wrong.
         reason: String,
     },
@@ -412,6 +418,12 @@ pub enum RegistrationError {
     /// A key could not be generated.
     #[error("could not generate a P-256 key")]
     Key(#[source] KeyError),
+    /// The signer given with [`RegisterOptions::signer`] has a public key the registration
+    /// endpoint cannot take. Nothing was sent.
+    #[error(
+        "the signer's public key cannot be registered (it is not a P-256 JWK); use a P-256 (ES256) key; nothing was sent"
+    )]
+    UnsupportedSignerKey,
     /// The API URL is unusable, for example `http://` to a host that is not loopback (the
     /// ticket would travel in clear text). Nothing was sent.
     #[error("the API URL cannot be used for registration; nothing was sent")]
@@ -565,7 +577,7 @@ pub async fn register(
         _ => {
             discard().await;
             return Err(RegistrationError::UnexpectedResponse {
-                status: 201,
+                status: StatusCode::CREATED,
                 reason: "the answer has an empty client_id".to_owned(),
             });
         }
@@ -663,7 +675,7 @@ fn checked_client_id(client_id: String) -> Result<String, RegistrationError> {
     crate::store::validate_client_id(&client_id)
         .map(|()| client_id)
         .map_err(|why| RegistrationError::UnexpectedResponse {
-            status: 201,
+            status: StatusCode::CREATED,
             reason: format!("the client_id it returned is not a valid client id ({why})"),
         })
 }
@@ -691,11 +703,11 @@ fn registration_api(base: &str) -> reqwest::Result<crate::api::Client> {
 async fn registration_failure(
     mut e: progenitor_client::Error<crate::api::ByteStream>,
     shown_url: &str,
-) -> Result<(u16, Vec<u8>), RegistrationError> {
+) -> Result<(StatusCode, Vec<u8>), RegistrationError> {
     use crate::transport::body::read_error_body;
     use progenitor_client::Error as P;
     let unexpected = |reason: &str| RegistrationError::UnexpectedResponse {
-        status: 200,
+        status: StatusCode::OK,
         reason: reason.to_owned(),
     };
     if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
@@ -712,14 +724,14 @@ async fn registration_failure(
     }
     match e {
         P::ErrorResponse(answer) => {
-            let status = answer.status().as_u16();
+            let status = answer.status();
             Ok((
                 status,
                 read_error_body(answer.into_inner().into_inner()).await,
             ))
         }
         P::UnexpectedResponse(answer) => {
-            let status = answer.status().as_u16();
+            let status = answer.status();
             Ok((status, read_error_body(answer.bytes_stream()).await))
         }
         P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(RegistrationError::Http {
@@ -774,11 +786,12 @@ async fn submit(
 
 /// The message of [`refusal`] (for the fuzz targets).
 pub(crate) fn refusal_message(status: u16, body: &[u8]) -> String {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     refusal(status, body).to_string()
 }
 
 /// Maps an error answer of the registration endpoint to [`RegistrationError::Refused`].
-fn refusal(status: u16, body: &[u8]) -> RegistrationError {
+fn refusal(status: StatusCode, body: &[u8]) -> RegistrationError {
     #[derive(Deserialize)]
     struct Detail {
         error: Option<String>,
@@ -821,7 +834,7 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
         description
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| match code.as_str() {
-                "" => format!("HTTP {status}"),
+                "" => format!("HTTP {}", status.as_u16()),
                 known => known.to_owned(),
             });
     let mut context = Vec::new();
@@ -881,14 +894,18 @@ async fn poll_approval(
         let poll = match sent {
             Ok(answer) => answer.into_inner(),
             Err(e) => match registration_failure(e, &shown_url).await {
-                Ok((404, _)) => {
+                Ok((StatusCode::NOT_FOUND, _)) => {
                     return Err(RegistrationError::ApprovalExpired {
                         fingerprint: fingerprint.to_owned(),
                         reason: "is no longer known to the server",
                     });
                 }
                 // A server error or a rate limit while waiting is worth another poll.
-                Ok((status, _)) if status >= 500 || status == 429 => continue,
+                Ok((status, _))
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    continue;
+                }
                 Ok((status, bytes)) => return Err(refusal(status, &bytes)),
                 // A dropped connection while waiting is worth another poll, not a failure.
                 Err(RegistrationError::Http { source, .. }) => {
@@ -903,7 +920,7 @@ async fn poll_approval(
                 Some(id) if !id.is_empty() => return Ok((id, None)),
                 _ => {
                     return Err(RegistrationError::UnexpectedResponse {
-                        status: 200,
+                        status: StatusCode::OK,
                         reason: "status active without a client_id".to_owned(),
                     });
                 }
@@ -935,6 +952,7 @@ mod tests {
     use super::*;
 
     fn message(status: u16, body: serde_json::Value) -> String {
+        let status = StatusCode::from_u16(status).unwrap();
         refusal(status, body.to_string().as_bytes()).to_string()
     }
 
@@ -989,7 +1007,7 @@ mod snapshot_tests {
                 d.extend(e.clone());
             }
             refusal(
-                400,
+                StatusCode::BAD_REQUEST,
                 serde_json::json!({ "detail": detail })
                     .to_string()
                     .as_bytes(),
@@ -1011,9 +1029,14 @@ mod snapshot_tests {
             refused("invalid_public_key", serde_json::json!({})),
             refused("invalid_scope", serde_json::json!({})),
             refused("scope_exceeds_ticket_ceiling", serde_json::json!({})),
-            refusal(409, br#"{"detail": {"error": "ticket_already_consumed"}}"#),
-            refusal(404, b"<html>not found</html>"),
-            RegistrationError::ServerError { status: 503 },
+            refusal(
+                StatusCode::CONFLICT,
+                br#"{"detail": {"error": "ticket_already_consumed"}}"#,
+            ),
+            refusal(StatusCode::NOT_FOUND, b"<html>not found</html>"),
+            RegistrationError::ServerError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+            },
             RegistrationError::FingerprintMismatch {
                 client_id: "cb_123".to_owned(),
                 local: "local-jkt".to_owned(),

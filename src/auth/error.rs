@@ -50,9 +50,10 @@ pub enum AuthError {
     },
     /// The token endpoint refused the request with an OAuth error.
     #[error("{}", token_refused_message(*status, error, description.as_deref()))]
+    #[non_exhaustive]
     TokenRefused {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// OAuth `error` code (`invalid_client`, `invalid_scope`, ...), or `http_<status>`
         /// when the body was not an OAuth error.
         error: String,
@@ -60,17 +61,30 @@ pub enum AuthError {
         description: Option<String>,
     },
     /// The token endpoint answered success with a body that is not a usable token response.
-    #[error("the token endpoint answered {status} with an unusable token response: {reason}")]
+    #[error(
+        "the token endpoint answered {} with an unusable token response: {reason}",
+        status.as_u16()
+    )]
+    #[non_exhaustive]
     TokenResponse {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// The auth layer could not finish a step for a reason of its own (no server answer is
+    /// involved): the renewal task was cancelled, a signed proof is not a header value.
+    #[error("the auth layer could not {action}; retry, and report it if it persists")]
+    #[non_exhaustive]
+    Internal {
+        /// What could not be done, in words.
+        action: &'static str,
     },
     /// The server issued a token that is not DPoP-bound.
     #[error(
         "the token endpoint issued a {token_type:?} token, not a DPoP-bound one: enable DPoP for this client on the authorization server"
     )]
+    #[non_exhaustive]
     NotDpopBound {
         /// The `token_type` it answered.
         token_type: String,
@@ -98,7 +112,8 @@ pub enum AuthError {
     Store(#[source] StoreError),
 }
 
-fn token_refused_message(status: u16, error: &str, description: Option<&str>) -> String {
+fn token_refused_message(status: StatusCode, error: &str, description: Option<&str>) -> String {
+    let status = status.as_u16();
     let advice = match error {
         "invalid_client" => {
             "the client id, key or assertion was refused: check the client id and that this key is the registered one, or register again"

@@ -692,9 +692,8 @@ impl TokenManager {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime.spawn(renewal).await.unwrap_or_else(|e| {
                 tracing::warn!(panicked = e.is_panic(), "the token renewal task did not finish");
-                Err(AuthError::TokenResponse {
-                    status: 0,
-                    reason: "the token renewal task ended without an answer (it panicked, or the runtime is shutting down)",
+                Err(AuthError::Internal {
+                    action: "renew the token: the renewal task ended without an answer (it panicked, or the runtime is shutting down)",
                 })
             }),
             // Not inside a Tokio runtime (reqwest needs one, so this is rare): run it here.
@@ -905,10 +904,10 @@ impl TokenManager {
                     status,
                     error,
                     description: _,
-                })) if is_refusal(status) => {
+                })) if is_refusal(status.as_u16()) => {
                     tracing::info!(
                         client_id = %inner.config.client_id,
-                        status,
+                        status = status.as_u16(),
                         %error,
                         "refresh refused; minting with a client assertion"
                     );
@@ -921,7 +920,7 @@ impl TokenManager {
         match self.token_request(Grant::ClientCredentials).await {
             Ok(resp) => self.accept(None, resp).await,
             Err(Failure::InvalidGrant) => Err(AuthError::TokenRefused {
-                status: 400,
+                status: http::StatusCode::BAD_REQUEST,
                 error: "invalid_grant".to_owned(),
                 description: None,
             }),
@@ -1070,7 +1069,7 @@ impl TokenManager {
                 }
                 _ => {
                     return Err(Failure::Other(AuthError::TokenRefused {
-                        status: status.as_u16(),
+                        status,
                         error: code,
                         description,
                     }));
@@ -1122,11 +1121,11 @@ async fn token_failure(
         }
         P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(transport(source)),
         P::ResponseBodyError(_) => Err(AuthError::TokenResponse {
-            status: 200,
+            status: http::StatusCode::OK,
             reason: "the body could not be read in full (cut short, or over the size cap)",
         }),
         P::InvalidResponsePayload(..) => Err(AuthError::TokenResponse {
-            status: 200,
+            status: http::StatusCode::OK,
             reason: "the body is not a JSON token response with access_token and token_type",
         }),
         P::InvalidRequest(problem) | P::Custom(problem) => Err(AuthError::TokenRequestFailed {
@@ -1187,9 +1186,8 @@ impl reqwest_middleware::Middleware for TokenProof {
             .map_err(reqwest_middleware::Error::middleware)?;
         let mut header =
             reqwest::header::HeaderValue::from_str(proof.expose_secret()).map_err(|_| {
-                reqwest_middleware::Error::middleware(AuthError::TokenResponse {
-                    status: 0,
-                    reason: "the DPoP proof is not a valid header value",
+                reqwest_middleware::Error::middleware(AuthError::Internal {
+                    action: "send the DPoP proof: it is not a valid header value",
                 })
             })?;
         header.set_sensitive(true);

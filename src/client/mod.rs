@@ -379,8 +379,6 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
             error,
             description,
         } => {
-            let status =
-                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
             let api =
                 ApiError::new(status, Some(error.clone()), description).with_operation(operation);
             let api = Box::new(api);

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret as _, SecretString};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -138,9 +139,9 @@ struct VaultClient {
 
 /// An error answer of the Vault API; carries Vault's own messages, which never echo secrets.
 #[derive(Debug, thiserror::Error)]
-#[error("Vault answered HTTP {status}: {}", if errors.is_empty() { "no details".to_owned() } else { errors.join("; ") })]
+#[error("Vault answered HTTP {}: {}", status.as_u16(), if errors.is_empty() { "no details".to_owned() } else { errors.join("; ") })]
 struct VaultApiError {
-    status: u16,
+    status: StatusCode,
     errors: Vec<String>,
 }
 
@@ -296,15 +297,16 @@ impl VaultClient {
                     *self.token.lock().await = None;
                 }
                 Answer::Forbidden(errors) => {
-                    return Err(self.backend(
-                        store,
-                        action,
-                        "check that the token is valid and its policy allows this path",
-                        Some(Box::new(VaultApiError {
-                            status: 403,
+                    return Err(StoreError::Denied {
+                        store: store.to_owned(),
+                        action: action.to_owned(),
+                        hint: "check that the token is valid and its policy allows this path"
+                            .to_owned(),
+                        source: Some(Box::new(VaultApiError {
+                            status: StatusCode::FORBIDDEN,
                             errors,
                         })),
-                    ));
+                    });
                 }
                 other => return Ok(other),
             }
@@ -370,24 +372,31 @@ impl VaultClient {
             .cloned()
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
-        if status == 404 {
+        if status == StatusCode::NOT_FOUND {
             return Ok(Answer::NotFound(parsed));
         }
         // Only a version mismatch is a conflict. "check-and-set parameter required for this
         // call" (a `cas_required` mount) and every other 400 are errors: nothing was written.
-        if status == 400
+        if status == StatusCode::BAD_REQUEST
             && errors
                 .iter()
                 .any(|e| e.contains("did not match the current version"))
         {
             return Ok(Answer::CasMismatch);
         }
-        if status == 403 && token.is_some() {
+        if status == StatusCode::FORBIDDEN && token.is_some() {
             return Ok(Answer::Forbidden(errors));
         }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(StoreError::Denied {
+                store: store.to_owned(),
+                action: action.to_owned(),
+                hint: "check that the token is valid and its policy allows this path".to_owned(),
+                source: Some(Box::new(VaultApiError { status, errors })),
+            });
+        }
         let hint = match status {
-            401 | 403 => "check that the token is valid and its policy allows this path",
-            503 => "Vault is sealed or unavailable",
+            StatusCode::SERVICE_UNAVAILABLE => "Vault is sealed or unavailable",
             _ => "see Vault's message",
         };
         Err(self.backend(

@@ -115,7 +115,10 @@ async fn a_consumed_ticket_says_when_and_asks_for_revocation_and_leaves_no_key()
     };
     assert_eq!(
         (*status, code),
-        (409, &RegistrationErrorCode::TicketAlreadyConsumed)
+        (
+            reqwest::StatusCode::CONFLICT,
+            &RegistrationErrorCode::TicketAlreadyConsumed
+        )
     );
     assert!(used_at.is_some(), "the sandbox reports when it was used");
     let message = err.to_string();
