@@ -527,18 +527,21 @@ fn describe_validation_item(item: &serde_json::Value) -> String {
 pub enum ConfigError {
     /// No credentials were found anywhere the SDK looked.
     #[error(
-        "no credentials in {searched}; run `ralio register` with the ticket the owner sent you \
-         (or set RALIO_CLIENT_ID and RALIO_PRIVATE_JWK)"
+        "no credentials in {}; run `ralio register` with the ticket the owner sent you \
+         (or set RALIO_CLIENT_ID and RALIO_PRIVATE_JWK)",
+        searched.join(", nor in ")
     )]
+    #[non_exhaustive]
     NoCredentials {
         /// Where the SDK looked, in order.
-        searched: String,
+        searched: Vec<String>,
     },
 
     /// The API URL could not be parsed.
     #[error(
         "the API URL {url:?} is not a valid URL; set RALIO_API_URL to an origin such as https://api.ralio.co"
     )]
+    #[non_exhaustive]
     InvalidUrl {
         /// The URL as given.
         url: String,

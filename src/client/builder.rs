@@ -219,7 +219,7 @@ impl RalioClientBuilder {
                         }
                         None => {
                             return Err(ConfigError::NoCredentials {
-                                searched: store.describe(),
+                                searched: vec![store.describe()],
                             }
                             .into());
                         }
@@ -227,7 +227,7 @@ impl RalioClientBuilder {
                 }
                 CredentialSource::None => {
                     return Err(ConfigError::NoCredentials {
-                        searched: "the builder (no store or credentials given)".to_owned(),
+                        searched: vec!["the builder (no store or credentials given)".to_owned()],
                     }
                     .into());
                 }
@@ -343,10 +343,13 @@ impl RalioClientBuilder {
             return self.build().await;
         }
         let file = FileStore::from_env().map_err(ConfigError::from)?;
-        let searched = format!(
-            "{} (RALIO_CONFIG_DIR or ~/.ralio) and the environment (RALIO_CLIENT_ID is unset)",
-            file.credentials_path().display()
-        );
+        let searched = vec![
+            format!(
+                "{} (RALIO_CONFIG_DIR or ~/.ralio)",
+                file.credentials_path().display()
+            ),
+            "the environment (RALIO_CLIENT_ID is unset)".to_owned(),
+        ];
         let store: Arc<dyn CredentialStore> = Arc::new(file);
         match store.load_identity().await.map_err(ConfigError::from)? {
             Some(_) => {

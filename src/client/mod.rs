@@ -283,11 +283,7 @@ impl RalioClient {
                     [] => Err(Error::Config(ConfigError::NoAgent)),
                     many => Err(Error::Config(ConfigError::AmbiguousAgent {
                         count: many.len(),
-                        ids: many
-                            .iter()
-                            .map(|a| a.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        ids: many.iter().map(|a| a.id.clone()).collect(),
                     })),
                 }
             })
