@@ -87,6 +87,7 @@ pub enum Error {
     /// The auth layer could not authenticate a request (signing, the token endpoint's answer,
     /// the refresh-token store, a repeated DPoP challenge).
     #[error("{operation}: could not authenticate the request with this credential")]
+    #[non_exhaustive]
     Credential {
         /// The operation that failed.
         operation: &'static str,
@@ -103,6 +104,7 @@ pub enum Error {
     #[error(
         "{operation}: could not reach the Ralio API or read its answer; check the network and retry"
     )]
+    #[non_exhaustive]
     Transport {
         /// The operation that failed (for example `transactions.list`).
         operation: &'static str,
@@ -115,6 +117,7 @@ pub enum Error {
     #[error(
         "{operation}: the server's answer could not be read as {expected}; report this with the request id"
     )]
+    #[non_exhaustive]
     Decode {
         /// The operation that failed.
         operation: &'static str,
@@ -131,6 +134,7 @@ pub enum Error {
 
     /// A deadline set by the caller passed before the awaited state was reached.
     #[error("{what} did not happen within {waited:?}; check again later or wait longer")]
+    #[non_exhaustive]
     Timeout {
         /// What was awaited.
         what: String,
@@ -140,6 +144,7 @@ pub enum Error {
 
     /// A failure inside the middleware stack that is none of the above.
     #[error("{operation}: a request middleware failed")]
+    #[non_exhaustive]
     Middleware {
         /// The operation that failed.
         operation: &'static str,
@@ -555,6 +560,7 @@ pub enum ConfigError {
         "refusing plain http:// for {host}: tokens and proofs would cross the network \
          unencrypted; use https:// (http:// is allowed only for localhost, 127.0.0.1 and ::1)"
     )]
+    #[non_exhaustive]
     InsecureUrl {
         /// The host that was refused.
         host: String,
@@ -562,6 +568,7 @@ pub enum ConfigError {
 
     /// The API URL's scheme is neither `https` nor `http`.
     #[error("unsupported URL scheme {scheme:?} in the API URL; use https://")]
+    #[non_exhaustive]
     UnsupportedScheme {
         /// The scheme found.
         scheme: String,
@@ -602,6 +609,7 @@ pub enum ConfigError {
 
     /// A user-agent suffix or header value could not be used in an HTTP header.
     #[error("{what} contains characters not allowed in an HTTP header; use visible ASCII")]
+    #[non_exhaustive]
     InvalidHeader {
         /// Which value was refused.
         what: &'static str,
@@ -617,6 +625,7 @@ pub enum ConfigError {
 
     /// A value in the builder or the environment is out of range or malformed.
     #[error("{what}: {problem}")]
+    #[non_exhaustive]
     Invalid {
         /// The setting at fault.
         what: &'static str,

@@ -49,11 +49,13 @@ const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
 #[non_exhaustive]
 pub enum RegistrationProgress {
     /// The public key is being sent with the ticket.
+    #[non_exhaustive]
     Submitting {
         /// Thumbprint of the key being registered.
         fingerprint: String,
     },
     /// Legacy flow: the server is waiting for the owner to approve; registration keeps polling.
+    #[non_exhaustive]
     AwaitingApproval {
         /// Thumbprint the owner sees in the console.
         fingerprint: String,
@@ -63,6 +65,7 @@ pub enum RegistrationProgress {
         remaining: Duration,
     },
     /// The binding is active.
+    #[non_exhaustive]
     Active {
         /// The new binding's client id.
         client_id: String,
@@ -311,6 +314,7 @@ pub enum RegistrationError {
     #[error(
         "{store} already holds the identity of binding {client_id}; pass overwrite to replace it (revoke the old binding in the console if it is no longer used)"
     )]
+    #[non_exhaustive]
     AlreadyRegistered {
         /// The store.
         store: String,
@@ -337,6 +341,7 @@ pub enum RegistrationError {
     #[error(
         "the server registered key {server} but this host holds key {local}: binding {client_id} is live under a key this host does not have; the local key was deleted; revoke the binding in the console under Settings → Credentials"
     )]
+    #[non_exhaustive]
     FingerprintMismatch {
         /// The binding created, if the server said.
         client_id: String,
@@ -349,6 +354,7 @@ pub enum RegistrationError {
     #[error(
         "the owner rejected this registration (key {fingerprint}); ask them why, then register again with a new ticket"
     )]
+    #[non_exhaustive]
     ApprovalRejected {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -357,6 +363,7 @@ pub enum RegistrationError {
     #[error(
         "the pending registration (key {fingerprint}) {reason} before the owner approved it; register again with a new ticket"
     )]
+    #[non_exhaustive]
     ApprovalExpired {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -367,6 +374,7 @@ pub enum RegistrationError {
     #[error(
         "the owner did not approve the registration (key {fingerprint}) within {waited:?}; ask them to approve it in the console and run registration again, or raise the approval timeout"
     )]
+    #[non_exhaustive]
     ApprovalTimedOut {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -399,6 +407,7 @@ pub enum RegistrationError {
     #[error(
         "could not reach the registration server at {url}; check the network and RALIO_API_URL"
     )]
+    #[non_exhaustive]
     Http {
         /// The URL that failed (no secrets: the poll token is left out).
         url: String,
@@ -408,6 +417,7 @@ pub enum RegistrationError {
     },
     /// The registration request failed in the middleware stack before an answer arrived.
     #[error("the registration request to {url} failed before an answer arrived")]
+    #[non_exhaustive]
     Middleware {
         /// The URL (no secrets: the poll token is left out).
         url: String,
@@ -439,6 +449,7 @@ pub enum RegistrationError {
             None => "revoke it in the console under Settings → Credentials and register again".to_owned(),
         }
     )]
+    #[non_exhaustive]
     SaveFailed {
         /// The binding.
         client_id: String,
@@ -453,6 +464,7 @@ pub enum RegistrationError {
     #[error(
         "binding {client_id} is active and saved, but its first token could not be minted; the client will mint again when it starts"
     )]
+    #[non_exhaustive]
     FirstToken {
         /// The binding.
         client_id: String,

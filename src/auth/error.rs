@@ -20,6 +20,7 @@ pub enum AuthError {
     Sign(#[source] SignError),
     /// A URL cannot be used as a DPoP target or token URL.
     #[error("the URL {url} cannot be used for DPoP")]
+    #[non_exhaustive]
     InvalidUrl {
         /// The URL, without query or fragment.
         url: String,
@@ -31,6 +32,7 @@ pub enum AuthError {
     #[error(
         "could not reach the token endpoint {url}: check the network and the token URL; the refresh token, if any, is kept"
     )]
+    #[non_exhaustive]
     TokenTransport {
         /// The token URL.
         url: String,
@@ -41,6 +43,7 @@ pub enum AuthError {
     /// The token request failed in the middleware stack before an answer arrived (a layer of
     /// the caller's, or a per-attempt time limit).
     #[error("the token request to {url} failed before an answer arrived")]
+    #[non_exhaustive]
     TokenRequestFailed {
         /// The token URL.
         url: String,
@@ -93,6 +96,7 @@ pub enum AuthError {
     #[error(
         "the server {origin} demanded a fresh DPoP nonce (use_dpop_nonce) twice in a row; stopping instead of looping: its nonces may rotate faster than a request completes"
     )]
+    #[non_exhaustive]
     NonceChallengeRepeated {
         /// Scheme, host and port.
         origin: String,
@@ -101,6 +105,7 @@ pub enum AuthError {
     #[error(
         "the server {origin} answered {challenge} but the request body is a stream that cannot be re-sent; send a buffered body, or make any request to {origin} first so the nonce is known"
     )]
+    #[non_exhaustive]
     ChallengeNotRetryable {
         /// Scheme, host and port.
         origin: String,

@@ -92,7 +92,7 @@ async fn every_resource_works_against_the_sandbox() {
     let deltas: String = events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::TextDelta { text } => Some(text.as_str()),
+            ChatEvent::TextDelta { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect();

@@ -267,7 +267,7 @@ async fn legacy_flow_polls_until_the_owner_approves() {
         "{events:?}"
     );
     assert!(
-        matches!(events.last(), Some(RegistrationProgress::Active { client_id }) if *client_id == approved)
+        matches!(events.last(), Some(RegistrationProgress::Active { client_id, .. }) if *client_id == approved)
     );
     assert_eq!(
         store.load_identity().await.unwrap().unwrap().client_id(),

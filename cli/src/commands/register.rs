@@ -73,7 +73,7 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
         .overwrite(args.force)
         .client_metadata(metadata)
         .on_progress(move |event| match (event, &progress_bar) {
-            (RegistrationProgress::Submitting { fingerprint }, Some(bar)) => {
+            (RegistrationProgress::Submitting { fingerprint, .. }, Some(bar)) => {
                 bar.set_message(format!("registering key {fingerprint}…"));
             }
             (
