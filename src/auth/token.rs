@@ -1089,9 +1089,10 @@ async fn token_failure(
 ) -> Result<(http::StatusCode, HeaderMap, Zeroizing<Vec<u8>>), AuthError> {
     use crate::transport::body::read_error_body;
     use progenitor_client::Error as P;
-    let transport = |source| AuthError::TokenTransport {
+    // The URL is printed once, by the outer error: reqwest's own message would repeat it.
+    let transport = |source: reqwest::Error| AuthError::TokenTransport {
         url: url.to_owned(),
-        source,
+        source: source.without_url(),
     };
     if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
         return Err(match mw {

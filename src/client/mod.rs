@@ -385,7 +385,15 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
                 _ => Error::Auth(api),
             }
         }
-        AuthError::TokenTransport { source, .. } => Error::Transport { operation, source },
+        // `Error::Transport` names no URL itself: the token URL goes back into the cause, so
+        // the chain shows it once.
+        AuthError::TokenTransport { url, source } => Error::Transport {
+            operation,
+            source: match url::Url::parse(&url) {
+                Ok(url) => source.with_url(url),
+                Err(_) => source,
+            },
+        },
         other => Error::Credential {
             operation,
             source: other,

@@ -337,10 +337,11 @@ impl VaultClient {
                 store,
                 action,
                 "check VAULT_ADDR and that the Vault server is running",
-                Some(Box::new(e)),
+                // The store's description names the address: print it once.
+                Some(Box::new(e.without_url())),
             )
         })?;
-        let status = response.status().as_u16();
+        let status = response.status();
         // 1 MiB: far above any secret this store keeps; a bigger body is cut and fails to parse.
         let bytes = crate::transport::body::read_body_capped(response, 1 << 20)
             .await
@@ -349,10 +350,10 @@ impl VaultClient {
                     store,
                     action,
                     "the connection to Vault broke",
-                    Some(Box::new(e)),
+                    Some(Box::new(e.without_url())),
                 )
             })?;
-        if (200..300).contains(&status) {
+        if status.is_success() {
             if bytes.is_empty() {
                 return Ok(Answer::Ok(Value::Null));
             }
@@ -997,6 +998,53 @@ mod tests {
         let opted_out =
             VaultConfig::new("http://vault.example:8200", auth()).allow_insecure_http(true);
         assert!(VaultStore::new(opted_out).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_access_denied_with_what_to_check() {
+        use super::{VaultAuth, VaultConfig, VaultStore};
+        use crate::store::{CredentialStore as _, StoreError};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = r#"{"errors":["permission denied"]}"#;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let auth = VaultAuth::Token(secrecy::SecretString::from("t"));
+        let store = VaultStore::new(VaultConfig::new(&addr, auth)).unwrap();
+        let err = store.load_identity().await.unwrap_err();
+        assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
+        assert!(err.to_string().contains("policy allows this path"), "{err}");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("403") && cause.contains("permission denied"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_vault_is_named_once_in_the_cause_chain() {
+        use super::{VaultAuth, VaultConfig, VaultStore};
+        use crate::store::CredentialStore as _;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let auth = VaultAuth::Token(secrecy::SecretString::from("t"));
+        let store = VaultStore::new(VaultConfig::new(&addr, auth)).unwrap();
+        let err = store.load_identity().await.unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert_eq!(text.matches(&addr).count(), 1, "{text}");
     }
 
     #[test]
