@@ -582,25 +582,29 @@ pub enum ConfigError {
 
     /// The credential reaches several agents, so chat needs an explicit agent id.
     #[error(
-        "this credential reaches {count} agents ({ids}); pass the agent id to use with `.agent_id(…)`"
+        "this credential reaches {count} agents ({}); pass the agent id to use with `.agent_id(…)`",
+        ids.join(", ")
     )]
+    #[non_exhaustive]
     AmbiguousAgent {
         /// How many agents the credential reaches.
         count: usize,
-        /// Their ids, comma-separated.
-        ids: String,
+        /// Their ids.
+        ids: Vec<String>,
     },
 
     /// `with_scopes` asked for a scope the credential binding does not hold.
     #[error(
-        "scope {scope:?} is not granted to this credential (granted: {granted}); ask the owner for \
-         a ticket that includes it and register again"
+        "scope \"{scope}\" is not granted to this credential (granted: {}); ask the owner for \
+         a ticket that includes it and register again",
+        crate::Scope::join(granted)
     )]
+    #[non_exhaustive]
     ScopeNotGranted {
         /// The scope asked for.
-        scope: String,
-        /// The scopes the binding holds, space-separated.
-        granted: String,
+        scope: crate::Scope,
+        /// The scopes the binding holds.
+        granted: Vec<crate::Scope>,
     },
 
     /// `with_scopes` was given no scope.
@@ -819,18 +823,24 @@ mod tests {
                     .with_operation("chat.send"),
             ),
             Error::Config(ConfigError::NoCredentials {
-                searched: "/home/me/.ralio/credentials.json".into(),
+                searched: vec!["/home/me/.ralio/credentials.json".into()],
+            }),
+            Error::Config(ConfigError::NoCredentials {
+                searched: vec![
+                    "/home/me/.ralio/credentials.json (RALIO_CONFIG_DIR or ~/.ralio)".into(),
+                    "the environment (RALIO_CLIENT_ID is unset)".into(),
+                ],
             }),
             Error::Config(ConfigError::InsecureUrl {
                 host: "api.example.com".into(),
             }),
             Error::Config(ConfigError::AmbiguousAgent {
                 count: 2,
-                ids: "ag_1, ag_2".into(),
+                ids: vec!["ag_1".into(), "ag_2".into()],
             }),
             Error::Config(ConfigError::ScopeNotGranted {
-                scope: "agents:config".into(),
-                granted: "agents:execute transactions:read".into(),
+                scope: crate::Scope::AgentsConfig,
+                granted: vec![crate::Scope::AgentsExecute, crate::Scope::TransactionsRead],
             }),
             Error::Timeout {
                 what: "a decision on payment intent pi_1".into(),

@@ -34,6 +34,7 @@ use crate::auth::{
     AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
     TokenManagerConfig,
 };
+use crate::scope::Scope;
 use crate::store::{CredentialStore, Identity, StoreError};
 
 /// Variable holding the default registration ticket.
@@ -81,7 +82,7 @@ type ProgressFn = Arc<dyn Fn(&RegistrationProgress) + Send + Sync>;
 pub struct RegisterOptions {
     ticket: Option<SecretString>,
     base_url: Option<String>,
-    requested_scopes: Vec<String>,
+    requested_scopes: Vec<Scope>,
     client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     overwrite: bool,
     signer: Option<Arc<dyn Signer>>,
@@ -138,12 +139,12 @@ impl RegisterOptions {
         self
     }
 
-    /// Scopes to request (at most the ticket's ceiling). Empty (the default) lets the server
-    /// grant the full ceiling.
+    /// Scopes to request (at most the ticket's ceiling): [`Scope`]s or their wire strings.
+    /// Empty (the default) lets the server grant the full ceiling.
     pub fn requested_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Scope>,
     {
         self.requested_scopes = scopes.into_iter().map(Into::into).collect();
         self
@@ -211,7 +212,7 @@ pub struct Binding {
     /// The binding's client id (`cb_…`).
     pub client_id: String,
     /// The scopes the binding holds (from the first token's `scope`).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// The key's RFC 7638 thumbprint.
     pub fingerprint: String,
     /// Where the key is kept, in words (a file path, a keyring entry, a Vault path).
@@ -656,7 +657,9 @@ pub async fn register(
         .map(|info| info.scopes)
         .unwrap_or_default();
     let scopes = if granted.is_empty() {
-        server_scopes.unwrap_or_else(|| options.requested_scopes.clone())
+        server_scopes
+            .map(|s| s.into_iter().map(Scope::from).collect())
+            .unwrap_or_else(|| options.requested_scopes.clone())
     } else {
         granted
     };
@@ -773,22 +776,20 @@ async fn submit(
     let url = format!("{base}{REGISTRATIONS_PATH}");
     let jwk = serde_json::to_value(signer.public_jwk())
         .and_then(serde_json::from_value::<crate::api::types::PublicKeyJwk>)
-        .map_err(|_| RegistrationError::UnexpectedResponse {
-            status: 0,
-            reason: "the signer's public key is not a P-256 JWK".to_owned(),
-        })?;
+        .map_err(|_| RegistrationError::UnsupportedSignerKey)?;
     let body = crate::api::types::builder::RegistrationRequest::default()
         .ticket(crate::redacted::RedactedString::new(ticket.expose_secret()))
         .public_key_jwk(jwk)
         .requested_scopes(
-            (!options.requested_scopes.is_empty()).then(|| options.requested_scopes.clone()),
+            (!options.requested_scopes.is_empty())
+                .then(|| options.requested_scopes.iter().map(ToString::to_string).collect()),
         )
         .client_metadata(options.client_metadata.clone());
     match api.register_credential_binding().body(body).send().await {
         Ok(answer) => Ok(answer.into_inner()),
         Err(e) => {
             let (status, bytes) = registration_failure(e, &url).await?;
-            if status >= 500 {
+            if status.is_server_error() {
                 return Err(RegistrationError::ServerError { status });
             }
             Err(refusal(status, &bytes))

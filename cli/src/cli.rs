@@ -115,7 +115,7 @@ pub struct RegisterArgs {
     pub ticket_stdin: bool,
     /// Ask for these scopes only (repeatable; default: everything the ticket allows)
     #[arg(long = "scope", value_name = "SCOPE")]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<ralio::Scope>,
     /// Replace credentials already registered on this host
     #[arg(long)]
     pub force: bool,

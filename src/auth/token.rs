@@ -18,32 +18,14 @@ use super::clock::{Clock, Skew, SystemClock};
 use super::error::AuthError;
 use super::jws::{DpopProof, Htu, JwsSigner, ProofRequest};
 use super::key::Thumbprint;
-use super::signer::{BoxError, Signer};
+use super::signer::Signer;
+use crate::scope::Scope;
+use crate::store::StoreError;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEFAULT_EXPIRES_IN: u64 = 1800;
 /// How long to wait before trying an early renewal again after one failed.
 const EARLY_RENEWAL_BACKOFF: Duration = Duration::from_secs(5);
-
-/// A refresh-token store failed.
-#[derive(Debug, thiserror::Error)]
-#[error("refresh token store error")]
-pub struct StoreError(#[source] pub BoxError);
-
-impl StoreError {
-    /// Wraps any error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self(source.into())
-    }
-
-    /// True when the store refused a save because another writer replaced the refresh token
-    /// since it was read ([`crate::store::StoreError::Conflict`]).
-    pub fn is_conflict(&self) -> bool {
-        self.0
-            .downcast_ref::<crate::store::StoreError>()
-            .is_some_and(|e| matches!(e, crate::store::StoreError::Conflict { .. }))
-    }
-}
 
 /// Where a [`TokenManager`] keeps its refresh token across restarts.
 ///
@@ -283,7 +265,7 @@ impl fmt::Debug for AccessToken {
 #[non_exhaustive]
 pub struct TokenInfo {
     /// Scopes granted (the response's `scope`, else the ones asked for).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// When the token expires, by the local wall clock.
     pub expires_at: SystemTime,
     /// Time left before expiry (monotonic).
@@ -378,16 +360,16 @@ impl TokenManagerConfig {
     }
 
     /// Asks for these scopes (space-joined on the wire). Empty means "the server's default".
+    ///
+    /// Takes [`Scope`]s or their wire strings: `.scopes([Scope::TransactionsRead])` and
+    /// `.scopes(["transactions:read"])` are the same request.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<str>,
+        S: Into<Scope>,
     {
-        let joined = scopes
-            .into_iter()
-            .map(|s| s.as_ref().to_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let scopes: Vec<Scope> = scopes.into_iter().map(Into::into).collect();
+        let joined = Scope::join(&scopes);
         self.scope = (!joined.trim().is_empty()).then_some(joined);
         self
     }
@@ -540,7 +522,7 @@ struct Cached {
     usable_until: Instant,
     expires_at: Instant,
     expires_at_wall: SystemTime,
-    scopes: Vec<String>,
+    scopes: Vec<Scope>,
 }
 
 enum Grant<'a> {
@@ -971,7 +953,7 @@ impl TokenManager {
         let scopes = resp
             .scope
             .or_else(|| inner.config.scope.clone())
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .map(|s| Scope::split(&s))
             .unwrap_or_default();
         let token = AccessToken {
             value: Arc::new(resp.access_token.into_secret()),

@@ -14,6 +14,7 @@ use crate::config::{
     ENV_API_URL, env_var, validate_base_url,
 };
 use crate::error::{ConfigError, Error, Result};
+use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::RetryPolicy;
 
@@ -75,7 +76,7 @@ impl RefreshTokenStore for StoreRefreshTokens {
 #[must_use]
 pub struct RalioClientBuilder {
     base_url: Option<String>,
-    scopes: Option<Vec<String>>,
+    scopes: Option<Vec<Scope>>,
     connect_timeout: Duration,
     read_timeout: Duration,
     read_idle_timeout: Option<Duration>,
@@ -124,11 +125,12 @@ impl RalioClientBuilder {
         self
     }
 
-    /// Ask for tokens narrowed to these scopes (default: everything the binding holds).
+    /// Ask for tokens narrowed to these scopes (default: everything the binding holds):
+    /// [`Scope`]s or their wire strings.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Scope>,
     {
         self.scopes = Some(scopes.into_iter().map(Into::into).collect());
         self
@@ -306,7 +308,7 @@ pub(super) fn token_manager(
     shared: &Shared,
     client_id: &str,
     signer: Arc<dyn Signer>,
-    scopes: Option<&[String]>,
+    scopes: Option<&[Scope]>,
     refresh: Option<Arc<dyn RefreshTokenStore>>,
 ) -> Result<TokenManager> {
     let op = "auth.configure";
