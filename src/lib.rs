@@ -35,7 +35,8 @@
 //! - [`client`]: [`RalioClient`] and [`RalioClientBuilder`].
 //! - [`resources`]: one module per resource ([`resources::agents`], [`resources::chat`],
 //!   [`resources::transactions`], [`resources::payment_intents`]) and the list machinery
-//!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`]).
+//!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`], and the sealed
+//!   [`ListItem`](resources::ListItem) bound for code generic over the lists).
 //! - [`transport`]: the middleware stack every request goes through, the seam that runs the
 //!   generated calls through it ([`transport::hooks`]), the retry policy
 //!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
