@@ -780,10 +780,13 @@ async fn submit(
     let body = crate::api::types::builder::RegistrationRequest::default()
         .ticket(crate::redacted::RedactedString::new(ticket.expose_secret()))
         .public_key_jwk(jwk)
-        .requested_scopes(
-            (!options.requested_scopes.is_empty())
-                .then(|| options.requested_scopes.iter().map(ToString::to_string).collect()),
-        )
+        .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
+            options
+                .requested_scopes
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }))
         .client_metadata(options.client_metadata.clone());
     match api.register_credential_binding().body(body).send().await {
         Ok(answer) => Ok(answer.into_inner()),

@@ -38,9 +38,7 @@ impl RefreshTokenStore for StoreRefreshTokens {
     async fn load_refresh_token(
         &self,
     ) -> std::result::Result<Option<secrecy::SecretString>, crate::store::StoreError> {
-        self.store
-            .load_refresh_token()
-            .await
+        self.store.load_refresh_token().await
     }
 
     async fn save_refresh_token(
@@ -58,17 +56,13 @@ impl RefreshTokenStore for StoreRefreshTokens {
         previous: &secrecy::SecretString,
         token: &secrecy::SecretString,
     ) -> std::result::Result<(), crate::store::StoreError> {
-        self.store
-            .save_refresh_token(Some(previous), token)
-            .await
+        self.store.save_refresh_token(Some(previous), token).await
     }
 
     async fn lock_renewal(
         &self,
     ) -> std::result::Result<crate::store::RefreshTokenLock, crate::store::StoreError> {
-        self.store
-            .lock_refresh_token()
-            .await
+        self.store.lock_refresh_token().await
     }
 }
 

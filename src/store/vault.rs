@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use secrecy::{ExposeSecret as _, SecretString};
 use http::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -1025,7 +1025,10 @@ mod tests {
         assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
         assert!(err.to_string().contains("policy allows this path"), "{err}");
         let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert!(cause.contains("403") && cause.contains("permission denied"), "{cause}");
+        assert!(
+            cause.contains("403") && cause.contains("permission denied"),
+            "{cause}"
+        );
     }
 
     #[tokio::test]

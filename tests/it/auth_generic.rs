@@ -11,9 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ralio::auth::{
-    AuthError, PrivateKey, RefreshTokenStore, TokenManager, TokenManagerConfig,
-};
+use ralio::auth::{AuthError, PrivateKey, RefreshTokenStore, TokenManager, TokenManagerConfig};
 use ralio::store::StoreError;
 use secrecy::SecretString;
 use serde_json::json;

@@ -438,9 +438,7 @@ async fn scope_narrowing_makes_a_sibling_with_its_own_tokens() {
         .with_scopes(&[Scope::AgentsConfig])
         .await
         .unwrap_err();
-    let Error::Config(ConfigError::ScopeNotGranted {
-        scope, granted, ..
-    }) = &err else {
+    let Error::Config(ConfigError::ScopeNotGranted { scope, granted, .. }) = &err else {
         panic!("{err:?}")
     };
     // Typed: the scope asked for, and the binding's scopes as a list.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use owo_colors::OwoColorize as _;
-use ralio::auth::{AuthError, PrivateKey};
 use ralio::Scope;
+use ralio::auth::{AuthError, PrivateKey};
 use ralio::store::{CredentialStore, Identity};
 
 use super::{human_duration, out, out_json};
