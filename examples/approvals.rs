@@ -76,7 +76,9 @@ async fn pay(client: &RalioClient, message: &str) -> Result<Vec<PaymentIntent>, 
         let event = event?;
         turn.observe(&event);
         match event {
-            ChatEvent::Conversation { conversation_id } => conversation = Some(conversation_id),
+            ChatEvent::Conversation {
+                conversation_id, ..
+            } => conversation = Some(conversation_id),
             ChatEvent::Reply(reply) => println!("{}", reply.text),
             _ => {}
         }

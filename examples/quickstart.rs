@@ -109,7 +109,7 @@ async fn stream_and_print(client: &RalioClient, message: &str) -> Result<(), ral
                     tool.error.as_deref().unwrap_or("?")
                 )
             }
-            ChatEvent::TextDelta { text } => {
+            ChatEvent::TextDelta { text, .. } => {
                 print!("{text}");
                 let _ = stdout.flush();
             }

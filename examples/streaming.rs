@@ -30,7 +30,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         // error here, never with a silent end: the agent may have acted, so check the payment
         // intents before sending the message again.
         match event? {
-            ChatEvent::Conversation { conversation_id } => conversation = Some(conversation_id),
+            ChatEvent::Conversation {
+                conversation_id, ..
+            } => conversation = Some(conversation_id),
             ChatEvent::ToolStarted(tool) => println!("\n[tool] {} …", tool.tool_name),
             ChatEvent::ToolCompleted(tool) => println!("[tool] {} done", tool.tool_name),
             ChatEvent::ToolFailed(tool) => {
@@ -40,7 +42,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     tool.error.as_deref().unwrap_or("no reason given")
                 )
             }
-            ChatEvent::TextDelta { text } => {
+            ChatEvent::TextDelta { text, .. } => {
                 print!("{text}");
                 std::io::stdout().flush()?;
             }

@@ -87,6 +87,7 @@ pub enum Error {
     /// The auth layer could not authenticate a request (signing, the token endpoint's answer,
     /// the refresh-token store, a repeated DPoP challenge).
     #[error("{operation}: could not authenticate the request with this credential")]
+    #[non_exhaustive]
     Credential {
         /// The operation that failed.
         operation: &'static str,
@@ -103,6 +104,7 @@ pub enum Error {
     #[error(
         "{operation}: could not reach the Ralio API or read its answer; check the network and retry"
     )]
+    #[non_exhaustive]
     Transport {
         /// The operation that failed (for example `transactions.list`).
         operation: &'static str,
@@ -115,6 +117,7 @@ pub enum Error {
     #[error(
         "{operation}: the server's answer could not be read as {expected}; report this with the request id"
     )]
+    #[non_exhaustive]
     Decode {
         /// The operation that failed.
         operation: &'static str,
@@ -131,6 +134,7 @@ pub enum Error {
 
     /// A deadline set by the caller passed before the awaited state was reached.
     #[error("{what} did not happen within {waited:?}; check again later or wait longer")]
+    #[non_exhaustive]
     Timeout {
         /// What was awaited.
         what: String,
@@ -140,6 +144,7 @@ pub enum Error {
 
     /// A failure inside the middleware stack that is none of the above.
     #[error("{operation}: a request middleware failed")]
+    #[non_exhaustive]
     Middleware {
         /// The operation that failed.
         operation: &'static str,
@@ -527,18 +532,21 @@ fn describe_validation_item(item: &serde_json::Value) -> String {
 pub enum ConfigError {
     /// No credentials were found anywhere the SDK looked.
     #[error(
-        "no credentials in {searched}; run `ralio register` with the ticket the owner sent you \
-         (or set RALIO_CLIENT_ID and RALIO_PRIVATE_JWK)"
+        "no credentials in {}; run `ralio register` with the ticket the owner sent you \
+         (or set RALIO_CLIENT_ID and RALIO_PRIVATE_JWK)",
+        searched.join(", nor in ")
     )]
+    #[non_exhaustive]
     NoCredentials {
         /// Where the SDK looked, in order.
-        searched: String,
+        searched: Vec<String>,
     },
 
     /// The API URL could not be parsed.
     #[error(
         "the API URL {url:?} is not a valid URL; set RALIO_API_URL to an origin such as https://api.ralio.co"
     )]
+    #[non_exhaustive]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -552,6 +560,7 @@ pub enum ConfigError {
         "refusing plain http:// for {host}: tokens and proofs would cross the network \
          unencrypted; use https:// (http:// is allowed only for localhost, 127.0.0.1 and ::1)"
     )]
+    #[non_exhaustive]
     InsecureUrl {
         /// The host that was refused.
         host: String,
@@ -559,6 +568,7 @@ pub enum ConfigError {
 
     /// The API URL's scheme is neither `https` nor `http`.
     #[error("unsupported URL scheme {scheme:?} in the API URL; use https://")]
+    #[non_exhaustive]
     UnsupportedScheme {
         /// The scheme found.
         scheme: String,
@@ -572,25 +582,29 @@ pub enum ConfigError {
 
     /// The credential reaches several agents, so chat needs an explicit agent id.
     #[error(
-        "this credential reaches {count} agents ({ids}); pass the agent id to use with `.agent_id(…)`"
+        "this credential reaches {count} agents ({}); pass the agent id to use with `.agent_id(…)`",
+        ids.join(", ")
     )]
+    #[non_exhaustive]
     AmbiguousAgent {
         /// How many agents the credential reaches.
         count: usize,
-        /// Their ids, comma-separated.
-        ids: String,
+        /// Their ids.
+        ids: Vec<String>,
     },
 
     /// `with_scopes` asked for a scope the credential binding does not hold.
     #[error(
-        "scope {scope:?} is not granted to this credential (granted: {granted}); ask the owner for \
-         a ticket that includes it and register again"
+        "scope \"{scope}\" is not granted to this credential (granted: {}); ask the owner for \
+         a ticket that includes it and register again",
+        crate::Scope::join(granted)
     )]
+    #[non_exhaustive]
     ScopeNotGranted {
         /// The scope asked for.
-        scope: String,
-        /// The scopes the binding holds, space-separated.
-        granted: String,
+        scope: crate::Scope,
+        /// The scopes the binding holds.
+        granted: Vec<crate::Scope>,
     },
 
     /// `with_scopes` was given no scope.
@@ -599,6 +613,7 @@ pub enum ConfigError {
 
     /// A user-agent suffix or header value could not be used in an HTTP header.
     #[error("{what} contains characters not allowed in an HTTP header; use visible ASCII")]
+    #[non_exhaustive]
     InvalidHeader {
         /// Which value was refused.
         what: &'static str,
@@ -614,6 +629,7 @@ pub enum ConfigError {
 
     /// A value in the builder or the environment is out of range or malformed.
     #[error("{what}: {problem}")]
+    #[non_exhaustive]
     Invalid {
         /// The setting at fault.
         what: &'static str,
@@ -807,18 +823,24 @@ mod tests {
                     .with_operation("chat.send"),
             ),
             Error::Config(ConfigError::NoCredentials {
-                searched: "/home/me/.ralio/credentials.json".into(),
+                searched: vec!["/home/me/.ralio/credentials.json".into()],
+            }),
+            Error::Config(ConfigError::NoCredentials {
+                searched: vec![
+                    "/home/me/.ralio/credentials.json (RALIO_CONFIG_DIR or ~/.ralio)".into(),
+                    "the environment (RALIO_CLIENT_ID is unset)".into(),
+                ],
             }),
             Error::Config(ConfigError::InsecureUrl {
                 host: "api.example.com".into(),
             }),
             Error::Config(ConfigError::AmbiguousAgent {
                 count: 2,
-                ids: "ag_1, ag_2".into(),
+                ids: vec!["ag_1".into(), "ag_2".into()],
             }),
             Error::Config(ConfigError::ScopeNotGranted {
-                scope: "agents:config".into(),
-                granted: "agents:execute transactions:read".into(),
+                scope: crate::Scope::AgentsConfig,
+                granted: vec![crate::Scope::AgentsExecute, crate::Scope::TransactionsRead],
             }),
             Error::Timeout {
                 what: "a decision on payment intent pi_1".into(),

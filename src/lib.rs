@@ -35,7 +35,8 @@
 //! - [`client`]: [`RalioClient`] and [`RalioClientBuilder`].
 //! - [`resources`]: one module per resource ([`resources::agents`], [`resources::chat`],
 //!   [`resources::transactions`], [`resources::payment_intents`]) and the list machinery
-//!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`]).
+//!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`], and the sealed
+//!   [`ListItem`](resources::ListItem) bound for code generic over the lists).
 //! - [`transport`]: the middleware stack every request goes through, the seam that runs the
 //!   generated calls through it ([`transport::hooks`]), the retry policy
 //!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
@@ -47,6 +48,8 @@
 //!   the document reaches them by rebuilding.
 //! - [`error`], [`stream`], [`redacted`]: the error taxonomy, the chat stream, the secret
 //!   string type of the generated layer.
+//! - [`scope`]: [`Scope`], the OAuth scopes as an open enum (the API's scopes and any other),
+//!   read and written as the wire string.
 //!
 //! The README (below the fold on crates.io, and in the repository) walks through the main job,
 //! configuration, errors and retries; its examples are compiled as doctests.
@@ -62,6 +65,7 @@ mod otel;
 pub mod redacted;
 pub mod register;
 pub mod resources;
+pub mod scope;
 pub mod store;
 pub mod stream;
 pub mod transport;
@@ -71,6 +75,7 @@ pub use approvals::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result};
 pub use resources::Page;
+pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
 pub use transport::{RetryMiddleware, RetryPolicy};
 pub use types::{

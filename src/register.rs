@@ -29,6 +29,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -38,6 +39,7 @@ use crate::auth::{
     AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
     TokenManagerConfig,
 };
+use crate::scope::Scope;
 use crate::store::{CredentialStore, Identity, PendingRegistration, StoreError};
 
 /// Variable holding the default registration ticket.
@@ -53,11 +55,13 @@ const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
 #[non_exhaustive]
 pub enum RegistrationProgress {
     /// The public key is being sent with the ticket.
+    #[non_exhaustive]
     Submitting {
         /// Thumbprint of the key being registered.
         fingerprint: String,
     },
     /// Legacy flow: the server is waiting for the owner to approve; registration keeps polling.
+    #[non_exhaustive]
     AwaitingApproval {
         /// Thumbprint the owner sees in the console.
         fingerprint: String,
@@ -70,6 +74,7 @@ pub enum RegistrationProgress {
         status: Option<String>,
     },
     /// The binding is active.
+    #[non_exhaustive]
     Active {
         /// The new binding's client id.
         client_id: String,
@@ -85,7 +90,7 @@ type ProgressFn = Arc<dyn Fn(&RegistrationProgress) + Send + Sync>;
 pub struct RegisterOptions {
     ticket: Option<SecretString>,
     base_url: Option<String>,
-    requested_scopes: Vec<String>,
+    requested_scopes: Vec<Scope>,
     client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     overwrite: bool,
     signer: Option<Arc<dyn Signer>>,
@@ -142,12 +147,12 @@ impl RegisterOptions {
         self
     }
 
-    /// Scopes to request (at most the ticket's ceiling). Empty (the default) lets the server
-    /// grant the full ceiling.
+    /// Scopes to request (at most the ticket's ceiling): [`Scope`]s or their wire strings.
+    /// Empty (the default) lets the server grant the full ceiling.
     pub fn requested_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Scope>,
     {
         self.requested_scopes = scopes.into_iter().map(Into::into).collect();
         self
@@ -215,7 +220,7 @@ pub struct Binding {
     /// The binding's client id (`cb_…`).
     pub client_id: String,
     /// The scopes the binding holds (from the first token's `scope`).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// The key's RFC 7638 thumbprint.
     pub fingerprint: String,
     /// Where the key is kept, in words (a file path, a keyring entry, a Vault path).
@@ -318,6 +323,7 @@ pub enum RegistrationError {
     #[error(
         "{store} already holds the identity of binding {client_id}; pass overwrite to replace it (revoke the old binding in the console if it is no longer used)"
     )]
+    #[non_exhaustive]
     AlreadyRegistered {
         /// The store.
         store: String,
@@ -325,10 +331,11 @@ pub enum RegistrationError {
         client_id: String,
     },
     /// The server refused the registration.
-    #[error("registration refused (HTTP {status}): {message}; {}", code.advice())]
+    #[error("registration refused (HTTP {}): {message}; {}", status.as_u16(), code.advice())]
+    #[non_exhaustive]
     Refused {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// The error code.
         code: RegistrationErrorCode,
         /// The server's description, with where and by whom a consumed ticket was used.
@@ -343,6 +350,7 @@ pub enum RegistrationError {
     #[error(
         "the server registered key {server} but this host holds key {local}: binding {client_id} is live under a key this host does not have; the local key was deleted; revoke the binding in the console under Settings → Credentials"
     )]
+    #[non_exhaustive]
     FingerprintMismatch {
         /// The binding created, if the server said.
         client_id: String,
@@ -355,6 +363,7 @@ pub enum RegistrationError {
     #[error(
         "the owner rejected this registration (key {fingerprint}); ask them why, then register again with a new ticket"
     )]
+    #[non_exhaustive]
     ApprovalRejected {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -363,6 +372,7 @@ pub enum RegistrationError {
     #[error(
         "the pending registration (key {fingerprint}) {reason} before the owner approved it; register again with a new ticket"
     )]
+    #[non_exhaustive]
     ApprovalExpired {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -378,6 +388,7 @@ pub enum RegistrationError {
             None => "ask them to approve it in the console and run registration again, or raise the approval timeout".to_owned(),
         }
     )]
+    #[non_exhaustive]
     ApprovalTimedOut {
         /// Thumbprint of the key.
         fingerprint: String,
@@ -437,19 +448,23 @@ pub enum RegistrationError {
     },
     /// The server failed (5xx) without registering anything.
     #[error(
-        "the registration server failed (HTTP {status}); nothing was registered: try again later"
+        "the registration server failed (HTTP {}); nothing was registered: try again later",
+        status.as_u16()
     )]
+    #[non_exhaustive]
     ServerError {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
     },
     /// The server answered something the protocol does not allow.
     #[error(
-        "the registration server answered unexpectedly (HTTP {status}): {reason}; check RALIO_API_URL"
+        "the registration server answered unexpectedly (HTTP {}): {reason}; check RALIO_API_URL",
+        status.as_u16()
     )]
+    #[non_exhaustive]
     UnexpectedResponse {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// What was wrong.
         reason: String,
     },
@@ -457,6 +472,7 @@ pub enum RegistrationError {
     #[error(
         "could not reach the registration server at {url}; check the network and RALIO_API_URL"
     )]
+    #[non_exhaustive]
     Http {
         /// The URL that failed (no secrets: the poll token is left out).
         url: String,
@@ -466,6 +482,7 @@ pub enum RegistrationError {
     },
     /// The registration request failed in the middleware stack before an answer arrived.
     #[error("the registration request to {url} failed before an answer arrived")]
+    #[non_exhaustive]
     Middleware {
         /// The URL (no secrets: the poll token is left out).
         url: String,
@@ -476,6 +493,12 @@ pub enum RegistrationError {
     /// A key could not be generated.
     #[error("could not generate a P-256 key")]
     Key(#[source] KeyError),
+    /// The signer given with [`RegisterOptions::signer`] has a public key the registration
+    /// endpoint cannot take. Nothing was sent.
+    #[error(
+        "the signer's public key cannot be registered (it is not a P-256 JWK); use a P-256 (ES256) key; nothing was sent"
+    )]
+    UnsupportedSignerKey,
     /// The API URL is unusable, for example `http://` to a host that is not loopback (the
     /// ticket would travel in clear text). Nothing was sent.
     #[error("the API URL cannot be used for registration; nothing was sent")]
@@ -491,6 +514,7 @@ pub enum RegistrationError {
             None => "revoke it in the console under Settings → Credentials and register again".to_owned(),
         }
     )]
+    #[non_exhaustive]
     SaveFailed {
         /// The binding.
         client_id: String,
@@ -505,6 +529,7 @@ pub enum RegistrationError {
     #[error(
         "binding {client_id} is active and saved, but its first token could not be minted; the client will mint again when it starts"
     )]
+    #[non_exhaustive]
     FirstToken {
         /// The binding.
         client_id: String,
@@ -778,7 +803,7 @@ async fn submit_and_finish(
         }
         _ => {
             return Err(RegistrationError::UnexpectedResponse {
-                status: 201,
+                status: StatusCode::CREATED,
                 reason: "the answer has an empty client_id".to_owned(),
             });
         }
@@ -884,7 +909,9 @@ async fn finish(
         .map(|info| info.scopes)
         .unwrap_or_default();
     let scopes = if granted.is_empty() {
-        server_scopes.unwrap_or_else(|| options.requested_scopes.clone())
+        server_scopes
+            .map(|s| s.into_iter().map(Scope::from).collect())
+            .unwrap_or_else(|| options.requested_scopes.clone())
     } else {
         granted
     };
@@ -949,7 +976,7 @@ fn checked_client_id(client_id: String) -> Result<String, RegistrationError> {
     crate::store::validate_client_id(&client_id)
         .map(|()| client_id)
         .map_err(|why| RegistrationError::UnexpectedResponse {
-            status: 201,
+            status: StatusCode::CREATED,
             reason: format!("the client_id it returned is not a valid client id ({why})"),
         })
 }
@@ -977,11 +1004,11 @@ fn registration_api(base: &str) -> reqwest::Result<crate::api::Client> {
 async fn registration_failure(
     mut e: progenitor_client::Error<crate::api::ByteStream>,
     shown_url: &str,
-) -> Result<(u16, Vec<u8>), RegistrationError> {
+) -> Result<(StatusCode, Vec<u8>), RegistrationError> {
     use crate::transport::body::read_error_body;
     use progenitor_client::Error as P;
     let unexpected = |reason: &str| RegistrationError::UnexpectedResponse {
-        status: 200,
+        status: StatusCode::OK,
         reason: reason.to_owned(),
     };
     if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
@@ -998,14 +1025,14 @@ async fn registration_failure(
     }
     match e {
         P::ErrorResponse(answer) => {
-            let status = answer.status().as_u16();
+            let status = answer.status();
             Ok((
                 status,
                 read_error_body(answer.into_inner().into_inner()).await,
             ))
         }
         P::UnexpectedResponse(answer) => {
-            let status = answer.status().as_u16();
+            let status = answer.status();
             Ok((status, read_error_body(answer.bytes_stream()).await))
         }
         P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(RegistrationError::Http {
@@ -1035,22 +1062,23 @@ async fn submit(
     let url = format!("{base}{REGISTRATIONS_PATH}");
     let jwk = serde_json::to_value(signer.public_jwk())
         .and_then(serde_json::from_value::<crate::api::types::PublicKeyJwk>)
-        .map_err(|_| RegistrationError::UnexpectedResponse {
-            status: 0,
-            reason: "the signer's public key is not a P-256 JWK".to_owned(),
-        })?;
+        .map_err(|_| RegistrationError::UnsupportedSignerKey)?;
     let body = crate::api::types::builder::RegistrationRequest::default()
         .ticket(crate::redacted::RedactedString::new(ticket.expose_secret()))
         .public_key_jwk(jwk)
-        .requested_scopes(
-            (!options.requested_scopes.is_empty()).then(|| options.requested_scopes.clone()),
-        )
+        .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
+            options
+                .requested_scopes
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }))
         .client_metadata(options.client_metadata.clone());
     match api.register_credential_binding().body(body).send().await {
         Ok(answer) => Ok(answer.into_inner()),
         Err(e) => {
             let (status, bytes) = registration_failure(e, &url).await?;
-            if status >= 500 {
+            if status.is_server_error() {
                 return Err(RegistrationError::ServerError { status });
             }
             Err(refusal(status, &bytes))
@@ -1060,11 +1088,12 @@ async fn submit(
 
 /// The message of [`refusal`] (for the fuzz targets).
 pub(crate) fn refusal_message(status: u16, body: &[u8]) -> String {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     refusal(status, body).to_string()
 }
 
 /// Maps an error answer of the registration endpoint to [`RegistrationError::Refused`].
-fn refusal(status: u16, body: &[u8]) -> RegistrationError {
+fn refusal(status: StatusCode, body: &[u8]) -> RegistrationError {
     #[derive(Deserialize)]
     struct Detail {
         error: Option<String>,
@@ -1107,7 +1136,7 @@ fn refusal(status: u16, body: &[u8]) -> RegistrationError {
         description
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| match code.as_str() {
-                "" => format!("HTTP {status}"),
+                "" => format!("HTTP {}", status.as_u16()),
                 known => known.to_owned(),
             });
     let mut context = Vec::new();
@@ -1177,14 +1206,18 @@ async fn poll_approval(
         let poll = match sent {
             Ok(answer) => answer.into_inner(),
             Err(e) => match registration_failure(e, &shown_url).await {
-                Ok((404, _)) => {
+                Ok((StatusCode::NOT_FOUND, _)) => {
                     return Err(RegistrationError::ApprovalExpired {
                         fingerprint: fingerprint.to_owned(),
                         reason: "is no longer known to the server",
                     });
                 }
                 // A server error or a rate limit while waiting is worth another poll.
-                Ok((status, _)) if status >= 500 || status == 429 => continue,
+                Ok((status, _))
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    continue;
+                }
                 Ok((status, bytes)) => return Err(refusal(status, &bytes)),
                 // A dropped connection while waiting is worth another poll, not a failure.
                 Err(RegistrationError::Http { source, .. }) => {
@@ -1199,7 +1232,7 @@ async fn poll_approval(
                 Some(id) if !id.is_empty() => return Ok((id, None)),
                 _ => {
                     return Err(RegistrationError::UnexpectedResponse {
-                        status: 200,
+                        status: StatusCode::OK,
                         reason: "status active without a client_id".to_owned(),
                     });
                 }
@@ -1232,6 +1265,7 @@ mod tests {
     use super::*;
 
     fn message(status: u16, body: serde_json::Value) -> String {
+        let status = StatusCode::from_u16(status).unwrap();
         refusal(status, body.to_string().as_bytes()).to_string()
     }
 
@@ -1286,7 +1320,7 @@ mod snapshot_tests {
                 d.extend(e.clone());
             }
             refusal(
-                400,
+                StatusCode::BAD_REQUEST,
                 serde_json::json!({ "detail": detail })
                     .to_string()
                     .as_bytes(),
@@ -1308,9 +1342,14 @@ mod snapshot_tests {
             refused("invalid_public_key", serde_json::json!({})),
             refused("invalid_scope", serde_json::json!({})),
             refused("scope_exceeds_ticket_ceiling", serde_json::json!({})),
-            refusal(409, br#"{"detail": {"error": "ticket_already_consumed"}}"#),
-            refusal(404, b"<html>not found</html>"),
-            RegistrationError::ServerError { status: 503 },
+            refusal(
+                StatusCode::CONFLICT,
+                br#"{"detail": {"error": "ticket_already_consumed"}}"#,
+            ),
+            refusal(StatusCode::NOT_FOUND, b"<html>not found</html>"),
+            RegistrationError::ServerError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+            },
             RegistrationError::FingerprintMismatch {
                 client_id: "cb_123".to_owned(),
                 local: "local-jkt".to_owned(),
@@ -1336,7 +1375,9 @@ mod snapshot_tests {
             RegistrationError::PollFailed {
                 fingerprint: "jkt".to_owned(),
                 pending: Some("/home/me/.ralio/pending-registration.json".to_owned()),
-                source: Box::new(RegistrationError::ServerError { status: 400 }),
+                source: Box::new(RegistrationError::ServerError {
+                    status: StatusCode::BAD_REQUEST,
+                }),
             },
             RegistrationError::NothingToResume {
                 store: "file store at /home/me/.ralio".to_owned(),

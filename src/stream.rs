@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 #[non_exhaustive]
 pub enum ChatEvent {
     /// The conversation this exchange belongs to (first event of a stream).
+    #[non_exhaustive]
     Conversation {
         /// Pass it to the next message to continue the conversation.
         conversation_id: String,
@@ -40,6 +41,7 @@ pub enum ChatEvent {
     /// A tool failed; [`ToolEvent::error`] says why when the server said.
     ToolFailed(ToolEvent),
     /// A piece of the reply text, to print as it arrives.
+    #[non_exhaustive]
     TextDelta {
         /// The text fragment.
         text: String,
@@ -47,6 +49,7 @@ pub enum ChatEvent {
     /// The final reply: the last event of a successful stream.
     Reply(StreamedReply),
     /// An event this version of the SDK does not know, passed through untouched.
+    #[non_exhaustive]
     Unknown {
         /// The SSE event name.
         event: String,
@@ -93,6 +96,7 @@ pub enum StreamError {
         "the chat stream reported an error: {message}; check the payment intents before sending \
          the message again"
     )]
+    #[non_exhaustive]
     Server {
         /// The server's message.
         message: String,
@@ -102,6 +106,7 @@ pub enum StreamError {
         "the chat stream was cut after {events} event(s), before the final reply; the agent may \
          have acted: check the payment intents before sending the message again"
     )]
+    #[non_exhaustive]
     Cut {
         /// How many events had arrived.
         events: usize,
@@ -111,6 +116,7 @@ pub enum StreamError {
         "no data on the chat stream for {idle:?}; the connection looks dead (raise the read-idle \
          timeout if the agent is slow); check the payment intents before sending again"
     )]
+    #[non_exhaustive]
     IdleTimeout {
         /// The read-idle timeout that passed.
         idle: Duration,
@@ -123,12 +129,14 @@ pub enum StreamError {
         "the chat turn did not finish within {deadline:?}; the agent may have acted: check the \
          payment intents before sending the message again"
     )]
+    #[non_exhaustive]
     DeadlineExceeded {
         /// The deadline that passed.
         deadline: Duration,
     },
     /// A known event carried data the SDK could not read.
     #[error("the chat stream sent a `{event}` event the SDK could not read; report it")]
+    #[non_exhaustive]
     Malformed {
         /// The event name.
         event: String,

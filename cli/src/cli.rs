@@ -115,8 +115,9 @@ pub struct RegisterArgs {
     #[arg(long, conflicts_with = "ticket")]
     pub ticket_stdin: bool,
     /// Ask for these scopes only (repeatable; default: everything the ticket allows)
-    #[arg(long = "scope", value_name = "SCOPE")]
-    pub scopes: Vec<String>,
+    // FromStr, which checks the syntax (clap would otherwise pick the unchecked `From<String>`).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = <ralio::Scope as std::str::FromStr>::from_str)]
+    pub scopes: Vec<ralio::Scope>,
     /// Replace credentials already registered on this host (and abandon a registration that
     /// still waits for approval)
     #[arg(long)]

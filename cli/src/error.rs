@@ -194,8 +194,9 @@ fn auth_exit_code(e: &AuthError) -> u8 {
     match e {
         AuthError::TokenTransport { .. }
         | AuthError::TokenResponse { .. }
+        | AuthError::Internal { .. }
         | AuthError::NonceChallengeRepeated { .. } => EXIT_API,
-        AuthError::TokenRefused { status, .. } if *status >= 500 => EXIT_API,
+        AuthError::TokenRefused { status, .. } if status.is_server_error() => EXIT_API,
         _ => EXIT_AUTH_CONFIG,
     }
 }

@@ -47,6 +47,16 @@ async fn usage_error_exits_2() {
     let run = run_cmd(&["frobnicate"], "", "http://127.0.0.1:1", dir.path()).await;
     assert_eq!(run.code, 2);
     assert!(run.stdout.is_empty());
+    // One scope per --scope: two in one value are refused before anything is sent.
+    let run = run_cmd(
+        &["register", "--scope", "agents:execute transactions:read"],
+        "",
+        "http://127.0.0.1:1",
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("is not a scope"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

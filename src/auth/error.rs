@@ -1,8 +1,10 @@
 //! [`AuthError`]: what can go wrong while authenticating, and what to do about it.
 
+use http::StatusCode;
+
 use super::jws::HtuError;
 use super::signer::SignError;
-use super::token::StoreError;
+use crate::store::StoreError;
 
 /// An authentication failure.
 ///
@@ -18,6 +20,7 @@ pub enum AuthError {
     Sign(#[source] SignError),
     /// A URL cannot be used as a DPoP target or token URL.
     #[error("the URL {url} cannot be used for DPoP")]
+    #[non_exhaustive]
     InvalidUrl {
         /// The URL, without query or fragment.
         url: String,
@@ -29,6 +32,7 @@ pub enum AuthError {
     #[error(
         "could not reach the token endpoint {url}: check the network and the token URL; the refresh token, if any, is kept"
     )]
+    #[non_exhaustive]
     TokenTransport {
         /// The token URL.
         url: String,
@@ -39,6 +43,7 @@ pub enum AuthError {
     /// The token request failed in the middleware stack before an answer arrived (a layer of
     /// the caller's, or a per-attempt time limit).
     #[error("the token request to {url} failed before an answer arrived")]
+    #[non_exhaustive]
     TokenRequestFailed {
         /// The token URL.
         url: String,
@@ -48,9 +53,10 @@ pub enum AuthError {
     },
     /// The token endpoint refused the request with an OAuth error.
     #[error("{}", token_refused_message(*status, error, description.as_deref()))]
+    #[non_exhaustive]
     TokenRefused {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// OAuth `error` code (`invalid_client`, `invalid_scope`, ...), or `http_<status>`
         /// when the body was not an OAuth error.
         error: String,
@@ -58,17 +64,30 @@ pub enum AuthError {
         description: Option<String>,
     },
     /// The token endpoint answered success with a body that is not a usable token response.
-    #[error("the token endpoint answered {status} with an unusable token response: {reason}")]
+    #[error(
+        "the token endpoint answered {} with an unusable token response: {reason}",
+        status.as_u16()
+    )]
+    #[non_exhaustive]
     TokenResponse {
         /// HTTP status.
-        status: u16,
+        status: StatusCode,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// The auth layer could not finish a step for a reason of its own (no server answer is
+    /// involved): the renewal task was cancelled, a signed proof is not a header value.
+    #[error("the auth layer could not {action}; retry, and report it if it persists")]
+    #[non_exhaustive]
+    Internal {
+        /// What could not be done, in words.
+        action: &'static str,
     },
     /// The server issued a token that is not DPoP-bound.
     #[error(
         "the token endpoint issued a {token_type:?} token, not a DPoP-bound one: enable DPoP for this client on the authorization server"
     )]
+    #[non_exhaustive]
     NotDpopBound {
         /// The `token_type` it answered.
         token_type: String,
@@ -77,6 +96,7 @@ pub enum AuthError {
     #[error(
         "the server {origin} demanded a fresh DPoP nonce (use_dpop_nonce) twice in a row; stopping instead of looping: its nonces may rotate faster than a request completes"
     )]
+    #[non_exhaustive]
     NonceChallengeRepeated {
         /// Scheme, host and port.
         origin: String,
@@ -85,6 +105,7 @@ pub enum AuthError {
     #[error(
         "the server {origin} answered {challenge} but the request body is a stream that cannot be re-sent; send a buffered body, or make any request to {origin} first so the nonce is known"
     )]
+    #[non_exhaustive]
     ChallengeNotRetryable {
         /// Scheme, host and port.
         origin: String,
@@ -96,7 +117,8 @@ pub enum AuthError {
     Store(#[source] StoreError),
 }
 
-fn token_refused_message(status: u16, error: &str, description: Option<&str>) -> String {
+fn token_refused_message(status: StatusCode, error: &str, description: Option<&str>) -> String {
+    let status = status.as_u16();
     let advice = match error {
         "invalid_client" => {
             "the client id, key or assertion was refused: check the client id and that this key is the registered one, or register again"

@@ -37,6 +37,7 @@ pub enum KeyError {
     #[error(
         "the key is on curve {found}, but only P-256 (ES256) keys are supported; generate a P-256 key"
     )]
+    #[non_exhaustive]
     WrongCurve {
         /// The curve that was found (`P-384`, `secp256k1`, an OID, ...).
         found: String,
@@ -45,6 +46,7 @@ pub enum KeyError {
     #[error(
         "the key is a {found} key, but only EC P-256 (ES256) keys are supported; generate a P-256 key"
     )]
+    #[non_exhaustive]
     WrongKeyType {
         /// The key type that was found (`RSA`, `Ed25519`, a JWK `kty`, ...).
         found: String,
@@ -64,6 +66,7 @@ pub enum KeyError {
     PublicOnly,
     /// A PEM of a kind this loader does not read.
     #[error("expected a {expected} PEM block but found `{found}`")]
+    #[non_exhaustive]
     UnexpectedPemLabel {
         /// What the called function reads.
         expected: &'static str,
@@ -72,12 +75,14 @@ pub enum KeyError {
     },
     /// Input that is not a usable key.
     #[error("the key is malformed: {reason}")]
+    #[non_exhaustive]
     Malformed {
         /// What is wrong, in words; never key material.
         reason: &'static str,
     },
     /// The key file could not be read.
     #[error("could not read the key file {}", path.display())]
+    #[non_exhaustive]
     Io {
         /// The file.
         path: PathBuf,
@@ -87,6 +92,7 @@ pub enum KeyError {
     },
     /// The cryptographic backend refused an operation on a well-formed key.
     #[error("the crypto backend failed to {operation}; this is a bug or an unsupported platform")]
+    #[non_exhaustive]
     Crypto {
         /// What was being done.
         operation: &'static str,

@@ -54,15 +54,14 @@ impl DpopAuth {
         let mut authz =
             HeaderValue::from_str(&format!("DPoP {}", token.expose_secret())).map_err(|_| {
                 AuthError::TokenResponse {
-                    status: 200,
+                    status: StatusCode::OK,
                     reason: "the access token has characters that cannot go in an HTTP header",
                 }
             })?;
         authz.set_sensitive(true);
         let mut dpop =
-            HeaderValue::from_str(proof.expose_secret()).map_err(|_| AuthError::TokenResponse {
-                status: 0,
-                reason: "the DPoP proof is not a valid header value",
+            HeaderValue::from_str(proof.expose_secret()).map_err(|_| AuthError::Internal {
+                action: "send the DPoP proof: it is not a valid header value",
             })?;
         dpop.set_sensitive(true);
         let headers = req.headers_mut();

@@ -38,6 +38,6 @@ pub use middleware::DpopAuth;
 pub use signer::{BoxError, SignError, Signer};
 pub(crate) use token::token_lifetime;
 pub use token::{
-    AccessToken, MemoryRefreshTokenStore, RefreshTokenRecord, RefreshTokenStore, StoreError,
-    TokenInfo, TokenManager, TokenManagerBuilder, TokenManagerConfig,
+    AccessToken, MemoryRefreshTokenStore, RefreshTokenRecord, RefreshTokenStore, TokenInfo,
+    TokenManager, TokenManagerBuilder, TokenManagerConfig,
 };

@@ -20,6 +20,7 @@ pub enum SignError {
     #[error(
         "the signing backend {signer} failed; check that it is reachable and that the key exists and may sign"
     )]
+    #[non_exhaustive]
     Backend {
         /// Names the backend (for example `vault transit key "agent"`); never secret.
         signer: Cow<'static, str>,
@@ -31,6 +32,7 @@ pub enum SignError {
     #[error(
         "the signing backend {signer} returned a signature that is not a raw 64-byte P-256 r‖s value"
     )]
+    #[non_exhaustive]
     BadSignature {
         /// Names the backend.
         signer: Cow<'static, str>,
@@ -43,6 +45,14 @@ impl SignError {
         Self::Backend {
             signer: signer.into(),
             source: source.into(),
+        }
+    }
+
+    /// The backend `signer` answered with something that is not a raw 64-byte `r‖s`
+    /// signature.
+    pub fn bad_signature(signer: impl Into<Cow<'static, str>>) -> Self {
+        Self::BadSignature {
+            signer: signer.into(),
         }
     }
 }

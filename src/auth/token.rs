@@ -18,32 +18,14 @@ use super::clock::{Clock, Skew, SystemClock};
 use super::error::AuthError;
 use super::jws::{DpopProof, Htu, JwsSigner, ProofRequest};
 use super::key::Thumbprint;
-use super::signer::{BoxError, Signer};
+use super::signer::Signer;
+use crate::scope::Scope;
+use crate::store::StoreError;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEFAULT_EXPIRES_IN: u64 = 1800;
 /// How long to wait before trying an early renewal again after one failed.
 const EARLY_RENEWAL_BACKOFF: Duration = Duration::from_secs(5);
-
-/// A refresh-token store failed.
-#[derive(Debug, thiserror::Error)]
-#[error("refresh token store error")]
-pub struct StoreError(#[source] pub BoxError);
-
-impl StoreError {
-    /// Wraps any error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self(source.into())
-    }
-
-    /// True when the store refused a save because another writer replaced the refresh token
-    /// since it was read ([`crate::store::StoreError::Conflict`]).
-    pub fn is_conflict(&self) -> bool {
-        self.0
-            .downcast_ref::<crate::store::StoreError>()
-            .is_some_and(|e| matches!(e, crate::store::StoreError::Conflict { .. }))
-    }
-}
 
 /// Where a [`TokenManager`] keeps its refresh token across restarts.
 ///
@@ -243,7 +225,12 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
 impl MemoryRefreshTokenStore {
     fn put(&self, token: Option<&SecretString>, issuer: Option<&str>) -> Result<(), StoreError> {
         let (Ok(mut t), Ok(mut i)) = (self.token.lock(), self.issuer.lock()) else {
-            return Err(StoreError::new("the in-memory store's lock is poisoned"));
+            return Err(StoreError::Backend {
+                store: "in-memory refresh-token store".to_owned(),
+                action: "take its lock".to_owned(),
+                hint: "a thread panicked while holding it; restart the process".to_owned(),
+                source: None,
+            });
         };
         *t = token.cloned();
         *i = token.and(issuer).map(str::to_owned);
@@ -278,7 +265,7 @@ impl fmt::Debug for AccessToken {
 #[non_exhaustive]
 pub struct TokenInfo {
     /// Scopes granted (the response's `scope`, else the ones asked for).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// When the token expires, by the local wall clock.
     pub expires_at: SystemTime,
     /// Time left before expiry (monotonic).
@@ -373,16 +360,16 @@ impl TokenManagerConfig {
     }
 
     /// Asks for these scopes (space-joined on the wire). Empty means "the server's default".
+    ///
+    /// Takes [`Scope`]s or their wire strings: `.scopes([Scope::TransactionsRead])` and
+    /// `.scopes(["transactions:read"])` are the same request.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<str>,
+        S: Into<Scope>,
     {
-        let joined = scopes
-            .into_iter()
-            .map(|s| s.as_ref().to_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let scopes: Vec<Scope> = scopes.into_iter().map(Into::into).collect();
+        let joined = Scope::join(&scopes);
         self.scope = (!joined.trim().is_empty()).then_some(joined);
         self
     }
@@ -535,7 +522,7 @@ struct Cached {
     usable_until: Instant,
     expires_at: Instant,
     expires_at_wall: SystemTime,
-    scopes: Vec<String>,
+    scopes: Vec<Scope>,
 }
 
 enum Grant<'a> {
@@ -620,11 +607,6 @@ impl TokenManager {
         self.inner.jws.thumbprint()
     }
 
-    /// The signer of proofs and assertions.
-    pub fn jws_signer(&self) -> &JwsSigner {
-        &self.inner.jws
-    }
-
     /// A valid access token: the cached one, else a refreshed or newly minted one.
     ///
     /// Inside the leeway before expiry the cached token is still good: the first task to get
@@ -692,9 +674,8 @@ impl TokenManager {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime.spawn(renewal).await.unwrap_or_else(|e| {
                 tracing::warn!(panicked = e.is_panic(), "the token renewal task did not finish");
-                Err(AuthError::TokenResponse {
-                    status: 0,
-                    reason: "the token renewal task ended without an answer (it panicked, or the runtime is shutting down)",
+                Err(AuthError::Internal {
+                    action: "renew the token: the renewal task ended without an answer (it panicked, or the runtime is shutting down)",
                 })
             }),
             // Not inside a Tokio runtime (reqwest needs one, so this is rare): run it here.
@@ -762,7 +743,7 @@ impl TokenManager {
     }
 
     /// The latest DPoP nonce from the origin of `url`.
-    pub fn nonce_for(&self, url: &Url) -> Option<String> {
+    pub(crate) fn nonce_for(&self, url: &Url) -> Option<String> {
         let nonces = self.inner.nonces.lock().ok()?;
         // Most servers never send a nonce: skip serialising the origin on every request then.
         if nonces.is_empty() {
@@ -772,7 +753,7 @@ impl TokenManager {
     }
 
     /// Learns from a response: its `DPoP-Nonce` (kept per origin) and `Date` (clock skew).
-    pub fn observe_response(&self, url: &Url, headers: &HeaderMap) {
+    pub(crate) fn observe_response(&self, url: &Url, headers: &HeaderMap) {
         if let Some(nonce) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok())
             && let Ok(mut nonces) = self.inner.nonces.lock()
         {
@@ -790,8 +771,8 @@ impl TokenManager {
     }
 
     /// Signs a DPoP proof for `method` on `url`, with the origin's latest nonce and the
-    /// server-corrected time. Returns the proof and the skew used (see
-    /// [`TokenManager::skew_moved_since`]).
+    /// server-corrected time. Returns the proof and the clock skew (seconds, server minus
+    /// local) it was signed with.
     pub async fn dpop_proof(
         &self,
         method: &str,
@@ -819,12 +800,6 @@ impl TokenManager {
             .await
             .map_err(AuthError::Sign)?;
         Ok((proof, skew))
-    }
-
-    /// True when the clock-skew estimate of `url`'s origin moved since `used` was current: a
-    /// refusal for time is then worth one retry.
-    pub fn skew_moved_since(&self, url: &Url, used: i64) -> bool {
-        self.skew_for(url).get().moved_since(used)
     }
 
     /// The cached token while it is still safe to send (up to half the leeway before expiry),
@@ -911,10 +886,10 @@ impl TokenManager {
                     status,
                     error,
                     description: _,
-                })) if is_refusal(status) => {
+                })) if is_refusal(status.as_u16()) => {
                     tracing::info!(
                         client_id = %inner.config.client_id,
-                        status,
+                        status = status.as_u16(),
                         %error,
                         "refresh refused; minting with a client assertion"
                     );
@@ -927,7 +902,7 @@ impl TokenManager {
         match self.token_request(Grant::ClientCredentials).await {
             Ok(resp) => self.accept(None, resp).await,
             Err(Failure::InvalidGrant) => Err(AuthError::TokenRefused {
-                status: 400,
+                status: http::StatusCode::BAD_REQUEST,
                 error: "invalid_grant".to_owned(),
                 description: None,
             }),
@@ -978,7 +953,7 @@ impl TokenManager {
         let scopes = resp
             .scope
             .or_else(|| inner.config.scope.clone())
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .map(|s| Scope::split(&s))
             .unwrap_or_default();
         let token = AccessToken {
             value: Arc::new(resp.access_token.into_secret()),
@@ -1076,7 +1051,7 @@ impl TokenManager {
                 }
                 _ => {
                     return Err(Failure::Other(AuthError::TokenRefused {
-                        status: status.as_u16(),
+                        status,
                         error: code,
                         description,
                     }));
@@ -1096,9 +1071,10 @@ async fn token_failure(
 ) -> Result<(http::StatusCode, HeaderMap, Zeroizing<Vec<u8>>), AuthError> {
     use crate::transport::body::read_error_body;
     use progenitor_client::Error as P;
-    let transport = |source| AuthError::TokenTransport {
+    // The URL is printed once, by the outer error: reqwest's own message would repeat it.
+    let transport = |source: reqwest::Error| AuthError::TokenTransport {
         url: url.to_owned(),
-        source,
+        source: source.without_url(),
     };
     if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
         return Err(match mw {
@@ -1128,11 +1104,11 @@ async fn token_failure(
         }
         P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(transport(source)),
         P::ResponseBodyError(_) => Err(AuthError::TokenResponse {
-            status: 200,
+            status: http::StatusCode::OK,
             reason: "the body could not be read in full (cut short, or over the size cap)",
         }),
         P::InvalidResponsePayload(..) => Err(AuthError::TokenResponse {
-            status: 200,
+            status: http::StatusCode::OK,
             reason: "the body is not a JSON token response with access_token and token_type",
         }),
         P::InvalidRequest(problem) | P::Custom(problem) => Err(AuthError::TokenRequestFailed {
@@ -1193,9 +1169,8 @@ impl reqwest_middleware::Middleware for TokenProof {
             .map_err(reqwest_middleware::Error::middleware)?;
         let mut header =
             reqwest::header::HeaderValue::from_str(proof.expose_secret()).map_err(|_| {
-                reqwest_middleware::Error::middleware(AuthError::TokenResponse {
-                    status: 0,
-                    reason: "the DPoP proof is not a valid header value",
+                reqwest_middleware::Error::middleware(AuthError::Internal {
+                    action: "send the DPoP proof: it is not a valid header value",
                 })
             })?;
         header.set_sensitive(true);

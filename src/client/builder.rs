@@ -14,6 +14,7 @@ use crate::config::{
     ENV_API_URL, env_var, validate_base_url,
 };
 use crate::error::{ConfigError, Error, Result};
+use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::RetryPolicy;
 
@@ -36,58 +37,46 @@ struct StoreRefreshTokens {
 impl RefreshTokenStore for StoreRefreshTokens {
     async fn load_refresh_token(
         &self,
-    ) -> std::result::Result<Option<secrecy::SecretString>, crate::auth::StoreError> {
-        self.store
-            .load_refresh_token()
-            .await
-            .map_err(crate::auth::StoreError::new)
+    ) -> std::result::Result<Option<secrecy::SecretString>, crate::store::StoreError> {
+        self.store.load_refresh_token().await
     }
 
     async fn save_refresh_token(
         &self,
         token: Option<&secrecy::SecretString>,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
+    ) -> std::result::Result<(), crate::store::StoreError> {
         match token {
             Some(token) => self.store.save_refresh_token(None, token).await,
             None => self.store.clear_refresh_token().await,
         }
-        .map_err(crate::auth::StoreError::new)
     }
 
     async fn save_rotated_refresh_token(
         &self,
         previous: &secrecy::SecretString,
         token: &secrecy::SecretString,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
-        self.store
-            .save_refresh_token(Some(previous), token)
-            .await
-            .map_err(crate::auth::StoreError::new)
+    ) -> std::result::Result<(), crate::store::StoreError> {
+        self.store.save_refresh_token(Some(previous), token).await
     }
 
     async fn lock_renewal(
         &self,
-    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::auth::StoreError> {
-        self.store
-            .lock_refresh_token()
-            .await
-            .map_err(crate::auth::StoreError::new)
+    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::store::StoreError> {
+        self.store.lock_refresh_token().await
     }
 
     async fn load_refresh_token_record(
         &self,
-    ) -> std::result::Result<Option<crate::auth::RefreshTokenRecord>, crate::auth::StoreError> {
-        self.store
-            .load_refresh_token_record()
-            .await
-            .map_err(crate::auth::StoreError::new)
+    ) -> std::result::Result<Option<crate::auth::RefreshTokenRecord>, crate::store::StoreError>
+    {
+        self.store.load_refresh_token_record().await
     }
 
     async fn save_refresh_token_record(
         &self,
         token: Option<&secrecy::SecretString>,
         issuer: &str,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
+    ) -> std::result::Result<(), crate::store::StoreError> {
         match token {
             Some(token) => {
                 self.store
@@ -96,7 +85,6 @@ impl RefreshTokenStore for StoreRefreshTokens {
             }
             None => self.store.clear_refresh_token().await,
         }
-        .map_err(crate::auth::StoreError::new)
     }
 
     async fn save_rotated_refresh_token_record(
@@ -104,11 +92,10 @@ impl RefreshTokenStore for StoreRefreshTokens {
         previous: &secrecy::SecretString,
         token: &secrecy::SecretString,
         issuer: &str,
-    ) -> std::result::Result<(), crate::auth::StoreError> {
+    ) -> std::result::Result<(), crate::store::StoreError> {
         self.store
             .save_refresh_token_record(Some(previous), token, issuer)
             .await
-            .map_err(crate::auth::StoreError::new)
     }
 }
 
@@ -116,7 +103,7 @@ impl RefreshTokenStore for StoreRefreshTokens {
 #[must_use]
 pub struct RalioClientBuilder {
     base_url: Option<String>,
-    scopes: Option<Vec<String>>,
+    scopes: Option<Vec<Scope>>,
     connect_timeout: Duration,
     read_timeout: Duration,
     read_idle_timeout: Option<Duration>,
@@ -165,11 +152,12 @@ impl RalioClientBuilder {
         self
     }
 
-    /// Ask for tokens narrowed to these scopes (default: everything the binding holds).
+    /// Ask for tokens narrowed to these scopes (default: everything the binding holds):
+    /// [`Scope`]s or their wire strings.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Scope>,
     {
         self.scopes = Some(scopes.into_iter().map(Into::into).collect());
         self
@@ -260,7 +248,7 @@ impl RalioClientBuilder {
                         }
                         None => {
                             return Err(ConfigError::NoCredentials {
-                                searched: store.describe(),
+                                searched: vec![store.describe()],
                             }
                             .into());
                         }
@@ -268,7 +256,7 @@ impl RalioClientBuilder {
                 }
                 CredentialSource::None => {
                     return Err(ConfigError::NoCredentials {
-                        searched: "the builder (no store or credentials given)".to_owned(),
+                        searched: vec!["the builder (no store or credentials given)".to_owned()],
                     }
                     .into());
                 }
@@ -347,7 +335,7 @@ pub(super) fn token_manager(
     shared: &Shared,
     client_id: &str,
     signer: Arc<dyn Signer>,
-    scopes: Option<&[String]>,
+    scopes: Option<&[Scope]>,
     refresh: Option<Arc<dyn RefreshTokenStore>>,
 ) -> Result<TokenManager> {
     let op = "auth.configure";
@@ -384,10 +372,13 @@ impl RalioClientBuilder {
             return self.build().await;
         }
         let file = FileStore::from_env().map_err(ConfigError::from)?;
-        let searched = format!(
-            "{} (RALIO_CONFIG_DIR or ~/.ralio) and the environment (RALIO_CLIENT_ID is unset)",
-            file.credentials_path().display()
-        );
+        let searched = vec![
+            format!(
+                "{} (RALIO_CONFIG_DIR or ~/.ralio)",
+                file.credentials_path().display()
+            ),
+            "the environment (RALIO_CLIENT_ID is unset)".to_owned(),
+        ];
         let store: Arc<dyn CredentialStore> = Arc::new(file);
         match store.load_identity().await.map_err(ConfigError::from)? {
             Some(_) => {

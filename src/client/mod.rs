@@ -19,6 +19,7 @@ use crate::api::{self, ByteStream};
 use crate::auth::{AuthError, Signer, TokenManager};
 use crate::error::{ApiError, ConfigError, Error, Result};
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
+use crate::scope::Scope;
 use crate::transport::RetryPolicy;
 use crate::transport::retry::{ATTEMPTS, AttemptTimedOut};
 
@@ -55,7 +56,7 @@ pub(crate) struct Inner {
     pub(crate) api: api::Client,
     /// The single agent the credential reaches, resolved on first use (shared with siblings).
     pub(crate) agent: Arc<tokio::sync::OnceCell<String>>,
-    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) scopes: Option<Vec<Scope>>,
     pub(crate) auth: Option<AuthParts>,
 }
 
@@ -104,7 +105,7 @@ impl RalioClient {
     pub(crate) fn assemble(
         shared: Arc<Shared>,
         auth: Option<AuthParts>,
-        scopes: Option<Vec<String>>,
+        scopes: Option<Vec<Scope>>,
         agent: Arc<tokio::sync::OnceCell<String>>,
     ) -> RalioClient {
         let mw = crate::transport::resource_stack(
@@ -130,7 +131,15 @@ impl RalioClient {
     ///
     /// Mints this client's token first if it has none, to learn the binding's scopes; a scope
     /// the binding does not hold is [`ConfigError::ScopeNotGranted`].
-    pub async fn with_scopes(&self, scopes: &[&str]) -> Result<RalioClient> {
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &ralio::RalioClient) -> ralio::Result<()> {
+    /// use ralio::Scope;
+    ///
+    /// let reader = client.with_scopes(&[Scope::TransactionsRead]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_scopes(&self, scopes: &[Scope]) -> Result<RalioClient> {
         const OP: &str = "with_scopes";
         if scopes.is_empty() {
             return Err(ConfigError::EmptyScopes.into());
@@ -155,14 +164,14 @@ impl RalioClient {
                     .unwrap_or_default()
             }
         };
-        if let Some(missing) = scopes.iter().find(|s| !granted.iter().any(|g| g == *s)) {
+        if let Some(missing) = scopes.iter().find(|s| !granted.contains(s)) {
             return Err(ConfigError::ScopeNotGranted {
-                scope: (*missing).to_owned(),
-                granted: granted.join(" "),
+                scope: missing.clone(),
+                granted,
             }
             .into());
         }
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let scopes: Vec<Scope> = scopes.to_vec();
         let shared = Arc::clone(&self.inner.shared);
         let tokens = token_manager(
             &shared,
@@ -196,7 +205,7 @@ impl RalioClient {
     }
 
     /// The scopes this client's tokens are narrowed to, if narrowed.
-    pub fn scopes(&self) -> Option<&[String]> {
+    pub fn scopes(&self) -> Option<&[Scope]> {
         self.inner.scopes.as_deref()
     }
 
@@ -283,11 +292,7 @@ impl RalioClient {
                     [] => Err(Error::Config(ConfigError::NoAgent)),
                     many => Err(Error::Config(ConfigError::AmbiguousAgent {
                         count: many.len(),
-                        ids: many
-                            .iter()
-                            .map(|a| a.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        ids: many.iter().map(|a| a.id.clone()).collect(),
                     })),
                 }
             })
@@ -379,8 +384,6 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
             error,
             description,
         } => {
-            let status =
-                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
             let api =
                 ApiError::new(status, Some(error.clone()), description).with_operation(operation);
             let api = Box::new(api);
@@ -391,7 +394,15 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
                 _ => Error::Auth(api),
             }
         }
-        AuthError::TokenTransport { source, .. } => Error::Transport { operation, source },
+        // `Error::Transport` names no URL itself: the token URL goes back into the cause, so
+        // the chain shows it once.
+        AuthError::TokenTransport { url, source } => Error::Transport {
+            operation,
+            source: match url::Url::parse(&url) {
+                Ok(url) => source.with_url(url),
+                Err(_) => source,
+            },
+        },
         other => Error::Credential {
             operation,
             source: other,

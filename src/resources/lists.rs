@@ -1,6 +1,6 @@
 //! The list machinery: [`ListQuery`] (page, page size, agent; await it or stream every item),
-//! the `Listable` trait each list resource implements, [`Page<T>`], and the lazy stream over
-//! every item of every page.
+//! the sealed [`ListItem`] trait of the types a list endpoint returns, [`Page<T>`], and the
+//! lazy stream over every item of every page.
 
 use std::future::{Future, IntoFuture};
 
@@ -208,18 +208,54 @@ impl<'a, T> ListQuery<'a, T> {
     }
 }
 
-/// What a list endpoint needs to fetch one page; implemented for the two list item types.
-pub(crate) trait Listable: Sized + Send + PartialEq + Clone + 'static {
-    fn fetch<'c>(
-        client: &'c RalioClient,
-        page: u64,
-        per_page: u64,
-        agent: Option<String>,
-    ) -> BoxFuture<'c, Result<Page<Self>>>;
+/// An item type a list endpoint returns: [`Transaction`](crate::Transaction) and
+/// [`PaymentIntent`](crate::PaymentIntent).
+///
+/// Name it as a bound to write code generic over the lists, for example one function that
+/// prints either list:
+///
+/// ```no_run
+/// use futures::TryStreamExt as _;
+/// use ralio::resources::{ListItem, ListQuery};
+///
+/// async fn count_all<T: ListItem>(query: ListQuery<'_, T>) -> ralio::Result<usize> {
+///     let items: Vec<T> = query.all().try_collect().await?;
+///     Ok(items.len())
+/// }
+///
+/// # async fn demo(client: &ralio::RalioClient) -> ralio::Result<()> {
+/// let transactions = count_all(client.transactions().list()).await?;
+/// let intents = count_all(client.payment_intents().list()).await?;
+/// # Ok(()) }
+/// ```
+///
+/// The trait is sealed: the SDK implements it for the types its list endpoints return, and
+/// code outside the crate cannot implement it (a list needs an endpoint):
+///
+/// ```compile_fail
+/// #[derive(Debug, Clone, PartialEq)]
+/// struct Mine;
+/// impl ralio::resources::ListItem for Mine {}
+/// ```
+pub trait ListItem: sealed::Fetch + Sized + Send + PartialEq + Clone + 'static {}
+
+pub(crate) mod sealed {
+    use super::{BoxFuture, Page, RalioClient, Result};
+
+    /// What a list endpoint needs to fetch one page. Public in a private module: it seals
+    /// [`ListItem`](super::ListItem).
+    pub trait Fetch: Sized {
+        /// One page of this item's list.
+        fn fetch<'c>(
+            client: &'c RalioClient,
+            page: u64,
+            per_page: u64,
+            agent: Option<String>,
+        ) -> BoxFuture<'c, Result<Page<Self>>>;
+    }
 }
 
-#[allow(private_bounds)]
-impl<'a, T: Listable> ListQuery<'a, T> {
+impl<'a, T: ListItem> ListQuery<'a, T> {
     /// A lazy stream over every item of every page from this query's page on, fetching a page
     /// only when the previous one is used up, and stopping at `total`.
     pub fn all(self) -> impl Stream<Item = Result<T>> + Send + 'a {
@@ -231,18 +267,17 @@ impl<'a, T: Listable> ListQuery<'a, T> {
             ..
         } = self;
         paginate(page, move |n| {
-            T::fetch(client, n, per_page, agent_id.clone())
+            <T as sealed::Fetch>::fetch(client, n, per_page, agent_id.clone())
         })
     }
 }
 
-#[allow(private_bounds)]
-impl<'a, T: Listable> IntoFuture for ListQuery<'a, T> {
+impl<'a, T: ListItem> IntoFuture for ListQuery<'a, T> {
     type Output = Result<Page<T>>;
     type IntoFuture = BoxFuture<'a, Result<Page<T>>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        T::fetch(self.client, self.page, self.per_page, self.agent_id)
+        <T as sealed::Fetch>::fetch(self.client, self.page, self.per_page, self.agent_id)
     }
 }
 

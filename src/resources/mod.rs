@@ -13,7 +13,7 @@ pub mod transactions;
 
 pub use agents::Agents;
 pub use chat::{Chat, SendMessage, StreamMessage};
-pub use lists::{ListQuery, Page};
+pub use lists::{ListItem, ListQuery, Page};
 pub use payment_intents::PaymentIntents;
 pub use transactions::Transactions;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::Stream;
 
 use super::BoxFuture;
-use super::lists::{ListQuery, Listable, Page};
+use super::lists::{ListItem, ListQuery, Page, sealed::Fetch};
 use crate::RalioClient;
 use crate::error::{ApiError, Error, Result};
 use crate::types::PaymentIntent;
@@ -98,7 +98,9 @@ impl<'a> PaymentIntents<'a> {
     }
 }
 
-impl Listable for PaymentIntent {
+impl ListItem for PaymentIntent {}
+
+impl Fetch for PaymentIntent {
     fn fetch<'c>(
         client: &'c RalioClient,
         page: u64,

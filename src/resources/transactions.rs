@@ -3,7 +3,7 @@
 use futures::Stream;
 
 use super::BoxFuture;
-use super::lists::{ListQuery, Listable, Page};
+use super::lists::{ListItem, ListQuery, Page, sealed::Fetch};
 use crate::RalioClient;
 use crate::error::Result;
 use crate::types::Transaction;
@@ -33,7 +33,9 @@ impl<'a> Transactions<'a> {
     }
 }
 
-impl Listable for Transaction {
+impl ListItem for Transaction {}
+
+impl Fetch for Transaction {
     fn fetch<'c>(
         client: &'c RalioClient,
         page: u64,

@@ -226,10 +226,11 @@ impl FileStore {
         let describe = self.describe();
         tokio::task::spawn_blocking(move || op(&handle))
             .await
-            .map_err(|join| StoreError::Io {
+            .map_err(|join| StoreError::Backend {
                 store: describe,
                 action: "finish a file operation".to_owned(),
-                source: io::Error::other(join.to_string()),
+                hint: "the blocking task was cancelled or panicked (is the runtime shutting down?); retry".to_owned(),
+                source: Some(Box::new(join)),
             })?
     }
 

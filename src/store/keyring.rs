@@ -211,14 +211,18 @@ impl Shared {
                 what: action.to_owned(),
                 reason: "the entry's data is not valid text".to_owned(),
             },
-            KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => {
-                StoreError::Backend {
-                    store,
-                    action: action.to_owned(),
-                    hint: self.backend.hint().to_owned(),
-                    source: Some(source),
-                }
-            }
+            KeyringError::NoStorageAccess(source) => StoreError::Denied {
+                store,
+                action: action.to_owned(),
+                hint: self.backend.hint().to_owned(),
+                source: Some(source),
+            },
+            KeyringError::PlatformFailure(source) => StoreError::Backend {
+                store,
+                action: action.to_owned(),
+                hint: self.backend.hint().to_owned(),
+                source: Some(source),
+            },
             other => StoreError::Backend {
                 store,
                 action: action.to_owned(),

@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::{KeyError, PrivateKey, PublicJwk, RefreshTokenRecord, Signer, Thumbprint};
+use crate::scope::Scope;
 
 mod env;
 mod file;
@@ -317,7 +318,7 @@ pub struct PendingRegistration {
     poll_token: SecretString,
     base_url: String,
     fingerprint: String,
-    requested_scopes: Vec<String>,
+    requested_scopes: Vec<Scope>,
     key: Option<PrivateKey>,
 }
 
@@ -329,7 +330,7 @@ impl PendingRegistration {
         poll_token: SecretString,
         base_url: impl Into<String>,
         fingerprint: impl Into<String>,
-        requested_scopes: Vec<String>,
+        requested_scopes: Vec<Scope>,
         key: Option<PrivateKey>,
     ) -> Self {
         Self {
@@ -357,7 +358,7 @@ impl PendingRegistration {
     }
 
     /// The scopes that were requested (empty: the ticket's full ceiling).
-    pub fn requested_scopes(&self) -> &[String] {
+    pub fn requested_scopes(&self) -> &[Scope] {
         &self.requested_scopes
     }
 
@@ -393,9 +394,9 @@ impl PendingRegistration {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(serde_json::Value::Array(items)) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_owned))
+                .map(|i| i.as_str().and_then(|s| s.parse::<Scope>().ok()))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| "its requested_scopes are not strings".to_owned())?,
+                .ok_or_else(|| "its requested_scopes are not scope strings".to_owned())?,
             Some(_) => return Err("its requested_scopes are not a list".to_owned()),
         };
         let fingerprint = text("fingerprint")?;
@@ -529,6 +530,20 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The backend refused this process access (a Vault token whose policy does not cover
+    /// the path, a keyring that stays locked).
+    #[error("{store}: access denied while trying to {action}; {hint}")]
+    Denied {
+        /// The store.
+        store: String,
+        /// What was being done.
+        action: String,
+        /// What to check.
+        hint: String,
+        /// The backend's error; never carries secret values.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The backend (keyring daemon, Vault server) failed or could not be reached.
     #[error("{store}: could not {action}; {hint}")]
     Backend {
@@ -542,6 +557,31 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl StoreError {
+    /// A failure of the backend behind a store of your own (a database, a secret manager):
+    /// `store` names it, `action` says what was being done ("read the refresh token"), `hint`
+    /// what to check. `source` is the backend's error; it must never carry a secret.
+    pub fn backend(
+        store: impl Into<String>,
+        action: impl Into<String>,
+        hint: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            store: store.into(),
+            action: action.into(),
+            hint: hint.into(),
+            source,
+        }
+    }
+
+    /// True when a save was refused because another writer replaced the refresh token since
+    /// it was read ([`StoreError::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
 }
 
 /// The longest client id accepted (`cb_` included); real ones are far shorter.
@@ -752,6 +792,12 @@ mod tests {
                 store: store(),
                 action: "write /home/me/.ralio/credentials.json".to_owned(),
                 source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            StoreError::Denied {
+                store: "vault store at https://vault.example:8200 (secret/ralio)".to_owned(),
+                action: "read the identity".to_owned(),
+                hint: "check that the token is valid and its policy allows this path".to_owned(),
+                source: None,
             },
             StoreError::Backend {
                 store: "keyring store (Secret Service, service ralio)".to_owned(),

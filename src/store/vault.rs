@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -142,9 +143,9 @@ struct VaultClient {
 
 /// An error answer of the Vault API; carries Vault's own messages, which never echo secrets.
 #[derive(Debug, thiserror::Error)]
-#[error("Vault answered HTTP {status}: {}", if errors.is_empty() { "no details".to_owned() } else { errors.join("; ") })]
+#[error("Vault answered HTTP {}: {}", status.as_u16(), if errors.is_empty() { "no details".to_owned() } else { errors.join("; ") })]
 struct VaultApiError {
-    status: u16,
+    status: StatusCode,
     errors: Vec<String>,
 }
 
@@ -300,15 +301,16 @@ impl VaultClient {
                     *self.token.lock().await = None;
                 }
                 Answer::Forbidden(errors) => {
-                    return Err(self.backend(
-                        store,
-                        action,
-                        "check that the token is valid and its policy allows this path",
-                        Some(Box::new(VaultApiError {
-                            status: 403,
+                    return Err(StoreError::Denied {
+                        store: store.to_owned(),
+                        action: action.to_owned(),
+                        hint: "check that the token is valid and its policy allows this path"
+                            .to_owned(),
+                        source: Some(Box::new(VaultApiError {
+                            status: StatusCode::FORBIDDEN,
                             errors,
                         })),
-                    ));
+                    });
                 }
                 other => return Ok(other),
             }
@@ -339,10 +341,11 @@ impl VaultClient {
                 store,
                 action,
                 "check VAULT_ADDR and that the Vault server is running",
-                Some(Box::new(e)),
+                // The store's description names the address: print it once.
+                Some(Box::new(e.without_url())),
             )
         })?;
-        let status = response.status().as_u16();
+        let status = response.status();
         // 1 MiB: far above any secret this store keeps; a bigger body is cut and fails to parse.
         let bytes = crate::transport::body::read_body_capped(response, 1 << 20)
             .await
@@ -351,10 +354,10 @@ impl VaultClient {
                     store,
                     action,
                     "the connection to Vault broke",
-                    Some(Box::new(e)),
+                    Some(Box::new(e.without_url())),
                 )
             })?;
-        if (200..300).contains(&status) {
+        if status.is_success() {
             if bytes.is_empty() {
                 return Ok(Answer::Ok(Value::Null));
             }
@@ -374,24 +377,31 @@ impl VaultClient {
             .cloned()
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
-        if status == 404 {
+        if status == StatusCode::NOT_FOUND {
             return Ok(Answer::NotFound(parsed));
         }
         // Only a version mismatch is a conflict. "check-and-set parameter required for this
         // call" (a `cas_required` mount) and every other 400 are errors: nothing was written.
-        if status == 400
+        if status == StatusCode::BAD_REQUEST
             && errors
                 .iter()
                 .any(|e| e.contains("did not match the current version"))
         {
             return Ok(Answer::CasMismatch);
         }
-        if status == 403 && token.is_some() {
+        if status == StatusCode::FORBIDDEN && token.is_some() {
             return Ok(Answer::Forbidden(errors));
         }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(StoreError::Denied {
+                store: store.to_owned(),
+                action: action.to_owned(),
+                hint: "check that the token is valid and its policy allows this path".to_owned(),
+                source: Some(Box::new(VaultApiError { status, errors })),
+            });
+        }
         let hint = match status {
-            401 | 403 => "check that the token is valid and its policy allows this path",
-            503 => "Vault is sealed or unavailable",
+            StatusCode::SERVICE_UNAVAILABLE => "Vault is sealed or unavailable",
             _ => "see Vault's message",
         };
         Err(self.backend(
@@ -1105,6 +1115,56 @@ mod tests {
         let opted_out =
             VaultConfig::new("http://vault.example:8200", auth()).allow_insecure_http(true);
         assert!(VaultStore::new(opted_out).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_access_denied_with_what_to_check() {
+        use super::{VaultAuth, VaultConfig, VaultStore};
+        use crate::store::{CredentialStore as _, StoreError};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = r#"{"errors":["permission denied"]}"#;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let auth = VaultAuth::Token(secrecy::SecretString::from("t"));
+        let store = VaultStore::new(VaultConfig::new(&addr, auth)).unwrap();
+        let err = store.load_identity().await.unwrap_err();
+        assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
+        assert!(err.to_string().contains("policy allows this path"), "{err}");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(
+            cause.contains("403") && cause.contains("permission denied"),
+            "{cause}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_vault_is_named_once_in_the_cause_chain() {
+        use super::{VaultAuth, VaultConfig, VaultStore};
+        use crate::store::CredentialStore as _;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let auth = VaultAuth::Token(secrecy::SecretString::from("t"));
+        let store = VaultStore::new(VaultConfig::new(&addr, auth)).unwrap();
+        let err = store.load_identity().await.unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert_eq!(text.matches(&addr).count(), 1, "{text}");
     }
 
     #[test]

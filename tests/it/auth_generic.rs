@@ -11,9 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ralio::auth::{
-    AuthError, PrivateKey, RefreshTokenStore, StoreError, TokenManager, TokenManagerConfig,
-};
+use ralio::auth::{AuthError, PrivateKey, RefreshTokenStore, TokenManager, TokenManagerConfig};
+use ralio::store::StoreError;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -217,7 +216,12 @@ impl RefreshTokenStore for BrokenStore {
         Ok(None)
     }
     async fn save_refresh_token(&self, _: Option<&SecretString>) -> Result<(), StoreError> {
-        Err(StoreError::new(std::io::Error::other("disk full")))
+        Err(StoreError::backend(
+            "broken store",
+            "save the refresh token",
+            "free some space",
+            Some(Box::new(std::io::Error::other("disk full"))),
+        ))
     }
 }
 
@@ -227,7 +231,19 @@ async fn a_rotated_refresh_token_that_cannot_be_saved_is_an_error_before_use() {
     let base = start(mock.clone()).await;
     let tm = manager(&base, Some(Arc::new(BrokenStore)));
     let err = tm.access_token().await.unwrap_err();
-    assert!(matches!(err, AuthError::Store(_)), "{err:?}");
+    // The store's own error, the one `StoreError` every store uses, with its advice.
+    let AuthError::Store(store_error) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(store_error, StoreError::Backend { .. }),
+        "{store_error:?}"
+    );
+    assert!(!store_error.is_conflict());
+    assert!(
+        store_error.to_string().contains("free some space"),
+        "{store_error}"
+    );
     assert!(
         tm.token_info().is_none(),
         "the access token was not put to use"

@@ -546,7 +546,7 @@ async fn a_wrong_key_is_one_clear_error_without_a_retry_storm() {
         let err = client.get(env.url("/api/agents")).send().await.unwrap_err();
         let auth = auth_error(&err);
         assert!(
-            matches!(auth, AuthError::TokenRefused { status: 401, .. }),
+            matches!(auth, AuthError::TokenRefused { status, .. } if *status == reqwest::StatusCode::UNAUTHORIZED),
             "{auth:?}"
         );
         assert!(auth.to_string().contains("invalid_client"), "{auth}");
@@ -628,7 +628,7 @@ struct GatedStore {
 
 #[async_trait::async_trait]
 impl RefreshTokenStore for GatedStore {
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, ralio::auth::StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<SecretString>, ralio::store::StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         self.reads.fetch_add(1, SeqCst);
         if self.hold.load(SeqCst) {
@@ -636,14 +636,19 @@ impl RefreshTokenStore for GatedStore {
             self.release.notified().await;
         }
         if self.fail.load(SeqCst) {
-            return Err(ralio::auth::StoreError::new("the store is unavailable"));
+            return Err(ralio::store::StoreError::backend(
+                "gated store",
+                "read the refresh token",
+                "it is unavailable",
+                None,
+            ));
         }
         self.inner.load_refresh_token().await
     }
     async fn save_refresh_token(
         &self,
         token: Option<&SecretString>,
-    ) -> Result<(), ralio::auth::StoreError> {
+    ) -> Result<(), ralio::store::StoreError> {
         self.inner.save_refresh_token(token).await
     }
 }

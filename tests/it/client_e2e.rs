@@ -11,7 +11,7 @@ use ralio::auth::PrivateKey;
 use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, FileStore, MemoryStore};
 use ralio::{
-    ApprovalStatus, ChatEvent, ConfigError, Error, PaymentStatus, RalioClient, RetryPolicy,
+    ApprovalStatus, ChatEvent, ConfigError, Error, PaymentStatus, RalioClient, RetryPolicy, Scope,
     StreamError,
 };
 use ralio_sandbox::{Faults, Sandbox, TicketSpec};
@@ -92,7 +92,7 @@ async fn every_resource_works_against_the_sandbox() {
     let deltas: String = events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::TextDelta { text } => Some(text.as_str()),
+            ChatEvent::TextDelta { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect();
@@ -407,8 +407,11 @@ async fn rate_limited_gets_are_retried_honouring_retry_after() {
 async fn scope_narrowing_makes_a_sibling_with_its_own_tokens() {
     let sb = sandbox().await;
     let client = client(&sb).await;
-    let reader = client.with_scopes(&["transactions:read"]).await.unwrap();
-    assert_eq!(reader.scopes(), Some(&["transactions:read".to_owned()][..]));
+    let reader = client
+        .with_scopes(&[Scope::TransactionsRead])
+        .await
+        .unwrap();
+    assert_eq!(reader.scopes(), Some(&[Scope::TransactionsRead][..]));
     reader.transactions().list().await.unwrap();
     let err = reader
         .chat()
@@ -431,11 +434,17 @@ async fn scope_narrowing_makes_a_sibling_with_its_own_tokens() {
         "parent and sibling each minted once"
     );
 
-    let err = client.with_scopes(&["agents:config"]).await.unwrap_err();
-    assert!(
-        matches!(err, Error::Config(ConfigError::ScopeNotGranted { .. })),
-        "{err:?}"
-    );
+    let err = client
+        .with_scopes(&[Scope::AgentsConfig])
+        .await
+        .unwrap_err();
+    let Error::Config(ConfigError::ScopeNotGranted { scope, granted, .. }) = &err else {
+        panic!("{err:?}")
+    };
+    // Typed: the scope asked for, and the binding's scopes as a list.
+    assert_eq!(scope, &Scope::AgentsConfig);
+    assert!(granted.contains(&Scope::TransactionsRead), "{granted:?}");
+    assert!(!granted.contains(&Scope::AgentsConfig), "{granted:?}");
     assert!(err.to_string().contains("agents:config"));
     assert!(matches!(
         client.with_scopes(&[]).await.unwrap_err(),

@@ -115,7 +115,10 @@ async fn a_consumed_ticket_says_when_and_asks_for_revocation_and_leaves_no_key()
     };
     assert_eq!(
         (*status, code),
-        (409, &RegistrationErrorCode::TicketAlreadyConsumed)
+        (
+            reqwest::StatusCode::CONFLICT,
+            &RegistrationErrorCode::TicketAlreadyConsumed
+        )
     );
     assert!(used_at.is_some(), "the sandbox reports when it was used");
     let message = err.to_string();
@@ -264,7 +267,7 @@ async fn legacy_flow_polls_until_the_owner_approves() {
         "{events:?}"
     );
     assert!(
-        matches!(events.last(), Some(RegistrationProgress::Active { client_id }) if *client_id == approved)
+        matches!(events.last(), Some(RegistrationProgress::Active { client_id, .. }) if *client_id == approved)
     );
     assert_eq!(
         store.load_identity().await.unwrap().unwrap().client_id(),
@@ -515,7 +518,7 @@ async fn a_timed_out_registration_is_kept_and_resume_ends_in_an_active_binding()
     assert_eq!(binding.client_id, approved);
     assert_eq!(&binding.fingerprint, fingerprint);
     assert!(
-        matches!(events.lock().unwrap().last(), Some(RegistrationProgress::Active { client_id }) if *client_id == approved)
+        matches!(events.lock().unwrap().last(), Some(RegistrationProgress::Active { client_id, .. }) if *client_id == approved)
     );
     assert!(!dir.path().join("pending-registration.json").exists());
     assert_eq!(
@@ -713,7 +716,7 @@ async fn resume_polls_through_an_unknown_status_and_a_failed_poll_keeps_the_regi
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, RegistrationError::PollFailed { pending: Some(_), source, .. } if matches!(**source, RegistrationError::Refused { status: 400, .. })),
+        matches!(&err, RegistrationError::PollFailed { pending: Some(_), source, .. } if matches!(**source, RegistrationError::Refused { status: reqwest::StatusCode::BAD_REQUEST, .. })),
         "{err:?}"
     );
     assert_eq!(polls.load(Ordering::SeqCst), 2);

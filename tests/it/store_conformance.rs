@@ -157,7 +157,7 @@ async fn pending_registration(h: &dyn Harness) {
         token("rpt_conformance"),
         "https://api.example",
         key.thumbprint().as_str(),
-        vec!["agents:execute".to_owned()],
+        vec![ralio::Scope::from("agents:execute")],
         Some(key.clone()),
     );
     let Some(kept) = store.save_pending_registration(&pending).await.unwrap() else {

@@ -102,6 +102,7 @@ impl Turn<'_> {
             match event {
                 ChatEvent::Conversation {
                     conversation_id: id,
+                    ..
                 } => conversation_id = Some(id),
                 ChatEvent::ToolStarted(t) => {
                     tools.push(t.tool_name.clone());
@@ -116,7 +117,7 @@ impl Turn<'_> {
                     let why = t.error.as_deref().unwrap_or("no reason given");
                     tool_line("✗", &format!("{} failed: {why}", t.tool_name));
                 }
-                ChatEvent::TextDelta { text } if !self.json => {
+                ChatEvent::TextDelta { text, .. } if !self.json => {
                     write!(stdout, "{}", safe_text(&text)).map_err(write_err)?;
                     stdout.flush().map_err(write_err)?;
                     printed = true;

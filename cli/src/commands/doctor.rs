@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use owo_colors::OwoColorize as _;
+use ralio::Scope;
 use ralio::auth::{AuthError, PrivateKey};
 use ralio::store::{CredentialStore, Identity};
 
@@ -18,10 +19,10 @@ const SKEW_WARN: Duration = Duration::from_secs(5);
 /// A clock further off than this breaks assertions and proofs.
 const SKEW_FAIL: Duration = Duration::from_secs(60);
 /// Both scopes a binding can hold.
-const SCOPES: [(&str, &str); 2] = [
-    ("agents:execute", "`ralio chat` and the MCP chat tool"),
+const SCOPES: [(Scope, &str); 2] = [
+    (Scope::AgentsExecute, "`ralio chat` and the MCP chat tool"),
     (
-        "transactions:read",
+        Scope::TransactionsRead,
         "`ralio transactions`, `ralio intents` and their MCP tools",
     ),
 ];
@@ -357,7 +358,7 @@ async fn token(
     ctx: &Context,
     store: Option<Arc<dyn CredentialStore>>,
     identity: &Identity,
-) -> (Check, Option<Vec<String>>) {
+) -> (Check, Option<Vec<Scope>>) {
     const NAME: &str = "token";
     let (builder, note) = match store {
         Some(store) => (ctx.client_builder().store(store), ""),
@@ -414,15 +415,15 @@ async fn token(
     }
 }
 
-fn scopes(granted: &[String]) -> Check {
+fn scopes(granted: &[Scope]) -> Check {
     const NAME: &str = "scopes";
-    let missing: Vec<(&str, &str)> = SCOPES
+    let missing: Vec<&(Scope, &str)> = SCOPES
         .iter()
-        .copied()
-        .filter(|(s, _)| !granted.iter().any(|g| g == s))
+        .filter(|(s, _)| !granted.contains(s))
         .collect();
+    let granted_text = crate::commands::register::scopes_text(granted);
     if missing.is_empty() {
-        return Check::ok(NAME, granted.join(" "));
+        return Check::ok(NAME, granted_text);
     }
     let what = missing
         .iter()
@@ -437,7 +438,7 @@ fn scopes(granted: &[String]) -> Check {
     Check {
         name: NAME,
         status,
-        detail: format!("granted: {}; {what}", if granted.is_empty() { "(none)".to_owned() } else { granted.join(" ") }),
+        detail: format!("granted: {}; {what}", granted_text),
         fix: Some("if you need it, ask the owner for a ticket with that scope and run `ralio register --force`".to_owned()),
     }
 }

@@ -1,6 +1,7 @@
 //! `ralio transactions` and `ralio intents`.
 
 use futures::TryStreamExt as _;
+use ralio::resources::{ListItem, ListQuery};
 use ralio::{Page, PaymentIntent, Transaction};
 use serde::Serialize;
 
@@ -73,22 +74,33 @@ fn shape<T>(page: &Page<T>) -> Shape {
     }
 }
 
+/// How one list is printed: its JSON key, its noun in footers, its table.
+struct Listing<T> {
+    key: &'static str,
+    noun: &'static str,
+    table: fn(&[T]) -> String,
+}
+
 /// Runs a list query (`--agent`, `--page`, `--per-page`, or every page with `--all`) and prints
-/// it. A macro, not a function: the two queries share no public trait to be generic over.
-macro_rules! list_and_print {
-    ($ctx:expr, $args:expr, $query:expr, $item:ty, $key:literal, $label:literal, $table:path) => {{
-        let mut q = $query.per_page($args.per_page).page($args.page);
-        if let Some(agent) = &$args.agent {
-            q = q.agent_id(agent);
-        }
-        if $args.all {
-            let items: Vec<$item> = q.all().try_collect().await?;
-            print($ctx, $key, $label, &items, None, $table)
-        } else {
-            let page = q.await?;
-            print($ctx, $key, $label, &page.items, Some(&shape(&page)), $table)
-        }
-    }};
+/// it.
+async fn list_and_print<T: ListItem + Serialize>(
+    ctx: &Context,
+    args: &ListArgs,
+    query: ListQuery<'_, T>,
+    listing: Listing<T>,
+) -> Result<(), CliError> {
+    let mut q = query.per_page(args.per_page).page(args.page);
+    if let Some(agent) = &args.agent {
+        q = q.agent_id(agent);
+    }
+    let Listing { key, noun, table } = listing;
+    if args.all {
+        let items: Vec<T> = q.all().try_collect().await?;
+        print(ctx, key, noun, &items, None, table)
+    } else {
+        let page = q.await?;
+        print(ctx, key, noun, &page.items, Some(&shape(&page)), table)
+    }
 }
 
 /// Lists one page, or every page with `--all`.
@@ -96,23 +108,21 @@ pub async fn run(ctx: &Context, kind: Kind, args: ListArgs) -> Result<(), CliErr
     let session = ctx.client().await?;
     let client = &session.client;
     match kind {
-        Kind::Transactions => list_and_print!(
-            ctx,
-            args,
-            client.transactions().list(),
-            Transaction,
-            "transactions",
-            "transactions",
-            output::transactions_table
-        ),
-        Kind::Intents => list_and_print!(
-            ctx,
-            args,
-            client.payment_intents().list(),
-            PaymentIntent,
-            "payment_intents",
-            "payment intents",
-            output::intents_table
-        ),
+        Kind::Transactions => {
+            let listing = Listing::<Transaction> {
+                key: "transactions",
+                noun: "transactions",
+                table: output::transactions_table,
+            };
+            list_and_print(ctx, &args, client.transactions().list(), listing).await
+        }
+        Kind::Intents => {
+            let listing = Listing::<PaymentIntent> {
+                key: "payment_intents",
+                noun: "payment intents",
+                table: output::intents_table,
+            };
+            list_and_print(ctx, &args, client.payment_intents().list(), listing).await
+        }
     }
 }

@@ -94,7 +94,7 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
         .overwrite(args.force)
         .client_metadata(metadata)
         .on_progress(move |event| match (event, &progress_bar) {
-            (RegistrationProgress::Submitting { fingerprint }, Some(bar)) => {
+            (RegistrationProgress::Submitting { fingerprint, .. }, Some(bar)) => {
                 bar.set_message(format!("registering key {fingerprint}…"));
             }
             (
@@ -170,10 +170,11 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
 }
 
 /// Space-separated scopes, or `(none)`.
-pub fn scopes_text(scopes: &[String]) -> String {
+pub fn scopes_text(scopes: &[ralio::Scope]) -> String {
     if scopes.is_empty() {
         "(none)".to_owned()
     } else {
-        scopes.join(" ")
+        let words: Vec<&str> = scopes.iter().map(ralio::Scope::as_str).collect();
+        words.join(" ")
     }
 }
