@@ -104,7 +104,7 @@ impl Middleware for DpopAuth {
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
-            let challenge = crate::transport::challenge::dpop_challenge(&resp);
+            let challenge = crate::transport::challenge::dpop_error(resp.headers());
             let nonce_only = challenge == Some("use_dpop_nonce");
             if nonce_only {
                 nonce_challenges += 1;
