@@ -256,14 +256,55 @@ impl MemoryRefreshTokenStore {
 /// `Debug` is redacted; the value is zeroised when the last clone drops.
 #[derive(Clone)]
 pub struct AccessToken {
-    value: Arc<SecretString>,
+    value: Arc<TokenValue>,
     generation: u64,
 }
 
+/// The token and what every request derives from it, computed once per token rather than once
+/// per request: the proof's `ath` and the `Authorization` header.
+struct TokenValue {
+    secret: SecretString,
+    ath: String,
+    /// `DPoP <token>`, marked sensitive; `None` when the token cannot go in a header.
+    authorization: Option<reqwest::header::HeaderValue>,
+}
+
 impl AccessToken {
+    fn new(secret: SecretString, generation: u64) -> Self {
+        let ath = super::jws::ath(secret.expose_secret());
+        let authorization = reqwest::header::HeaderValue::from_str(&format!(
+            "DPoP {}",
+            secret.expose_secret()
+        ))
+        .ok()
+        .map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        AccessToken {
+            value: Arc::new(TokenValue {
+                secret,
+                ath,
+                authorization,
+            }),
+            generation,
+        }
+    }
+
     /// The token text. It is a credential: put it in the `Authorization` header, never in a log.
     pub fn expose_secret(&self) -> &str {
-        self.value.expose_secret()
+        self.value.secret.expose_secret()
+    }
+
+    /// base64url(SHA-256(token)), the `ath` of proofs sent with it.
+    pub(crate) fn ath(&self) -> &str {
+        &self.value.ath
+    }
+
+    /// The `Authorization: DPoP <token>` value (sensitive), or `None` when the token has
+    /// characters a header cannot carry.
+    pub(crate) fn authorization(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.value.authorization.as_ref()
     }
 }
 
@@ -809,13 +850,16 @@ impl TokenManager {
         let proof = self
             .inner
             .jws
-            .dpop_proof(&ProofRequest {
-                htm: method,
-                htu: &htu,
-                access_token: access_token.map(AccessToken::expose_secret),
-                nonce: nonce.as_deref(),
-                iat,
-            })
+            .dpop_proof_with_ath(
+                &ProofRequest {
+                    htm: method,
+                    htu: &htu,
+                    access_token: access_token.map(AccessToken::expose_secret),
+                    nonce: nonce.as_deref(),
+                    iat,
+                },
+                access_token.map(AccessToken::ath),
+            )
             .await
             .map_err(AuthError::Sign)?;
         Ok((proof, skew))
@@ -980,10 +1024,10 @@ impl TokenManager {
             .or_else(|| inner.config.scope.clone())
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let token = AccessToken {
-            value: Arc::new(resp.access_token.into_secret()),
-            generation: inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
-        };
+        let token = AccessToken::new(
+            resp.access_token.into_secret(),
+            inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
+        );
         let cached = Cached {
             token: token.clone(),
             renew_at: received + lifetime - leeway,
