@@ -366,11 +366,16 @@ async fn map_error(operation: &'static str, mut e: progenitor_client::Error<Byte
             let status = rv.status();
             let headers = rv.headers().clone();
             let body = crate::transport::body::read_error_body(rv.into_inner().into_inner()).await;
-            Error::from_api_error(ApiError::from_parts(status, &headers, &body).with_operation(operation))
+            Error::from_api_error(
+                ApiError::from_parts(status, &headers, &body).with_operation(operation),
+            )
         }
         P::UnexpectedResponse(resp) => {
             let status = resp.status();
-            let attempts = resp.extensions().get::<Attempts>().map_or(1, |a| a.0.max(1));
+            let attempts = resp
+                .extensions()
+                .get::<Attempts>()
+                .map_or(1, |a| a.0.max(1));
             let headers = resp.headers().clone();
             let body = crate::transport::body::read_error_body(resp.bytes_stream()).await;
             Error::from_api_error(

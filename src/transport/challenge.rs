@@ -423,9 +423,7 @@ mod tests {
 
     #[test]
     fn a_nonce_mentioned_only_in_a_description_is_not_a_nonce_challenge() {
-        let h = headers(&[
-            r#"DPoP error="invalid_token", error_description="not use_dpop_nonce""#,
-        ]);
+        let h = headers(&[r#"DPoP error="invalid_token", error_description="not use_dpop_nonce""#]);
         assert!(!asks_for_nonce(&h));
         assert_eq!(auth_error(&h).unwrap().code, "invalid_token");
     }

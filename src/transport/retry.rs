@@ -416,12 +416,14 @@ mod tests {
                 retryable(&Method::GET, Outcome::of_status(status))
             );
         }
-        assert!(!Error::from_api_error(ApiError::from_parts(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &http::HeaderMap::new(),
-            b""
-        ))
-        .is_retryable());
+        assert!(
+            !Error::from_api_error(ApiError::from_parts(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &http::HeaderMap::new(),
+                b""
+            ))
+            .is_retryable()
+        );
     }
 
     #[test]
