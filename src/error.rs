@@ -30,7 +30,8 @@ use http::{HeaderMap, StatusCode};
 
 use crate::stream::StreamError;
 use crate::transport::body::ERROR_BODY_CAP;
-use crate::transport::challenge::parse_www_authenticate;
+use crate::transport::challenge::auth_error;
+use crate::transport::retry;
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -174,30 +175,34 @@ fn api_hint(e: &ApiError) -> &'static str {
     }
 }
 
+/// Whether a response with this status may succeed if sent again (the retry classifier's
+/// answer, for any method).
 fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+    retry::classify(retry::Outcome::of_status(status)) != retry::Retry::Never
 }
 
 impl Error {
     /// Whether the same call may succeed if made again later.
     ///
-    /// True for rate limits, 408/500/502/503/504 and transport failures. The SDK already retried
-    /// where that was safe (see the retry policy); a chat message that failed this way may still
-    /// have been processed: look at the payment intents before sending it again.
+    /// The retry policy's own classifier answers (see [`crate::transport::retry`]): true for
+    /// rate limits, 408/502/503/504, connection failures, timeouts and transport failures after
+    /// the request may have been sent; false for 500 and every other status. The SDK already
+    /// retried where that was safe; a chat message that failed this way may still have been
+    /// processed: look at the payment intents before sending it again.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::RateLimit(_) => true,
-            Error::Api(e) => is_retryable_status(e.status),
-            Error::Transport { source, .. } => {
-                source.is_connect()
-                    || source.is_timeout()
-                    || source.is_request()
-                    || source.is_body()
-            }
-            Error::Stream(e) => e.is_retryable(),
-            Error::Timeout { .. } => true,
-            _ => false,
-        }
+        let outcome = match self {
+            Error::Auth(e)
+            | Error::Permission(e)
+            | Error::NotFound(e)
+            | Error::Validation(e)
+            | Error::RateLimit(e)
+            | Error::Api(e) => retry::Outcome::of_status(e.status),
+            Error::Transport { source, .. } => retry::Outcome::of_reqwest(source),
+            Error::Timeout { .. } => retry::Outcome::SentMaybe,
+            Error::Stream(e) => return e.is_retryable(),
+            _ => retry::Outcome::Local,
+        };
+        retry::classify(outcome) != retry::Retry::Never
     }
 
     /// The details of an HTTP error response, when the error came from one.
@@ -287,13 +292,16 @@ impl ApiError {
         let retry_after = header_str(headers, http::header::RETRY_AFTER.as_str())
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let (code, detail, json) = parse_body(body);
-        let (code, detail) = match (code, detail, &www_authenticate) {
-            (code, None, Some(www)) => {
-                let params = parse_www_authenticate(www);
-                (code.or(params.0), params.1)
-            }
-            (code, detail, Some(www)) if code.is_none() => (parse_www_authenticate(www).0, detail),
-            other => (other.0, other.1),
+        // The challenges fill in what the body did not say (a 401 often has an empty body).
+        let (code, detail) = match (code, detail) {
+            (code, detail) if code.is_some() && detail.is_some() => (code, detail),
+            (code, detail) => match auth_error(headers) {
+                Some(challenge) => (
+                    code.or(Some(challenge.code)),
+                    detail.or(challenge.description),
+                ),
+                None => (code, detail),
+            },
         };
         ApiError {
             status,

@@ -152,6 +152,11 @@ pub(crate) struct Caller {
     pub(crate) agent_id: String,
 }
 
+/// The `error` of the challenge a response carries, for the request log (read from here rather
+/// than parsed back out of the header).
+#[derive(Debug, Clone)]
+pub(crate) struct ChallengeCode(pub(crate) String);
+
 fn challenge(
     status: StatusCode,
     code: Option<&str>,
@@ -169,6 +174,9 @@ fn challenge(
     let mut res = (status, axum::Json(json!({ "detail": description }))).into_response();
     if let Ok(v) = HeaderValue::from_str(&www) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    if let Some(code) = code {
+        res.extensions_mut().insert(ChallengeCode(code.to_owned()));
     }
     if let Some((name, value)) = extra
         && let Ok(v) = HeaderValue::from_str(&value)

@@ -173,12 +173,9 @@ async fn api_layer(State(st): St, req: Request, next: Next) -> Response {
     // Route pattern, not the raw path: a poll token in the path is a secret.
     // The DPoP error code helps whoever reads the log; it is not a secret.
     let challenge = res
-        .headers()
-        .get(header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split("error=\"").nth(1))
-        .and_then(|v| v.split('"').next())
-        .unwrap_or("")
+        .extensions()
+        .get::<crate::auth::ChallengeCode>()
+        .map_or("", |c| c.0.as_str())
         .to_owned();
     tracing::info!(target: "ralio_sandbox", route = %route, status = res.status().as_u16(), challenge = %challenge, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "request");
     res

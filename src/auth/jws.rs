@@ -149,7 +149,7 @@ struct ProofClaims<'a> {
     iat: i64,
     jti: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ath: Option<String>,
+    ath: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
 }
@@ -217,13 +217,24 @@ impl JwsSigner {
 
     /// Signs a DPoP proof with a fresh `jti`.
     pub async fn dpop_proof(&self, req: &ProofRequest<'_>) -> Result<DpopProof, SignError> {
+        let ath = req.access_token.map(ath);
+        self.dpop_proof_with_ath(req, ath.as_deref()).await
+    }
+
+    /// [`JwsSigner::dpop_proof`] with the `ath` of `req.access_token` already computed (the
+    /// token manager keeps it with the token).
+    pub(crate) async fn dpop_proof_with_ath(
+        &self,
+        req: &ProofRequest<'_>,
+        ath: Option<&str>,
+    ) -> Result<DpopProof, SignError> {
         let jti = new_jti()?;
         let claims = ProofClaims {
             htm: req.htm,
             htu: req.htu.as_str(),
             iat: req.iat,
             jti: &jti,
-            ath: req.access_token.map(ath),
+            ath,
             nonce: req.nonce,
         };
         self.sign(&self.proof_header, &claims).await.map(DpopProof)

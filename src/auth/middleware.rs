@@ -51,14 +51,14 @@ impl DpopAuth {
             .tokens
             .dpop_proof(req.method().as_str(), req.url(), Some(token))
             .await?;
-        let mut authz =
-            HeaderValue::from_str(&format!("DPoP {}", token.expose_secret())).map_err(|_| {
-                AuthError::TokenResponse {
-                    status: StatusCode::OK,
-                    reason: "the access token has characters that cannot go in an HTTP header",
-                }
+        // Built once per token (sensitive), not once per request.
+        let authz = token
+            .authorization()
+            .cloned()
+            .ok_or(AuthError::TokenResponse {
+                status: StatusCode::OK,
+                reason: "the access token has characters that cannot go in an HTTP header",
             })?;
-        authz.set_sensitive(true);
         let mut dpop =
             HeaderValue::from_str(proof.expose_secret()).map_err(|_| AuthError::Internal {
                 action: "send the DPoP proof: it is not a valid header value",
@@ -103,7 +103,7 @@ impl Middleware for DpopAuth {
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
-            let challenge = crate::transport::challenge::dpop_challenge(&resp);
+            let challenge = crate::transport::challenge::dpop_error(resp.headers());
             let nonce_only = challenge == Some("use_dpop_nonce");
             if nonce_only {
                 nonce_challenges += 1;

@@ -243,14 +243,53 @@ impl MemoryRefreshTokenStore {
 /// `Debug` is redacted; the value is zeroised when the last clone drops.
 #[derive(Clone)]
 pub struct AccessToken {
-    value: Arc<SecretString>,
+    value: Arc<TokenValue>,
     generation: u64,
 }
 
+/// The token and what every request derives from it, computed once per token rather than once
+/// per request: the proof's `ath` and the `Authorization` header.
+struct TokenValue {
+    secret: SecretString,
+    ath: String,
+    /// `DPoP <token>`, marked sensitive; `None` when the token cannot go in a header.
+    authorization: Option<reqwest::header::HeaderValue>,
+}
+
 impl AccessToken {
+    fn new(secret: SecretString, generation: u64) -> Self {
+        let ath = super::jws::ath(secret.expose_secret());
+        let authorization =
+            reqwest::header::HeaderValue::from_str(&format!("DPoP {}", secret.expose_secret()))
+                .ok()
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                });
+        AccessToken {
+            value: Arc::new(TokenValue {
+                secret,
+                ath,
+                authorization,
+            }),
+            generation,
+        }
+    }
+
     /// The token text. It is a credential: put it in the `Authorization` header, never in a log.
     pub fn expose_secret(&self) -> &str {
-        self.value.expose_secret()
+        self.value.secret.expose_secret()
+    }
+
+    /// base64url(SHA-256(token)), the `ath` of proofs sent with it.
+    pub(crate) fn ath(&self) -> &str {
+        &self.value.ath
+    }
+
+    /// The `Authorization: DPoP <token>` value (sensitive), or `None` when the token has
+    /// characters a header cannot carry.
+    pub(crate) fn authorization(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.value.authorization.as_ref()
     }
 }
 
@@ -462,7 +501,7 @@ impl TokenManagerBuilder {
             flight: Arc::new(tokio::sync::Mutex::new(())),
             nonces: Mutex::new(HashMap::new()),
             skew: Skew::default(),
-            resource_skews: Mutex::new(HashMap::new()),
+            resource_skews: Mutex::new(Vec::new()),
             private_store: std::sync::OnceLock::new(),
             generation: AtomicU64::new(0),
             has_refresh_token: AtomicBool::new(false),
@@ -496,7 +535,7 @@ struct Inner {
     /// The token endpoint's clock offset (assertions and token-endpoint proofs use it).
     skew: Skew,
     /// Every other origin's clock offset, for its own proofs only.
-    resource_skews: Mutex<HashMap<String, Arc<Skew>>>,
+    resource_skews: Mutex<Vec<(Url, Arc<Skew>)>>,
     /// Set when the shared store holds a refresh token of another issuer: that one is left
     /// alone and this manager keeps its own family here.
     private_store: std::sync::OnceLock<Arc<MemoryRefreshTokenStore>>,
@@ -583,6 +622,13 @@ fn is_refusal(status: u16) -> bool {
 /// The origin key of a URL (`scheme://host:port`).
 pub(crate) fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+/// Whether two URLs have the same origin (scheme, host, port), without serialising either.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 impl TokenManager {
@@ -731,15 +777,21 @@ impl TokenManager {
 
     /// The clock offset of `url`'s origin; the token endpoint's origin is the assertions' one.
     fn skew_for(&self, url: &Url) -> SkewRef {
-        let origin = origin_of(url);
-        if origin == origin_of(&self.inner.config.token_url) {
+        // Twice per request (the proof's `iat`, then the answer's `Date`): compare origins in
+        // place rather than serialising them into new strings each time.
+        if same_origin(url, &self.inner.config.token_url) {
             return SkewRef::Token(self.clone());
         }
-        let mut map = match self.inner.resource_skews.lock() {
-            Ok(map) => map,
+        let mut skews = match self.inner.resource_skews.lock() {
+            Ok(skews) => skews,
             Err(poisoned) => poisoned.into_inner(),
         };
-        SkewRef::Other(map.entry(origin).or_default().clone())
+        if let Some((_, skew)) = skews.iter().find(|(origin, _)| same_origin(origin, url)) {
+            return SkewRef::Other(Arc::clone(skew));
+        }
+        let skew = Arc::new(Skew::default());
+        skews.push((url.clone(), Arc::clone(&skew)));
+        SkewRef::Other(skew)
     }
 
     /// The latest DPoP nonce from the origin of `url`.
@@ -790,13 +842,16 @@ impl TokenManager {
         let proof = self
             .inner
             .jws
-            .dpop_proof(&ProofRequest {
-                htm: method,
-                htu: &htu,
-                access_token: access_token.map(AccessToken::expose_secret),
-                nonce: nonce.as_deref(),
-                iat,
-            })
+            .dpop_proof_with_ath(
+                &ProofRequest {
+                    htm: method,
+                    htu: &htu,
+                    access_token: access_token.map(AccessToken::expose_secret),
+                    nonce: nonce.as_deref(),
+                    iat,
+                },
+                access_token.map(AccessToken::ath),
+            )
             .await
             .map_err(AuthError::Sign)?;
         Ok((proof, skew))
@@ -955,10 +1010,10 @@ impl TokenManager {
             .or_else(|| inner.config.scope.clone())
             .map(|s| Scope::split(&s))
             .unwrap_or_default();
-        let token = AccessToken {
-            value: Arc::new(resp.access_token.into_secret()),
-            generation: inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
-        };
+        let token = AccessToken::new(
+            resp.access_token.into_secret(),
+            inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
+        );
         let cached = Cached {
             token: token.clone(),
             renew_at: received + lifetime - leeway,

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ConfigError, Error, Result};
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;
 use crate::transport::RetryPolicy;
-use crate::transport::retry::{ATTEMPTS, AttemptTimedOut};
+use crate::transport::retry::{AttemptTimedOut, Attempts};
 
 mod builder;
 
@@ -209,10 +209,19 @@ impl RalioClient {
         self.inner.scopes.as_deref()
     }
 
-    /// The generated low-level client, for endpoints this layer does not wrap. Requests made
-    /// with it go through the same middleware stack (auth, retries).
-    pub fn api(&self) -> &api::Client {
-        &self.inner.api
+    /// The generated low-level layer ([`crate::api`]), for endpoints this layer does not wrap.
+    /// Its calls go through this client's stack (auth, retries, tracing) and their errors come
+    /// back as [`Error`], classified like every other call's.
+    ///
+    /// ```no_run
+    /// # async fn run(client: ralio::RalioClient) -> ralio::Result<()> {
+    /// let agents = client.api().call(|api| api.list_agents().send()).await?;
+    /// println!("{} agents (HTTP {})", agents.len(), agents.status());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn api(&self) -> LowLevelApi<'_> {
+        LowLevelApi { client: self }
     }
 
     /// The agents this credential can reach (a binding sees exactly its one agent).
@@ -235,8 +244,28 @@ impl RalioClient {
         PaymentIntents::new(self)
     }
 
-    /// Run one API call inside its span, with the attempt counter, mapping errors.
+    /// Run one API call inside its span, mapping errors; the value without the response.
     pub(crate) async fn call<T, F>(&self, operation: &'static str, fut: F) -> Result<T>
+    where
+        F: Future<
+            Output = std::result::Result<
+                progenitor_client::ResponseValue<T>,
+                progenitor_client::Error<ByteStream>,
+            >,
+        >,
+    {
+        self.call_raw(operation, fut)
+            .await
+            .map(progenitor_client::ResponseValue::into_inner)
+    }
+
+    /// Run one API call inside its span (`ralio.request`: operation, status, attempt, latency;
+    /// the transport records the attempt), mapping errors.
+    async fn call_raw<T, F>(
+        &self,
+        operation: &'static str,
+        fut: F,
+    ) -> Result<progenitor_client::ResponseValue<T>>
     where
         F: Future<
             Output = std::result::Result<
@@ -253,27 +282,20 @@ impl RalioClient {
             latency_ms = tracing::field::Empty,
         );
         let started = Instant::now();
-        let (result, attempts) = ATTEMPTS
-            .scope(std::cell::Cell::new(0), async {
-                let result = fut.await;
-                (result, ATTEMPTS.with(std::cell::Cell::get))
-            })
-            .instrument(span.clone())
-            .await;
+        let result = fut.instrument(span.clone()).await;
         let outcome = match result {
             Ok(value) => {
                 span.record("status", value.status().as_u16());
-                Ok(value.into_inner())
+                Ok(value)
             }
             Err(e) => {
-                let e = map_error(operation, e, attempts.max(1)).await;
+                let e = map_error(operation, e).await;
                 if let Some(status) = e.status() {
                     span.record("status", status.as_u16());
                 }
                 Err(e)
             }
         };
-        span.record("attempt", attempts.max(1));
         span.record(
             "latency_ms",
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -301,12 +323,45 @@ impl RalioClient {
     }
 }
 
-/// Map a generated call's error to [`Error`], once.
-async fn map_error(
-    operation: &'static str,
-    mut e: progenitor_client::Error<ByteStream>,
-    attempts: u32,
-) -> Error {
+/// The generated low-level layer of a [`RalioClient`] ([`RalioClient::api`]): every generated
+/// operation, run through the client's stack, with errors mapped to [`Error`].
+#[derive(Clone, Copy)]
+pub struct LowLevelApi<'a> {
+    client: &'a RalioClient,
+}
+
+impl std::fmt::Debug for LowLevelApi<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LowLevelApi")
+            .field("base_url", &self.client.base_url())
+            .finish()
+    }
+}
+
+impl<'a> LowLevelApi<'a> {
+    /// Runs one generated operation: `operation` gets the generated client and returns the
+    /// operation's `send()` future, for example `|api| api.list_agents().send()`. The answer
+    /// keeps the status and headers ([`progenitor_client::ResponseValue`]); a failure is the
+    /// [`Error`] a resource call would give (errors name the operation `api`).
+    pub async fn call<T, F, Fut>(&self, operation: F) -> Result<progenitor_client::ResponseValue<T>>
+    where
+        F: FnOnce(&'a api::Client) -> Fut,
+        Fut: Future<
+            Output = std::result::Result<
+                progenitor_client::ResponseValue<T>,
+                progenitor_client::Error<ByteStream>,
+            >,
+        >,
+    {
+        self.client
+            .call_raw("api", operation(&self.client.inner.api))
+            .await
+    }
+}
+
+/// Map a generated call's error to [`Error`], once. The attempt count comes from the
+/// response's extensions ([`Attempts`], put there by the retry layer).
+async fn map_error(operation: &'static str, mut e: progenitor_client::Error<ByteStream>) -> Error {
     use progenitor_client::Error as P;
     if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
         return map_middleware_error(operation, mw);
@@ -317,13 +372,15 @@ async fn map_error(
             let headers = rv.headers().clone();
             let body = crate::transport::body::read_error_body(rv.into_inner().into_inner()).await;
             Error::from_api_error(
-                ApiError::from_parts(status, &headers, &body)
-                    .with_operation(operation)
-                    .with_attempts(attempts),
+                ApiError::from_parts(status, &headers, &body).with_operation(operation),
             )
         }
         P::UnexpectedResponse(resp) => {
             let status = resp.status();
+            let attempts = resp
+                .extensions()
+                .get::<Attempts>()
+                .map_or(1, |a| a.0.max(1));
             let headers = resp.headers().clone();
             let body = crate::transport::body::read_error_body(resp.bytes_stream()).await;
             Error::from_api_error(

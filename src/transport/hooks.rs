@@ -23,27 +23,48 @@
 //! A [`reqwest_middleware::Error::Reqwest`] (connect, timeout, body errors) needs no carrier:
 //! it is returned as is and arrives as `progenitor_client::Error::CommunicationError`.
 //!
-//! The carrier never leaves the process and no server ever sent it; code that maps
-//! `UnexpectedResponse` must call [`take_middleware_error`] before treating it as an HTTP
-//! answer.
+//! # The attempt count
+//!
+//! The SDK's retry layer ([`super::retry::RetryMiddleware`]) counts the attempts of a request
+//! in the middleware extensions ([`Attempts`]). `exec` reads it there, records it as the
+//! `attempt` field of the current span (the SDK's `ralio.request` span), and keeps it with
+//! the answer: on the carrier of a middleware failure, and, for an error status answered
+//! through a stack with that retry layer, on the response itself. progenitor would turn a
+//! documented error status into `Error::ErrorResponse(ResponseValue)`, which drops the
+//! response's extensions; such a response is parked like a middleware error and handed back by
+//! `post` as `Error::UnexpectedResponse` with its extensions (and the count) intact. A stack
+//! without the SDK's retry layer sees progenitor's usual variants.
+//!
+//! The carrier never leaves the SDK: [`crate::RalioClient::api`] maps every error to
+//! [`crate::Error`]. Only a caller who builds an [`crate::api::Client`] around a stack of its
+//! own sees it, and must call [`take_middleware_error`] before treating
+//! `UnexpectedResponse` as an HTTP answer.
 
 use std::sync::{Arc, Mutex};
 
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest_middleware::ClientWithMiddleware;
 
+use super::retry::Attempts;
+
 /// The status of the in-process carrier response that holds a middleware failure (an
 /// unassigned code no Ralio server sends). Seeing it without a parked error means the carrier
 /// was already emptied by [`take_middleware_error`].
 pub const MIDDLEWARE_FAILURE_STATUS: u16 = 599;
 
-/// A middleware error parked in a carrier response's extensions. Extensions must be `Clone`;
-/// the error is not, so it sits behind a shared, take-once slot.
-#[derive(Clone)]
-struct ParkedMiddlewareError(Arc<Mutex<Option<reqwest_middleware::Error>>>);
+/// What a carrier response holds: a middleware error, or a real answer whose extensions must
+/// survive progenitor. Extensions must be `Clone`; neither is, so it sits behind a shared,
+/// take-once slot.
+enum Parked {
+    Error(reqwest_middleware::Error),
+    Response(reqwest::Response),
+}
 
-impl ParkedMiddlewareError {
-    fn take(&self) -> Option<reqwest_middleware::Error> {
+#[derive(Clone)]
+struct ParkedSlot(Arc<Mutex<Option<Parked>>>);
+
+impl ParkedSlot {
+    fn take(&self) -> Option<Parked> {
         // A poisoned lock only means another holder panicked; the slot is still valid.
         match self.0.lock() {
             Ok(mut slot) => slot.take(),
@@ -52,15 +73,21 @@ impl ParkedMiddlewareError {
     }
 }
 
-pub(crate) fn carrier(error: Option<reqwest_middleware::Error>) -> reqwest::Response {
+fn carrier_of(parked: Option<Parked>, attempts: Option<Attempts>) -> reqwest::Response {
     let mut response = http::Response::new(Vec::<u8>::new());
     if let Ok(status) = http::StatusCode::from_u16(MIDDLEWARE_FAILURE_STATUS) {
         *response.status_mut() = status;
     }
-    response
-        .extensions_mut()
-        .insert(ParkedMiddlewareError(Arc::new(Mutex::new(error))));
+    let extensions = response.extensions_mut();
+    extensions.insert(ParkedSlot(Arc::new(Mutex::new(parked))));
+    if let Some(attempts) = attempts {
+        extensions.insert(attempts);
+    }
     reqwest::Response::from(response)
+}
+
+pub(crate) fn carrier(error: Option<reqwest_middleware::Error>) -> reqwest::Response {
+    carrier_of(error.map(Parked::Error), None)
 }
 
 impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
@@ -69,10 +96,24 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
         request: reqwest::Request,
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        match self.inner.execute(request).await {
+        let mut extensions = http::Extensions::new();
+        let result = self
+            .inner
+            .execute_with_extensions(request, &mut extensions)
+            .await;
+        let attempts = extensions.get::<Attempts>().copied();
+        if let Some(Attempts(n)) = attempts {
+            tracing::Span::current().record("attempt", n);
+        }
+        match result {
+            Ok(response) if attempts.is_some() && !response.status().is_success() => {
+                Ok(carrier_of(Some(Parked::Response(response)), attempts))
+            }
             Ok(response) => Ok(super::body::cap_body(response, info.operation_id)),
             Err(reqwest_middleware::Error::Reqwest(error)) => Err(error),
-            Err(error @ reqwest_middleware::Error::Middleware(_)) => Ok(carrier(Some(error))),
+            Err(error @ reqwest_middleware::Error::Middleware(_)) => {
+                Ok(carrier_of(Some(Parked::Error(error)), attempts))
+            }
         }
     }
 
@@ -101,13 +142,19 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
         _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
         if let Ok(response) = result
-            && let Some(parked) = response.extensions().get::<ParkedMiddlewareError>()
+            && let Some(slot) = response.extensions().get::<ParkedSlot>()
         {
-            // Move the error onto a carrier the caller owns, before the generated code can
-            // read the status as if a server had answered.
-            return Err(progenitor_client::Error::UnexpectedResponse(carrier(
-                parked.take(),
-            )));
+            // Before the generated code can read the carrier's status as if a server had
+            // answered: a parked answer goes back as itself, a middleware error on a carrier
+            // the caller owns.
+            let attempts = response.extensions().get::<Attempts>().copied();
+            return Err(progenitor_client::Error::UnexpectedResponse(
+                match slot.take() {
+                    Some(Parked::Response(answer)) => answer,
+                    Some(Parked::Error(error)) => carrier_of(Some(Parked::Error(error)), attempts),
+                    None => carrier_of(None, attempts),
+                },
+            ));
         }
         Ok(())
     }
@@ -126,8 +173,12 @@ pub fn take_middleware_error<E>(
     match error {
         progenitor_client::Error::UnexpectedResponse(response) => response
             .extensions_mut()
-            .remove::<ParkedMiddlewareError>()?
-            .take(),
+            .remove::<ParkedSlot>()?
+            .take()
+            .and_then(|parked| match parked {
+                Parked::Error(error) => Some(error),
+                Parked::Response(_) => None,
+            }),
         _ => None,
     }
 }

@@ -1,20 +1,34 @@
-//! The retry policy, as a `reqwest-middleware` layer.
+//! The retry policy, as a `reqwest-middleware` layer, and the one retry classifier.
 //!
 //! Why not `reqwest-retry`: it retries every 5xx whatever the method, POST included. A chat
 //! POST that reached the server may have moved money, so it must not be sent again after a 5xx
-//! or a timeout. This policy retries:
+//! or a timeout.
 //!
-//! - idempotent requests (GET, HEAD, OPTIONS) on connection failures, timeouts, 429, 502, 503
-//!   and 504;
-//! - any request, POST included, only when the server provably did not process it: a 429, a
-//!   connection that could not be established, or a DPoP `use_dpop_nonce` challenge that
-//!   escaped the auth layer.
+//! # The rule
+//!
+//! One function, [`classify`], decides how far a failure may be retried; the retry layer and
+//! [`Error::is_retryable`](crate::Error::is_retryable) both ask it, so they cannot disagree:
+//!
+//! | outcome | [`Retry`] | retried by the layer |
+//! | --- | --- | --- |
+//! | 429, a connection that could not be established, a 401 `use_dpop_nonce` challenge that escaped the auth layer | `Always`: the server provably did not process the request | any method |
+//! | 408, 502, 503, 504; a timeout, a reset or a body error after the request may have been sent | `IfIdempotent`: transient, but the request may have been processed | GET, HEAD, OPTIONS |
+//! | every other status (500 included), a middleware failure, a local error | `Never` | no |
+//!
+//! 500 is not retryable: the Ralio API answers 500 for a bug, not for a passing condition (a
+//! gateway says 502/503/504 for those), and the official Python and TypeScript SDKs retry no
+//! 5xx at all (their only retry is one after a 401, with a renewed token; 429 is documented as
+//! "back off and retry"). 408 is a timeout reported by the server or a proxy: transient, but
+//! nothing says the request was not processed, so only idempotent requests are sent again.
+//! `Error::is_retryable` is true for `Always` and `IfIdempotent` (the caller knows whether its
+//! call was a read; a chat message may have been processed).
 //!
 //! Waits grow exponentially from [`RetryPolicy::initial_backoff`] up to
 //! [`RetryPolicy::max_backoff`], with jitter, and honour `Retry-After` (a `Retry-After` longer
 //! than [`RetryPolicy::max_retry_after`] is not waited for: the 429 goes back to the caller
 //! with the value). The layer sits outside the auth layer, so every attempt carries a fresh
-//! DPoP proof.
+//! DPoP proof. The number of attempts a call took travels in the extensions: [`Attempts`] in
+//! the middleware extensions and in the final response's extensions.
 
 use std::time::{Duration, SystemTime};
 
@@ -117,7 +131,7 @@ impl RetryPolicy {
     }
 }
 
-/// What one attempt ended in, as far as the policy cares.
+/// What one attempt ended in, as far as the classifier cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// A response with this status; `nonce_challenge` for a 401 `use_dpop_nonce`.
@@ -129,34 +143,75 @@ pub(crate) enum Outcome {
     ConnectFailed,
     /// The request may have been sent (timeout, reset, body error).
     SentMaybe,
-    /// A failure inside the middleware stack (auth): never retried here.
-    Middleware,
+    /// A failure inside the middleware stack (auth) or a local error (building the request,
+    /// decoding): sending it again would fail the same way.
+    Local,
 }
 
-/// Whether this outcome of this method may be retried.
-pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
-    let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+impl Outcome {
+    /// The outcome of a `reqwest` failure.
+    pub(crate) fn of_reqwest(e: &reqwest::Error) -> Outcome {
+        if e.is_connect() {
+            Outcome::ConnectFailed
+        } else if e.is_timeout() || e.is_request() || e.is_body() {
+            Outcome::SentMaybe
+        } else {
+            Outcome::Local
+        }
+    }
+
+    /// The outcome of an HTTP status without a nonce challenge.
+    pub(crate) fn of_status(status: StatusCode) -> Outcome {
+        Outcome::Status {
+            status,
+            nonce_challenge: false,
+        }
+    }
+}
+
+/// How far a failure may be retried (see the module docs for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The server provably did not process the request: any method may be sent again.
+    Always,
+    /// Transient, but the request may have been processed: only idempotent methods.
+    IfIdempotent,
+    /// Sending it again would not help.
+    Never,
+}
+
+/// The one retry classifier.
+pub(crate) fn classify(outcome: Outcome) -> Retry {
     match outcome {
         Outcome::Status {
             status,
             nonce_challenge,
         } => match status.as_u16() {
-            429 => true,
-            401 => nonce_challenge,
-            502..=504 => idempotent,
-            _ => false,
+            429 => Retry::Always,
+            401 if nonce_challenge => Retry::Always,
+            408 | 502..=504 => Retry::IfIdempotent,
+            _ => Retry::Never,
         },
-        Outcome::ConnectFailed => true,
-        Outcome::SentMaybe => idempotent,
-        Outcome::Middleware => false,
+        Outcome::ConnectFailed => Retry::Always,
+        Outcome::SentMaybe => Retry::IfIdempotent,
+        Outcome::Local => Retry::Never,
     }
 }
 
-tokio::task_local! {
-    /// The number of attempts the current call took, for the call's span and error message.
-    /// Set by the retry layer when the calling task provides a scope.
-    pub(crate) static ATTEMPTS: std::cell::Cell<u32>;
+/// Whether this outcome of this method may be retried by the layer.
+pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
+    match classify(outcome) {
+        Retry::Always => true,
+        Retry::IfIdempotent => matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS),
+        Retry::Never => false,
+    }
 }
+
+/// The number of attempts a request took (1 when it was not retried). The retry layer puts it
+/// in the middleware extensions (for failures) and in the extensions of the response it
+/// returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts(pub u32);
 
 /// A per-attempt time limit passed while waiting for the response.
 #[derive(Debug, thiserror::Error)]
@@ -189,22 +244,21 @@ impl RetryMiddleware {
     }
 }
 
-fn classify(result: &reqwest_middleware::Result<Response>) -> Outcome {
+fn outcome_of(result: &reqwest_middleware::Result<Response>) -> Outcome {
     match result {
         Ok(resp) => {
             let nonce_challenge = resp.status() == StatusCode::UNAUTHORIZED
-                && super::challenge::mentions_nonce_challenge(resp.headers());
+                && super::challenge::asks_for_nonce(resp.headers());
             Outcome::Status {
                 status: resp.status(),
                 nonce_challenge,
             }
         }
-        Err(reqwest_middleware::Error::Reqwest(e)) if e.is_connect() => Outcome::ConnectFailed,
-        Err(reqwest_middleware::Error::Reqwest(_)) => Outcome::SentMaybe,
+        Err(reqwest_middleware::Error::Reqwest(e)) => Outcome::of_reqwest(e),
         Err(reqwest_middleware::Error::Middleware(e)) if e.is::<AttemptTimedOut>() => {
             Outcome::SentMaybe
         }
-        Err(reqwest_middleware::Error::Middleware(_)) => Outcome::Middleware,
+        Err(reqwest_middleware::Error::Middleware(_)) => Outcome::Local,
     }
 }
 
@@ -231,7 +285,7 @@ impl Middleware for RetryMiddleware {
             } else {
                 None
             };
-            let _ = ATTEMPTS.try_with(|c| c.set(attempt));
+            extensions.insert(Attempts(attempt));
             let result = match self.attempt_timeout {
                 None => next.clone().run(req, extensions).await,
                 Some(after) => {
@@ -243,7 +297,7 @@ impl Middleware for RetryMiddleware {
                     }
                 }
             };
-            let outcome = classify(&result);
+            let outcome = outcome_of(&result);
             let may_retry = spare.is_some() && retryable(&method, outcome);
             let wait = match (&result, may_retry) {
                 (_, false) => None,
@@ -273,7 +327,12 @@ impl Middleware for RetryMiddleware {
                     tokio::time::sleep(wait).await;
                     pending = spare;
                 }
-                None => return result,
+                None => {
+                    return result.map(|mut resp| {
+                        resp.extensions_mut().insert(Attempts(attempt));
+                        resp
+                    });
+                }
             }
         }
     }
@@ -297,7 +356,7 @@ mod tests {
 
     #[test]
     fn gets_retry_on_transient_failures_only() {
-        for code in [429, 502, 503, 504] {
+        for code in [408, 429, 502, 503, 504] {
             assert!(retryable(&Method::GET, status(code)), "GET {code}");
         }
         for code in [200, 400, 401, 403, 404, 422, 500, 501] {
@@ -305,7 +364,7 @@ mod tests {
         }
         assert!(retryable(&Method::GET, Outcome::ConnectFailed));
         assert!(retryable(&Method::GET, Outcome::SentMaybe));
-        assert!(!retryable(&Method::GET, Outcome::Middleware));
+        assert!(!retryable(&Method::GET, Outcome::Local));
     }
 
     #[test]
@@ -325,6 +384,45 @@ mod tests {
         assert!(
             !retryable(&Method::POST, Outcome::SentMaybe),
             "never after a timeout"
+        );
+    }
+
+    /// `Error::is_retryable` and the retry layer answer from the same classifier: for every
+    /// error status, "retryable" means the layer retries a GET; a POST only on 429.
+    #[test]
+    fn is_retryable_and_the_policy_agree_on_every_status() {
+        use crate::error::{ApiError, Error};
+        let expected_get = [408, 429, 502, 503, 504];
+        for code in 400..=599u16 {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err =
+                Error::from_api_error(ApiError::from_parts(status, &http::HeaderMap::new(), b""));
+            let get = retryable(&Method::GET, Outcome::of_status(status));
+            assert_eq!(err.is_retryable(), get, "{code}");
+            assert_eq!(get, expected_get.contains(&code), "GET {code}");
+            assert_eq!(
+                retryable(&Method::POST, Outcome::of_status(status)),
+                code == 429,
+                "POST {code}"
+            );
+        }
+        // The two statuses the two definitions used to disagree on.
+        for code in [408, 500] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err =
+                Error::from_api_error(ApiError::from_parts(status, &http::HeaderMap::new(), b""));
+            assert_eq!(
+                err.is_retryable(),
+                retryable(&Method::GET, Outcome::of_status(status))
+            );
+        }
+        assert!(
+            !Error::from_api_error(ApiError::from_parts(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &http::HeaderMap::new(),
+                b""
+            ))
+            .is_retryable()
         );
     }
 

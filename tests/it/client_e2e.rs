@@ -773,3 +773,74 @@ async fn no_secret_child() {
     assert!(!format!("{client:?}").contains(&token));
     println!("NO-SECRET OK");
 }
+
+/// `client.api()`: generated operations through the client's stack, with errors already mapped
+/// to `ralio::Error` (never the in-process 599 carrier of a middleware failure).
+#[tokio::test]
+async fn the_low_level_api_answers_with_ralio_errors() {
+    let sb = sandbox().await;
+    let client = client(&sb).await;
+    let agents = client
+        .api()
+        .call(|api| api.list_agents().send())
+        .await
+        .unwrap();
+    assert_eq!(agents.status(), 200);
+    assert_eq!(agents.into_inner()[0].id, sb.default_agent_id());
+
+    // An auth failure inside the stack (the token endpoint refuses an unknown client): the
+    // auth layer's error, mapped as a resource call's would be.
+    let stranger = RalioClient::builder()
+        .base_url(sb.base_url())
+        .credentials("cb_unknown", PrivateKey::generate().unwrap())
+        .retry_policy(fast_retries())
+        .build()
+        .await
+        .unwrap();
+    let err = stranger
+        .api()
+        .call(|api| api.list_agents().send())
+        .await
+        .unwrap_err();
+    let via_resource = stranger.agents().list().await.unwrap_err();
+    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    assert_eq!(err.status(), via_resource.status());
+    assert_eq!(err.code(), via_resource.code());
+    assert!(!err.to_string().contains("599"), "{err}");
+
+    // An error status after retries: the status the server sent, with the attempt count.
+    sb.set_faults(Faults {
+        fail_next: BTreeMap::from([("GET /api/agents".to_owned(), 10)]),
+        error_status: 503,
+        ..Faults::default()
+    });
+    let err = client
+        .api()
+        .call(|api| api.list_agents().send())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api(_)), "{err:?}");
+    assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(err.api_error().unwrap().attempts(), 4);
+    assert!(err.is_retryable());
+    sb.set_faults(Faults::default());
+
+    // A transport failure: nothing listening (the token request is the first to fail).
+    let dead = RalioClient::builder()
+        .base_url(format!("http://{}", {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        }))
+        .credentials("cb_x", PrivateKey::generate().unwrap())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .await
+        .unwrap();
+    let err = dead
+        .api()
+        .call(|api| api.list_agents().send())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}

@@ -252,3 +252,54 @@ async fn secrets_in_wire_types_reach_the_server_but_never_a_debug() {
         RedactedString::from("at-SECRET-1-longer")
     );
 }
+
+/// The retry layer reports how many attempts a request took in the response's extensions (no
+/// task-local, so it holds whatever task or runtime reads it).
+#[tokio::test]
+async fn the_retry_layer_puts_the_attempt_count_in_the_response_extensions() {
+    use ralio::transport::RetryPolicy;
+    use ralio::transport::retry::{Attempts, RetryMiddleware};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/flaky",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                match counter.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::OK,
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let policy = RetryPolicy::new().with_backoff(
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_millis(2),
+    );
+    let stack = ClientBuilder::new(reqwest::Client::new())
+        .with(RetryMiddleware::new(policy.clone()))
+        .build();
+    let resp = stack
+        .get(format!("http://{addr}/flaky"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    // Out of retries: the last error answer carries the count too.
+    hits.store(0, Ordering::SeqCst);
+    let stack = ClientBuilder::new(reqwest::Client::new())
+        .with(RetryMiddleware::new(policy.with_max_retries(1)))
+        .build();
+    let resp = stack
+        .get(format!("http://{addr}/flaky"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(2)));
+}
