@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError};
+use super::{
+    CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
+    StoreReport,
+};
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
 ///
@@ -55,6 +58,15 @@ impl CredentialStore for MemoryStore {
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         *guard(&self.inner.identity) = Some(identity.clone());
         Ok("memory (lost when the process exits)".to_owned())
+    }
+
+    /// The identity and refresh token held; nothing is ever staged here.
+    async fn report(&self) -> StoreReport {
+        let mut report =
+            StoreReport::new(StoreKind::Memory, self.describe(), StoreLocation::Memory);
+        report.fill_from(self).await;
+        report.staged_keys = Some(Vec::new());
+        report
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
