@@ -60,7 +60,7 @@ fuzz secs="180":
     #!/usr/bin/env bash
     set -euo pipefail
     cd fuzz
-    for t in sse_chat_stream error_body key_pem key_jwk openapi_normalize; do
+    for t in sse_chat_stream error_body key_pem key_jwk openapi_normalize token_answer registration_answer; do
       mkdir -p "corpus/$t"
       cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
       RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a "$t" "corpus/$t" -- \

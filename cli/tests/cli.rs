@@ -377,6 +377,74 @@ async fn doctor_catches_a_thumbprint_mismatch() {
     );
 }
 
+/// Runs `ralio` from the working directory `cwd`.
+async fn run_in(env: &Env, cwd: &std::path::Path, args: &[&str]) -> common::Run {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("RALIO_API_URL", env.sandbox.base_url())
+        .env("RALIO_CONFIG_DIR", env.config_dir())
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// A relative `key_path` in credentials.json: the doctor inspects the file the client loads
+/// (the store's report resolves it the way loading does: from the working directory), so
+/// where `whoami` cannot find the key the doctor says it is missing, and where `whoami`
+/// works the doctor is content. It used to resolve it against the credential directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_and_the_file_store_agree_on_a_relative_key_path() {
+    let env = Env::new().await;
+    env.register().await;
+    let key_file = env.key_file();
+    let relative = format!("keys/{}", key_file.file_name().unwrap().to_str().unwrap());
+    let path = env.config_dir().join("credentials.json");
+    let mut creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    creds["key_path"] = relative.clone().into();
+    std::fs::write(&path, creds.to_string()).unwrap();
+
+    // From elsewhere, `keys/<jkt>.pem` is not there: both say so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let whoami = run_in(&env, elsewhere.path(), &["whoami"]).await;
+    assert_ne!(whoami.code, 0, "{}", whoami.transcript());
+    assert!(whoami.stderr.contains(&relative), "{}", whoami.transcript());
+    let doctor = run_in(&env, elsewhere.path(), &["doctor"]).await;
+    assert_eq!(doctor.code, 3, "{}", doctor.transcript());
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains("key permissions"))
+        .unwrap();
+    assert!(
+        line.starts_with("fail") && line.contains(&format!("the key file {relative} is missing")),
+        "{}",
+        doctor.stdout
+    );
+
+    // From the credential directory the same path names the key: both work.
+    let whoami = run_in(&env, &env.config_dir(), &["whoami"]).await;
+    assert_eq!(whoami.code, 0, "{}", whoami.transcript());
+    let doctor = run_in(&env, &env.config_dir(), &["--json", "doctor"]).await;
+    assert_eq!(doctor.code, 0, "{}", doctor.transcript());
+    let v: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    assert_eq!(v["store"]["kind"], "file");
+    assert_eq!(v["store"]["location"]["key_file"], relative.as_str());
+    assert_eq!(v["store"]["key"]["algorithm"], "ES256 (P-256)");
+    assert_eq!(v["store"]["refresh_token"], true);
+    assert_eq!(v["store"]["problems"], serde_json::json!([]));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_catches_ten_minutes_of_clock_skew() {
     let env = Env::with(Sandbox::builder().seed(1).clock_offset(600)).await;

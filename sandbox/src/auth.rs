@@ -6,7 +6,7 @@ use chrono::Duration as ChronoDuration;
 use serde_json::json;
 
 use crate::NonceMode;
-use crate::jose::{self, Jws};
+use crate::jose;
 use crate::server::expected_url;
 use crate::state::{Inner, LEEWAY_SECS, PROOF_MAX_AGE_SECS, Shared};
 
@@ -28,6 +28,13 @@ pub(crate) struct ProofExpectation<'a> {
     pub(crate) jkt: &'a str,
 }
 
+/// A proof whose header, signature, `htm`, `htu` and `iat` passed; the checks that need the
+/// server state (`jti` replay, nonce) are [`accept_proof`]'s.
+pub(crate) struct CheckedProof {
+    key: std::sync::Arc<jose::PublicJwk>,
+    claims: jose::Claims,
+}
+
 /// Verifies a DPoP proof completely; records its `jti` only when it is accepted.
 pub(crate) fn verify_proof(
     inner: &mut Inner,
@@ -35,29 +42,29 @@ pub(crate) fn verify_proof(
     proof: &str,
     want: &ProofExpectation<'_>,
 ) -> Result<(), ProofError> {
+    let now = inner.now().timestamp();
+    let checked = check_proof(proof, want, now)?;
+    accept_proof(inner, mode, checked, want)
+}
+
+/// The stateless half of [`verify_proof`], run without the state lock (the signature check is
+/// most of a request's cost): header, key, signature, `htm`, `htu`, `iat` against `now`.
+pub(crate) fn check_proof(
+    proof: &str,
+    want: &ProofExpectation<'_>,
+    now: i64,
+) -> Result<CheckedProof, ProofError> {
     let bad = |s: &str| ProofError::Invalid(s.to_owned());
-    let jws = Jws::parse(proof).map_err(|e| bad(&format!("DPoP proof is malformed: {e}")))?;
-    if jws.header_str("typ") != Some("dpop+jwt") {
-        return Err(bad("DPoP proof header typ must be \"dpop+jwt\""));
-    }
-    if jws.header_str("alg") != Some("ES256") {
-        return Err(bad("DPoP proof header alg must be \"ES256\""));
-    }
-    let jwk = jws
-        .header
-        .get("jwk")
-        .ok_or_else(|| bad("DPoP proof header has no jwk"))?;
-    let key = jose::parse_public_jwk(jwk)
-        .map_err(|e| ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {e}")))?;
-    let claims = jws
-        .verify(&key.key, &jose::es256_validation())
-        .map_err(|e| match key.on_curve() {
+    let key = jose::proof_key(proof).map_err(ProofError::Invalid)?;
+    let claims = jose::verify_compact(proof, &key.key, jose::es256_validation_ref()).map_err(
+        |e| match key.on_curve() {
             Err(why) => ProofError::Invalid(format!("DPoP proof jwk is not acceptable: {why}")),
             Ok(()) => ProofError::Invalid(format!(
                 "DPoP proof {} (checked with its jwk)",
                 jose::describe(&e)
             )),
-        })?;
+        },
+    )?;
     if claims.str("htm") != Some(want.htm) {
         return Err(ProofError::Invalid(format!(
             "DPoP proof htm must be {:?}, the request's method",
@@ -71,7 +78,6 @@ pub(crate) fn verify_proof(
     let iat = claims
         .time("iat")
         .ok_or_else(|| bad("DPoP proof has no numeric iat claim"))?;
-    let now = inner.now().timestamp();
     if iat > now + LEEWAY_SECS {
         return Err(bad(
             "DPoP proof iat is in the future: correct the clock skew with the server's Date header",
@@ -82,6 +88,19 @@ pub(crate) fn verify_proof(
             "DPoP proof is too old (iat more than 300 s ago): sign a fresh proof for every request",
         ));
     }
+    Ok(CheckedProof { key, claims })
+}
+
+/// The stateful half of [`verify_proof`], under the state lock: `jti` not seen before, `ath`,
+/// the bound key, the nonce; records the `jti` only when everything passed.
+pub(crate) fn accept_proof(
+    inner: &mut Inner,
+    mode: NonceMode,
+    checked: CheckedProof,
+    want: &ProofExpectation<'_>,
+) -> Result<(), ProofError> {
+    let bad = |s: &str| ProofError::Invalid(s.to_owned());
+    let CheckedProof { key, claims } = checked;
     let jti = claims
         .str("jti")
         .filter(|j| !j.is_empty())
@@ -222,7 +241,7 @@ pub(crate) fn authenticate(
         ));
     }
     let htu = expected_url(st, path);
-    let mut inner = st.lock();
+    let inner = st.lock();
     let now = inner.now();
     let Some(at) = inner.access_tokens.get(token) else {
         return Err(invalid_token("The access token is unknown: mint a new one"));
@@ -275,7 +294,20 @@ pub(crate) fn authenticate(
         ath: Some(jose::ath(token)),
         jkt: &jkt,
     };
-    match verify_proof(&mut inner, st.config.nonce_mode, proof, &want) {
+    // The signature check runs without the state lock, so concurrent requests do not queue
+    // behind it; the replay and nonce checks take it again (and see a revocation made
+    // meanwhile).
+    let now_secs = now.timestamp();
+    drop(inner);
+    let checked = check_proof(proof, &want, now_secs);
+    let mut inner = st.lock();
+    if !inner.family_alive(family) {
+        return Err(invalid_token(
+            "The access token was revoked: mint a new one with a client assertion",
+        ));
+    }
+    match checked.and_then(|checked| accept_proof(&mut inner, st.config.nonce_mode, checked, &want))
+    {
         Ok(()) => {}
         Err(ProofError::Invalid(d)) => {
             return Err(challenge(

@@ -119,6 +119,12 @@ pub(crate) fn es256_validation() -> Validation {
     v
 }
 
+/// [`es256_validation`], built once (building one allocates; proofs need no other).
+pub(crate) fn es256_validation_ref() -> &'static Validation {
+    static V: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(es256_validation);
+    &V
+}
+
 /// A validated P-256 public key and its RFC 7638 thumbprint.
 pub(crate) struct PublicJwk {
     pub(crate) key: DecodingKey,
@@ -188,6 +194,78 @@ pub(crate) fn parse_public_jwk(v: &Value) -> Result<PublicJwk, String> {
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|_| "the JWK has no RFC 7638 thumbprint".to_owned())?;
     Ok(PublicJwk { key, jkt, sec1 })
+}
+
+/// How many DPoP proof headers [`proof_key`] remembers.
+const PROOF_KEY_CACHE: usize = 256;
+
+/// Validated keys by the exact base64url header segment of the proofs that carried them.
+struct ProofKeys {
+    keys: std::collections::HashMap<String, std::sync::Arc<PublicJwk>>,
+    /// Insertion order, oldest first, for eviction.
+    order: std::collections::VecDeque<String>,
+}
+
+static PROOF_KEYS: std::sync::Mutex<Option<ProofKeys>> = std::sync::Mutex::new(None);
+
+/// What a DPoP proof's header must be: `typ` `dpop+jwt`, `alg` `ES256`, and a `jwk` that
+/// [`parse_public_jwk`] accepts; returns that key. `Err` is the description for the client.
+///
+/// A client sends the same header with every proof (the header carries no per-request
+/// member), so the outcome is remembered per exact header segment (bounded, oldest evicted):
+/// the checks are a pure function of those bytes, and a repeated header skips the JSON
+/// parsing, the JWK decoding and the thumbprint. Only accepted headers are remembered.
+/// jsonwebtoken still reads the header again when it verifies the signature.
+pub(crate) fn proof_key(compact: &str) -> Result<std::sync::Arc<PublicJwk>, String> {
+    let segment = compact.split('.').next().unwrap_or("");
+    {
+        let cache = PROOF_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = cache.as_ref().and_then(|c| c.keys.get(segment)) {
+            return Ok(std::sync::Arc::clone(key));
+        }
+    }
+    let jws = Jws::parse(compact).map_err(|e| format!("DPoP proof is malformed: {e}"))?;
+    if jws.header_str("typ") != Some("dpop+jwt") {
+        return Err("DPoP proof header typ must be \"dpop+jwt\"".into());
+    }
+    if jws.header_str("alg") != Some("ES256") {
+        return Err("DPoP proof header alg must be \"ES256\"".into());
+    }
+    let jwk = jws
+        .header
+        .get("jwk")
+        .ok_or_else(|| "DPoP proof header has no jwk".to_owned())?;
+    let key = std::sync::Arc::new(
+        parse_public_jwk(jwk).map_err(|e| format!("DPoP proof jwk is not acceptable: {e}"))?,
+    );
+    let mut cache = PROOF_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(|| ProofKeys {
+        keys: std::collections::HashMap::new(),
+        order: std::collections::VecDeque::new(),
+    });
+    if !cache.keys.contains_key(segment) {
+        if cache.order.len() >= PROOF_KEY_CACHE
+            && let Some(oldest) = cache.order.pop_front()
+        {
+            cache.keys.remove(&oldest);
+        }
+        cache.order.push_back(segment.to_owned());
+        cache
+            .keys
+            .insert(segment.to_owned(), std::sync::Arc::clone(&key));
+    }
+    Ok(key)
+}
+
+/// Verifies `compact`'s signature with `key` and the claims `validation` names (jsonwebtoken),
+/// without reading its header first: for a header [`proof_key`] already checked.
+pub(crate) fn verify_compact(
+    compact: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Claims, jsonwebtoken::errors::Error> {
+    jsonwebtoken::decode::<Map<String, Value>>(compact, key, validation)
+        .map(|data| Claims(data.claims))
 }
 
 /// `ath`: base64url(SHA-256(access token)).

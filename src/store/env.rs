@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::file::read_secret_file;
-use super::{CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError};
+use super::{
+    CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
+    StoreReport,
+};
 use crate::auth::PrivateKey;
 
 /// Variable holding the binding's client id.
@@ -193,6 +196,33 @@ impl CredentialStore for EnvStore {
                 "registration cannot save into environment variables; register into a file, keyring or vault store, then export {CLIENT_ID_VAR} and {PRIVATE_JWK_VAR}"
             ),
         })
+    }
+
+    /// Names the variables the store reads and those that were set (never their values),
+    /// and loads the identity from them. Nothing is ever staged here.
+    async fn report(&self) -> StoreReport {
+        let set = [
+            (CLIENT_ID_VAR, self.client_id.is_some()),
+            (PRIVATE_JWK_VAR, self.jwk.is_some()),
+            (PRIVATE_KEY_PEM_VAR, self.pem.is_some()),
+            (PRIVATE_KEY_PATH_VAR, self.path.is_some()),
+        ];
+        let mut report = StoreReport::new(
+            StoreKind::Env,
+            self.describe(),
+            StoreLocation::Env {
+                variables: set.iter().map(|(name, _)| (*name).to_owned()).collect(),
+                set: set
+                    .iter()
+                    .filter(|(_, set)| *set)
+                    .map(|(name, _)| (*name).to_owned())
+                    .collect(),
+                key_file: self.path.clone(),
+            },
+        );
+        report.fill_from(self).await;
+        report.staged_keys = Some(Vec::new());
+        report
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {

@@ -9,8 +9,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CredentialStore, Identity, IdentityKey, MemorySlot, PendingRegistration, RefreshTokenLock,
-    StoreError, same_secret,
+    CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
+    PendingRegistration, Presence, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
+    StoreProblem, StoreReport, same_secret,
 };
 use crate::auth::{PrivateKey, RefreshTokenRecord};
 
@@ -278,10 +279,8 @@ impl FileStore {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
         };
-        let key_path = match (file.key_path, &key_jkt) {
-            (Some(serde_json::Value::String(p)), _) if !p.is_empty() => PathBuf::from(p),
-            (_, Some(jkt)) => self.key_path_for(jkt),
-            _ => return Err(corrupt("it has neither key_path nor key_jkt")),
+        let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
+            return Err(corrupt("it has neither key_path nor key_jkt"));
         };
         let key = self.read_key(&key_path)?;
         if let Some(jkt) = key_jkt
@@ -303,6 +302,22 @@ impl FileStore {
             "loaded the identity"
         );
         Ok(Some(Identity::new(client_id, key)))
+    }
+
+    /// The key file `credentials.json` names: its `key_path` as written (a relative one is
+    /// relative to the working directory, as for any path), else `keys/<key_jkt>.pem`.
+    /// [`load_identity`](CredentialStore::load_identity) and [`report`](CredentialStore::report)
+    /// both resolve it here, so `ralio doctor` inspects the file the client loads.
+    fn resolve_key_path(
+        &self,
+        key_path: Option<serde_json::Value>,
+        key_jkt: Option<&str>,
+    ) -> Option<PathBuf> {
+        match (key_path, key_jkt) {
+            (Some(serde_json::Value::String(p)), _) if !p.is_empty() => Some(PathBuf::from(p)),
+            (_, Some(jkt)) => Some(self.key_path_for(jkt)),
+            _ => None,
+        }
     }
 
     fn read_key(&self, path: &Path) -> Result<PrivateKey, StoreError> {
@@ -382,6 +397,192 @@ impl FileStore {
             "saved the identity"
         );
         Ok(key_path.display().to_string())
+    }
+
+    /// [`CredentialStore::report`], file by file: a failure in one file is recorded and the
+    /// inspection goes on, so the report names every problem at once.
+    fn report_blocking(&self) -> StoreReport {
+        let mut location = FileLocation {
+            dir: self.dir.clone(),
+            credentials_file: self.credentials_path(),
+            key_file: None,
+            key_file_mode: None,
+            refresh_token_file: self.refresh_token_path(),
+        };
+        let mut report = StoreReport::new(StoreKind::File, self.describe(), StoreLocation::Other);
+        let mut problems = Vec::new();
+        self.report_identity(&mut report, &mut location, &mut problems);
+        report.staged_keys = self.unreferenced_keys(location.key_file.as_deref(), &report);
+        match self.refresh_token_path() {
+            Some(path) => match self.load_slot_token(&path) {
+                Ok(token) => {
+                    report.refresh_token = Presence::from_bool(token.is_some());
+                    if token.is_some() {
+                        report.issuer = slot_issuer(&path);
+                    }
+                }
+                Err(e) => problems.push(StoreProblem::from_error(&e)),
+            },
+            None => report.refresh_token = Presence::from_bool(self.memory_token.load().is_some()),
+        }
+        report.location = StoreLocation::File(location);
+        report.problems = problems;
+        report
+    }
+
+    fn report_identity(
+        &self,
+        report: &mut StoreReport,
+        location: &mut FileLocation,
+        problems: &mut Vec<StoreProblem>,
+    ) {
+        let path = self.credentials_path();
+        let shown = path.display().to_string();
+        let raw = match read_optional(&path) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                report.identity = Presence::Absent;
+                return;
+            }
+            Err(e) => {
+                problems.push(StoreProblem::Io {
+                    action: format!("read {shown}"),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let corrupt = |reason: &str| StoreProblem::Corrupt {
+            what: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        // Never the parser's message: it may quote a value, and the Python SDK keeps tokens in
+        // this file.
+        let Ok(file) = serde_json::from_slice::<CredentialsFile>(&raw) else {
+            problems.push(corrupt("it is not a JSON object"));
+            return;
+        };
+        match file.client_id {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => {
+                match super::validate_client_id(&id) {
+                    Ok(()) => {
+                        report.identity = Presence::Present;
+                        report.client_id = Some(id);
+                    }
+                    Err(reason) => problems.push(corrupt(&format!(
+                        "its client_id is not a valid client id ({reason})"
+                    ))),
+                }
+            }
+            _ => problems.push(corrupt("it has no client_id")),
+        }
+        let key_jkt = match file.key_jkt {
+            Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
+            _ => None,
+        };
+        let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
+            problems.push(corrupt("it has neither key_path nor key_jkt"));
+            return;
+        };
+        location.key_file = Some(key_path.clone());
+        let key_shown = key_path.display().to_string();
+        match fs::metadata(&key_path) {
+            Ok(meta) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let mode = meta.permissions().mode() & 0o777;
+                    location.key_file_mode = Some(mode);
+                    if mode & 0o077 != 0 {
+                        problems.push(StoreProblem::InsecurePermissions {
+                            path: key_path.clone(),
+                            mode,
+                        });
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = meta;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                problems.push(StoreProblem::Missing {
+                    what: format!("the private key {key_shown}"),
+                });
+                return;
+            }
+            Err(e) => {
+                problems.push(StoreProblem::Io {
+                    action: format!("inspect {key_shown}"),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        }
+        // Read whatever the mode: the thumbprint is worth knowing even while the mode is
+        // wrong (the problem above says so).
+        let pem = match fs::read(&key_path) {
+            Ok(bytes) => secrecy::SecretBox::new(Box::new(bytes)),
+            Err(e) => {
+                problems.push(StoreProblem::Io {
+                    action: format!("read {key_shown}"),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let key = std::str::from_utf8(pem.expose_secret())
+            .map_err(|_| "not a text PEM file".to_owned())
+            .and_then(|pem| {
+                PrivateKey::from_pem(pem).map_err(|e| format!("not a usable P-256 key: {e}"))
+            });
+        let key = match key {
+            Ok(key) => key,
+            Err(reason) => {
+                problems.push(StoreProblem::Corrupt {
+                    what: key_shown,
+                    reason,
+                });
+                return;
+            }
+        };
+        let mut key_report = KeyReport::of(&IdentityKey::Local(key));
+        key_report.recorded_thumbprint = key_jkt;
+        if let Some(recorded) = key_report
+            .recorded_thumbprint
+            .clone()
+            .filter(|_| key_report.mismatched())
+        {
+            problems.push(StoreProblem::ThumbprintMismatch {
+                what: key_shown,
+                recorded,
+                found: key_report.thumbprint.clone(),
+            });
+        }
+        report.key = Some(key_report);
+    }
+
+    /// Thumbprints of the key files in `keys/` other than the identity's key.
+    fn unreferenced_keys(
+        &self,
+        key_file: Option<&Path>,
+        report: &StoreReport,
+    ) -> Option<Vec<String>> {
+        let entries = match fs::read_dir(self.dir.join(KEYS_DIR)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Vec::new()),
+            Err(_) => return None,
+        };
+        let current = report.key.as_ref().map(|k| k.thumbprint.as_str());
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| key_file.is_none_or(|k| k.file_name() != Some(&entry.file_name())))
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let jkt = name.strip_suffix(".pem")?;
+                (Some(jkt) != current && !jkt.starts_with(".tmp-")).then(|| jkt.to_owned())
+            })
+            .collect();
+        found.sort();
+        Some(found)
     }
 
     fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
@@ -551,6 +752,18 @@ impl CredentialStore for FileStore {
             .map(|path| Some(path.display().to_string()))
     }
 
+    async fn report(&self) -> StoreReport {
+        let describe = self.describe();
+        match self.blocking(|s| Ok(s.report_blocking())).await {
+            Ok(report) => report,
+            Err(e) => {
+                let mut report = StoreReport::new(StoreKind::File, describe, StoreLocation::Other);
+                report.problems.push(StoreProblem::from_error(&e));
+                report
+            }
+        }
+    }
+
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
         let mut paths = vec![self.target_key_path(key)];
         // A resumed registration's key is where the pending record says (another key path
@@ -592,6 +805,24 @@ impl CredentialStore for FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err(format!("remove {}", path.display()))(e)),
         }
+    }
+}
+
+/// The `issuer` a refresh-token file records next to its token, if any (read without the
+/// token: only this one string field is kept).
+fn slot_issuer(path: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        issuer: Option<serde_json::Value>,
+    }
+    let raw = fs::read(path).ok()?;
+    let raw = secrecy::SecretBox::new(Box::new(raw));
+    match serde_json::from_slice::<Issuer>(raw.expose_secret())
+        .ok()?
+        .issuer
+    {
+        Some(serde_json::Value::String(issuer)) if !issuer.is_empty() => Some(issuer),
+        _ => None,
     }
 }
 

@@ -7,8 +7,8 @@ use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringErro
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{
-    CredentialStore, Identity, IdentityKey, PendingRegistration, RefreshTokenLock, StoreError,
-    same_secret,
+    CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
+    RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreProblem, StoreReport, same_secret,
 };
 use crate::auth::{PrivateKey, RefreshTokenRecord};
 
@@ -417,6 +417,55 @@ fn refresh_record(value: SecretString) -> RefreshTokenRecord {
     RefreshTokenRecord::new(value, None)
 }
 
+impl Shared {
+    /// [`CredentialStore::report`] on the keyring thread.
+    fn report(&self) -> StoreReport {
+        let mut report =
+            StoreReport::new(StoreKind::Keyring, self.describe(), StoreLocation::Other);
+        let mut key_account = None;
+        let mut refresh_account = None;
+        match self.client_id() {
+            Ok(None) => {
+                report.identity = Presence::Absent;
+                report.refresh_token = Presence::Absent;
+            }
+            Err(e) => report.problems.push(StoreProblem::from_error(&e)),
+            Ok(Some(client_id)) => {
+                report.identity = Presence::Present;
+                key_account = Some(client_id.clone());
+                let account = self.refresh_account(&client_id);
+                refresh_account = Some(account.clone());
+                match self.get(&client_id) {
+                    Ok(Some(pem)) => match PrivateKey::from_pem(pem.expose_secret()) {
+                        Ok(key) => report.key = Some(KeyReport::of(&IdentityKey::Local(key))),
+                        Err(e) => report.problems.push(StoreProblem::Corrupt {
+                            what: format!("entry {client_id}"),
+                            reason: format!("not a usable P-256 key: {e}"),
+                        }),
+                    },
+                    Ok(None) => report.problems.push(StoreProblem::Missing {
+                        what: format!("the private key (entry {client_id})"),
+                    }),
+                    Err(e) => report.problems.push(StoreProblem::from_error(&e)),
+                }
+                match self.get(&account) {
+                    Ok(token) => report.refresh_token = Presence::from_bool(token.is_some()),
+                    Err(e) => report.problems.push(StoreProblem::from_error(&e)),
+                }
+                report.client_id = Some(client_id);
+            }
+        }
+        report.location = StoreLocation::Keyring {
+            backend: self.backend.name().to_owned(),
+            service: self.service.clone(),
+            client_id_account: CLIENT_ID_ACCOUNT.to_owned(),
+            key_account,
+            refresh_token_account: refresh_account,
+        };
+        report
+    }
+}
+
 /// The entry a key is staged in before registration: `staged-key/<jkt>`.
 fn staged_account(key: &PrivateKey) -> String {
     format!("staged-key/{}", key.thumbprint().as_str())
@@ -558,6 +607,21 @@ impl CredentialStore for KeyringStore {
 
     async fn clear_pending_registration(&self) -> Result<(), StoreError> {
         self.run(|s| s.delete(PENDING_ACCOUNT)).await
+    }
+
+    /// Reads the client-id, key and refresh-token entries. Staged keys are not listed (the
+    /// keyring backends offer no portable search): `staged_keys` is `None`.
+    async fn report(&self) -> StoreReport {
+        let describe = self.describe();
+        match self.run(|s| Ok(s.report())).await {
+            Ok(report) => report,
+            Err(e) => {
+                let mut report =
+                    StoreReport::new(StoreKind::Keyring, describe, StoreLocation::Other);
+                report.problems.push(StoreProblem::from_error(&e));
+                report
+            }
+        }
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

@@ -7,6 +7,7 @@ use secrecy::SecretString;
 
 use super::{
     CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, StoreError,
+    StoreKind, StoreLocation, StoreReport,
 };
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
@@ -58,6 +59,15 @@ impl CredentialStore for MemoryStore {
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         *guard(&self.inner.identity) = Some(identity.clone());
         Ok("memory (lost when the process exits)".to_owned())
+    }
+
+    /// The identity and refresh token held; nothing is ever staged here.
+    async fn report(&self) -> StoreReport {
+        let mut report =
+            StoreReport::new(StoreKind::Memory, self.describe(), StoreLocation::Memory);
+        report.fill_from(self).await;
+        report.staged_keys = Some(Vec::new());
+        report
     }
 
     async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {

@@ -38,6 +38,7 @@ mod file;
 mod keyring;
 mod lock;
 mod memory;
+mod report;
 #[cfg(feature = "vault")]
 mod vault;
 
@@ -46,6 +47,10 @@ pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
+pub use report::{
+    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreKind, StoreLocation, StoreProblem,
+    StoreReport,
+};
 #[cfg(feature = "vault")]
 pub use vault::{TransitSigner, VaultAuth, VaultConfig, VaultStore};
 
@@ -305,6 +310,20 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     /// active, rejected or expired. Removing a record that is not there is not an error.
     async fn clear_pending_registration(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A structured account of the store for diagnostics (`ralio doctor`): its kind and
+    /// location, whether an identity, a key (algorithm and thumbprint), a refresh token and
+    /// staged keys are present, and what is wrong (a key file other users can read, a key that
+    /// is not the registered one, an unreachable backend). It never holds a secret, and it
+    /// reports failures as [`StoreProblem`]s instead of failing.
+    ///
+    /// The default loads the identity and the refresh token ([`StoreReport::fill_from`]) and
+    /// names the store [`StoreKind::Other`] at [`StoreLocation::Other`].
+    async fn report(&self) -> StoreReport {
+        let mut report = StoreReport::new(StoreKind::Other, self.describe(), StoreLocation::Other);
+        report.fill_from(self).await;
+        report
     }
 }
 

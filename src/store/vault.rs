@@ -16,7 +16,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CredentialStore, Identity, IdentityKey, PendingRegistration, StoreError, same_secret};
+use super::{
+    CredentialStore, Identity, IdentityKey, PendingRegistration, Presence, StoreError, StoreKind,
+    StoreLocation, StoreProblem, StoreReport, same_secret,
+};
 use crate::auth::{PrivateKey, PublicJwk, RefreshTokenRecord, SignError, Signer, Thumbprint};
 
 /// How to authenticate to Vault.
@@ -573,6 +576,36 @@ impl VaultStore {
         Ok(false)
     }
 
+    /// Thumbprints of the keys under `<path>/staged-keys/` (a KV v2 LIST); none when the
+    /// folder does not exist.
+    async fn list_staged(&self) -> Result<Vec<String>, StoreError> {
+        let answer = self
+            .client
+            .call(
+                &self.describe(),
+                "list the staged keys",
+                reqwest::Method::GET,
+                &format!("{}?list=true", self.kv_path("metadata", "staged-keys")),
+                None,
+            )
+            .await?;
+        let Answer::Ok(value) = answer else {
+            return Ok(Vec::new());
+        };
+        let mut keys: Vec<String> = value
+            .pointer("/data/keys")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(|k| k.trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.sort();
+        Ok(keys)
+    }
+
     fn staged_rest(key: &PrivateKey) -> String {
         format!("staged-keys/{}", key.thumbprint().as_str())
     }
@@ -808,6 +841,60 @@ impl CredentialStore for VaultStore {
             self.kv_path("data", &rest),
             self.client.config.addr
         )))
+    }
+
+    /// Reads the identity (with the thumbprint it records), the refresh token's presence and
+    /// issuer, and lists the staged keys.
+    async fn report(&self) -> StoreReport {
+        let c = &self.client.config;
+        let mut report = StoreReport::new(
+            StoreKind::Vault,
+            self.describe(),
+            StoreLocation::Vault {
+                addr: c.addr.clone(),
+                namespace: c.namespace.clone(),
+                mount: c.kv_mount.clone(),
+                path: c.path.clone(),
+                identity_secret: self.kv_path("data", "identity"),
+                refresh_token_secret: self.kv_path("data", &self.refresh_rest()),
+            },
+        );
+        let recorded = match self.read("identity", "read the identity").await {
+            Ok(found) => found.and_then(|(data, _)| {
+                data.get("key_jkt")
+                    .and_then(Value::as_str)
+                    .filter(|jkt| !jkt.is_empty())
+                    .map(str::to_owned)
+            }),
+            Err(_) => None,
+        };
+        report.fill_from(self).await;
+        if let Some(key) = report.key.as_mut() {
+            key.recorded_thumbprint = recorded;
+            if key.mismatched() {
+                report.problems.push(StoreProblem::ThumbprintMismatch {
+                    what: self.kv_path("data", "identity"),
+                    recorded: key.recorded_thumbprint.clone().unwrap_or_default(),
+                    found: key.thumbprint.clone(),
+                });
+            }
+        }
+        if report.refresh_token == Presence::Present
+            && let Ok(Some((data, _))) = self
+                .read(&self.refresh_rest(), "read the refresh token")
+                .await
+        {
+            report.issuer = data
+                .get("issuer")
+                .and_then(Value::as_str)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned);
+        }
+        match self.list_staged().await {
+            Ok(keys) => report.staged_keys = Some(keys),
+            Err(e) => report.problems.push(StoreProblem::from_error(&e)),
+        }
+        report
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {

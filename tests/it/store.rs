@@ -639,3 +639,229 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(!err.to_string().contains("rt-x"), "{err}");
 }
+
+/// A registered file store in `dir`: its key file and the key.
+async fn registered_file_store(dir: &Path) -> (FileStore, PrivateKey) {
+    let key = PrivateKey::generate().unwrap();
+    let store = FileStore::new(dir);
+    store
+        .save_identity(&Identity::new("cb_report", key.clone()))
+        .await
+        .unwrap();
+    (store, key)
+}
+
+fn rewrite_credentials(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("credentials.json");
+    let mut creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut creds);
+    std::fs::write(&path, creds.to_string()).unwrap();
+}
+
+/// `ralio doctor` reads the file store's report, so the key file the report names must be the
+/// one `load_identity` reads, for a relative `key_path` too (relative to the working
+/// directory, as for any path: the key here sits relative to the credential directory, where
+/// neither looks).
+#[tokio::test]
+async fn file_store_report_names_the_key_file_load_identity_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = registered_file_store(dir.path()).await;
+    let relative = format!("keys/{}.pem", key.thumbprint());
+    assert!(dir.path().join(&relative).exists());
+    assert!(
+        !Path::new(&relative).exists(),
+        "the test's cwd holds {relative}"
+    );
+    rewrite_credentials(dir.path(), |c| c["key_path"] = relative.clone().into());
+
+    let err = store.load_identity().await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Missing { what, .. } if what.ends_with(&relative)),
+        "{err:?}"
+    );
+    let report = store.report().await;
+    let ralio::store::StoreLocation::File(loc) = &report.location else {
+        panic!("{report:?}")
+    };
+    assert_eq!(loc.key_file.as_deref(), Some(Path::new(&relative)));
+    assert_eq!(loc.key_file_mode, None);
+    assert!(report.key.is_none(), "{report:?}");
+    assert!(
+        report.problems.iter().any(|p| matches!(
+            p,
+            ralio::store::StoreProblem::Missing { what } if what.ends_with(&relative)
+        )),
+        "{report:?}"
+    );
+
+    // A relative path that does resolve from the working directory: both find the key there.
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let from_cwd = format!(
+        "{up}{}",
+        dir.path()
+            .join(&relative)
+            .strip_prefix("/")
+            .unwrap()
+            .display()
+    );
+    rewrite_credentials(dir.path(), |c| c["key_path"] = from_cwd.clone().into());
+    let loaded = store.load_identity().await.unwrap().unwrap();
+    let report = store.report().await;
+    let ralio::store::StoreLocation::File(loc) = &report.location else {
+        panic!("{report:?}")
+    };
+    assert_eq!(loc.key_file.as_deref(), Some(Path::new(&from_cwd)));
+    assert_eq!(
+        report.key.as_ref().map(|k| k.thumbprint.as_str()),
+        Some(loaded.thumbprint().as_str())
+    );
+    assert!(report.is_healthy(), "{report:?}");
+}
+
+#[tokio::test]
+async fn file_store_report_names_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = registered_file_store(dir.path()).await;
+    let key_file = store.key_path_for(key.thumbprint().as_str());
+    let report = store.report().await;
+    let ralio::store::StoreLocation::File(loc) = &report.location else {
+        panic!("{report:?}")
+    };
+    assert_eq!(loc.key_file_mode, Some(0o600));
+    assert_eq!(loc.credentials_file, dir.path().join("credentials.json"));
+    assert_eq!(
+        report.key.as_ref().unwrap().recorded_thumbprint.as_deref(),
+        Some(key.thumbprint().as_str())
+    );
+    assert_eq!(report.staged_keys, Some(Vec::new()));
+    assert!(report.is_healthy(), "{report:?}");
+
+    // A world-readable key and a recorded thumbprint that is not the key's: both reported,
+    // and the key's thumbprint is still known.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let other = "0000000000000000000000000000000000000000000";
+    rewrite_credentials(dir.path(), |c| c["key_jkt"] = other.into());
+    // A key of an earlier registration, which credentials.json no longer names.
+    let earlier = PrivateKey::generate().unwrap();
+    let earlier_file = store.key_path_for(earlier.thumbprint().as_str());
+    std::fs::write(&earlier_file, earlier.to_pkcs8_pem().expose_secret()).unwrap();
+    let report = store.report().await;
+    let found = report.key.as_ref().unwrap();
+    assert_eq!(found.thumbprint, key.thumbprint().as_str());
+    assert!(found.mismatched());
+    assert_eq!(
+        report.problems,
+        vec![
+            ralio::store::StoreProblem::InsecurePermissions {
+                path: key_file.clone(),
+                mode: 0o644
+            },
+            ralio::store::StoreProblem::ThumbprintMismatch {
+                what: key_file.display().to_string(),
+                recorded: other.to_owned(),
+                found: key.thumbprint().as_str().to_owned(),
+            },
+        ]
+    );
+    assert_eq!(
+        report.staged_keys,
+        Some(vec![earlier.thumbprint().as_str().to_owned()])
+    );
+    assert!(!report.is_healthy());
+    // The client refuses the same store.
+    assert!(store.load_identity().await.is_err());
+
+    // credentials.json that is not JSON: a problem, never the parser's text (it may quote a
+    // token the Python SDK keeps there).
+    std::fs::write(
+        dir.path().join("credentials.json"),
+        "{\"refresh_token\": rt-secret",
+    )
+    .unwrap();
+    let report = store.report().await;
+    assert_eq!(report.identity, ralio::store::Presence::Unknown);
+    assert!(!format!("{report:?}").contains("rt-secret"), "{report:?}");
+    assert_eq!(
+        report.problems[0].to_string(),
+        format!(
+            "{} is unusable: it is not a JSON object",
+            dir.path().join("credentials.json").display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn file_store_report_reads_the_refresh_token_slot_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    registered_file_store(dir.path()).await;
+    let store = FileStore::new(dir.path())
+        .with_refresh_token_slot("worker-1")
+        .unwrap();
+    let report = store.report().await;
+    assert_eq!(report.refresh_token, ralio::store::Presence::Absent);
+    let slot = store.refresh_token_path().unwrap();
+    std::fs::create_dir_all(slot.parent().unwrap()).unwrap();
+    std::fs::write(
+        &slot,
+        r#"{"refresh_token":"rt-slot-secret","issuer":"https://api.ralio.test/oauth/token"}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&slot, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let report = store.report().await;
+    assert_eq!(report.refresh_token, ralio::store::Presence::Present);
+    assert_eq!(
+        report.issuer.as_deref(),
+        Some("https://api.ralio.test/oauth/token")
+    );
+    assert!(!format!("{report:?}").contains("rt-slot-secret"));
+    // Readable by others: a problem naming the file, as loading it fails.
+    std::fs::set_permissions(&slot, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let report = store.report().await;
+    assert_eq!(report.refresh_token, ralio::store::Presence::Unknown);
+    assert_eq!(
+        report.problems,
+        vec![ralio::store::StoreProblem::InsecurePermissions {
+            path: slot,
+            mode: 0o640
+        }]
+    );
+}
+
+#[tokio::test]
+async fn env_store_report_names_the_variables_never_their_values() {
+    let key = PrivateKey::generate().unwrap();
+    let jwk = key.to_private_jwk();
+    let store = EnvStore::from_vars([
+        ("RALIO_CLIENT_ID", "cb_env"),
+        ("RALIO_PRIVATE_JWK", jwk.expose_secret()),
+    ]);
+    let report = store.report().await;
+    assert_eq!(report.kind, ralio::store::StoreKind::Env);
+    let ralio::store::StoreLocation::Env { set, variables, .. } = &report.location else {
+        panic!("{report:?}")
+    };
+    assert_eq!(set, &["RALIO_CLIENT_ID", "RALIO_PRIVATE_JWK"]);
+    assert_eq!(variables.len(), 4);
+    assert_eq!(
+        report.key.as_ref().unwrap().thumbprint,
+        key.thumbprint().as_str()
+    );
+    let d: serde_json::Value = serde_json::from_str(jwk.expose_secret()).unwrap();
+    assert!(!format!("{report:?}").contains(d["d"].as_str().unwrap()));
+    // Two key variables: the store's configuration error, as a problem.
+    let both = EnvStore::from_vars([
+        ("RALIO_CLIENT_ID", "cb_env".to_owned()),
+        ("RALIO_PRIVATE_JWK", jwk.expose_secret().to_owned()),
+        (
+            "RALIO_PRIVATE_KEY_PEM",
+            key.to_pkcs8_pem().expose_secret().to_owned(),
+        ),
+    ]);
+    let report = both.report().await;
+    assert!(
+        matches!(&report.problems[..], [ralio::store::StoreProblem::Config { reason }] if reason.contains("more than one")),
+        "{report:?}"
+    );
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ralio::auth::PrivateKey;
-use ralio::store::{CredentialStore, Identity, PendingRegistration, StoreError};
+use ralio::store::{CredentialStore, Identity, PendingRegistration, Presence, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the suite reaches one store.
@@ -35,6 +35,7 @@ fn exposed(t: Option<SecretString>) -> Option<String> {
 pub async fn run(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
+    report_of_a_stored_identity(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
     refresh_token_issuer(harness.as_ref()).await;
     pending_registration(harness.as_ref()).await;
@@ -46,6 +47,7 @@ pub async fn run(harness: Arc<dyn Harness>) {
 pub async fn run_without_corruption(harness: Arc<dyn Harness>) {
     missing_entries(harness.as_ref()).await;
     identity_round_trip(harness.as_ref()).await;
+    report_of_a_stored_identity(harness.as_ref()).await;
     refresh_rotation(harness.as_ref()).await;
     refresh_token_issuer(harness.as_ref()).await;
     pending_registration(harness.as_ref()).await;
@@ -62,6 +64,48 @@ async fn missing_entries(h: &dyn Harness) {
     assert!(store.load_refresh_token().await.unwrap().is_none());
     // Clearing what is not there is not an error.
     store.clear_refresh_token().await.unwrap();
+    // The report of an empty store says so, without a problem.
+    let report = store.report().await;
+    assert_eq!(report.identity, Presence::Absent, "{report:?}");
+    assert_eq!(report.client_id, None, "{report:?}");
+    assert_eq!(report.key, None, "{report:?}");
+    assert_eq!(report.refresh_token, Presence::Absent, "{report:?}");
+    assert!(report.problems.is_empty(), "{report:?}");
+    assert!(!report.is_healthy());
+    assert_eq!(report.description, store.describe());
+}
+
+/// The report of a store holding an identity and a refresh token names the client id, the
+/// key's algorithm and thumbprint and the token's presence, and holds no secret.
+async fn report_of_a_stored_identity(h: &dyn Harness) {
+    let key = PrivateKey::generate().unwrap();
+    h.put_identity(&Identity::new("cb_conformance_report", key.clone()))
+        .await;
+    let store = h.open();
+    let secret_token = "rt-report-secret-0123456789";
+    store
+        .save_refresh_token(None, &token(secret_token))
+        .await
+        .unwrap();
+    let report = store.report().await;
+    assert!(report.problems.is_empty(), "{report:?}");
+    assert_eq!(report.identity, Presence::Present, "{report:?}");
+    assert_eq!(report.client_id.as_deref(), Some("cb_conformance_report"));
+    let found = report.key.as_ref().expect("the key is reported");
+    assert_eq!(found.thumbprint, key.thumbprint().as_str());
+    assert_eq!(found.algorithm, "ES256 (P-256)");
+    assert!(!found.mismatched(), "{report:?}");
+    assert_eq!(report.refresh_token, Presence::Present, "{report:?}");
+    assert!(report.is_healthy(), "{report:?}");
+    let debug = format!("{report:?}");
+    let jwk: serde_json::Value =
+        serde_json::from_str(key.to_private_jwk().expose_secret()).unwrap();
+    let d = jwk["d"].as_str().unwrap();
+    for secret in [secret_token, "BEGIN", d] {
+        assert!(!debug.contains(secret), "{secret} in the report: {debug}");
+    }
+    store.clear_refresh_token().await.unwrap();
+    assert_eq!(store.report().await.refresh_token, Presence::Absent);
 }
 
 async fn identity_round_trip(h: &dyn Harness) {
@@ -313,4 +357,10 @@ async fn corrupt_entry(h: &dyn Harness) {
         "names the store: {message}"
     );
     assert!(!message.contains("BEGIN"), "no key material: {message}");
+    // The report names the damage instead of failing, and shows no key.
+    let report = store.report().await;
+    assert!(!report.problems.is_empty(), "{report:?}");
+    assert!(report.key.is_none(), "{report:?}");
+    assert!(!report.is_healthy());
+    assert!(!format!("{report:?}").contains("BEGIN"), "{report:?}");
 }

@@ -487,9 +487,27 @@ async fn vault_refused_identity_write_fails_and_keeps_the_staged_key_to_finish_w
         .to_owned();
     let key = PrivateKey::from_pem(&pem).unwrap();
     let root = Arc::new(VaultStore::new(config.kv_mount(&mount).path(path)).unwrap());
+    // The store's report (what `ralio doctor` shows) lists the staged key, and no identity.
+    let report = root.report().await;
+    assert_eq!(report.staged_keys, Some(vec![jkt.clone()]), "{report:?}");
+    assert_eq!(
+        report.identity,
+        ralio::store::Presence::Absent,
+        "{report:?}"
+    );
+    assert!(!format!("{report:?}").contains("BEGIN"), "{report:?}");
     root.save_identity(&ralio::store::Identity::new(client_id.clone(), key))
         .await
         .unwrap();
+    // Saving the identity removed the staged copy; the report shows the identity and the
+    // thumbprint it records.
+    let report = root.report().await;
+    assert_eq!(report.staged_keys, Some(Vec::new()), "{report:?}");
+    assert_eq!(report.client_id.as_deref(), Some(client_id.as_str()));
+    let found = report.key.as_ref().unwrap();
+    assert_eq!(found.thumbprint, jkt);
+    assert_eq!(found.recorded_thumbprint.as_deref(), Some(jkt.as_str()));
+    assert!(report.problems.is_empty(), "{report:?}");
     let client = ralio::RalioClient::builder()
         .base_url(sandbox.base_url())
         .store(root)

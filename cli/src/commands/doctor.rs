@@ -1,13 +1,16 @@
 //! `ralio doctor`: one line per check, ok / warn / fail, with the fix.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use owo_colors::OwoColorize as _;
 use ralio::Scope;
 use ralio::auth::{AuthError, PrivateKey};
-use ralio::store::{CredentialStore, Identity};
+use ralio::store::{
+    CredentialStore, FileLocation, Identity, Presence, StoreKind as ReportKind, StoreLocation,
+    StoreProblem, StoreReport,
+};
 
 use super::{human_duration, out, out_json};
 use crate::cli::StoreKind;
@@ -92,151 +95,123 @@ const REGISTER_FIX: &str = "run `ralio register` and paste the ticket from the o
 const REGISTER_FORCE_FIX: &str =
     "run `ralio register --force` and paste the ticket from the owner when asked";
 
-/// What `credentials.json` says, as far as the doctor needs it.
-struct CredentialsFile {
-    client_id: String,
-    key_jkt: Option<String>,
-    key_path: PathBuf,
+/// What the token check runs with: the store as every command uses it, or (when the store
+/// refuses its own contents, for example a key file other users can read) the key file
+/// directly, so the remaining checks still say something.
+enum Credentials {
+    Store(Arc<dyn CredentialStore>),
+    KeyFile(Identity),
 }
 
-fn read_credentials_file(dir: &Path) -> Result<CredentialsFile, Check> {
-    let path = dir.join("credentials.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Check::fail(
-                "credentials",
-                format!("no {}", path.display()),
-                format!(
-                    "{REGISTER_FIX}, or point --config-dir / RALIO_CONFIG_DIR at the right directory"
-                ),
-            ));
+/// Whether `problem` is about the file at `path`.
+fn is_about(problem: &StoreProblem, path: &Path) -> bool {
+    let shown = path.display().to_string();
+    match problem {
+        StoreProblem::InsecurePermissions { path: p, .. } => p == path,
+        StoreProblem::Corrupt { what, .. } | StoreProblem::ThumbprintMismatch { what, .. } => {
+            *what == shown
         }
-        Err(e) => {
-            return Err(Check::fail(
-                "credentials",
-                format!("cannot read {}: {e}", path.display()),
-                format!(
-                    "make it readable by this user: chown $USER {}",
-                    path.display()
-                ),
-            ));
-        }
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Check::fail(
-            "credentials",
-            format!("{} is not JSON ({e})", path.display()),
-            format!("restore it from a backup, or {REGISTER_FORCE_FIX}"),
-        )
-    })?;
-    let field = |name: &str| {
-        value
-            .get(name)
-            .and_then(serde_json::Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let client_id = field("client_id").ok_or_else(|| {
-        Check::fail(
-            "credentials",
-            format!("{} has no client_id", path.display()),
-            REGISTER_FORCE_FIX.to_owned(),
-        )
-    })?;
-    let key_jkt = field("key_jkt");
-    let key_path = match (field("key_path"), &key_jkt) {
-        (Some(p), _) => {
-            let p = PathBuf::from(p);
-            if p.is_relative() { dir.join(p) } else { p }
-        }
-        (None, Some(jkt)) => dir.join("keys").join(format!("{jkt}.pem")),
-        (None, None) => {
-            return Err(Check::fail(
-                "credentials",
-                format!(
-                    "{} names no key (neither key_path nor key_jkt)",
-                    path.display()
-                ),
-                REGISTER_FORCE_FIX.to_owned(),
-            ));
-        }
-    };
-    Ok(CredentialsFile {
-        client_id,
-        key_jkt,
-        key_path,
-    })
-}
-
-#[cfg(unix)]
-fn mode_of(path: &Path) -> std::io::Result<Option<u32>> {
-    use std::os::unix::fs::PermissionsExt as _;
-    Ok(Some(std::fs::metadata(path)?.permissions().mode() & 0o777))
-}
-
-#[cfg(not(unix))]
-fn mode_of(path: &Path) -> std::io::Result<Option<u32>> {
-    std::fs::metadata(path).map(|_| None)
-}
-
-fn key_permissions(path: &Path) -> Check {
-    const NAME: &str = "key permissions";
-    match mode_of(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(
-            NAME,
-            format!("the key file {} is missing", path.display()),
-            format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
-        ),
-        Err(e) => Check::fail(
-            NAME,
-            format!("cannot inspect {}: {e}", path.display()),
-            "check the ownership of the credential directory",
-        ),
-        Ok(None) => Check::skip(NAME, "file modes are not checked on this platform"),
-        Ok(Some(mode)) if mode & 0o077 != 0 => Check::fail(
-            NAME,
-            format!(
-                "{} is mode {mode:04o}: other users can read the private key",
-                path.display()
-            ),
-            format!(
-                "chmod 600 {}; if others may already have copied it, revoke the binding and register again",
-                path.display()
-            ),
-        ),
-        Ok(Some(mode)) => Check::ok(NAME, format!("{} is mode {mode:04o}", path.display())),
+        StoreProblem::Io { action, .. } => action.ends_with(&shown),
+        StoreProblem::Missing { what } => what.ends_with(&shown),
+        _ => false,
     }
 }
 
-fn key_thumbprint(creds: &CredentialsFile) -> (Check, Option<PrivateKey>) {
+/// The `credentials` check of the file store, from its report.
+fn file_credentials(report: &StoreReport, loc: &FileLocation) -> Check {
+    const NAME: &str = "credentials";
+    let path = &loc.credentials_file;
+    let problem = report.problems.iter().find(|p| is_about(p, path));
+    match (problem, &report.client_id) {
+        (Some(p @ StoreProblem::Io { .. }), _) => Check::fail(
+            NAME,
+            p.to_string(),
+            format!(
+                "make it readable by this user: chown $USER {}",
+                path.display()
+            ),
+        ),
+        (Some(p), _) => Check::fail(
+            NAME,
+            p.to_string(),
+            format!("restore it from a backup, or {REGISTER_FORCE_FIX}"),
+        ),
+        (None, Some(client_id)) => Check::ok(NAME, format!("{client_id} in {}", loc.dir.display())),
+        (None, None) => Check::fail(
+            NAME,
+            format!("no {}", path.display()),
+            format!(
+                "{REGISTER_FIX}, or point --config-dir / RALIO_CONFIG_DIR at the right directory"
+            ),
+        ),
+    }
+}
+
+/// The `key permissions` check of the file store, from its report.
+fn key_permissions(report: &StoreReport, key_file: &Path, mode: Option<u32>) -> Check {
+    const NAME: &str = "key permissions";
+    let problem = report.problems.iter().find(|p| {
+        is_about(p, key_file)
+            && matches!(
+                p,
+                StoreProblem::Missing { .. }
+                    | StoreProblem::InsecurePermissions { .. }
+                    | StoreProblem::Io { .. }
+            )
+    });
+    match (problem, mode) {
+        (Some(StoreProblem::Missing { .. }), _) => Check::fail(
+            NAME,
+            format!("the key file {} is missing", key_file.display()),
+            format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
+        ),
+        (Some(StoreProblem::InsecurePermissions { mode, .. }), _) => Check::fail(
+            NAME,
+            format!(
+                "{} is mode {mode:04o}: other users can read the private key",
+                key_file.display()
+            ),
+            format!(
+                "chmod 600 {}; if others may already have copied it, revoke the binding and register again",
+                key_file.display()
+            ),
+        ),
+        (Some(p), _) => Check::fail(
+            NAME,
+            p.to_string(),
+            "check the ownership of the credential directory",
+        ),
+        (None, None) => Check::skip(NAME, "file modes are not checked on this platform"),
+        (None, Some(mode)) => Check::ok(NAME, format!("{} is mode {mode:04o}", key_file.display())),
+    }
+}
+
+/// The `key thumbprint` check of the file store, from its report.
+fn key_thumbprint(report: &StoreReport, key_file: &Path) -> Check {
     const NAME: &str = "key thumbprint";
-    let key = match PrivateKey::from_pem_file(&creds.key_path) {
-        Ok(key) => key,
-        Err(e) => {
-            return (
-                Check::fail(
-                    NAME,
-                    format!(
-                        "{} is not a usable P-256 key ({e})",
-                        creds.key_path.display()
-                    ),
-                    format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
-                ),
-                None,
-            );
-        }
+    let Some(key) = &report.key else {
+        let detail = match report.problems.iter().find(|p| is_about(p, key_file)) {
+            Some(StoreProblem::Missing { .. }) | None => {
+                format!("the key file {} is missing", key_file.display())
+            }
+            Some(p) => p.to_string(),
+        };
+        return Check::fail(
+            NAME,
+            detail,
+            format!("restore the key file from a backup, or {REGISTER_FORCE_FIX}"),
+        );
     };
-    let check = match &creds.key_jkt {
-        Some(jkt) if jkt != key.thumbprint().as_str() => Check::fail(
+    match &key.recorded_thumbprint {
+        Some(jkt) if key.mismatched() => Check::fail(
             NAME,
             format!(
                 "the key file holds key {} but the binding was registered with key {jkt}",
-                key.thumbprint()
+                key.thumbprint
             ),
             format!(
                 "put the registered key back at {}, or {REGISTER_FORCE_FIX} (and revoke the old binding)",
-                creds.key_path.display()
+                key_file.display()
             ),
         ),
         Some(jkt) => Check::ok(NAME, format!("the key matches the stored thumbprint {jkt}")),
@@ -244,12 +219,123 @@ fn key_thumbprint(creds: &CredentialsFile) -> (Check, Option<PrivateKey>) {
             NAME,
             format!(
                 "credentials.json has no key_jkt to compare with key {}",
-                key.thumbprint()
+                key.thumbprint
             ),
             "nothing to do if the token check passes; registering again records it",
         ),
+    }
+}
+
+/// A `store` check for a problem no other check covers.
+fn other_problem(problem: &StoreProblem) -> Check {
+    let fix = match problem {
+        StoreProblem::InsecurePermissions { path, .. } => format!("chmod 600 {}", path.display()),
+        StoreProblem::Corrupt { .. } | StoreProblem::Missing { .. } => {
+            "remove the entry named, or register again".to_owned()
+        }
+        _ => "fix the store as the message says".to_owned(),
     };
-    (check, Some(key))
+    Check::fail("store", problem.to_string(), fix)
+}
+
+/// A `staged keys` check, only when a keyring or Vault store holds keys that a registration
+/// staged and no saved identity uses (the file store's `keys/` also keeps earlier keys, so
+/// its list is no sign of trouble).
+fn staged_keys(report: &StoreReport) -> Option<Check> {
+    let staged = report.staged_keys.as_ref().filter(|s| !s.is_empty())?;
+    if report.kind == ReportKind::File {
+        return None;
+    }
+    let r#where = match &report.location {
+        StoreLocation::Vault { mount, path, .. } => {
+            format!("under {mount}/data/{path}/staged-keys/")
+        }
+        _ => format!("in the {}", report.description),
+    };
+    Some(Check::warn(
+        "staged keys",
+        format!(
+            "{} key(s) staged by a registration that did not finish: {} {where}",
+            staged.len(),
+            staged.join(", ")
+        ),
+        "if `ralio register` said the binding is active but could not be saved, save that identity with the staged key (see its message); otherwise delete the staged entries",
+    ))
+}
+
+/// The store's report as JSON for `--json`: locations, presence, thumbprints, problems; no
+/// secret is in a report.
+fn report_json(report: &StoreReport) -> serde_json::Value {
+    use serde_json::json;
+    let presence = |p: Presence| match p {
+        Presence::Present => json!(true),
+        Presence::Absent => json!(false),
+        _ => serde_json::Value::Null,
+    };
+    let location = match &report.location {
+        StoreLocation::File(loc) => json!({
+            "dir": loc.dir,
+            "credentials_file": loc.credentials_file,
+            "key_file": loc.key_file,
+            "key_file_mode": loc.key_file_mode.map(|m| format!("{m:04o}")),
+            "refresh_token_file": loc.refresh_token_file,
+        }),
+        StoreLocation::Keyring {
+            backend,
+            service,
+            client_id_account,
+            key_account,
+            refresh_token_account,
+        } => json!({
+            "backend": backend,
+            "service": service,
+            "client_id_account": client_id_account,
+            "key_account": key_account,
+            "refresh_token_account": refresh_token_account,
+        }),
+        StoreLocation::Vault {
+            addr,
+            namespace,
+            mount,
+            path,
+            identity_secret,
+            refresh_token_secret,
+        } => json!({
+            "addr": addr,
+            "namespace": namespace,
+            "mount": mount,
+            "path": path,
+            "identity_secret": identity_secret,
+            "refresh_token_secret": refresh_token_secret,
+        }),
+        StoreLocation::Env {
+            variables,
+            set,
+            key_file,
+        } => json!({
+            "variables": variables,
+            "set": set,
+            "key_file": key_file,
+        }),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "kind": report.kind.name(),
+        "description": report.description,
+        "location": location,
+        "identity": presence(report.identity),
+        "client_id": report.client_id,
+        "key": report.key.as_ref().map(|k| json!({
+            "algorithm": k.algorithm,
+            "thumbprint": k.thumbprint,
+            "recorded_thumbprint": k.recorded_thumbprint,
+            "remote": k.remote,
+        })),
+        "refresh_token": presence(report.refresh_token),
+        "issuer": report.issuer,
+        "staged_keys": report.staged_keys,
+        "problems": report.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
 }
 
 /// Reaches the API without credentials; returns the check and the server's clock skew.
@@ -352,18 +438,14 @@ fn clock(skew: Option<i64>) -> Check {
     }
 }
 
-/// Mints a token through the client every command uses (its auth layer and, when the store
-/// loads, its refresh-token persistence); returns the check and the granted scopes.
-async fn token(
-    ctx: &Context,
-    store: Option<Arc<dyn CredentialStore>>,
-    identity: &Identity,
-) -> (Check, Option<Vec<Scope>>) {
+/// Mints a token through the client every command uses (its auth layer and, with the store,
+/// its refresh-token persistence); returns the check and the granted scopes.
+async fn token(ctx: &Context, credentials: Credentials) -> (Check, Option<Vec<Scope>>) {
     const NAME: &str = "token";
-    let (builder, note) = match store {
-        Some(store) => (ctx.client_builder().store(store), ""),
-        None => (
-            ctx.client_builder().identity(identity.clone()),
+    let (builder, note) = match credentials {
+        Credentials::Store(store) => (ctx.client_builder().store(store), ""),
+        Credentials::KeyFile(identity) => (
+            ctx.client_builder().identity(identity),
             "; with the key file directly, which the store refuses until the failures above are fixed",
         ),
     };
@@ -443,113 +525,166 @@ fn scopes(granted: &[Scope]) -> Check {
     }
 }
 
-/// The checks of the file store: the files one by one, then the store as the client reads it.
+/// The checks of the file store, from its report: the files one by one, then whether the
+/// client can load the store as it is.
 async fn file_checks(
-    ctx: &Context,
+    store: Arc<dyn CredentialStore>,
+    report: &StoreReport,
     checks: &mut Vec<Check>,
-) -> (Option<Identity>, Option<Arc<dyn CredentialStore>>) {
-    let creds = match read_credentials_file(&ctx.config_dir) {
-        Err(check) => {
-            checks.push(check);
-            return (None, None);
+) -> Option<Credentials> {
+    let StoreLocation::File(loc) = &report.location else {
+        return store_checks(store, report, "the file store", checks).await;
+    };
+    let credentials = file_credentials(report, loc);
+    let failed = credentials.status == Status::Fail;
+    checks.push(credentials);
+    let key_file = match (&loc.key_file, failed) {
+        (Some(key_file), false) => key_file,
+        _ => return None,
+    };
+    checks.push(key_permissions(report, key_file, loc.key_file_mode));
+    checks.push(key_thumbprint(report, key_file));
+    // Anything else the store found (a refresh-token file other users can read, ...).
+    for problem in report
+        .problems
+        .iter()
+        .filter(|p| !is_about(p, &loc.credentials_file) && !is_about(p, key_file))
+    {
+        checks.push(other_problem(problem));
+    }
+    // The checks above name the problems; the token check only needs to know whether the
+    // client can load the store as it is, else it tries the key file the store named.
+    if matches!(store.load_identity().await, Ok(Some(_))) {
+        return Some(Credentials::Store(store));
+    }
+    let client_id = report.client_id.clone()?;
+    report.key.as_ref()?;
+    let key = PrivateKey::from_pem_file(key_file).ok()?;
+    Some(Credentials::KeyFile(Identity::new(client_id, key)))
+}
+
+/// The checks of a keyring or Vault store, which guard the key themselves, from its report.
+async fn store_checks(
+    store: Arc<dyn CredentialStore>,
+    report: &StoreReport,
+    guard: &str,
+    checks: &mut Vec<Check>,
+) -> Option<Credentials> {
+    let unreadable_fix = match report.kind {
+        ReportKind::Vault => {
+            "check VAULT_ADDR and VAULT_TOKEN (or AppRole), that the server is unsealed, and that the token's policy can read and write the KV path"
         }
-        Ok(creds) => creds,
+        ReportKind::Keyring => {
+            "unlock the keyring (a desktop session, or gnome-keyring-daemon --unlock)"
+        }
+        _ => "fix the store named above",
+    };
+    let problems = || {
+        report
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (Some(client_id), Some(key)) = (&report.client_id, &report.key) else {
+        if report.identity == Presence::Absent && report.problems.is_empty() {
+            checks.push(Check::fail(
+                "credentials",
+                format!("nothing in the {}", report.description),
+                REGISTER_FIX,
+            ));
+        } else {
+            checks.push(Check::fail(
+                "credentials",
+                format!("{}: {}", report.description, problems()),
+                unreadable_fix,
+            ));
+        }
+        return None;
     };
     checks.push(Check::ok(
         "credentials",
-        format!("{} in {}", creds.client_id, ctx.config_dir.display()),
+        format!("{client_id} in the {}", report.description),
     ));
-    checks.push(key_permissions(&creds.key_path));
-    let (check, key) = key_thumbprint(&creds);
-    checks.push(check);
-    let identity = key.map(|k| Identity::new(creds.client_id.clone(), k));
-    // The checks above name the problem; the token check only needs to know whether the
-    // client can load the store as it is.
-    let store = match ctx.store() {
-        Ok(store) if matches!(store.load_identity().await, Ok(Some(_))) => Some(store),
-        _ => None,
-    };
-    (identity, store)
+    checks.push(Check::skip(
+        "key permissions",
+        format!("{guard} guards the key"),
+    ));
+    checks.push(match &key.recorded_thumbprint {
+        Some(jkt) if key.mismatched() => Check::fail(
+            "key thumbprint",
+            format!(
+                "the stored key is {} but the identity records key {jkt}",
+                key.thumbprint
+            ),
+            format!("{REGISTER_FORCE_FIX} (and revoke the old binding)"),
+        ),
+        Some(jkt) => Check::ok(
+            "key thumbprint",
+            format!("the key matches the stored thumbprint {jkt}"),
+        ),
+        None => Check::skip(
+            "key thumbprint",
+            format!(
+                "{guard} stores no separate thumbprint; the key is {} ({})",
+                key.thumbprint, key.algorithm
+            ),
+        ),
+    });
+    if let Some(check) = staged_keys(report) {
+        checks.push(check);
+    }
+    for problem in report
+        .problems
+        .iter()
+        .filter(|p| !matches!(p, StoreProblem::ThumbprintMismatch { .. }))
+    {
+        checks.push(other_problem(problem));
+    }
+    Some(Credentials::Store(store))
 }
 
-/// The checks of a keyring or Vault store, which guard the key themselves.
-async fn store_checks(
-    ctx: &Context,
-    checks: &mut Vec<Check>,
-) -> (Option<Identity>, Option<Arc<dyn CredentialStore>>) {
-    let (guard, unreadable_fix) = match ctx.store_kind {
-        StoreKind::Vault => (
-            "Vault",
-            "check VAULT_ADDR and VAULT_TOKEN (or AppRole), that the server is unsealed, and that the token's policy can read and write the KV path",
-        ),
-        _ => (
-            "the keyring",
-            "unlock the keyring (a desktop session, or gnome-keyring-daemon --unlock)",
-        ),
-    };
-    let store = match ctx.store() {
-        Ok(store) => store,
+async fn run_checks(ctx: &Context) -> (Vec<Check>, Option<StoreReport>) {
+    let mut checks = Vec::new();
+    let (credentials, report) = match ctx.store() {
         Err(e) => {
-            let fix = match e {
-                CliError::VaultSettings { .. } => "set the variables named above",
-                _ => unreadable_fix,
+            let fix = match (&e, ctx.store_kind) {
+                (CliError::VaultSettings { .. }, _) => "set the variables named above",
+                (_, StoreKind::Vault) => {
+                    "check VAULT_ADDR and VAULT_TOKEN (or AppRole), that the server is unsealed, and that the token's policy can read and write the KV path"
+                }
+                (_, StoreKind::Keyring) => {
+                    "unlock the keyring (a desktop session, or gnome-keyring-daemon --unlock)"
+                }
+                (_, StoreKind::File) => "check --config-dir / RALIO_CONFIG_DIR",
             };
             checks.push(Check::fail(
                 "credentials",
                 crate::error::chain(&e).join(": "),
                 fix,
             ));
-            return (None, None);
-        }
-    };
-    match store.load_identity().await {
-        Ok(Some(found)) => {
-            checks.push(Check::ok(
-                "credentials",
-                format!("{} in the {}", found.client_id(), store.describe()),
-            ));
-            checks.push(Check::skip(
-                "key permissions",
-                format!("{guard} guards the key"),
-            ));
-            checks.push(Check::skip(
-                "key thumbprint",
-                format!("{guard} stores no separate thumbprint"),
-            ));
-            (Some(found), Some(store))
-        }
-        Ok(None) => {
-            checks.push(Check::fail(
-                "credentials",
-                format!("nothing in the {}", store.describe()),
-                REGISTER_FIX,
-            ));
             (None, None)
         }
-        Err(e) => {
-            checks.push(Check::fail(
-                "credentials",
-                crate::error::chain(&e).join(": "),
-                unreadable_fix,
-            ));
-            (None, None)
+        Ok(store) => {
+            let report = store.report().await;
+            let credentials = match ctx.store_kind {
+                StoreKind::File => file_checks(store, &report, &mut checks).await,
+                StoreKind::Vault => store_checks(store, &report, "Vault", &mut checks).await,
+                StoreKind::Keyring => {
+                    store_checks(store, &report, "the keyring", &mut checks).await
+                }
+            };
+            (credentials, Some(report))
         }
-    }
-}
-
-async fn run_checks(ctx: &Context) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let (identity, store) = match ctx.store_kind {
-        StoreKind::File => file_checks(ctx, &mut checks).await,
-        StoreKind::Keyring | StoreKind::Vault => store_checks(ctx, &mut checks).await,
     };
     let (reach, skew) = reachability(&ctx.api_url).await;
     let reachable = reach.status != Status::Fail;
     checks.push(reach);
     checks.push(clock(skew));
-    match (&identity, reachable) {
-        (Some(identity), true) => {
-            let (check, granted) = token(ctx, store, identity).await;
+    match (credentials, reachable) {
+        (Some(credentials), true) => {
+            let (check, granted) = token(ctx, credentials).await;
             checks.push(check);
             match granted {
                 Some(granted) => checks.push(scopes(&granted)),
@@ -565,12 +700,12 @@ async fn run_checks(ctx: &Context) -> Vec<Check> {
             checks.push(Check::skip("scopes", "the API is unreachable"));
         }
     }
-    checks
+    (checks, report)
 }
 
 /// Runs every check; fails with [`CliError::DoctorFailed`] when one failed.
 pub async fn run(ctx: &Context) -> Result<(), CliError> {
-    let checks = run_checks(ctx).await;
+    let (checks, report) = run_checks(ctx).await;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if ctx.json {
         out_json(&serde_json::json!({
@@ -581,6 +716,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
                 "detail": c.detail,
                 "fix": c.fix,
             })).collect::<Vec<_>>(),
+            "store": report.as_ref().map(report_json),
         }))?;
     } else {
         for c in &checks {
