@@ -7,6 +7,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo clippy -p ralio --lib --no-default-features -- -D warnings
     cargo test --workspace --all-features
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --exclude ralio-cli --all-features --no-deps
 

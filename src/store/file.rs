@@ -916,6 +916,7 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
 /// `locks/` in the credential directory); see [`super::lock`].
+#[cfg(feature = "keyring")]
 pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
     let dir = super::lock::default_lock_dir(store)?;
     super::lock::lock_named_in(&dir, name, store).await

@@ -23,6 +23,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// The directory of named locks: `$XDG_RUNTIME_DIR/ralio` when the variable is set (a
 /// per-user directory by the XDG rules), else `locks/` in the credential directory
 /// (`RALIO_CONFIG_DIR`, default `~/.ralio`). Never a shared directory such as `/tmp`.
+// Named locks serve the keyring store (its tests run in every build).
+#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
 pub(crate) fn default_lock_dir(store: &str) -> Result<PathBuf, StoreError> {
     if let Some(runtime) = crate::config::env_var_os("XDG_RUNTIME_DIR") {
         return Ok(PathBuf::from(runtime).join("ralio"));
@@ -37,6 +39,8 @@ pub(crate) fn default_lock_dir(store: &str) -> Result<PathBuf, StoreError> {
 }
 
 /// Takes the lock named `name` (hashed into a file name) in `dir`, creating `dir` private.
+// Named locks serve the keyring store (its tests run in every build).
+#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
 pub(crate) async fn lock_named_in(
     dir: &Path,
     name: &str,
@@ -51,6 +55,8 @@ pub(crate) async fn lock_named_in(
 
 /// Creates `dir` (and its parents) with mode 0700 and checks it: a directory (not a symbolic
 /// link) owned by this user. A group- or world-accessible one of ours is made 0700.
+// Named locks serve the keyring store (its tests run in every build).
+#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
 pub(crate) fn ensure_owned_private_dir(dir: &Path, store: &str) -> Result<(), StoreError> {
     let io_err = |action: &str, source| StoreError::Io {
         store: store.to_owned(),

@@ -50,6 +50,7 @@ where
 }
 
 /// [`read_capped`] over a whole `reqwest::Response`; the error is the one that ended the read.
+#[cfg(feature = "vault")]
 pub(crate) async fn read_body_capped(
     response: reqwest::Response,
     cap: usize,
