@@ -6,10 +6,10 @@
 //!
 //! # The rule
 //!
-//! One function, [`classify`], decides how far a failure may be retried; the retry layer and
+//! One function, `classify`, decides how far a failure may be retried; the retry layer and
 //! [`Error::is_retryable`](crate::Error::is_retryable) both ask it, so they cannot disagree:
 //!
-//! | outcome | [`Retry`] | retried by the layer |
+//! | outcome | `Retry` | retried by the layer |
 //! | --- | --- | --- |
 //! | 429, a connection that could not be established, a 401 `use_dpop_nonce` challenge that escaped the auth layer | `Always`: the server provably did not process the request | any method |
 //! | 408, 502, 503, 504; a timeout, a reset or a body error after the request may have been sent | `IfIdempotent`: transient, but the request may have been processed | GET, HEAD, OPTIONS |
