@@ -351,6 +351,18 @@ impl ApiError {
         self.body.as_ref()
     }
 
+    /// The field errors of a validation failure (FastAPI's `{"detail": [{loc, msg, type}]}`,
+    /// usually a 422), one per field, in the server's order; empty for any other answer.
+    /// [`detail`](Self::detail) joins the same list into one line for people.
+    pub fn validation_errors(&self) -> Vec<ValidationIssue> {
+        let Some(serde_json::Value::Array(items)) =
+            self.body.as_ref().and_then(|b| b.get("detail"))
+        else {
+            return Vec::new();
+        };
+        items.iter().map(ValidationIssue::from_json).collect()
+    }
+
     /// The `WWW-Authenticate` header.
     pub fn www_authenticate(&self) -> Option<&str> {
         self.www_authenticate.as_deref()
@@ -514,6 +526,47 @@ fn describe_detail(detail: &serde_json::Value) -> (Option<String>, Option<String
 }
 
 /// One FastAPI validation error: `{loc: ["query", "page"], msg, type}` → `query.page: msg`.
+/// One field error of a validation failure: see [`ApiError::validation_errors`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ValidationIssue {
+    /// Where the error is (`["query", "page"]`, `["body", "amount"]`); list indexes as text.
+    pub location: Vec<String>,
+    /// The server's message (`msg`), or the item itself as JSON when it has none.
+    pub message: String,
+    /// The machine-readable kind (`type`, e.g. `greater_than_equal`), when given.
+    pub kind: Option<String>,
+}
+
+impl ValidationIssue {
+    fn from_json(item: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        let location = item
+            .get("loc")
+            .and_then(Value::as_array)
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| match p {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = item
+            .get("msg")
+            .and_then(Value::as_str)
+            .map_or_else(|| item.to_string(), str::to_owned);
+        let kind = item.get("type").and_then(Value::as_str).map(str::to_owned);
+        Self {
+            location,
+            message,
+            kind,
+        }
+    }
+}
+
 fn describe_validation_item(item: &serde_json::Value) -> String {
     use serde_json::Value;
     let loc = item.get("loc").and_then(Value::as_array).map(|parts| {
@@ -698,6 +751,19 @@ mod tests {
             Some("query.page: Input should be greater than or equal to 1; query.per_page.0: bad")
         );
         assert!(e.api_error().unwrap().body().unwrap()["detail"].is_array());
+        let issues = e.api_error().unwrap().validation_errors();
+        assert_eq!(issues.len(), 2);
+        assert_eq!(issues[0].location, ["query", "page"]);
+        assert_eq!(
+            issues[0].message,
+            "Input should be greater than or equal to 1"
+        );
+        assert_eq!(issues[0].kind.as_deref(), Some("greater_than_equal"));
+        assert_eq!(issues[1].location, ["query", "per_page", "0"]);
+        assert_eq!(issues[1].kind, None);
+        // Any other body has no field errors.
+        let other = api(400, &[], r#"{"detail":"bad request"}"#);
+        assert!(other.api_error().unwrap().validation_errors().is_empty());
     }
 
     #[test]
