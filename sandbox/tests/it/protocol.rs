@@ -564,7 +564,12 @@ async fn resource_negative_matrix() {
         "wrong key"
     );
 
-    // Jwk of the right key, signature by another.
+    // Jwk of the right key, signature by another. The header is byte-identical to the one of
+    // every valid proof of this key, which the sandbox remembers (`jose::proof_key`): a valid
+    // call first makes sure it is remembered, so this proves a remembered header still has its
+    // signature verified.
+    let warm = s.call(Method::GET, "/api/transactions", None).await;
+    assert_eq!(warm.status(), StatusCode::OK, "warm-up call");
     let (h, c) = s.key.proof_parts("GET", &url, Some(&s.access));
     let res = s
         .raw(
