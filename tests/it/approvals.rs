@@ -6,25 +6,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ralio::approvals::{IntentStage, TurnIntents};
-use ralio::store::MemoryStore;
-use ralio::{Decimal, Error, RalioClient};
-use ralio_sandbox::{Sandbox, TicketSpec};
-
-async fn client(sb: &Sandbox) -> RalioClient {
-    let store = Arc::new(MemoryStore::new());
-    crate::support::register_with_ticket(sb, &*store, TicketSpec::default()).await;
-    RalioClient::builder()
-        .base_url(sb.base_url())
-        .store(store)
-        .build()
-        .await
-        .unwrap()
-}
+use ralio::{Decimal, Error};
+use ralio_sandbox::Sandbox;
 
 #[tokio::test]
 async fn get_finds_an_intent_past_the_first_page_and_says_not_found_otherwise() {
     let sb = Sandbox::builder().start().await.unwrap();
-    let client = client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
     client.chat().send("Pay £150 to Oldest").await.unwrap();
     let oldest = sb.pending_intent_ids()[0].clone();
     // 50 newer intents push it to page 2 of the 50-a-page lookup.
@@ -60,7 +48,7 @@ async fn wait_for_outcome_reports_each_change_and_each_final_stage() {
         .start()
         .await
         .unwrap();
-    let client = client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
 
     // Approved while waiting: executed, with one callback per status change.
     client.chat().send("Pay £250 to Erin").await.unwrap();
@@ -141,7 +129,7 @@ async fn wait_for_outcome_reports_each_change_and_each_final_stage() {
 #[tokio::test]
 async fn created_in_turn_finds_the_turns_intents_and_not_another_conversations() {
     let sb = Sandbox::builder().start().await.unwrap();
-    let client = client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
     client.chat().send("Pay £5 to Before").await.unwrap();
 
     // A turn that streams: the tool events name the intent.

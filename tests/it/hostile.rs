@@ -142,17 +142,6 @@ fn grants(mock: &Mock) -> Vec<String> {
 
 // ---- issue 13.1: 401 parity ----
 
-async fn sandbox_client(sb: &Sandbox) -> RalioClient {
-    let store = Arc::new(MemoryStore::new());
-    crate::support::register_with_ticket(sb, &*store, TicketSpec::default()).await;
-    RalioClient::builder()
-        .base_url(sb.base_url())
-        .store(store)
-        .build()
-        .await
-        .unwrap()
-}
-
 fn fail_next(sb: &Sandbox, route: &str, times: u32) {
     sb.set_faults(Faults {
         fail_next: [(route.to_owned(), times)].into(),
@@ -177,7 +166,7 @@ fn requests(sb: &Sandbox, route: &str) -> u64 {
 #[tokio::test]
 async fn a_plain_401_without_a_challenge_is_recovered_with_one_renewal() {
     let sb = Sandbox::builder().start().await.unwrap();
-    let client = sandbox_client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
     client.agents().list().await.unwrap();
     let before = sb.counters();
     // The sandbox's injected 401 is a bare FastAPI `{"detail": …}` with no WWW-Authenticate.
@@ -192,7 +181,7 @@ async fn a_plain_401_without_a_challenge_is_recovered_with_one_renewal() {
 #[tokio::test]
 async fn a_second_401_is_an_auth_error_with_the_servers_detail_after_one_renewal() {
     let sb = Sandbox::builder().start().await.unwrap();
-    let client = sandbox_client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
     client.agents().list().await.unwrap();
     let before = sb.counters();
     fail_next(&sb, "GET /api/agents", 5);
@@ -210,7 +199,7 @@ async fn a_second_401_is_an_auth_error_with_the_servers_detail_after_one_renewal
 #[tokio::test]
 async fn a_chat_post_and_a_chat_stream_answered_401_are_retried_once() {
     let sb = Sandbox::builder().start().await.unwrap();
-    let client = sandbox_client(&sb).await;
+    let client = crate::support::registered_client(&sb).await;
     client.agents().list().await.unwrap();
     let before = sb.counters();
     fail_next(&sb, "POST /api/chat", 1);

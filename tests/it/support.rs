@@ -19,3 +19,15 @@ pub(crate) async fn register_with_ticket(
     .await
     .unwrap()
 }
+
+/// A client on `sb` with a memory store, registered with a default ticket.
+pub(crate) async fn registered_client(sb: &Sandbox) -> ralio::RalioClient {
+    let store = std::sync::Arc::new(ralio::store::MemoryStore::new());
+    register_with_ticket(sb, &*store, TicketSpec::default()).await;
+    ralio::RalioClient::builder()
+        .base_url(sb.base_url())
+        .store(store)
+        .build()
+        .await
+        .unwrap()
+}
