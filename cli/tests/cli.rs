@@ -1263,3 +1263,39 @@ async fn another_api_url_never_receives_the_stored_refresh_token() {
     // And the credentials still work at home.
     assert_eq!(env.run(&["whoami"]).await.code, 0);
 }
+
+/// Thumbprints are base64url: one in four starts or ends with `-` or `_`, where a `\b`-bounded
+/// pattern does not match. The snapshot redaction must hide every one of them, wherever it sits.
+#[test]
+fn snapshot_redaction_hides_thumbprints_that_start_or_end_with_dash_or_underscore() {
+    let jkts = [
+        "-Gg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0g",
+        "_Gg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0-",
+        "Gg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0g_",
+        "AGg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0g",
+    ];
+    let text = jkts
+        .iter()
+        .map(|j| format!("  key       {j}\n  stored in /x/keys/{j}.pem\n{j}\n"))
+        .collect::<String>();
+    redactions(std::path::Path::new("/nonexistent")).bind(|| {
+        insta::assert_snapshot!(text, @r"
+          key       [JKT]
+          stored in /x/keys/[JKT].pem
+        [JKT]
+          key       [JKT]
+          stored in /x/keys/[JKT].pem
+        [JKT]
+          key       [JKT]
+          stored in /x/keys/[JKT].pem
+        [JKT]
+          key       [JKT]
+          stored in /x/keys/[JKT].pem
+        [JKT]
+        ");
+    });
+    // A longer base64url run (a token, say) is not a thumbprint and is left alone.
+    let longer = format!("{}x", jkts[3]);
+    redactions(std::path::Path::new("/nonexistent"))
+        .bind(|| insta::assert_snapshot!(longer.clone(), @"AGg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0gx"));
+}

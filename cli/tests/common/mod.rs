@@ -128,6 +128,9 @@ pub async fn run_cmd_env(
     }
 }
 
+/// A 43-character base64url thumbprint, with the characters on either side kept as groups 1 and 2.
+pub const JKT_PATTERN: &str = r"(?m)(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)";
+
 /// Snapshot settings that hide what changes from run to run: ids, keys, times, ports, paths.
 pub fn redactions(dir: &Path) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
@@ -147,7 +150,9 @@ pub fn redactions(dir: &Path) -> insta::Settings {
         "${1}_[ID]",
     );
     s.add_filter(r"ralio-reg-[A-Za-z0-9_-]+", "ralio-reg-[TICKET]");
-    s.add_filter(r"\b[A-Za-z0-9_-]{43}\b", "[JKT]");
+    // A thumbprint is base64url and may begin or end with `-` or `_`, where `\b` does not
+    // match; bound it by "not a base64url character" instead.
+    s.add_filter(JKT_PATTERN, "${1}[JKT]${2}");
     s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "YYYY-MM-DDThh:mm:ssZ");
     s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", "[TIME]");
     s.add_filter(r"\b\d+m \d\ds\b", "[DURATION]");
