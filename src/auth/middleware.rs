@@ -66,7 +66,7 @@ impl DpopAuth {
         dpop.set_sensitive(true);
         let headers = req.headers_mut();
         headers.insert(AUTHORIZATION, authz);
-        headers.insert("DPoP", dpop);
+        headers.insert(super::jws::DPOP, dpop);
         Ok(())
     }
 }

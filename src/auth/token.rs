@@ -806,7 +806,7 @@ impl TokenManager {
 
     /// Learns from a response: its `DPoP-Nonce` (kept per origin) and `Date` (clock skew).
     pub(crate) fn observe_response(&self, url: &Url, headers: &HeaderMap) {
-        if let Some(nonce) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok())
+        if let Some(nonce) = headers.get(super::jws::DPOP_NONCE).and_then(|v| v.to_str().ok())
             && let Ok(mut nonces) = self.inner.nonces.lock()
         {
             let origin = origin_of(url);
@@ -1229,7 +1229,7 @@ impl reqwest_middleware::Middleware for TokenProof {
                 })
             })?;
         header.set_sensitive(true);
-        req.headers_mut().insert("DPoP", header);
+        req.headers_mut().insert(super::jws::DPOP, header);
         let response = next.run(req, extensions).await?;
         manager.observe_response(&url, response.headers());
         Ok(response)
