@@ -7,7 +7,7 @@
 //! aws-lc-rs signs P-256 in about 18 µs with the key parsed once, while jsonwebtoken 12's ES256
 //! `encode` parses the PKCS#8 key again on every call: a whole proof costs 26.5 µs here against
 //! 37.1 µs with `jsonwebtoken::encode` (the sandbox's `es256_proof` bench, one run, this
-//! project's 2-vCPU dev machine). The claims are written by hand ([`ProofClaims::to_json`],
+//! project's 2-vCPU dev machine). The claims are written by hand (`ProofClaims::to_json`,
 //! byte-for-byte `serde_json`'s output) for the same reason.
 
 use std::fmt;
