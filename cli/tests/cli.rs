@@ -1296,6 +1296,7 @@ fn snapshot_redaction_hides_thumbprints_that_start_or_end_with_dash_or_underscor
     });
     // A longer base64url run (a token, say) is not a thumbprint and is left alone.
     let longer = format!("{}x", jkts[3]);
-    redactions(std::path::Path::new("/nonexistent"))
-        .bind(|| insta::assert_snapshot!(longer.clone(), @"AGg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0gx"));
+    redactions(std::path::Path::new("/nonexistent")).bind(
+        || insta::assert_snapshot!(longer.clone(), @"AGg14Qo5Wcjsg9ebmP3BJs9vAv8axQGRhOqrQy0Mc0gx"),
+    );
 }

@@ -806,7 +806,9 @@ impl TokenManager {
 
     /// Learns from a response: its `DPoP-Nonce` (kept per origin) and `Date` (clock skew).
     pub(crate) fn observe_response(&self, url: &Url, headers: &HeaderMap) {
-        if let Some(nonce) = headers.get(super::jws::DPOP_NONCE).and_then(|v| v.to_str().ok())
+        if let Some(nonce) = headers
+            .get(super::jws::DPOP_NONCE)
+            .and_then(|v| v.to_str().ok())
             && let Ok(mut nonces) = self.inner.nonces.lock()
         {
             let origin = origin_of(url);
