@@ -80,3 +80,8 @@ test-variants:
 bench-cpu:
     cargo build --release -p ralio-sandbox
     cargo bench -p ralio --bench cpu
+
+# the same ratio as instruction counts under callgrind (exact, unlike CPU time on a shared
+# machine); needs valgrind, takes a few minutes
+bench-instructions:
+    bash benches/instructions.sh
