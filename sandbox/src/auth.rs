@@ -251,10 +251,13 @@ pub(crate) fn authenticate(
             "The access token has expired: refresh it or mint a new one",
         ));
     }
-    let (client_id, jkt, scopes, family) = (
+    // The scope is checked after the proof (a bad proof is answered first), but read now,
+    // without copying the token's scope list.
+    let has_scope = scope.is_none_or(|scope| at.scopes.iter().any(|s| s == scope));
+    let (client_id, jkt, ath, family) = (
         at.client_id.clone(),
         at.jkt.clone(),
-        at.scopes.clone(),
+        at.ath.clone(),
         at.family,
     );
     if !inner.family_alive(family) {
@@ -291,7 +294,7 @@ pub(crate) fn authenticate(
     let want = ProofExpectation {
         htm: method.as_str(),
         htu: &htu,
-        ath: Some(jose::ath(token)),
+        ath: Some(ath),
         jkt: &jkt,
     };
     // The signature check runs without the state lock, so concurrent requests do not queue
@@ -327,7 +330,7 @@ pub(crate) fn authenticate(
         }
     }
     if let Some(scope) = scope
-        && !scopes.iter().any(|s| s == scope)
+        && !has_scope
     {
         let desc = format!(
             "This token lacks the {scope} scope: register a binding whose ticket allows it"

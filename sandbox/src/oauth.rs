@@ -187,6 +187,7 @@ fn issue(
         AccessToken {
             client_id: client_id.to_owned(),
             jkt: jkt.to_owned(),
+            ath: jose::ath(&access),
             scopes: scopes.clone(),
             family,
             expires_at: after(now, lifetime),

@@ -88,6 +88,9 @@ pub(crate) struct PendingRegistration {
 pub(crate) struct AccessToken {
     pub(crate) client_id: String,
     pub(crate) jkt: String,
+    /// base64url(SHA-256(token)), the `ath` every proof sent with it must carry: hashed once at
+    /// mint, not on every request.
+    pub(crate) ath: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) family: u64,
     pub(crate) expires_at: DateTime<Utc>,

@@ -65,6 +65,10 @@ pub(crate) const MAX_SKEW_SECS: i64 = 3600;
 #[derive(Debug, Default)]
 pub(crate) struct Skew {
     offset: AtomicI64,
+    /// The last `Date` value read and the local second it was read in. The same value in the
+    /// same local second gives the same offset, so it is not parsed again: a busy client sees
+    /// one `Date` per second on every response.
+    last_date: std::sync::Mutex<Option<(String, i64)>>,
 }
 
 impl Skew {
@@ -80,10 +84,17 @@ impl Skew {
 
     /// Records a server `Date` value seen now. Returns true when the estimate moved.
     pub(crate) fn observe_date(&self, clock: &dyn Clock, date: &str) -> bool {
+        let local = unix_secs(clock.now());
+        if let Ok(mut last) = self.last_date.lock() {
+            if matches!(&*last, Some((d, at)) if *at == local && d == date) {
+                return false;
+            }
+            *last = Some((date.to_owned(), local));
+        }
         let Ok(server) = httpdate::parse_http_date(date) else {
             return false;
         };
-        let raw = unix_secs(server).saturating_sub(unix_secs(clock.now()));
+        let raw = unix_secs(server).saturating_sub(local);
         let observed = raw.clamp(-MAX_SKEW_SECS, MAX_SKEW_SECS);
         if observed != raw && self.offset() != observed {
             tracing::warn!(
@@ -126,6 +137,19 @@ mod tests {
         assert!((corrected - unix_secs(SystemTime::now())).abs() <= 1);
         assert!(skew.moved_since(0));
         assert!(!skew.moved_since(skew.offset()));
+    }
+
+    /// A repeated `Date` is skipped only within the local second it was read in: read again
+    /// at another local time, the same value gives another offset.
+    #[test]
+    fn a_repeated_date_is_read_again_when_the_local_time_moved() {
+        let skew = Skew::default();
+        let server_now = httpdate::fmt_http_date(SystemTime::now());
+        assert!(skew.observe_date(&OffsetClock::new(-600), &server_now));
+        assert!((skew.offset() - 600).abs() <= 1);
+        assert!(skew.observe_date(&OffsetClock::new(-1200), &server_now));
+        assert!((skew.offset() - 1200).abs() <= 1);
+        assert!(!skew.observe_date(&OffsetClock::new(-1200), &server_now));
     }
 
     #[test]
