@@ -188,10 +188,57 @@ pub mod de {
     pub fn option_timestamp<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Ok(match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => parse_time(&s),
-            _ => None,
-        })
+        // A visitor rather than a `serde_json::Value`: the text is parsed where it lies, with
+        // no `Value` or `String` built for every timestamp of every list item.
+        struct AnyTime;
+        impl<'de> serde::de::Visitor<'de> for AnyTime {
+            type Value = Option<DateTime<Utc>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a date-time, or any other JSON value (read as no date-time)")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(parse_time(s))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(AnyTime)
     }
 
     /// Text sent as a string or a number (`"1001"` or `1001`).
@@ -316,6 +363,48 @@ mod tests {
         );
         assert_eq!(t("yesterday"), None);
         assert_eq!(t(""), None);
+    }
+
+    /// An optional timestamp field takes any JSON value without failing the item: text that
+    /// is a date-time is read, anything else (other text, null, numbers, arrays, objects,
+    /// escaped strings included) is `None`, and the fields after it are still read.
+    #[test]
+    fn optional_timestamps_take_any_json_value() {
+        #[derive(serde::Deserialize)]
+        struct Item {
+            #[serde(default, deserialize_with = "de::option_timestamp")]
+            at: Option<chrono::DateTime<chrono::Utc>>,
+            after: u8,
+        }
+        let read = |json: &str| {
+            let item: Item = serde_json::from_str(&format!(r#"{{"at": {json}, "after": 7}}"#))
+                .unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(item.after, 7, "{json}");
+            item.at.map(|t| t.to_rfc3339())
+        };
+        assert_eq!(
+            read(r#""2026-01-05T10:00:00Z""#).as_deref(),
+            Some("2026-01-05T10:00:00+00:00")
+        );
+        assert_eq!(
+            read(r#""2026-01-05T10:00:00\u005a""#).as_deref(),
+            Some("2026-01-05T10:00:00+00:00"),
+            "an escaped string is unescaped before parsing"
+        );
+        for other in [
+            r#""not a date""#,
+            "null",
+            "true",
+            "-3",
+            "18446744073709551615",
+            "1.5e300",
+            r#"[1, {"a": [2]}, "x"]"#,
+            r#"{"date": "2026-01-05", "nested": {"k": null}}"#,
+        ] {
+            assert_eq!(read(other), None, "{other}");
+        }
+        let absent: Item = serde_json::from_str(r#"{"after": 7}"#).unwrap();
+        assert_eq!(absent.at, None);
     }
 
     #[test]
