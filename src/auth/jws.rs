@@ -153,7 +153,8 @@ const JTI_LEN: usize = 22;
 /// reseeded from the operating system): a `jti` must be unique, not secret, and this costs a
 /// tenth of aws-lc's `RAND_bytes`, which mixes fresh entropy into every call (callgrind: about
 /// 2,300 instructions per proof, for 16 bytes). The signature's own nonce still comes from
-/// aws-lc.
+/// aws-lc. (A process that forks keeps the generator's state in both halves, as it keeps the
+/// tokio runtime: a forked child builds its own client.)
 fn fill_jti(buf: &mut [u8; JTI_LEN]) -> Result<&str, SignError> {
     use rand::RngCore as _;
     let mut bytes = [0u8; 16];
