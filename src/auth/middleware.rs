@@ -8,6 +8,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use super::error::AuthError;
 use super::token::{AccessToken, TokenManager, origin_of};
+use crate::transport::retry::SpareRequest;
 
 /// Adds `Authorization: DPoP <token>` and a freshly signed `DPoP` proof to every request.
 ///
@@ -33,12 +34,25 @@ use super::token::{AccessToken, TokenManager, origin_of};
 #[derive(Debug, Clone)]
 pub struct DpopAuth {
     tokens: TokenManager,
+    /// Set by the crate when this layer sits directly inside its retry layer: resends come
+    /// from the retry layer's copy of the request ([`SpareRequest`]) instead of a copy of its
+    /// own.
+    shares_retry_spare: bool,
 }
 
 impl DpopAuth {
     /// Authenticates with tokens from `tokens`.
     pub fn new(tokens: TokenManager) -> Self {
-        Self { tokens }
+        Self {
+            tokens,
+            shares_retry_spare: false,
+        }
+    }
+
+    /// For a layer placed directly inside the crate's retry layer, with nothing in between.
+    pub(crate) fn directly_inside_retry(mut self) -> Self {
+        self.shares_retry_spare = true;
+        self
     }
 
     /// The token manager.
@@ -92,7 +106,16 @@ impl Middleware for DpopAuth {
             }));
         }
         let mut token = self.tokens.access_token().await.map_err(mw)?;
-        let mut spare = req.try_clone();
+        // A copy to resend after a 401: the retry layer's, when this layer sits directly
+        // inside it, else one of its own.
+        let shared = self
+            .shares_retry_spare
+            .then(|| extensions.get::<SpareRequest>().cloned())
+            .flatten();
+        let mut spare = match shared {
+            Some(_) => None,
+            None => req.try_clone(),
+        };
         let mut req = req;
         self.authorize(&mut req, &token).await.map_err(mw)?;
         let mut nonce_challenges = 0u8;
@@ -116,7 +139,11 @@ impl Middleware for DpopAuth {
                 // The renewed token was refused too: the server's answer is the error.
                 return Ok(resp);
             }
-            let Some(mut again) = spare.take() else {
+            let again = match &shared {
+                Some(shared) => shared.try_clone(),
+                None => spare.take(),
+            };
+            let Some(mut again) = again else {
                 return match challenge {
                     Some(challenge) => Err(mw(AuthError::ChallengeNotRetryable {
                         origin: origin_of(&url),
@@ -125,7 +152,9 @@ impl Middleware for DpopAuth {
                     None => Ok(resp),
                 };
             };
-            spare = again.try_clone();
+            if shared.is_none() {
+                spare = again.try_clone();
+            }
             if nonce_only {
                 tracing::debug!(origin = %origin_of(&url), "DPoP nonce challenge; retrying once");
             } else {

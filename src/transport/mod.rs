@@ -129,7 +129,9 @@ pub(crate) fn resource_stack(
     settings: &StackSettings,
     tokens: Option<TokenManager>,
 ) -> ClientWithMiddleware {
-    let auth = tokens.map(|t| Arc::new(DpopAuth::new(t)) as Arc<dyn Middleware>);
+    // Innermost, directly inside the retry layer (`stack` puts nothing in between).
+    let auth =
+        tokens.map(|t| Arc::new(DpopAuth::new(t).directly_inside_retry()) as Arc<dyn Middleware>);
     stack(http, settings, auth, None)
 }
 

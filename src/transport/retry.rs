@@ -30,6 +30,7 @@
 //! DPoP proof. The number of attempts a call took travels in the extensions: [`Attempts`] in
 //! the middleware extensions and in the final response's extensions.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use http::{Extensions, Method, StatusCode};
@@ -213,6 +214,26 @@ pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempts(pub u32);
 
+/// The retry layer's copy of the request it is sending, taken before the layers inside it ran,
+/// offered to the layer directly inside it through the middleware extensions: the auth layer
+/// resends from it after a `401` instead of keeping a second copy of every request (one
+/// `try_clone` per call instead of two). Only a layer the crate placed directly inside the
+/// retry layer may use it: anything in between would be skipped on the resend.
+#[derive(Clone)]
+pub(crate) struct SpareRequest(Arc<Mutex<Option<Request>>>);
+
+impl SpareRequest {
+    /// Another copy of the request, for a resend; `None` when its body cannot be copied.
+    pub(crate) fn try_clone(&self) -> Option<Request> {
+        let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().and_then(Request::try_clone)
+    }
+
+    fn take(&self) -> Option<Request> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
 /// A per-attempt time limit passed while waiting for the response.
 #[derive(Debug, thiserror::Error)]
 #[error("no response within {after:?}")]
@@ -280,11 +301,10 @@ impl Middleware for RetryMiddleware {
                 return Err(reqwest_middleware::Error::middleware(NoRequestToRetry));
             };
             // A body that cannot be cloned (a stream) cannot be sent twice: one attempt only.
-            let spare = if attempt <= self.policy.max_retries {
-                req.try_clone()
-            } else {
-                None
-            };
+            // The copy is taken on the last attempt too: the auth layer inside resends from it
+            // after a 401 (see `SpareRequest`).
+            let spare = SpareRequest(Arc::new(Mutex::new(req.try_clone())));
+            extensions.insert(spare.clone());
             extensions.insert(Attempts(attempt));
             let result = match self.attempt_timeout {
                 None => next.clone().run(req, extensions).await,
@@ -297,8 +317,12 @@ impl Middleware for RetryMiddleware {
                     }
                 }
             };
+            extensions.remove::<SpareRequest>();
+            let spare = spare.take();
             let outcome = outcome_of(&result);
-            let may_retry = spare.is_some() && retryable(&method, outcome);
+            let may_retry = attempt <= self.policy.max_retries
+                && spare.is_some()
+                && retryable(&method, outcome);
             let wait = match (&result, may_retry) {
                 (_, false) => None,
                 (Ok(resp), true) => {

@@ -844,3 +844,44 @@ async fn the_low_level_api_answers_with_ralio_errors() {
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
+
+/// The auth layer resends after a nonce challenge from the retry layer's copy of the request
+/// (one copy per call, not two). With retries switched off the retry layer still keeps that
+/// copy, so a challenged POST is resent once, body and all, and a GET likewise.
+#[tokio::test]
+async fn a_nonce_challenge_is_answered_with_retries_switched_off() {
+    let sb = Sandbox::builder()
+        .nonce_mode(ralio_sandbox::NonceMode::Require)
+        .start()
+        .await
+        .unwrap();
+    let (client, _) = client_with_policy(
+        &sb,
+        TicketSpec::default(),
+        fast_retries().with_max_retries(0),
+    )
+    .await;
+    client.transactions().list().await.unwrap();
+    // The first chat also looks the agent up; later ones send only the POST.
+    client.chat().send("hello").await.unwrap();
+    for _ in 0..2 {
+        // The sandbox accepts the previous nonce too: rotate twice to make the client's stale.
+        sb.rotate_nonce();
+        sb.rotate_nonce();
+        let posts = sb.counters().chat_posts;
+        client.chat().send("Pay £25 to Bob").await.unwrap();
+        assert_eq!(
+            sb.counters().chat_posts - posts,
+            2,
+            "one challenged POST, one resent with its body"
+        );
+        sb.rotate_nonce();
+        sb.rotate_nonce();
+        let gets = sb.counters().requests.get("GET /api/transactions").copied();
+        client.transactions().list().await.unwrap();
+        assert_eq!(
+            sb.counters().requests.get("GET /api/transactions").copied(),
+            gets.map(|n| n + 2)
+        );
+    }
+}
