@@ -995,7 +995,7 @@ fn resolve_base_url(explicit: Option<&str>) -> String {
 fn registration_api(base: &str) -> reqwest::Result<crate::api::Client> {
     let http = crate::transport::private_client()?;
     let settings = crate::transport::StackSettings::default();
-    let stack = crate::transport::stack(http.clone(), &settings, None, None);
+    let stack = crate::transport::stack(http.clone(), &settings, None, None, false);
     Ok(crate::api::Client::new_with_client(base, http, stack))
 }
 

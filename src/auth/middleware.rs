@@ -34,25 +34,12 @@ use crate::transport::retry::SpareRequest;
 #[derive(Debug, Clone)]
 pub struct DpopAuth {
     tokens: TokenManager,
-    /// Set by the crate when this layer sits directly inside its retry layer: resends come
-    /// from the retry layer's copy of the request ([`SpareRequest`]) instead of a copy of its
-    /// own.
-    shares_retry_spare: bool,
 }
 
 impl DpopAuth {
     /// Authenticates with tokens from `tokens`.
     pub fn new(tokens: TokenManager) -> Self {
-        Self {
-            tokens,
-            shares_retry_spare: false,
-        }
-    }
-
-    /// For a layer placed directly inside the crate's retry layer, with nothing in between.
-    pub(crate) fn directly_inside_retry(mut self) -> Self {
-        self.shares_retry_spare = true;
-        self
+        Self { tokens }
     }
 
     /// The token manager.
@@ -106,16 +93,7 @@ impl Middleware for DpopAuth {
             }));
         }
         let mut token = self.tokens.access_token().await.map_err(mw)?;
-        // A copy to resend after a 401: the retry layer's, when this layer sits directly
-        // inside it, else one of its own.
-        let shared = self
-            .shares_retry_spare
-            .then(|| extensions.get::<SpareRequest>().cloned())
-            .flatten();
-        let mut spare = match shared {
-            Some(_) => None,
-            None => req.try_clone(),
-        };
+        let mut spare = Resend::of(&req, extensions);
         let mut req = req;
         self.authorize(&mut req, &token).await.map_err(mw)?;
         let mut nonce_challenges = 0u8;
@@ -139,11 +117,7 @@ impl Middleware for DpopAuth {
                 // The renewed token was refused too: the server's answer is the error.
                 return Ok(resp);
             }
-            let again = match &shared {
-                Some(shared) => shared.try_clone(),
-                None => spare.take(),
-            };
-            let Some(mut again) = again else {
+            let Some(mut again) = spare.next() else {
                 return match challenge {
                     Some(challenge) => Err(mw(AuthError::ChallengeNotRetryable {
                         origin: origin_of(&url),
@@ -152,9 +126,6 @@ impl Middleware for DpopAuth {
                     None => Ok(resp),
                 };
             };
-            if shared.is_none() {
-                spare = again.try_clone();
-            }
             if nonce_only {
                 tracing::debug!(origin = %origin_of(&url), "DPoP nonce challenge; retrying once");
             } else {
@@ -169,6 +140,38 @@ impl Middleware for DpopAuth {
             drop(resp);
             self.authorize(&mut again, &token).await.map_err(mw)?;
             req = again;
+        }
+    }
+}
+
+/// Where the copies for resending after a `401` come from.
+// One per request, in the middleware's future: boxing the own copy would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Resend {
+    /// The retry layer's copy ([`SpareRequest`]), when the crate's resource stack put this
+    /// layer directly inside it: no copy of its own.
+    Shared(SpareRequest),
+    /// A copy of its own, renewed at each resend; `None` when the body cannot be copied.
+    Own(Option<Request>),
+}
+
+impl Resend {
+    fn of(req: &Request, extensions: &Extensions) -> Self {
+        match extensions.get::<SpareRequest>() {
+            Some(shared) => Self::Shared(shared.clone()),
+            None => Self::Own(req.try_clone()),
+        }
+    }
+
+    /// The request to send again, if its body can be sent twice.
+    fn next(&mut self) -> Option<Request> {
+        match self {
+            Self::Shared(shared) => shared.try_clone(),
+            Self::Own(slot) => {
+                let again = slot.take()?;
+                *slot = again.try_clone();
+                Some(again)
+            }
         }
     }
 }

@@ -1191,7 +1191,7 @@ fn token_api(
         None => (origin_of(&config.token_url), Some(config.token_url.clone())),
     };
     let proof: Arc<dyn reqwest_middleware::Middleware> = Arc::new(TokenProof(manager));
-    let stack = crate::transport::stack(http.clone(), settings, Some(proof), target);
+    let stack = crate::transport::stack(http.clone(), settings, Some(proof), target, false);
     crate::api::Client::new_with_client(&base, http, stack)
 }
 

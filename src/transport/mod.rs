@@ -100,6 +100,7 @@ pub(crate) fn stack(
     settings: &StackSettings,
     innermost: Option<Arc<dyn Middleware>>,
     target: Option<url::Url>,
+    innermost_resends_from_retry_copy: bool,
 ) -> ClientWithMiddleware {
     let mut stack = reqwest_middleware::ClientBuilder::new(http);
     if let Some(target) = target {
@@ -113,10 +114,12 @@ pub(crate) fn stack(
     {
         stack = stack.with(crate::otel::TraceParent);
     }
-    stack = stack.with(
-        RetryMiddleware::new(settings.retry.clone())
-            .with_attempt_timeout(Some(settings.read_timeout)),
-    );
+    let mut retry = RetryMiddleware::new(settings.retry.clone())
+        .with_attempt_timeout(Some(settings.read_timeout));
+    if innermost_resends_from_retry_copy {
+        retry = retry.sharing_its_copy();
+    }
+    stack = stack.with(retry);
     if let Some(layer) = innermost {
         stack = stack.with_arc(layer);
     }
@@ -129,10 +132,11 @@ pub(crate) fn resource_stack(
     settings: &StackSettings,
     tokens: Option<TokenManager>,
 ) -> ClientWithMiddleware {
-    // Innermost, directly inside the retry layer (`stack` puts nothing in between).
-    let auth =
-        tokens.map(|t| Arc::new(DpopAuth::new(t).directly_inside_retry()) as Arc<dyn Middleware>);
-    stack(http, settings, auth, None)
+    // Innermost, directly inside the retry layer (`stack` puts nothing in between), so it can
+    // resend from the retry layer's copy of each request.
+    let shares = tokens.is_some();
+    let auth = tokens.map(|t| Arc::new(DpopAuth::new(t)) as Arc<dyn Middleware>);
+    stack(http, settings, auth, None, shares)
 }
 
 /// Sends every request to one URL (a token endpoint whose path is not the generated

@@ -215,10 +215,11 @@ pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
 pub struct Attempts(pub u32);
 
 /// The retry layer's copy of the request it is sending, taken before the layers inside it ran,
-/// offered to the layer directly inside it through the middleware extensions: the auth layer
-/// resends from it after a `401` instead of keeping a second copy of every request (one
-/// `try_clone` per call instead of two). Only a layer the crate placed directly inside the
-/// retry layer may use it: anything in between would be skipped on the resend.
+/// offered to the layer inside it through the middleware extensions: the auth layer resends
+/// from it after a `401` instead of keeping a second copy of every request (one `try_clone`
+/// per call instead of two). Only the crate's own resource stack publishes it
+/// ([`RetryMiddleware::sharing_its_copy`]), where the auth layer sits directly inside the
+/// retry layer: a layer in between would be skipped on the resend.
 #[derive(Clone)]
 pub(crate) struct SpareRequest(Arc<Mutex<Option<Request>>>);
 
@@ -246,6 +247,8 @@ pub(crate) struct AttemptTimedOut {
 pub struct RetryMiddleware {
     policy: RetryPolicy,
     attempt_timeout: Option<Duration>,
+    /// Publish each attempt's copy as a [`SpareRequest`] (kept on the last attempt too).
+    shares_copy: bool,
 }
 
 impl RetryMiddleware {
@@ -254,7 +257,15 @@ impl RetryMiddleware {
         RetryMiddleware {
             policy,
             attempt_timeout: None,
+            shares_copy: false,
         }
+    }
+
+    /// For a stack whose next layer is the crate's auth layer: every attempt's copy of the
+    /// request goes to it as a [`SpareRequest`].
+    pub(crate) fn sharing_its_copy(mut self) -> Self {
+        self.shares_copy = true;
+        self
     }
 
     /// Give up on an attempt when its response headers have not arrived within `timeout`.
@@ -301,10 +312,18 @@ impl Middleware for RetryMiddleware {
                 return Err(reqwest_middleware::Error::middleware(NoRequestToRetry));
             };
             // A body that cannot be cloned (a stream) cannot be sent twice: one attempt only.
-            // The copy is taken on the last attempt too: the auth layer inside resends from it
-            // after a 401 (see `SpareRequest`).
-            let spare = SpareRequest(Arc::new(Mutex::new(req.try_clone())));
-            extensions.insert(spare.clone());
+            // A shared copy is taken on the last attempt too: the auth layer resends from it
+            // after a 401.
+            let mut spare = if attempt <= self.policy.max_retries || self.shares_copy {
+                req.try_clone()
+            } else {
+                None
+            };
+            let shared = self.shares_copy.then(|| {
+                let shared = SpareRequest(Arc::new(Mutex::new(spare.take())));
+                extensions.insert(shared.clone());
+                shared
+            });
             extensions.insert(Attempts(attempt));
             let result = match self.attempt_timeout {
                 None => next.clone().run(req, extensions).await,
@@ -317,8 +336,10 @@ impl Middleware for RetryMiddleware {
                     }
                 }
             };
-            extensions.remove::<SpareRequest>();
-            let spare = spare.take();
+            if let Some(shared) = shared {
+                extensions.remove::<SpareRequest>();
+                spare = shared.take();
+            }
             let outcome = outcome_of(&result);
             let may_retry = attempt <= self.policy.max_retries
                 && spare.is_some()

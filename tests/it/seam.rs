@@ -280,26 +280,21 @@ async fn the_retry_layer_puts_the_attempt_count_in_the_response_extensions() {
         std::time::Duration::from_millis(1),
         std::time::Duration::from_millis(2),
     );
-    let stack = ClientBuilder::new(reqwest::Client::new())
-        .with(RetryMiddleware::new(policy.clone()))
-        .build();
-    let resp = stack
-        .get(format!("http://{addr}/flaky"))
-        .send()
-        .await
-        .unwrap();
+    let get_flaky = |policy: RetryPolicy| async move {
+        ClientBuilder::new(reqwest::Client::new())
+            .with(RetryMiddleware::new(policy))
+            .build()
+            .get(format!("http://{addr}/flaky"))
+            .send()
+            .await
+            .unwrap()
+    };
+    let resp = get_flaky(policy.clone()).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(3)));
     // Out of retries: the last error answer carries the count too.
     hits.store(0, Ordering::SeqCst);
-    let stack = ClientBuilder::new(reqwest::Client::new())
-        .with(RetryMiddleware::new(policy.with_max_retries(1)))
-        .build();
-    let resp = stack
-        .get(format!("http://{addr}/flaky"))
-        .send()
-        .await
-        .unwrap();
+    let resp = get_flaky(policy.with_max_retries(1)).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(2)));
 }
