@@ -5,11 +5,17 @@
 //! - `authenticated`: `GET /api/agents` with a token minted once and a fresh DPoP proof per
 //!   request (signed here with aws-lc-rs, about 18 µs, as the SDK does), answered 200;
 //! - `authenticated_presigned`: the same with the proofs signed before the clock starts, so only
-//!   the request and the sandbox's work are timed.
+//!   the request and the sandbox's work are timed;
+//! - `unknown_token_same_headers` and `verified_then_refused`, which split that cost: the same
+//!   `Authorization` and `DPoP` header sizes with a token the sandbox never issued (refused after
+//!   a map lookup, before the proof is read), and a valid token with a proof signed for another
+//!   method (refused with 401 after its signature verified, without the 200 answer). Their
+//!   difference is what the signature check costs in place, caches and all.
 //!
-//! Both go through one keep-alive reqwest client to a sandbox on its own thread and runtime, as
-//! a test suite's sandbox would be. After criterion's report the bench prints the mean of each
-//! and their ratio (the goal: authenticated ≤ 2 × unauthenticated).
+//! All go through one keep-alive reqwest client to a sandbox on its own thread and runtime, as
+//! a test suite's sandbox would be. After criterion's report the bench prints the mean of each,
+//! their ratio to `unauthenticated` (the goal: authenticated ≤ 2 ×), and the verification's cost
+//! in place.
 //!
 //! Group `es256_proof` signs one DPoP proof the way the SDK does (key parsed once) and with
 //! jsonwebtoken 12's `encode` (key parsed on every call): the figure behind the SDK keeping its
@@ -101,6 +107,37 @@ impl Totals {
     }
 }
 
+/// Sends `iters` requests to `url` one after another, each with the `Authorization` and `DPoP`
+/// values `headers(i)` gives (signed inside the clock or before it, as the row says), checks
+/// each status, and adds the time to `totals`.
+fn timed<'a>(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    url: &str,
+    totals: &Mutex<Totals>,
+    iters: u64,
+    status: u16,
+    mut headers: impl FnMut(u64) -> Option<(&'a str, String)>,
+) -> Duration {
+    let started = Instant::now();
+    rt.block_on(async {
+        for i in 0..iters {
+            let mut req = http.get(url);
+            if let Some((authz, proof)) = headers(i) {
+                req = req.header("authorization", authz).header("dpop", proof);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), status);
+            black_box(res.bytes().await.unwrap());
+        }
+    });
+    let elapsed = started.elapsed();
+    let mut t = totals.lock().unwrap();
+    t.iters += iters;
+    t.elapsed += elapsed;
+    elapsed
+}
+
 fn main() {
     // The sandbox on a thread and runtime of its own, as a remote server would be.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -158,88 +195,61 @@ fn main() {
     });
     let url = format!("{base}/api/agents");
     let authz = format!("DPoP {token}");
+    let authz = authz.as_str();
     let ath = b64(&Sha256::digest(token.as_bytes()));
     let proof_header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk });
 
-    let unauth = Arc::new(Mutex::new(Totals::default()));
-    let auth = Arc::new(Mutex::new(Totals::default()));
-    let presigned = Arc::new(Mutex::new(Totals::default()));
+    let fresh_proof = |htm: &str| {
+        let claims = json!({ "htm": htm, "htu": url, "iat": now(), "jti": jti(), "ath": ath });
+        key.sign(&proof_header, &claims)
+    };
+    // An access token the sandbox never issued, as long as the real one: refused after a map
+    // lookup, before any proof is read.
+    let unknown_authz = format!("DPoP {}", "x".repeat(token.len()));
+    let spare_proof = fresh_proof("GET");
+
+    let totals: Vec<Arc<Mutex<Totals>>> = (0..5).map(|_| Arc::default()).collect();
+    let [unauth, auth, presigned, unknown, refused] = std::array::from_fn(|i| &totals[i]);
     let mut c = Criterion::default().configure_from_args();
     {
         let mut group = c.benchmark_group("sandbox_auth");
         group.bench_function("unauthenticated", |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                rt.block_on(async {
-                    for _ in 0..iters {
-                        let res = http.get(&url).send().await.unwrap();
-                        assert_eq!(res.status(), 401);
-                        black_box(res.bytes().await.unwrap());
-                    }
-                });
-                let elapsed = started.elapsed();
-                let mut t = unauth.lock().unwrap();
-                t.iters += iters;
-                t.elapsed += elapsed;
-                elapsed
-            })
+            b.iter_custom(|iters| timed(&rt, &http, &url, unauth, iters, 401, |_| None))
         });
         group.bench_function("authenticated", |b| {
             b.iter_custom(|iters| {
-                let started = Instant::now();
-                rt.block_on(async {
-                    for _ in 0..iters {
-                        let claims = json!({ "htm": "GET", "htu": url, "iat": now(),
-                                             "jti": jti(), "ath": ath });
-                        let proof = key.sign(&proof_header, &claims);
-                        let res = http
-                            .get(&url)
-                            .header("authorization", &authz)
-                            .header("dpop", proof)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(res.status(), 200);
-                        black_box(res.bytes().await.unwrap());
-                    }
-                });
-                let elapsed = started.elapsed();
-                let mut t = auth.lock().unwrap();
-                t.iters += iters;
-                t.elapsed += elapsed;
-                elapsed
+                timed(&rt, &http, &url, auth, iters, 200, |_| {
+                    Some((authz, fresh_proof("GET")))
+                })
             })
         });
         // The sandbox's own cost: the proofs are signed before the clock starts (each is still
         // fresh and used once), so only sending, verifying and answering are timed.
         group.bench_function("authenticated_presigned", |b| {
             b.iter_custom(|iters| {
-                let proofs: Vec<String> = (0..iters)
-                    .map(|_| {
-                        let claims = json!({ "htm": "GET", "htu": url, "iat": now(),
-                                             "jti": jti(), "ath": ath });
-                        key.sign(&proof_header, &claims)
-                    })
-                    .collect();
-                let started = Instant::now();
-                rt.block_on(async {
-                    for proof in proofs {
-                        let res = http
-                            .get(&url)
-                            .header("authorization", &authz)
-                            .header("dpop", proof)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(res.status(), 200);
-                        black_box(res.bytes().await.unwrap());
-                    }
-                });
-                let elapsed = started.elapsed();
-                let mut t = presigned.lock().unwrap();
-                t.iters += iters;
-                t.elapsed += elapsed;
-                elapsed
+                let mut proofs = (0..iters).map(|_| fresh_proof("GET")).collect::<Vec<_>>();
+                timed(&rt, &http, &url, presigned, iters, 200, move |i| {
+                    Some((authz, std::mem::take(&mut proofs[i as usize])))
+                })
+            })
+        });
+        // What carrying the credentials costs without checking them: the same header sizes with
+        // an unknown token, answered 401 before the proof is read.
+        group.bench_function("unknown_token_same_headers", |b| {
+            b.iter_custom(|iters| {
+                timed(&rt, &http, &url, unknown, iters, 401, |_| {
+                    Some((&unknown_authz, spare_proof.clone()))
+                })
+            })
+        });
+        // What the signature check costs in place: a valid token and a proof signed for another
+        // method, refused (401) after its signature verified, without the 200 answer.
+        group.bench_function("verified_then_refused", |b| {
+            b.iter_custom(|iters| {
+                let mut proofs = (0..iters).map(|_| fresh_proof("PUT")).collect::<Vec<_>>();
+                timed(&rt, &http, &url, refused, iters, 401, move |i| {
+                    Some((authz, std::mem::take(&mut proofs[i as usize])))
+                })
             })
         });
         group.finish();
@@ -298,15 +308,22 @@ fn main() {
         group.finish();
     }
     c.final_summary();
-    let u = unauth.lock().unwrap().mean_us();
-    let a = auth.lock().unwrap().mean_us();
-    let p = presigned.lock().unwrap().mean_us();
-    if u > 0.0 && a > 0.0 && p > 0.0 {
+    let [u, a, p, k, r] =
+        [unauth, auth, presigned, unknown, refused].map(|t| t.lock().unwrap().mean_us());
+    if [u, a, p, k, r].iter().all(|m| *m > 0.0) {
         println!(
             "sandbox_auth: unauthenticated {u:.1} µs; authenticated {a:.1} µs (ratio {:.2}); \
              authenticated with proofs signed beforehand {p:.1} µs (ratio {:.2})",
             a / u,
             p / u
+        );
+        println!(
+            "sandbox_auth breakdown: unknown token with the same headers {k:.1} µs (ratio {:.2}); \
+             proof verified then refused {r:.1} µs (ratio {:.2}): the signature check in place \
+             costs about {:.1} µs",
+            k / u,
+            r / u,
+            r - k
         );
     }
     let _ = stop_tx.send(());
