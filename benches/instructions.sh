@@ -4,8 +4,9 @@
 # each workload runs twice under valgrind (RALIO_BENCH_CALLS=100 and 600, one workload per
 # process, see benches/cpu.rs); per call = (count at 600 − count at 100) / 500, so start-up,
 # registration and the first token cancel out, and what varies from process to process (aws-lc
-# gathering entropy, allocator state: about ±1k per call over a 200-call gap) is spread thin. The plain GET's proofs are signed by the same
-# process, so `get` minus `presign` is the GET alone.
+# gathering entropy, allocator state: about ±1k per call over a 200-call gap) is spread thin.
+# The plain GET's proofs are signed by the same process, so `get` minus `presign` is the GET
+# alone.
 #
 # Needs valgrind (`apt-get install valgrind`). Takes a few minutes. Usage: bash benches/instructions.sh
 set -euo pipefail

@@ -349,18 +349,18 @@ impl JwsSigner {
     async fn sign(&self, header: &str, claims: &[u8]) -> Result<SecretString, SignError> {
         // base64 straight into a buffer of the final size: `encode_string` goes through a
         // chunked encoder that checks UTF-8 chunk by chunk, twice the cost for these sizes.
-        let claims_len = base64::encoded_len(claims.len(), false).ok_or(SignError::Crypto)?;
-        let signature_len = base64::encoded_len(64, false).ok_or(SignError::Crypto)?;
-        let mut out = Vec::with_capacity(header.len() + claims_len + signature_len + 2);
+        let mut out = Vec::with_capacity(
+            header.len() + 4 * claims.len().div_ceil(3) + ES256_SIGNATURE_B64_LEN + 2,
+        );
         out.extend_from_slice(header.as_bytes());
         out.push(b'.');
-        append_base64(&mut out, claims, claims_len)?;
+        append_base64(&mut out, claims)?;
         let signature = match self.signer.try_sign_es256_now(&out) {
             Some(result) => result?,
             None => self.signer.sign_es256(&out).await?,
         };
         out.push(b'.');
-        append_base64(&mut out, &signature, signature_len)?;
+        append_base64(&mut out, &signature)?;
         // Header (base64url of our own JSON) and base64url parts: ASCII by construction.
         String::from_utf8(out)
             .map(SecretString::from)
@@ -368,8 +368,15 @@ impl JwsSigner {
     }
 }
 
-/// Appends the unpadded base64url of `bytes` (`encoded` characters long) to `out`.
-fn append_base64(out: &mut Vec<u8>, bytes: &[u8], encoded: usize) -> Result<(), SignError> {
+/// Length of an ES256 signature (64 bytes) in unpadded base64url.
+const ES256_SIGNATURE_B64_LEN: usize = match base64::encoded_len(64, false) {
+    Some(n) => n,
+    None => 0,
+};
+
+/// Appends the unpadded base64url of `bytes` to `out`.
+fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), SignError> {
+    let encoded = base64::encoded_len(bytes.len(), false).ok_or(SignError::Crypto)?;
     let start = out.len();
     out.resize(start + encoded, 0);
     let written = URL_SAFE_NO_PAD
