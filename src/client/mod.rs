@@ -16,7 +16,8 @@ use reqwest_middleware::Middleware;
 use tracing::Instrument;
 
 use crate::api::{self, ByteStream};
-use crate::auth::{AuthError, Signer, TokenManager};
+use crate::auth::{AuthError, TokenManager};
+use crate::keys::Signer;
 use crate::error::{ApiError, ConfigError, Error, Result};
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;

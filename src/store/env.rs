@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::file::read_secret_file;
 use super::{
-    CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
+    CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind, StoreLocation,
     StoreReport,
 };
-use crate::auth::PrivateKey;
+use crate::keys::PrivateKey;
 
 /// Variable holding the binding's client id.
 pub const CLIENT_ID_VAR: &str = "RALIO_CLIENT_ID";
@@ -93,7 +93,7 @@ impl EnvStore {
         }
     }
 
-    fn invalid(&self, what: &str, source: crate::auth::KeyError) -> StoreError {
+    fn invalid(&self, what: &str, source: crate::keys::KeyError) -> StoreError {
         StoreError::InvalidKey {
             store: self.describe(),
             what: what.to_owned(),
@@ -187,7 +187,7 @@ impl CredentialStore for EnvStore {
     /// lose its key once the server accepted it. Failing here stops it before any request.
     async fn stage_key(
         &self,
-        _key: &crate::auth::PrivateKey,
+        _key: &crate::keys::PrivateKey,
         _overwrite: bool,
     ) -> Result<Option<String>, StoreError> {
         Err(StoreError::Config {
@@ -225,37 +225,21 @@ impl CredentialStore for EnvStore {
         report
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(self.refresh_token.load())
     }
 
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.refresh_token.save(self, previous, token)
+        self.refresh_token.save(self, previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.refresh_token.clear();
         Ok(())
-    }
-
-    async fn load_refresh_token_record(
-        &self,
-    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
-        Ok(self.refresh_token.load_record())
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        self.refresh_token
-            .save_record(self, previous, token, Some(issuer))
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

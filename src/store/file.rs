@@ -9,11 +9,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
+    CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot, RefreshTokenRecord,
     PendingRegistration, Presence, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
     StoreProblem, StoreReport, same_secret,
 };
-use crate::auth::{PrivateKey, RefreshTokenRecord};
+use crate::keys::PrivateKey;
 
 const CREDENTIALS_FILE: &str = "credentials.json";
 const KEYS_DIR: &str = "keys";
@@ -585,12 +585,6 @@ impl FileStore {
         Some(found)
     }
 
-    fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
-        Ok(self
-            .load_slot_record(path)?
-            .map(|record| record.refresh_token))
-    }
-
     fn load_slot_record(&self, path: &Path) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let Some(raw) = read_secret_file(path, &self.describe())? else {
             return Ok(None);
@@ -616,15 +610,14 @@ impl FileStore {
         }
     }
 
-    fn save_slot_token(
+    fn save_slot_record(
         &self,
         path: &Path,
         previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: Option<&str>,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         if previous.is_some() {
-            let current = self.load_slot_token(path)?;
+            let current = self.load_slot_record(path)?.map(|r| r.refresh_token);
             if !same_secret(current.as_ref(), previous) {
                 return Err(StoreError::Conflict {
                     store: self.describe(),
@@ -635,9 +628,9 @@ impl FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        let mut value = serde_json::json!({ "refresh_token": token.expose_secret() });
-        if let (Some(issuer), serde_json::Value::Object(map)) = (issuer, &mut value) {
-            map.insert("issuer".to_owned(), issuer.into());
+        let mut value = serde_json::json!({ "refresh_token": record.refresh_token.expose_secret() });
+        if let (Some(issuer), serde_json::Value::Object(map)) = (&record.issuer, &mut value) {
+            map.insert("issuer".to_owned(), issuer.as_str().into());
         }
         let body = secrecy::SecretBox::new(Box::new(value.to_string().into_bytes()));
         write_atomic(path, body.expose_secret(), true)
@@ -668,9 +661,9 @@ impl CredentialStore for FileStore {
             .await
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         match self.refresh_token_path() {
-            Some(path) => self.blocking(move |s| s.load_slot_token(&path)).await,
+            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
             None => Ok(self.memory_token.load()),
         }
     }
@@ -678,43 +671,15 @@ impl CredentialStore for FileStore {
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         match self.refresh_token_path() {
             Some(path) => {
-                let (previous, token) = (previous.cloned(), token.clone());
-                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token, None))
+                let (previous, record) = (previous.cloned(), record.clone());
+                self.blocking(move |s| s.save_slot_record(&path, previous.as_ref(), &record))
                     .await
             }
-            None => self.memory_token.save(self, previous, token),
-        }
-    }
-
-    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        match self.refresh_token_path() {
-            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
-            None => Ok(self.memory_token.load_record()),
-        }
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        match self.refresh_token_path() {
-            Some(path) => {
-                let (previous, token, issuer) =
-                    (previous.cloned(), token.clone(), issuer.to_owned());
-                self.blocking(move |s| {
-                    s.save_slot_token(&path, previous.as_ref(), &token, Some(&issuer))
-                })
-                .await
-            }
-            None => self
-                .memory_token
-                .save_record(self, previous, token, Some(issuer)),
+            None => self.memory_token.save(self, previous, record),
         }
     }
 

@@ -10,7 +10,8 @@ use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
     RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreProblem, StoreReport, same_secret,
 };
-use crate::auth::{PrivateKey, RefreshTokenRecord};
+use super::RefreshTokenRecord;
+use crate::keys::PrivateKey;
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
 const DEFAULT_SLOT: &str = "default";
@@ -363,16 +364,16 @@ impl KeyringStore {
     async fn save_record(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: Option<&str>,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let previous = previous.cloned();
-        let entry = match issuer {
+        let token = &record.refresh_token;
+        let entry = match &record.issuer {
             Some(issuer) => SecretString::from(
                 serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
                     .to_string(),
             ),
-            // Without an issuer the entry stays a bare token, as before issuers were kept.
+            // Without an issuer the entry stays a bare token, as the Python SDK writes it.
             None => token.clone(),
         };
         self.run(move |s| {
@@ -493,22 +494,7 @@ impl CredentialStore for KeyringStore {
         self.run(move |s| s.save_identity(&client_id, &key)).await
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        Ok(self
-            .load_refresh_token_record()
-            .await?
-            .map(|record| record.refresh_token))
-    }
-
-    async fn save_refresh_token(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-    ) -> Result<(), StoreError> {
-        self.save_record(previous, token, None).await
-    }
-
-    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         self.run(|s| match s.client_id()? {
             Some(id) => Ok(s.get(&s.refresh_account(&id))?.map(refresh_record)),
             None => Ok(None),
@@ -516,13 +502,12 @@ impl CredentialStore for KeyringStore {
         .await
     }
 
-    async fn save_refresh_token_record(
+    async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.save_record(previous, token, Some(issuer)).await
+        self.save_record(previous, record).await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

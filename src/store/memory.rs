@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{
-    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, StoreError,
+    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, RefreshTokenRecord, StoreError,
     StoreKind, StoreLocation, StoreReport,
 };
 
@@ -70,38 +70,21 @@ impl CredentialStore for MemoryStore {
         report
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(self.inner.refresh_token.load())
     }
 
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.inner.refresh_token.save(self, previous, token)
+        self.inner.refresh_token.save(self, previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.inner.refresh_token.clear();
         Ok(())
-    }
-
-    async fn load_refresh_token_record(
-        &self,
-    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
-        Ok(self.inner.refresh_token.load_record())
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .refresh_token
-            .save_record(self, previous, token, Some(issuer))
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

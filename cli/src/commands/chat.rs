@@ -4,7 +4,7 @@ use std::io::{IsTerminal as _, Write as _};
 
 use futures::StreamExt as _;
 use owo_colors::OwoColorize as _;
-use ralio::approvals::{IntentStage, TurnIntents};
+use ralio::{IntentStage, TurnIntents};
 use ralio::{ChatEvent, RalioClient};
 use tokio::io::AsyncBufReadExt as _;
 
