@@ -92,7 +92,11 @@ fn bench(c: &mut Criterion) {
     let (fixed_proof, fixed_authz) = rt.block_on(async {
         let token = tokens_for_offline.access_token().await.unwrap();
         let proof = tokens_for_offline
-            .dpop_proof(&http::Method::GET, &url::Url::parse(&url).unwrap(), Some(&token))
+            .dpop_proof(
+                &http::Method::GET,
+                &url::Url::parse(&url).unwrap(),
+                Some(&token),
+            )
             .await
             .unwrap();
         (

@@ -124,8 +124,12 @@ impl CredentialStore for DatabaseStore {
     /// The token and its issuer live in two rows here; a real table keeps them as two columns
     /// of one row, written together.
     async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let token = self.table.get(&self.row(&format!("refresh/{}", self.worker)));
-        let issuer = self.table.get(&self.row(&format!("issuer/{}", self.worker)));
+        let token = self
+            .table
+            .get(&self.row(&format!("refresh/{}", self.worker)));
+        let issuer = self
+            .table
+            .get(&self.row(&format!("issuer/{}", self.worker)));
         Ok(token.map(|t| RefreshTokenRecord::new(SecretString::from(t), issuer)))
     }
 

@@ -73,10 +73,10 @@ pub mod types;
 #[cfg(feature = "vault")]
 mod vault;
 
-pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result, ValidationIssue};
 pub use resources::Page;
+pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents};
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
 pub use transport::{RetryMiddleware, RetryPolicy};

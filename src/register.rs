@@ -892,11 +892,14 @@ async fn finish(
     .map_err(first_token)?;
     tokens.access_token().await.map_err(first_token)?;
     if let Some(record) = refresh.load_refresh_token().await.ok().flatten() {
-        store.save_refresh_token(None, &record).await.map_err(|source| RegistrationError::SaveFailed {
-            client_id: client_id.clone(),
-            staged_key: staged.location.clone(),
-            source: Box::new(source),
-        })?;
+        store
+            .save_refresh_token(None, &record)
+            .await
+            .map_err(|source| RegistrationError::SaveFailed {
+                client_id: client_id.clone(),
+                staged_key: staged.location.clone(),
+                source: Box::new(source),
+            })?;
     }
     let granted = tokens
         .token_info()

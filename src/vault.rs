@@ -152,7 +152,7 @@ impl VaultConfig {
         self.path = path.into().trim_matches('/').to_owned();
         self
     }
-
+}
 
 /// The HTTP side shared by the store and the signer: address, auth, cached token.
 pub(crate) struct VaultClient {
@@ -193,7 +193,8 @@ pub(crate) enum VaultError {
 }
 
 /// What to check when Vault refuses access.
-pub(crate) const DENIED_HINT: &str = "check that the token is valid and its policy allows this path";
+pub(crate) const DENIED_HINT: &str =
+    "check that the token is valid and its policy allows this path";
 
 impl VaultError {
     fn backend(

@@ -9,12 +9,12 @@ use reqwest_middleware::Middleware;
 
 use super::{AuthParts, RalioClient, Shared};
 use crate::auth::{TokenManager, TokenManagerConfig};
-use crate::keys::{PrivateKey, Signer};
 use crate::config::{
     DEFAULT_API_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT,
     ENV_API_URL, env_var, validate_base_url,
 };
 use crate::error::{ConfigError, Error, Result};
+use crate::keys::{PrivateKey, Signer};
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::RetryPolicy;

@@ -17,8 +17,8 @@ use tracing::Instrument;
 
 use crate::api::{self, ByteStream};
 use crate::auth::{AuthError, TokenManager};
-use crate::keys::Signer;
 use crate::error::{ApiError, ConfigError, Error, Result};
+use crate::keys::Signer;
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;
 use crate::transport::RetryPolicy;

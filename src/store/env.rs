@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::file::read_secret_file;
 use super::{
-    CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind, StoreLocation,
-    StoreReport,
+    CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError,
+    StoreKind, StoreLocation, StoreReport,
 };
 use crate::keys::PrivateKey;
 

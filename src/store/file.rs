@@ -9,9 +9,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot, RefreshTokenRecord,
-    PendingRegistration, Presence, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
-    StoreProblem, StoreReport, same_secret,
+    CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
+    PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
+    StoreLocation, StoreProblem, StoreReport, same_secret,
 };
 use crate::keys::PrivateKey;
 
@@ -413,17 +413,16 @@ impl FileStore {
         let mut problems = Vec::new();
         self.report_identity(&mut report, &mut location, &mut problems);
         report.staged_keys = self.unreferenced_keys(location.key_file.as_deref(), &report);
-        match self.refresh_token_path() {
-            Some(path) => match self.load_slot_token(&path) {
-                Ok(token) => {
-                    report.refresh_token = Presence::from_bool(token.is_some());
-                    if token.is_some() {
-                        report.issuer = slot_issuer(&path);
-                    }
-                }
-                Err(e) => problems.push(StoreProblem::from_error(&e)),
-            },
-            None => report.refresh_token = Presence::from_bool(self.memory_token.load().is_some()),
+        let record = match self.refresh_token_path() {
+            Some(path) => self.load_slot_record(&path),
+            None => Ok(self.memory_token.load()),
+        };
+        match record {
+            Ok(record) => {
+                report.refresh_token = Presence::from_bool(record.is_some());
+                report.issuer = record.and_then(|r| r.issuer);
+            }
+            Err(e) => problems.push(StoreProblem::from_error(&e)),
         }
         report.location = StoreLocation::File(location);
         report.problems = problems;
@@ -628,7 +627,8 @@ impl FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        let mut value = serde_json::json!({ "refresh_token": record.refresh_token.expose_secret() });
+        let mut value =
+            serde_json::json!({ "refresh_token": record.refresh_token.expose_secret() });
         if let (Some(issuer), serde_json::Value::Object(map)) = (&record.issuer, &mut value) {
             map.insert("issuer".to_owned(), issuer.as_str().into());
         }
@@ -770,24 +770,6 @@ impl CredentialStore for FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err(format!("remove {}", path.display()))(e)),
         }
-    }
-}
-
-/// The `issuer` a refresh-token file records next to its token, if any (read without the
-/// token: only this one string field is kept).
-fn slot_issuer(path: &Path) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Issuer {
-        issuer: Option<serde_json::Value>,
-    }
-    let raw = fs::read(path).ok()?;
-    let raw = secrecy::SecretBox::new(Box::new(raw));
-    match serde_json::from_slice::<Issuer>(raw.expose_secret())
-        .ok()?
-        .issuer
-    {
-        Some(serde_json::Value::String(issuer)) if !issuer.is_empty() => Some(issuer),
-        _ => None,
     }
 }
 

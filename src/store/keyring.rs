@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::RefreshTokenRecord;
 use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
     RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreProblem, StoreReport, same_secret,
 };
-use super::RefreshTokenRecord;
 use crate::keys::PrivateKey;
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
@@ -359,44 +359,6 @@ impl Shared {
     }
 }
 
-impl KeyringStore {
-    /// Saves a refresh token (compare-and-set on `previous`), with its issuer when known.
-    async fn save_record(
-        &self,
-        previous: Option<&SecretString>,
-        record: &RefreshTokenRecord,
-    ) -> Result<(), StoreError> {
-        let previous = previous.cloned();
-        let token = &record.refresh_token;
-        let entry = match &record.issuer {
-            Some(issuer) => SecretString::from(
-                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
-                    .to_string(),
-            ),
-            // Without an issuer the entry stays a bare token, as the Python SDK writes it.
-            None => token.clone(),
-        };
-        self.run(move |s| {
-            let Some(id) = s.client_id()? else {
-                return Err(StoreError::Missing {
-                    store: s.describe(),
-                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
-                    hint: "save the identity (register) before its refresh tokens".to_owned(),
-                });
-            };
-            let account = s.refresh_account(&id);
-            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
-            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
-                return Err(StoreError::Conflict {
-                    store: s.describe(),
-                });
-            }
-            s.set(&account, entry.expose_secret())
-        })
-        .await
-    }
-}
-
 /// A refresh-token entry: `{"refresh_token": …, "issuer": …}`, or a bare token (written
 /// without an issuer).
 fn refresh_record(value: SecretString) -> RefreshTokenRecord {
@@ -507,7 +469,34 @@ impl CredentialStore for KeyringStore {
         previous: Option<&SecretString>,
         record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.save_record(previous, record).await
+        let previous = previous.cloned();
+        let token = &record.refresh_token;
+        let entry = match &record.issuer {
+            Some(issuer) => SecretString::from(
+                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
+                    .to_string(),
+            ),
+            // Without an issuer the entry stays a bare token, as the Python SDK writes it.
+            None => token.clone(),
+        };
+        self.run(move |s| {
+            let Some(id) = s.client_id()? else {
+                return Err(StoreError::Missing {
+                    store: s.describe(),
+                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                    hint: "save the identity (register) before its refresh tokens".to_owned(),
+                });
+            };
+            let account = s.refresh_account(&id);
+            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
+            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
+                return Err(StoreError::Conflict {
+                    store: s.describe(),
+                });
+            }
+            s.set(&account, entry.expose_secret())
+        })
+        .await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{
-    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, RefreshTokenRecord, StoreError,
-    StoreKind, StoreLocation, StoreReport,
+    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock,
+    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreReport,
 };
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.

@@ -715,9 +715,7 @@ impl MemorySlot {
         record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let mut slot = self.token();
-        if previous.is_some()
-            && !same_secret(slot.as_ref().map(|r| &r.refresh_token), previous)
-        {
+        if previous.is_some() && !same_secret(slot.as_ref().map(|r| &r.refresh_token), previous) {
             return Err(StoreError::Conflict {
                 store: store.describe(),
             });

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use ralio::{IntentStage, TurnIntents};
 use ralio::{Decimal, Error};
+use ralio::{IntentStage, TurnIntents};
 use ralio_sandbox::Sandbox;
 
 #[tokio::test]

@@ -222,7 +222,12 @@ impl CredentialStore for BrokenStore {
         Ok(None)
     }
     async fn save_identity(&self, _: &Identity) -> Result<String, StoreError> {
-        Err(StoreError::backend("broken store", "save the identity", "free some space", None))
+        Err(StoreError::backend(
+            "broken store",
+            "save the identity",
+            "free some space",
+            None,
+        ))
     }
     async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(None)

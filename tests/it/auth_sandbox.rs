@@ -252,12 +252,22 @@ async fn expiry_refreshes_with_rotation_and_persists_before_use() {
     let tm = env.manager_with(|b| b);
     let (client, _) = http(&tm);
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    let rt1 = held(&env.store).await.map(|r| r.refresh_token).unwrap().expose_secret().to_owned();
+    let rt1 = held(&env.store)
+        .await
+        .map(|r| r.refresh_token)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let t1 = tm.access_token().await.unwrap();
     // Leeway is capped at half the lifetime: after 1 s the token is due for renewal.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    let rt2 = held(&env.store).await.map(|r| r.refresh_token).unwrap().expose_secret().to_owned();
+    let rt2 = held(&env.store)
+        .await
+        .map(|r| r.refresh_token)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let t2 = tm.access_token().await.unwrap();
     assert_ne!(rt1, rt2, "the rotated refresh token is saved");
     assert_ne!(t1.expose_secret(), t2.expose_secret());
@@ -266,7 +276,14 @@ async fn expiry_refreshes_with_rotation_and_persists_before_use() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tm.access_token().await.unwrap();
     assert_eq!(env.sandbox.counters().refreshes, 2);
-    assert_ne!(held(&env.store).await.map(|r| r.refresh_token).unwrap().expose_secret(), rt2);
+    assert_ne!(
+        held(&env.store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        rt2
+    );
 }
 
 #[tokio::test]
@@ -327,9 +344,7 @@ async fn network_failure_during_refresh_keeps_the_refresh_token() {
     let port = listener.local_addr().unwrap().port();
     drop(listener); // nothing listens: connection refused
     let key = PrivateKey::generate().unwrap();
-    let store = holding(SecretString::from(
-        "rrt_keep_me",
-    ), None).await;
+    let store = holding(SecretString::from("rrt_keep_me"), None).await;
     let config = TokenManagerConfig::ralio(&format!("http://127.0.0.1:{port}"), "cb_x").unwrap();
     let tm = TokenManager::builder(config, Arc::new(key))
         .refresh_token_store(store.clone())
@@ -341,7 +356,14 @@ async fn network_failure_during_refresh_keeps_the_refresh_token() {
         err.to_string().contains("refresh token, if any, is kept"),
         "{err}"
     );
-    assert_eq!(held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(), "rrt_keep_me");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rrt_keep_me"
+    );
 }
 
 async fn works_in_nonce_mode(mode: NonceMode) -> Env {

@@ -25,7 +25,6 @@ use serde_json::json;
 
 use crate::auth_sandbox::{auth_error, claims, http};
 use crate::support::{held, holding};
-use ralio::store::MemoryStore;
 
 // ---- a small OAuth + resource server whose answers the test chooses ----
 
@@ -272,7 +271,11 @@ async fn refused_refresh_falls_back_to_one_mint(status: u16, body: serde_json::V
         ["client_credentials", "refresh rt-0", "client_credentials"]
     );
     assert_eq!(
-        held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(),
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
         "rt-2",
         "the new family's token replaced the refused one"
     );
@@ -310,7 +313,14 @@ async fn a_5xx_on_refresh_keeps_the_refresh_token_and_reports_the_error() {
         ["client_credentials", "refresh rt-0"],
         "no mint"
     );
-    assert_eq!(held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(), "rt-0");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-0"
+    );
 }
 
 // ---- issue 14.9: a renewal outlives its caller ----
@@ -339,7 +349,15 @@ async fn a_dropped_caller_does_not_lose_the_rotated_refresh_token() {
     // A caller refused with the first token gets the renewal that was in flight.
     let second = tm.force_refresh(&first).await.unwrap();
     assert_eq!(second.expose_secret(), "at-1");
-    assert_eq!(held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(), "rt-1", "saved");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-1",
+        "saved"
+    );
     // The next renewal presents the rotated token, not a replay of rt-0.
     mock.refresh_gate.as_ref().unwrap().add_permits(1);
     tm.force_refresh(&second).await.unwrap();
@@ -356,9 +374,7 @@ async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
     let mock = Arc::new(Mock::default());
     let base = start(mock.clone()).await;
     let production = "https://api.ralio.co/oauth/token";
-    let store = holding(
-        SecretString::from("rt-production"),
-        production, Some()).await;
+    let store = holding(SecretString::from("rt-production"), Some(production)).await;
     let tm = manager(&base, store.clone());
     let first = tm.access_token().await.unwrap();
     tm.force_refresh(&first).await.unwrap();
@@ -369,8 +385,18 @@ async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
             .iter()
             .all(|f| f.values().all(|v| !v.contains("production")))
     );
-    assert_eq!(held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(), "rt-production");
-    assert_eq!(held(&store).await.and_then(|r| r.issuer).as_deref(), Some(production));
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-production"
+    );
+    assert_eq!(
+        held(&store).await.and_then(|r| r.issuer).as_deref(),
+        Some(production)
+    );
 }
 
 #[tokio::test]
@@ -387,7 +413,14 @@ async fn a_refresh_token_of_this_issuer_or_of_no_recorded_issuer_is_used() {
         let tm = manager(&base, store.clone());
         tm.access_token().await.unwrap();
         assert_eq!(grants(&mock), ["refresh rt-saved"]);
-        assert_eq!(held(&store).await.map(|r| r.refresh_token).unwrap().expose_secret(), "rt-0");
+        assert_eq!(
+            held(&store)
+                .await
+                .map(|r| r.refresh_token)
+                .unwrap()
+                .expose_secret(),
+            "rt-0"
+        );
         assert_eq!(
             held(&store).await.and_then(|r| r.issuer).as_deref(),
             Some(token_url.as_str()),

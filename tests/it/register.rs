@@ -377,8 +377,12 @@ async fn the_registered_key_and_refresh_token_work_against_the_server() {
     )
     .await
     .unwrap();
-    let rt = store.load_refresh_token().await.unwrap().unwrap()
-.refresh_token;
+    let rt = store
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     let response = reqwest::Client::new()
         .post(sandbox.token_url())
         .form(&[

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ralio::keys::PrivateKey;
-use ralio::store::{CredentialStore, EnvStore, FileStore, Identity, MemoryStore, RefreshTokenRecord, StoreError};
+use ralio::store::{
+    CredentialStore, EnvStore, FileStore, Identity, MemoryStore, RefreshTokenRecord, StoreError,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::store_conformance::{self, Harness};
@@ -235,8 +237,12 @@ async fn file_store_reads_what_the_python_sdk_wrote() {
     let id = store.load_identity().await.unwrap().unwrap();
     assert_eq!(id.client_id(), "cb_fixture_python");
     assert_eq!(id.thumbprint().as_str(), FIXTURE_JKT);
-    let rt = store.load_refresh_token().await.unwrap().unwrap()
-.refresh_token;
+    let rt = store
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     assert_eq!(rt.expose_secret(), "rt-python-fixture-1");
 
     // Without key_path, a reader falls back to keys/<key_jkt>.pem (as the Python SDK does).
@@ -266,7 +272,10 @@ async fn file_store_writes_the_python_layout_with_private_modes() {
         .await
         .unwrap();
     store
-        .save_refresh_token(None, &RefreshTokenRecord::new(SecretString::from("rt-rust-1".to_owned()), None))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("rt-rust-1".to_owned()), None),
+        )
         .await
         .unwrap();
 
@@ -436,13 +445,20 @@ async fn rotate_counter(dir: &Path, times: usize) -> usize {
     let mut conflicts = 0;
     for _ in 0..times {
         let _lock = store.lock_refresh_token().await.unwrap();
-        let current = store.load_refresh_token().await.unwrap().unwrap()
-.refresh_token;
+        let current = store
+            .load_refresh_token()
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token;
         let n: usize = current.expose_secret().parse().unwrap();
         // Widen the window between read and write: without the lock, writers would overlap.
         tokio::task::yield_now().await;
         match store
-            .save_refresh_token(Some(&current), &RefreshTokenRecord::new(SecretString::from((n + 1).to_string()), None))
+            .save_refresh_token(
+                Some(&current),
+                &RefreshTokenRecord::new(SecretString::from((n + 1).to_string()), None),
+            )
             .await
         {
             Ok(()) => {}
@@ -459,7 +475,10 @@ async fn rotations_are_serialised_across_processes() {
     FileStore::new(dir.path())
         .with_refresh_token_slot("shared")
         .unwrap()
-        .save_refresh_token(None, &RefreshTokenRecord::new(SecretString::from("0".to_owned()), None))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("0".to_owned()), None),
+        )
         .await
         .unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -492,7 +511,7 @@ async fn rotations_are_serialised_across_processes() {
         .await
         .unwrap()
         .unwrap()
-.refresh_token;
+        .refresh_token;
     assert_eq!(
         last.expose_secret(),
         &(4 * CHILD_ROTATIONS).to_string(),
@@ -601,7 +620,13 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
         .unwrap();
     let path = store.refresh_token_path().unwrap();
     store
-        .save_refresh_token(None, &RefreshTokenRecord::new(SecretString::from("rt-rust".to_owned()), Some("https://api.ralio.co/oauth/token".to_owned())))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(
+                SecretString::from("rt-rust".to_owned()),
+                Some("https://api.ralio.co/oauth/token".to_owned()),
+            ),
+        )
         .await
         .unwrap();
     let written: serde_json::Value =

@@ -347,7 +347,10 @@ async fn concurrent_writers(h: Arc<dyn Harness>) {
         task.await.unwrap();
     }
     let last = h.open().load_refresh_token().await.unwrap().unwrap();
-    assert_eq!(last.refresh_token.expose_secret(), &(WRITERS * ROTATIONS).to_string());
+    assert_eq!(
+        last.refresh_token.expose_secret(),
+        &(WRITERS * ROTATIONS).to_string()
+    );
     h.open().clear_refresh_token().await.unwrap();
 }
 

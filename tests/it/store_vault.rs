@@ -14,7 +14,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ralio::keys::{PrivateKey, Signer as _};
 use ralio::register::{RegisterOptions, register};
-use ralio::store::{CredentialStore, IdentityKey, RefreshTokenRecord, StoreError, VaultAuth, VaultConfig, VaultStore};
+use ralio::store::{
+    CredentialStore, IdentityKey, RefreshTokenRecord, StoreError, VaultAuth, VaultConfig,
+    VaultStore,
+};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::SecretString;
 
@@ -158,7 +161,9 @@ async fn vault_stale_writer_is_refused_by_check_and_set() {
     let a = VaultStore::new(config.clone()).unwrap();
     let b = VaultStore::new(config).unwrap();
     let t = |s: &str| SecretString::from(s.to_owned());
-    a.save_refresh_token(None, &RefreshTokenRecord::new(t("rt-1"), None)).await.unwrap();
+    a.save_refresh_token(None, &RefreshTokenRecord::new(t("rt-1"), None))
+        .await
+        .unwrap();
     b.save_refresh_token(Some(&t("rt-1")), &RefreshTokenRecord::new(t("rt-2"), None))
         .await
         .unwrap();
@@ -174,7 +179,7 @@ async fn vault_stale_writer_is_refused_by_check_and_set() {
             .await
             .unwrap()
             .unwrap()
-.refresh_token
+            .refresh_token
             .expose_secret(),
         "rt-2"
     );
@@ -367,7 +372,7 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
         .await
         .unwrap()
         .expect("the first refresh token was stored")
-.refresh_token;
+        .refresh_token;
     store
         .save_refresh_token(Some(&first), &RefreshTokenRecord::new(t("rt-next"), None))
         .await
@@ -399,7 +404,7 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
             .await
             .unwrap()
             .unwrap()
-.refresh_token
+            .refresh_token
             .expose_secret(),
         "rt-after-clear"
     );

@@ -129,4 +129,3 @@ impl TokenManagerConfig {
         &self.client_id
     }
 }
-

@@ -66,9 +66,7 @@ impl TokenManagerBuilder {
         let inner = Arc::new_cyclic(|manager| Inner {
             api: token_api(&self.config, http, &stack, manager.clone()),
             jws: JwsSigner::new(self.signer),
-            store: self
-                .store
-                .unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
             clock: self.clock,
             config: self.config,
             cached: RwLock::new(None),
@@ -100,21 +98,21 @@ pub(super) struct Inner {
     pub(super) jws: JwsSigner,
     /// The generated client of the token endpoint (see `token_api`).
     pub(super) api: crate::api::Client,
-    pub(super) store: Arc<dyn CredentialStore>,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) cached: RwLock<Option<Cached>>,
+    store: Arc<dyn CredentialStore>,
+    clock: Arc<dyn Clock>,
+    cached: RwLock<Option<Cached>>,
     /// Held by the task that renews (not by its callers): see [`TokenManager::renew_detached`].
-    pub(super) flight: Arc<tokio::sync::Mutex<()>>,
-    pub(super) nonces: Mutex<HashMap<String, String>>,
+    flight: Arc<tokio::sync::Mutex<()>>,
+    nonces: Mutex<HashMap<String, String>>,
     /// The token endpoint's clock offset (assertions and token-endpoint proofs use it).
     pub(super) skew: Skew,
     /// Every other origin's clock offset, for its own proofs only.
-    pub(super) resource_skews: Mutex<Vec<(Url, Arc<Skew>)>>,
+    resource_skews: Mutex<Vec<(Url, Arc<Skew>)>>,
     /// Set when the shared store holds a refresh token of another issuer: that one is left
     /// alone and this manager keeps its own family here.
-    pub(super) private_store: std::sync::OnceLock<Arc<MemoryStore>>,
-    pub(super) generation: AtomicU64,
-    pub(super) has_refresh_token: AtomicBool,
+    private_store: std::sync::OnceLock<Arc<MemoryStore>>,
+    generation: AtomicU64,
+    has_refresh_token: AtomicBool,
 }
 
 impl fmt::Debug for Inner {
@@ -433,9 +431,7 @@ impl TokenManager {
                 token_url = issuer,
                 "the stored refresh token was issued by another token URL; leaving it alone and keeping this session's refresh tokens in memory"
             );
-            let _ = inner
-                .private_store
-                .set(Arc::new(MemoryStore::new()));
+            let _ = inner.private_store.set(Arc::new(MemoryStore::new()));
             stored = None;
         }
         inner

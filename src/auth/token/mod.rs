@@ -130,4 +130,3 @@ pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
         && a.host() == b.host()
         && a.port_or_known_default() == b.port_or_known_default()
 }
-

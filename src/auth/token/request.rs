@@ -246,4 +246,3 @@ impl reqwest_middleware::Middleware for TokenProof {
         Ok(response)
     }
 }
-

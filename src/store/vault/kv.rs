@@ -20,9 +20,27 @@ pub(super) enum Cas {
 }
 
 impl VaultStore {
+    /// Deletes a KV v2 secret with all its versions (its metadata); a missing one is no error.
+    pub(super) async fn delete(&self, rest: &str, action: &str) -> Result<(), StoreError> {
+        self.call(
+            action,
+            reqwest::Method::DELETE,
+            &self.kv_path("metadata", rest),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Reads a KV v2 secret: its data and version, or `None` when absent or deleted.
-    pub(super) async fn read(&self, rest: &str, action: &str) -> Result<Option<(Value, u64)>, StoreError> {
-        let answer = self.call(action,
+    pub(super) async fn read(
+        &self,
+        rest: &str,
+        action: &str,
+    ) -> Result<Option<(Value, u64)>, StoreError> {
+        let answer = self
+            .call(
+                action,
                 reqwest::Method::GET,
                 &self.kv_path("data", rest),
                 None,
@@ -43,8 +61,14 @@ impl VaultStore {
 
     /// The current version of a KV v2 secret (0 when it never existed or its metadata was
     /// deleted): what a write must send as `cas` to replace it.
-    pub(super) async fn current_version(&self, rest: &str, action: &str) -> Result<u64, StoreError> {
-        let answer = self.call(action,
+    pub(super) async fn current_version(
+        &self,
+        rest: &str,
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        let answer = self
+            .call(
+                action,
                 reqwest::Method::GET,
                 &self.kv_path("data", rest),
                 None,
@@ -96,7 +120,9 @@ impl VaultStore {
     /// Thumbprints of the keys under `<path>/staged-keys/` (a KV v2 LIST); none when the
     /// folder does not exist.
     pub(super) async fn list_staged(&self) -> Result<Vec<String>, StoreError> {
-        let answer = self.call("list the staged keys",
+        let answer = self
+            .call(
+                "list the staged keys",
                 reqwest::Method::GET,
                 &format!("{}?list=true", self.kv_path("metadata", "staged-keys")),
                 None,

@@ -32,7 +32,6 @@ impl VaultConfig {
         self
     }
 }
-}
 
 /// Where a legacy registration waiting for approval is kept, under the store's path.
 const PENDING_REST: &str = "pending-registration";
@@ -334,14 +333,8 @@ impl CredentialStore for VaultStore {
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
-        let path = self.kv_path("metadata", &self.refresh_rest());
-        self.call("delete the refresh token",
-                reqwest::Method::DELETE,
-                &path,
-                None,
-            )
-            .await?;
-        Ok(())
+        self.delete(&self.refresh_rest(), "delete the refresh token")
+            .await
     }
 
     /// Writes the key to `<mount>/data/<path>/staged-keys/<jkt>` before the registration
@@ -429,14 +422,8 @@ impl CredentialStore for VaultStore {
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
-        let path = self.kv_path("metadata", &Self::staged_rest(key));
-        self.call("remove the staged key",
-                reqwest::Method::DELETE,
-                &path,
-                None,
-            )
-            .await?;
-        Ok(())
+        self.delete(&Self::staged_rest(key), "remove the staged key")
+            .await
     }
 
     /// Writes `<mount>/data/<path>/pending-registration` (its key stays in
@@ -497,14 +484,8 @@ impl CredentialStore for VaultStore {
     }
 
     async fn clear_pending_registration(&self) -> Result<(), StoreError> {
-        let path = self.kv_path("metadata", PENDING_REST);
-        self.call("remove the pending registration",
-                reqwest::Method::DELETE,
-                &path,
-                None,
-            )
-            .await?;
-        Ok(())
+        self.delete(PENDING_REST, "remove the pending registration")
+            .await
     }
 }
 
