@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use ralio::RalioClient;
 use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
-use ralio::store::{CredentialStore, Identity, RefreshTokenLock, RefreshTokenRecord, StoreError};
+use ralio::store::{
+    CredentialStore, Identity, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreName,
+};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -98,7 +100,7 @@ impl CredentialStore for DatabaseStore {
             return Ok(None);
         };
         let key = PrivateKey::from_pem(&pem).map_err(|source| StoreError::InvalidKey {
-            store: self.describe(),
+            store: StoreName::other(self.describe()),
             what: self.row("key"),
             source,
         })?;
@@ -108,7 +110,7 @@ impl CredentialStore for DatabaseStore {
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         let Some(key) = identity.private_key() else {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: StoreName::other(self.describe()),
                 reason: "this store keeps local keys only".to_owned(),
             });
         };
@@ -151,7 +153,7 @@ impl CredentialStore for DatabaseStore {
         };
         if !saved {
             return Err(StoreError::Conflict {
-                store: self.describe(),
+                store: StoreName::other(self.describe()),
             });
         }
         let issuer_row = self.row(&format!("issuer/{}", self.worker));

@@ -623,7 +623,7 @@ pub async fn resume(
         },
         (None, _) => {
             return Err(RegistrationError::Store(StoreError::Missing {
-                store: store.describe(),
+                store: crate::store::StoreName::other(store.describe()),
                 what: format!("the key of the pending registration (key {fingerprint})"),
                 hint: "its key lives in a remote signer: pass that signer again (RegisterOptions::signer)".to_owned(),
             }));

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::file::read_secret_file;
 use super::{
     CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError,
-    StoreKind, StoreLocation, StoreReport,
+    StoreKind, StoreLocation, StoreName, StoreReport,
 };
 use crate::keys::PrivateKey;
 
@@ -87,7 +87,7 @@ impl EnvStore {
 
     fn missing(&self, what: &str, hint: &str) -> StoreError {
         StoreError::Missing {
-            store: self.describe(),
+            store: self.name(),
             what: what.to_owned(),
             hint: hint.to_owned(),
         }
@@ -95,7 +95,7 @@ impl EnvStore {
 
     fn invalid(&self, what: &str, source: crate::keys::KeyError) -> StoreError {
         StoreError::InvalidKey {
-            store: self.describe(),
+            store: self.name(),
             what: what.to_owned(),
             source,
         }
@@ -105,7 +105,7 @@ impl EnvStore {
         let set = [self.jwk.is_some(), self.pem.is_some(), self.path.is_some()];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: format!(
                     "more than one of {PRIVATE_JWK_VAR}, {PRIVATE_KEY_PEM_VAR} and {PRIVATE_KEY_PATH_VAR} is set; set exactly one"
                 ),
@@ -122,7 +122,7 @@ impl EnvStore {
                 .map_err(|e| self.invalid(PRIVATE_KEY_PEM_VAR, e));
         }
         if let Some(path) = &self.path {
-            let Some(bytes) = read_secret_file(path, &self.describe())? else {
+            let Some(bytes) = read_secret_file(path, &self.name())? else {
                 return Err(self.missing(
                     &format!(
                         "the key file {} named by {PRIVATE_KEY_PATH_VAR}",
@@ -134,7 +134,7 @@ impl EnvStore {
             let what = path.display().to_string();
             let pem =
                 std::str::from_utf8(bytes.expose_secret()).map_err(|_| StoreError::Corrupt {
-                    store: self.describe(),
+                    store: self.name(),
                     what: what.clone(),
                     reason: "not a text PEM file".to_owned(),
                 })?;
@@ -143,6 +143,13 @@ impl EnvStore {
                 .map_err(|e| self.invalid(&what, e));
         }
         Ok(None)
+    }
+}
+
+impl EnvStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Env, self.describe())
     }
 }
 
@@ -157,7 +164,7 @@ impl CredentialStore for EnvStore {
         match (&self.client_id, key) {
             (None, None) => Ok(None),
             (Some(id), Some(key)) => {
-                let id = super::checked_client_id(&self.describe(), CLIENT_ID_VAR, id.clone())?;
+                let id = super::checked_client_id(&self.name(), CLIENT_ID_VAR, id.clone())?;
                 Ok(Some(Identity::new(id, key)))
             }
             (Some(_), None) => Err(self.missing(
@@ -175,7 +182,7 @@ impl CredentialStore for EnvStore {
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         Err(StoreError::Config {
-            store: self.describe(),
+            store: self.name(),
             reason: format!(
                 "environment variables cannot be written from here; register into another store and export {CLIENT_ID_VAR}={} with the key in {PRIVATE_JWK_VAR}",
                 identity.client_id()
@@ -191,7 +198,7 @@ impl CredentialStore for EnvStore {
         _overwrite: bool,
     ) -> Result<Option<String>, StoreError> {
         Err(StoreError::Config {
-            store: self.describe(),
+            store: self.name(),
             reason: format!(
                 "registration cannot save into environment variables; register into a file, keyring or vault store, then export {CLIENT_ID_VAR} and {PRIVATE_JWK_VAR}"
             ),
@@ -234,7 +241,7 @@ impl CredentialStore for EnvStore {
         previous: Option<&SecretString>,
         record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.refresh_token.save(self, previous, record)
+        self.refresh_token.save(|| self.name(), previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

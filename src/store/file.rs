@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
-    StoreLocation, StoreProblem, StoreReport, same_secret,
+    StoreLocation, StoreName, StoreProblem, StoreReport, same_secret,
 };
 use crate::keys::PrivateKey;
 
@@ -78,7 +78,7 @@ impl FileStore {
             None => match std::env::home_dir() {
                 Some(home) => Ok(Self::new(home.join(".ralio"))),
                 None => Err(StoreError::Config {
-                    store: "file store".to_owned(),
+                    store: StoreName::new(StoreKind::File, "file store"),
                     reason: "no home directory is known; set RALIO_CONFIG_DIR to the credential directory".to_owned(),
                 }),
             },
@@ -104,7 +104,7 @@ impl FileStore {
         let safe = slot_file_stem(slot);
         if safe.is_empty() {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: "the refresh-token slot name is empty; pass a name such as the worker id"
                     .to_owned(),
             });
@@ -172,11 +172,11 @@ impl FileStore {
         &self,
     ) -> Result<Option<(PendingRegistration, Option<PathBuf>)>, StoreError> {
         let path = self.pending_registration_path();
-        let Some(raw) = read_secret_file(&path, &self.describe())? else {
+        let Some(raw) = read_secret_file(&path, &self.name())? else {
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason,
         };
@@ -200,7 +200,7 @@ impl FileStore {
         let key = self.read_key(&key_path)?;
         if key.thumbprint().as_str() != pending.fingerprint() {
             return Err(StoreError::Corrupt {
-                store: self.describe(),
+                store: self.name(),
                 what: key_path.display().to_string(),
                 reason: format!(
                     "its thumbprint is {}, but the pending registration is for key {}",
@@ -224,7 +224,7 @@ impl FileStore {
             slot: self.slot.clone(),
             memory_token: self.memory_token.clone(),
         };
-        let describe = self.describe();
+        let describe = self.name();
         tokio::task::spawn_blocking(move || op(&handle))
             .await
             .map_err(|join| StoreError::Backend {
@@ -249,7 +249,7 @@ impl FileStore {
 
     fn io_err(&self, action: String) -> impl FnOnce(io::Error) -> StoreError + '_ {
         move |source| StoreError::Io {
-            store: self.describe(),
+            store: self.name(),
             action,
             source,
         }
@@ -263,7 +263,7 @@ impl FileStore {
             return Ok(None);
         };
         let corrupt = |reason: &str| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
@@ -274,7 +274,7 @@ impl FileStore {
             _ => return Err(corrupt("it has no client_id")),
         };
         let client_id =
-            super::checked_client_id(&self.describe(), &path.display().to_string(), client_id)?;
+            super::checked_client_id(&self.name(), &path.display().to_string(), client_id)?;
         let key_jkt = match file.key_jkt {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
@@ -287,7 +287,7 @@ impl FileStore {
             && jkt != key.thumbprint().as_str()
         {
             return Err(StoreError::Corrupt {
-                store: self.describe(),
+                store: self.name(),
                 what: key_path.display().to_string(),
                 reason: format!(
                     "its thumbprint is {}, but credentials.json says key_jkt {jkt}",
@@ -321,20 +321,20 @@ impl FileStore {
     }
 
     fn read_key(&self, path: &Path) -> Result<PrivateKey, StoreError> {
-        let Some(pem) = read_secret_file(path, &self.describe())? else {
+        let Some(pem) = read_secret_file(path, &self.name())? else {
             return Err(StoreError::Missing {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the private key {}", path.display()),
                 hint: "the binding may have been revoked and its key removed; register again with a fresh ticket".to_owned(),
             });
         };
         let pem = std::str::from_utf8(pem.expose_secret()).map_err(|_| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: "not a text PEM file".to_owned(),
         })?;
         PrivateKey::from_pem(pem).map_err(|source| StoreError::InvalidKey {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             source,
         })
@@ -357,7 +357,7 @@ impl FileStore {
         match write_atomic(&path, pem.expose_secret().as_bytes(), overwrite) {
             Ok(()) => Ok(absolute(&path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::AlreadyExists {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the key file {}", path.display()),
             }),
             Err(e) => Err(self.io_err(format!("write {}", path.display()))(e)),
@@ -365,10 +365,10 @@ impl FileStore {
     }
 
     fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
-        super::check_saved_client_id(&self.describe(), identity)?;
+        super::check_saved_client_id(&self.name(), identity)?;
         let IdentityKey::Local(key) = identity.key() else {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
             });
         };
@@ -380,7 +380,7 @@ impl FileStore {
             auth_method: Some("private_key_jwt".into()),
         };
         let mut json = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
-            store: self.describe(),
+            store: self.name(),
             action: "encode credentials.json".to_owned(),
             source: io::Error::other(e),
         })?;
@@ -585,11 +585,11 @@ impl FileStore {
     }
 
     fn load_slot_record(&self, path: &Path) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let Some(raw) = read_secret_file(path, &self.describe())? else {
+        let Some(raw) = read_secret_file(path, &self.name())? else {
             return Ok(None);
         };
         let corrupt = |reason: &str| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
@@ -618,9 +618,7 @@ impl FileStore {
         if previous.is_some() {
             let current = self.load_slot_record(path)?.map(|r| r.refresh_token);
             if !same_secret(current.as_ref(), previous) {
-                return Err(StoreError::Conflict {
-                    store: self.describe(),
-                });
+                return Err(StoreError::Conflict { store: self.name() });
             }
         }
         let dir = self.dir.join(REFRESH_DIR);
@@ -642,6 +640,13 @@ impl FileStore {
             "saved the refresh token"
         );
         Ok(())
+    }
+}
+
+impl FileStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::File, self.describe())
     }
 }
 
@@ -679,7 +684,7 @@ impl CredentialStore for FileStore {
                 self.blocking(move |s| s.save_slot_record(&path, previous.as_ref(), &record))
                     .await
             }
-            None => self.memory_token.save(self, previous, record),
+            None => self.memory_token.save(|| self.name(), previous, record),
         }
     }
 
@@ -703,7 +708,7 @@ impl CredentialStore for FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        super::lock::lock_file(&path, &self.describe()).await
+        super::lock::lock_file(&path, &self.name()).await
     }
 
     async fn stage_key(
@@ -801,14 +806,14 @@ fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 /// Reads a file holding a secret, refusing it when group or others may access it.
 pub(super) fn read_secret_file(
     path: &Path,
-    store: &str,
+    store: &StoreName,
 ) -> Result<Option<secrecy::SecretBox<Vec<u8>>>, StoreError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(StoreError::Io {
-                store: store.to_owned(),
+                store: store.clone(),
                 action: format!("open {}", path.display()),
                 source,
             });
@@ -820,7 +825,7 @@ pub(super) fn read_secret_file(
         let mode = file
             .metadata()
             .map_err(|source| StoreError::Io {
-                store: store.to_owned(),
+                store: store.clone(),
                 action: format!("inspect {}", path.display()),
                 source,
             })?
@@ -828,7 +833,7 @@ pub(super) fn read_secret_file(
             .mode();
         if mode & 0o077 != 0 {
             return Err(StoreError::InsecurePermissions {
-                store: store.to_owned(),
+                store: store.clone(),
                 path: path.to_path_buf(),
                 mode: mode & 0o777,
             });
@@ -836,7 +841,7 @@ pub(super) fn read_secret_file(
     }
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| StoreError::Io {
-        store: store.to_owned(),
+        store: store.clone(),
         action: format!("read {}", path.display()),
         source,
     })?;
@@ -864,7 +869,10 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
 /// `locks/` in the credential directory); see [`super::lock`].
 #[cfg(feature = "keyring")]
-pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
+pub(super) async fn lock_named(
+    name: &str,
+    store: &StoreName,
+) -> Result<RefreshTokenLock, StoreError> {
     let dir = super::lock::default_lock_dir(store)?;
     super::lock::lock_named_in(&dir, name, store).await
 }

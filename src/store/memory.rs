@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::{
     CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock,
-    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreReport,
+    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreName, StoreReport,
 };
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
@@ -46,6 +46,13 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Memory, self.describe())
+    }
+}
+
 #[async_trait]
 impl CredentialStore for MemoryStore {
     fn describe(&self) -> String {
@@ -79,7 +86,9 @@ impl CredentialStore for MemoryStore {
         previous: Option<&SecretString>,
         record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.inner.refresh_token.save(self, previous, record)
+        self.inner
+            .refresh_token
+            .save(|| self.name(), previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {

@@ -48,8 +48,7 @@ pub use file::FileStore;
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
 pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreKind, StoreLocation, StoreProblem,
-    StoreReport,
+    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
 };
 #[cfg(feature = "vault")]
 pub use vault::{VaultAuth, VaultConfig, VaultStore};
@@ -461,6 +460,78 @@ impl fmt::Debug for PendingRegistration {
     }
 }
 
+/// Which kind of store: in a [`StoreReport`], and in every [`StoreError`] ([`StoreName::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// [`FileStore`](super::FileStore).
+    File,
+    /// [`KeyringStore`](super::KeyringStore) (feature `keyring`).
+    Keyring,
+    /// [`VaultStore`](super::VaultStore) (feature `vault`).
+    Vault,
+    /// [`EnvStore`](super::EnvStore).
+    Env,
+    /// [`MemoryStore`](super::MemoryStore).
+    Memory,
+    /// A store from outside this crate.
+    Other,
+}
+
+impl StoreKind {
+    /// A short lowercase name: `file`, `keyring`, `vault`, `env`, `memory`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Keyring => "keyring",
+            Self::Vault => "vault",
+            Self::Env => "env",
+            Self::Memory => "memory",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The store an error comes from: its [kind](StoreKind), to branch on, and its own description
+/// (`file store at /home/me/.ralio`, as [`CredentialStore::describe`] says it), which
+/// `Display` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreName {
+    kind: StoreKind,
+    description: String,
+}
+
+impl StoreName {
+    /// A store of `kind` described as `description`.
+    pub fn new(kind: StoreKind, description: impl Into<String>) -> Self {
+        Self {
+            kind,
+            description: description.into(),
+        }
+    }
+
+    /// A store from outside this crate ([`StoreKind::Other`]), described as `description`.
+    pub fn other(description: impl Into<String>) -> Self {
+        Self::new(StoreKind::Other, description)
+    }
+
+    /// Which kind of store it is.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Its description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+impl fmt::Display for StoreName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
 /// Why a credential store failed. Messages name the store and what to do; they never contain
 /// a key, a token or any other secret.
 #[derive(Debug, thiserror::Error)]
@@ -471,7 +542,7 @@ pub enum StoreError {
     #[error("{store}: {what} is missing; {hint}")]
     Missing {
         /// The store, as [`CredentialStore::describe`] names it.
-        store: String,
+        store: StoreName,
         /// What is missing.
         what: String,
         /// What to do about it.
@@ -481,7 +552,7 @@ pub enum StoreError {
     #[error("{store}: {what} is unreadable ({reason}); fix or remove it, or register again")]
     Corrupt {
         /// The store.
-        store: String,
+        store: StoreName,
         /// Which entry.
         what: String,
         /// What is wrong with it, in words; never its content.
@@ -491,7 +562,7 @@ pub enum StoreError {
     #[error("{store}: the private key in {what} cannot be used")]
     InvalidKey {
         /// The store.
-        store: String,
+        store: StoreName,
         /// Which entry.
         what: String,
         /// Why the key was refused.
@@ -506,7 +577,7 @@ pub enum StoreError {
     )]
     InsecurePermissions {
         /// The store.
-        store: String,
+        store: StoreName,
         /// The file.
         path: std::path::PathBuf,
         /// Its permission bits.
@@ -516,7 +587,7 @@ pub enum StoreError {
     #[error("{store}: {what} already exists; pass overwrite to replace it")]
     AlreadyExists {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What exists (a path, an entry).
         what: String,
     },
@@ -526,7 +597,7 @@ pub enum StoreError {
     )]
     Conflict {
         /// The store.
-        store: String,
+        store: StoreName,
     },
     /// Another process held the refresh-token rotation lock longer than this one waits.
     #[error(
@@ -536,7 +607,7 @@ pub enum StoreError {
     )]
     LockTimeout {
         /// The store.
-        store: String,
+        store: StoreName,
         /// The lock file.
         path: std::path::PathBuf,
         /// How long this process waited.
@@ -546,7 +617,7 @@ pub enum StoreError {
     #[error("{store}: {reason}")]
     Config {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What is wrong and how to fix it.
         reason: String,
     },
@@ -554,7 +625,7 @@ pub enum StoreError {
     #[error("{store}: could not {action}")]
     Io {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done, with the path.
         action: String,
         /// The I/O error.
@@ -566,7 +637,7 @@ pub enum StoreError {
     #[error("{store}: access denied while trying to {action}; {hint}")]
     Denied {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done.
         action: String,
         /// What to check.
@@ -579,7 +650,7 @@ pub enum StoreError {
     #[error("{store}: could not {action}; {hint}")]
     Backend {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done.
         action: String,
         /// What to check.
@@ -601,10 +672,27 @@ impl StoreError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         StoreError::Backend {
-            store: store.into(),
+            store: StoreName::other(store),
             action: action.into(),
             hint: hint.into(),
             source,
+        }
+    }
+
+    /// The store that failed.
+    pub fn store(&self) -> &StoreName {
+        match self {
+            StoreError::Missing { store, .. }
+            | StoreError::Corrupt { store, .. }
+            | StoreError::InvalidKey { store, .. }
+            | StoreError::InsecurePermissions { store, .. }
+            | StoreError::AlreadyExists { store, .. }
+            | StoreError::Conflict { store }
+            | StoreError::LockTimeout { store, .. }
+            | StoreError::Config { store, .. }
+            | StoreError::Io { store, .. }
+            | StoreError::Denied { store, .. }
+            | StoreError::Backend { store, .. } => store,
         }
     }
 
@@ -657,11 +745,15 @@ pub fn validate_client_id(id: &str) -> Result<(), InvalidClientId> {
 }
 
 /// A loaded client id, or [`StoreError::Corrupt`] naming `what` when it is not a valid one.
-pub(crate) fn checked_client_id(store: &str, what: &str, id: String) -> Result<String, StoreError> {
+pub(crate) fn checked_client_id(
+    store: &StoreName,
+    what: &str,
+    id: String,
+) -> Result<String, StoreError> {
     match validate_client_id(&id) {
         Ok(()) => Ok(id),
         Err(reason) => Err(StoreError::Corrupt {
-            store: store.to_owned(),
+            store: store.clone(),
             what: what.to_owned(),
             reason: format!("its client_id is not a valid client id ({reason})"),
         }),
@@ -669,9 +761,12 @@ pub(crate) fn checked_client_id(store: &str, what: &str, id: String) -> Result<S
 }
 
 /// Refuses to save an identity whose client id is not valid ([`StoreError::Config`]).
-pub(crate) fn check_saved_client_id(store: &str, identity: &Identity) -> Result<(), StoreError> {
+pub(crate) fn check_saved_client_id(
+    store: &StoreName,
+    identity: &Identity,
+) -> Result<(), StoreError> {
     validate_client_id(identity.client_id()).map_err(|reason| StoreError::Config {
-        store: store.to_owned(),
+        store: store.clone(),
         reason: format!("refusing to save an identity whose client id is not valid ({reason})"),
     })
 }
@@ -710,15 +805,13 @@ impl MemorySlot {
     /// [`CredentialStore::save_refresh_token`] on this slot; `store` names it in a conflict.
     pub(crate) fn save(
         &self,
-        store: &dyn CredentialStore,
+        store: impl FnOnce() -> StoreName,
         previous: Option<&SecretString>,
         record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let mut slot = self.token();
         if previous.is_some() && !same_secret(slot.as_ref().map(|r| &r.refresh_token), previous) {
-            return Err(StoreError::Conflict {
-                store: store.describe(),
-            });
+            return Err(StoreError::Conflict { store: store() });
         }
         *slot = Some(record.clone());
         Ok(())
@@ -787,7 +880,7 @@ mod tests {
 
     #[test]
     fn messages_tell_the_caller_what_to_do() {
-        let store = || "file store at /home/me/.ralio".to_owned();
+        let store = || StoreName::new(StoreKind::File, "file store at /home/me/.ralio");
         let errors = [
             StoreError::Missing {
                 store: store(),
@@ -815,7 +908,7 @@ mod tests {
             },
             StoreError::Conflict { store: store() },
             StoreError::Config {
-                store: "environment store".to_owned(),
+                store: StoreName::new(StoreKind::Env, "environment store"),
                 reason: "more than one of RALIO_PRIVATE_JWK, RALIO_PRIVATE_KEY_PEM and RALIO_PRIVATE_KEY_PATH is set; set exactly one".to_owned(),
             },
             StoreError::Io {
@@ -824,13 +917,13 @@ mod tests {
                 source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             },
             StoreError::Denied {
-                store: "vault store at https://vault.example:8200 (secret/ralio)".to_owned(),
+                store: StoreName::new(StoreKind::Vault, "vault store at https://vault.example:8200 (secret/ralio)"),
                 action: "read the identity".to_owned(),
                 hint: "check that the token is valid and its policy allows this path".to_owned(),
                 source: None,
             },
             StoreError::Backend {
-                store: "keyring store (Secret Service, service ralio)".to_owned(),
+                store: StoreName::new(StoreKind::Keyring, "keyring store (Secret Service, service ralio)"),
                 action: "open the keyring".to_owned(),
                 hint: "check that a Secret Service (gnome-keyring-daemon, KWallet) runs on the D-Bus session bus and is unlocked".to_owned(),
                 source: None,

@@ -4,7 +4,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use super::VaultStore;
-use crate::store::{CredentialStore as _, RefreshTokenRecord, StoreError, same_secret};
+use crate::store::{RefreshTokenRecord, StoreError, same_secret};
 use crate::vault::Answer;
 
 /// The check-and-set of a KV v2 write. Every write sends one, so a mount (or path) with
@@ -108,7 +108,7 @@ impl VaultStore {
                 Answer::Ok(_) => return Ok(true),
                 Answer::CasMismatch => {}
                 Answer::NotFound(_) | Answer::Forbidden(_) => return Err(StoreError::Missing {
-                    store: self.describe(),
+                    store: self.name(),
                     what: format!("the KV v2 mount {}", self.client.config.kv_mount),
                     hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
                 }),
@@ -171,9 +171,7 @@ impl VaultStore {
                     None => (None, 0),
                 };
                 if !same_secret(value.as_ref(), Some(previous)) {
-                    return Err(StoreError::Conflict {
-                        store: self.describe(),
-                    });
+                    return Err(StoreError::Conflict { store: self.name() });
                 }
                 Cas::Version(version)
             }
@@ -184,9 +182,7 @@ impl VaultStore {
         {
             Ok(())
         } else {
-            Err(StoreError::Conflict {
-                store: self.describe(),
-            })
+            Err(StoreError::Conflict { store: self.name() })
         }
     }
 }

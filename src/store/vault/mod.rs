@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     CredentialStore, Identity, IdentityKey, PendingRegistration, Presence, RefreshTokenRecord,
-    StoreError, StoreKind, StoreLocation, StoreProblem, StoreReport,
+    StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
 };
 use crate::keys::{PrivateKey, PublicJwk, Signer as _, TransitKey, TransitSigner};
 use crate::vault::{Answer, DENIED_HINT, VaultClient, VaultError};
@@ -65,7 +65,7 @@ struct IdentitySecret {
 }
 
 /// A [`VaultError`] as the [`StoreError`] of the store (or Transit key) named `store`.
-fn store_error(store: String, error: VaultError) -> StoreError {
+fn store_error(store: StoreName, error: VaultError) -> StoreError {
     match error {
         VaultError::Config { reason } => StoreError::Config { store, reason },
         VaultError::Denied { action, source } => StoreError::Denied {
@@ -90,8 +90,8 @@ fn store_error(store: String, error: VaultError) -> StoreError {
 impl VaultStore {
     /// The store for `config`.
     pub fn new(config: VaultConfig) -> Result<Self, StoreError> {
-        let client =
-            VaultClient::new(config).map_err(|e| store_error("vault store".to_owned(), e))?;
+        let client = VaultClient::new(config)
+            .map_err(|e| store_error(StoreName::new(StoreKind::Vault, "vault store"), e))?;
         Ok(Self {
             client: Arc::new(client),
         })
@@ -106,7 +106,7 @@ impl VaultStore {
         key: &str,
     ) -> Result<TransitSigner, StoreError> {
         let key = TransitKey::new(mount, key);
-        let store = format!("vault transit key {key}");
+        let store = StoreName::new(StoreKind::Vault, format!("vault transit key {key}"));
         let answer = self
             .client
             .call(
@@ -188,7 +188,7 @@ impl VaultStore {
         self.client
             .call(action, method, api_path, body)
             .await
-            .map_err(|e| store_error(self.describe(), e))
+            .map_err(|e| store_error(self.name(), e))
     }
 
     fn kv_path(&self, kind: &str, rest: &str) -> String {
@@ -206,10 +206,17 @@ impl VaultStore {
 
     fn corrupt(&self, what: &str, reason: &str) -> StoreError {
         StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: what.to_owned(),
             reason: reason.to_owned(),
         }
+    }
+}
+
+impl VaultStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Vault, self.describe())
     }
 }
 
@@ -231,10 +238,10 @@ impl CredentialStore for VaultStore {
             .client_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| self.corrupt(&what, "it has no client_id"))?;
-        let client_id = super::checked_client_id(&self.describe(), &what, client_id)?;
+        let client_id = super::checked_client_id(&self.name(), &what, client_id)?;
         if let Some(pem) = secret.private_key_pem {
             let key = PrivateKey::from_pem(&pem).map_err(|source| StoreError::InvalidKey {
-                store: self.describe(),
+                store: self.name(),
                 what: what.clone(),
                 source,
             })?;
@@ -253,7 +260,7 @@ impl CredentialStore for VaultStore {
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
-        super::check_saved_client_id(&self.describe(), identity)?;
+        super::check_saved_client_id(&self.name(), identity)?;
         let where_ = self.kv_path("data", "identity");
         let data = match identity.key() {
             IdentityKey::Local(key) => json!({
@@ -267,7 +274,7 @@ impl CredentialStore for VaultStore {
                 let signer: &dyn std::any::Any = signer.as_ref();
                 let Some(transit) = signer.downcast_ref::<TransitSigner>() else {
                     return Err(StoreError::Config {
-                        store: self.describe(),
+                        store: self.name(),
                         reason: "only local keys and Vault Transit signers can be saved in the vault store".to_owned(),
                     });
                 };
@@ -284,7 +291,7 @@ impl CredentialStore for VaultStore {
             .await?
         {
             return Err(StoreError::Backend {
-                store: self.describe(),
+                store: self.name(),
                 action: format!("write the identity to {where_}"),
                 hint: "other writers kept changing it; make sure no other registration writes to this path, then try again".to_owned(),
                 source: None,
@@ -356,7 +363,7 @@ impl CredentialStore for VaultStore {
             .await?
         {
             return Err(StoreError::AlreadyExists {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the staged key {}", self.kv_path("data", &rest)),
             });
         }
@@ -443,7 +450,7 @@ impl CredentialStore for VaultStore {
             .await?
         {
             return Err(StoreError::Backend {
-                store: self.describe(),
+                store: self.name(),
                 action: format!("write {}", self.kv_path("data", rest)),
                 hint: "other writers kept changing it; make sure no other registration writes to this path".to_owned(),
                 source: None,
@@ -476,7 +483,7 @@ impl CredentialStore for VaultStore {
             .and_then(Value::as_str)
             .ok_or_else(|| self.corrupt(&what, "it has no private_key_pem"))?;
         let key = PrivateKey::from_pem(pem).map_err(|source| StoreError::InvalidKey {
-            store: self.describe(),
+            store: self.name(),
             what,
             source,
         })?;
