@@ -17,7 +17,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ralio::RalioClient;
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
 use ralio::store::MemoryStore;
 use ralio_sandbox::{Sandbox, TicketSpec};
@@ -65,7 +65,10 @@ async fn fixture() -> Fixture {
     let tokens = sandbox_client.token_manager().unwrap();
     let token = tokens.access_token().await.unwrap();
     let url = url::Url::parse(&sandbox_url).unwrap();
-    let (proof, _) = tokens.dpop_proof("GET", &url, Some(&token)).await.unwrap();
+    let proof = tokens
+        .dpop_proof(&http::Method::GET, &url, Some(&token))
+        .await
+        .unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(
         AUTHORIZATION,

@@ -47,7 +47,7 @@ mod linux {
     use std::time::Duration;
 
     use ralio::RalioClient;
-    use ralio::auth::PrivateKey;
+    use ralio::keys::PrivateKey;
     use ralio::register::{RegisterOptions, register};
     use ralio::store::MemoryStore;
     use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -217,8 +217,8 @@ mod linux {
         let token = tokens.access_token().await.expect("token");
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let (proof, _) = tokens
-                .dpop_proof("GET", &f.parsed, Some(&token))
+            let proof = tokens
+                .dpop_proof(&http::Method::GET, &f.parsed, Some(&token))
                 .await
                 .expect("proof");
             let mut headers = HeaderMap::new();

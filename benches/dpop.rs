@@ -7,9 +7,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ralio::auth::{
-    DpopAuth, Htu, JwsSigner, PrivateKey, ProofRequest, TokenManager, TokenManagerConfig,
-};
+use ralio::auth::{DpopAuth, Htu, JwsSigner, ProofRequest, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
 
 fn bench(c: &mut Criterion) {
     let key = PrivateKey::generate().unwrap();
@@ -26,7 +25,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("proof", |b| {
         b.iter(|| {
             let req = ProofRequest {
-                htm: "GET",
+                htm: &http::Method::GET,
                 htu: &htu,
                 access_token: Some(black_box(token)),
                 nonce: Some("nonce-value"),
@@ -92,8 +91,12 @@ fn bench(c: &mut Criterion) {
     // as fixed headers, so the difference to `with_middleware` is the layer's own cost.
     let (fixed_proof, fixed_authz) = rt.block_on(async {
         let token = tokens_for_offline.access_token().await.unwrap();
-        let (proof, _) = tokens_for_offline
-            .dpop_proof("GET", &url::Url::parse(&url).unwrap(), Some(&token))
+        let proof = tokens_for_offline
+            .dpop_proof(
+                &http::Method::GET,
+                &url::Url::parse(&url).unwrap(),
+                Some(&token),
+            )
             .await
             .unwrap();
         (

@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ralio::RalioClient;
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
-use ralio::store::{CredentialStore, Identity, RefreshTokenLock, StoreError};
+use ralio::store::{
+    CredentialStore, Identity, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreName,
+};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -98,7 +100,7 @@ impl CredentialStore for DatabaseStore {
             return Ok(None);
         };
         let key = PrivateKey::from_pem(&pem).map_err(|source| StoreError::InvalidKey {
-            store: self.describe(),
+            store: StoreName::other(self.describe()),
             what: self.row("key"),
             source,
         })?;
@@ -108,7 +110,7 @@ impl CredentialStore for DatabaseStore {
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         let Some(key) = identity.private_key() else {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: StoreName::other(self.describe()),
                 reason: "this store keeps local keys only".to_owned(),
             });
         };
@@ -121,41 +123,52 @@ impl CredentialStore for DatabaseStore {
         Ok(format!("database row {}", self.row("key")))
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        Ok(self
+    /// The token and its issuer live in two rows here; a real table keeps them as two columns
+    /// of one row, written together.
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let token = self
             .table
-            .get(&self.row(&format!("refresh/{}", self.worker)))
-            .map(SecretString::from))
+            .get(&self.row(&format!("refresh/{}", self.worker)));
+        let issuer = self
+            .table
+            .get(&self.row(&format!("issuer/{}", self.worker)));
+        Ok(token.map(|t| RefreshTokenRecord::new(SecretString::from(t), issuer)))
     }
 
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let row = self.row(&format!("refresh/{}", self.worker));
-        let new = token.expose_secret().to_owned();
-        match previous {
+        let new = record.refresh_token.expose_secret().to_owned();
+        let saved = match previous {
             None => {
                 self.table.put(&row, new);
-                Ok(())
+                true
             }
-            Some(old)
-                if self
-                    .table
-                    .compare_and_set(&row, Some(old.expose_secret()), new) =>
-            {
-                Ok(())
-            }
-            Some(_) => Err(StoreError::Conflict {
-                store: self.describe(),
-            }),
+            Some(old) => self
+                .table
+                .compare_and_set(&row, Some(old.expose_secret()), new),
+        };
+        if !saved {
+            return Err(StoreError::Conflict {
+                store: StoreName::other(self.describe()),
+            });
         }
+        let issuer_row = self.row(&format!("issuer/{}", self.worker));
+        match &record.issuer {
+            Some(issuer) => self.table.put(&issuer_row, issuer.clone()),
+            None => self.table.delete(&issuer_row),
+        }
+        Ok(())
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.table
             .delete(&self.row(&format!("refresh/{}", self.worker)));
+        self.table
+            .delete(&self.row(&format!("issuer/{}", self.worker)));
         Ok(())
     }
 

@@ -18,7 +18,8 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ralio::auth::{DpopAuth, PrivateKey, TokenManager, TokenManagerConfig};
+use ralio::auth::{DpopAuth, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

@@ -67,17 +67,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             };
             let wait = client
                 .payment_intents()
-                .wait_for_decision(&pending.id, Duration::from_secs(30));
+                .wait_for_outcome(&pending.id)
+                .timeout(Duration::from_secs(30));
             let (decided, approved) = tokio::join!(wait, owner);
             approved?;
-            decided?
+            decided?.intent
         }
         common::Target::Server => {
             println!("Approve it in the Ralio console; waiting up to 2 minutes…");
             client
                 .payment_intents()
-                .wait_for_decision(&pending.id, Duration::from_secs(120))
+                .wait_for_outcome(&pending.id)
+                .timeout(Duration::from_secs(120))
                 .await?
+                .intent
         }
     };
     println!(

@@ -80,60 +80,10 @@ pub fn validate_base_url(url: &str) -> std::result::Result<String, ConfigError> 
     Ok(trimmed.to_owned())
 }
 
-/// The AppRole auth mount used unless `VAULT_APPROLE_MOUNT` names another.
-#[cfg(feature = "vault")]
-pub const DEFAULT_APPROLE_MOUNT: &str = "approle";
-
 /// A variable that must be set is unset (or [blank](is_unset)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the environment variable {0} is unset")]
 pub struct MissingEnvVar(pub &'static str);
-
-/// Vault settings from the environment: `VAULT_ADDR` with `VAULT_TOKEN`, or AppRole
-/// (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_APPROLE_MOUNT`, default `approle`); a token wins
-/// when both are set. `VAULT_NAMESPACE`; the KV v2 mount and path from `RALIO_VAULT_MOUNT`
-/// and `RALIO_VAULT_PATH` (defaults `secret` and `ralio`).
-///
-/// Fails with the first variable that is missing.
-#[cfg(feature = "vault")]
-pub fn vault_from_env() -> Result<crate::store::VaultConfig, MissingEnvVar> {
-    vault_from(env_var)
-}
-
-/// [`vault_from_env`] over any lookup (tests).
-#[cfg(feature = "vault")]
-fn vault_from(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<crate::store::VaultConfig, MissingEnvVar> {
-    use crate::store::{VaultAuth, VaultConfig};
-    use secrecy::SecretString;
-    let addr = var("VAULT_ADDR").ok_or(MissingEnvVar("VAULT_ADDR"))?;
-    let auth = match (
-        var("VAULT_TOKEN"),
-        var("VAULT_ROLE_ID"),
-        var("VAULT_SECRET_ID"),
-    ) {
-        (Some(token), _, _) => VaultAuth::Token(SecretString::from(token)),
-        (None, Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
-            mount: var("VAULT_APPROLE_MOUNT").unwrap_or_else(|| DEFAULT_APPROLE_MOUNT.into()),
-            role_id,
-            secret_id: SecretString::from(secret_id),
-        },
-        (None, Some(_), None) => return Err(MissingEnvVar("VAULT_SECRET_ID")),
-        (None, None, _) => return Err(MissingEnvVar("VAULT_TOKEN")),
-    };
-    let mut config = VaultConfig::new(addr, auth);
-    if let Some(namespace) = var("VAULT_NAMESPACE") {
-        config = config.namespace(namespace);
-    }
-    if let Some(mount) = var("RALIO_VAULT_MOUNT") {
-        config = config.kv_mount(mount);
-    }
-    if let Some(path) = var("RALIO_VAULT_PATH") {
-        config = config.path(path);
-    }
-    Ok(config)
-}
 
 #[cfg(test)]
 mod tests {
@@ -163,63 +113,5 @@ mod tests {
         ] {
             assert!(validate_base_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[cfg(feature = "vault")]
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    #[cfg(feature = "vault")]
-    #[test]
-    fn vault_settings_take_a_token_or_approle() {
-        let token = vault_from(lookup(&[
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
-            ("VAULT_TOKEN", "s.secret"),
-            ("VAULT_ROLE_ID", "role"),
-            ("VAULT_SECRET_ID", "sid"),
-        ]))
-        .unwrap();
-        let shown = format!("{token:?}");
-        assert!(shown.contains("Token([redacted])"), "{shown}");
-        assert!(!shown.contains("s.secret"), "{shown}");
-
-        let approle = vault_from(lookup(&[
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
-            ("VAULT_ROLE_ID", "role-1"),
-            ("VAULT_SECRET_ID", "sid-secret"),
-            ("RALIO_VAULT_MOUNT", "kv"),
-            ("RALIO_VAULT_PATH", "agents/a"),
-        ]))
-        .unwrap();
-        let shown = format!("{approle:?}");
-        assert!(shown.contains("AppRole"), "{shown}");
-        assert!(shown.contains("mount: \"approle\""), "{shown}");
-        assert!(shown.contains("role-1"), "{shown}");
-        assert!(!shown.contains("sid-secret"), "{shown}");
-        assert!(shown.contains("kv_mount: \"kv\""), "{shown}");
-        assert!(shown.contains("path: \"agents/a\""), "{shown}");
-    }
-
-    #[cfg(feature = "vault")]
-    #[test]
-    fn vault_settings_name_the_missing_variable() {
-        let addr = ("VAULT_ADDR", "http://127.0.0.1:8200");
-        assert_eq!(
-            vault_from(lookup(&[])).unwrap_err(),
-            MissingEnvVar("VAULT_ADDR")
-        );
-        assert_eq!(
-            vault_from(lookup(&[addr])).unwrap_err(),
-            MissingEnvVar("VAULT_TOKEN")
-        );
-        assert_eq!(
-            vault_from(lookup(&[addr, ("VAULT_ROLE_ID", "r")])).unwrap_err(),
-            MissingEnvVar("VAULT_SECRET_ID")
-        );
     }
 }

@@ -21,14 +21,14 @@
 //!   the resources: [`agents`](RalioClient::agents), [`chat`](RalioClient::chat) (send and
 //!   stream), [`transactions`](RalioClient::transactions),
 //!   [`payment_intents`](RalioClient::payment_intents) (pages, lazy streams over every page,
-//!   waiting for an approval), and [`with_scopes`](RalioClient::with_scopes).
-//! - [`approvals`]: one payment intent by id, waiting for its outcome, and the intents a chat
-//!   turn created.
+//!   one intent by id, waiting for its outcome, the intents a chat turn created), and
+//!   [`with_scopes`](RalioClient::with_scopes).
 //! - [`Error`]: one error type whose variants say what to do next.
 //! - [`ChatEvent`] / [`ChatStream`]: the typed chat stream.
 //! - [`RetryPolicy`]: what is retried, and what never is (a chat message after a 5xx).
-//! - [`register`], [`store`], [`auth`]: registration, credential stores, the DPoP auth layer,
-//!   usable on their own; [`api`]: the generated low-level client.
+//! - [`register`], [`store`], [`auth`], [`keys`]: registration, credential stores, the DPoP
+//!   auth layer, keys and signers, usable on their own; [`api`]: the generated low-level
+//!   client.
 //!
 //! # Layout
 //!
@@ -55,11 +55,11 @@
 //! configuration, errors and retries; its examples are compiled as doctests.
 
 pub mod api;
-pub mod approvals;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod keys;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 pub mod redacted;
@@ -70,11 +70,13 @@ pub mod store;
 pub mod stream;
 pub mod transport;
 pub mod types;
+#[cfg(feature = "vault")]
+mod vault;
 
-pub use approvals::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
 pub use error::{ApiError, ConfigError, Error, Result, ValidationIssue};
 pub use resources::Page;
+pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents};
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
 pub use transport::{RetryMiddleware, RetryPolicy};

@@ -35,12 +35,10 @@ use serde::Deserialize;
 
 use crate::api::types::RegisterCredentialBindingResponse;
 
-use crate::auth::{
-    AuthError, KeyError, MemoryRefreshTokenStore, PrivateKey, Signer, TokenManager,
-    TokenManagerConfig,
-};
+use crate::auth::{AuthError, TokenManager, TokenManagerConfig};
+use crate::keys::{KeyError, PrivateKey, Signer};
 use crate::scope::Scope;
-use crate::store::{CredentialStore, Identity, PendingRegistration, StoreError};
+use crate::store::{CredentialStore, Identity, MemoryStore, PendingRegistration, StoreError};
 
 /// Variable holding the default registration ticket.
 pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
@@ -488,7 +486,7 @@ pub enum RegistrationError {
         url: String,
         /// What failed.
         #[source]
-        source: crate::auth::BoxError,
+        source: crate::keys::BoxError,
     },
     /// A key could not be generated.
     #[error("could not generate a P-256 key")]
@@ -625,7 +623,7 @@ pub async fn resume(
         },
         (None, _) => {
             return Err(RegistrationError::Store(StoreError::Missing {
-                store: store.describe(),
+                store: crate::store::StoreName::other(store.describe()),
                 what: format!("the key of the pending registration (key {fingerprint})"),
                 hint: "its key lives in a remote signer: pass that signer again (RegisterOptions::signer)".to_owned(),
             }));
@@ -884,7 +882,7 @@ async fn finish(
         client_id: client_id.clone(),
         source,
     };
-    let refresh = Arc::new(MemoryRefreshTokenStore::new());
+    let refresh = Arc::new(MemoryStore::new());
     let tokens = TokenManager::builder(
         TokenManagerConfig::ralio(base, client_id.clone()).map_err(first_token)?,
         Arc::clone(&staged.signer),
@@ -893,16 +891,15 @@ async fn finish(
     .build()
     .map_err(first_token)?;
     tokens.access_token().await.map_err(first_token)?;
-    if let Some(token) = refresh.current() {
-        match refresh.issuer() {
-            Some(issuer) => store.save_refresh_token_record(None, &token, &issuer).await,
-            None => store.save_refresh_token(None, &token).await,
-        }
-        .map_err(|source| RegistrationError::SaveFailed {
-            client_id: client_id.clone(),
-            staged_key: staged.location.clone(),
-            source: Box::new(source),
-        })?;
+    if let Some(record) = refresh.load_refresh_token().await.ok().flatten() {
+        store
+            .save_refresh_token(None, &record)
+            .await
+            .map_err(|source| RegistrationError::SaveFailed {
+                client_id: client_id.clone(),
+                staged_key: staged.location.clone(),
+                source: Box::new(source),
+            })?;
     }
     let granted = tokens
         .token_info()

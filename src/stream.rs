@@ -84,6 +84,29 @@ pub struct StreamedReply {
     pub data: Value,
 }
 
+impl ToolEvent {
+    /// The payment intent this tool event is about (`payment_intent_id` in its data), when the
+    /// server names one. The sandbox does on `tool_completed` / `tool_failed` of
+    /// `create_payment_intent`; the API does not promise it.
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        payment_intent_id(&self.data)
+    }
+}
+
+impl StreamedReply {
+    /// The payment intent the reply event names (`payment_intent_id` in its data), when the
+    /// server sends one.
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        payment_intent_id(&self.data)
+    }
+}
+
+fn payment_intent_id(data: &Value) -> Option<&str> {
+    data.get("payment_intent_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
 /// Why a chat stream failed after it started.
 ///
 /// A failed chat stream may still have moved money: the agent can have created a payment

@@ -90,7 +90,7 @@ impl Context {
                 ))
             }
             StoreKind::Vault => Ok(Arc::new(VaultStore::new(
-                ralio::config::vault_from_env()
+                ralio::store::VaultConfig::from_env()
                     .map_err(|e| CliError::VaultSettings { missing: e.0 })?
                     .refresh_token_slot(REFRESH_TOKEN_SLOT),
             )?)),

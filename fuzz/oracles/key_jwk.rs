@@ -7,7 +7,7 @@
 //! Shared by the fuzz target `fuzz_targets/key_jwk.rs` and by the regression test
 //! `tests/it/fuzz_seeds.rs`, which replays `fuzz/seeds/key_jwk/` in the normal test suite.
 
-use ralio::auth::{PrivateKey, PublicJwk};
+use ralio::keys::{PrivateKey, PublicJwk};
 use secrecy::ExposeSecret;
 
 /// Runs the target on `data`; panics when a check fails.

@@ -6,7 +6,7 @@
 //! Shared by the fuzz target `fuzz_targets/key_pem.rs` and by the regression test
 //! `tests/it/fuzz_seeds.rs`, which replays `fuzz/seeds/key_pem/` in the normal test suite.
 
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use secrecy::ExposeSecret;
 
 fn check_key(key: &PrivateKey) {

@@ -3,7 +3,7 @@
 use http::StatusCode;
 
 use super::jws::HtuError;
-use super::signer::SignError;
+use crate::keys::SignError;
 use crate::store::StoreError;
 
 /// An authentication failure.
@@ -49,7 +49,7 @@ pub enum AuthError {
         url: String,
         /// What failed.
         #[source]
-        source: super::signer::BoxError,
+        source: crate::keys::BoxError,
     },
     /// The token endpoint refused the request with an OAuth error.
     #[error("{}", token_refused_message(*status, error, description.as_deref()))]

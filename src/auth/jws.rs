@@ -20,8 +20,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::key::{PublicJwk, Thumbprint};
-use super::signer::{SignError, Signer};
+use crate::keys::{PublicJwk, SignError, Signer, Thumbprint};
 
 /// The `htu` of a DPoP proof: scheme, host, port and path of a URL, never a query or fragment.
 ///
@@ -245,8 +244,8 @@ struct AssertionClaims<'a> {
 /// What a DPoP proof is for.
 #[derive(Debug, Clone, Copy)]
 pub struct ProofRequest<'a> {
-    /// The HTTP method, uppercase (`GET`, `POST`).
-    pub htm: &'a str,
+    /// The request's HTTP method (`htm`).
+    pub htm: &'a http::Method,
     /// The target URL.
     pub htu: &'a Htu,
     /// The access token the request carries (its hash becomes `ath`); `None` at the token endpoint.
@@ -308,7 +307,7 @@ impl JwsSigner {
     ) -> Result<DpopProof, SignError> {
         let mut jti = [0u8; JTI_LEN];
         let claims = ProofClaims {
-            htm: req.htm,
+            htm: req.htm.as_str(),
             htu: req.htu.as_str(),
             iat: req.iat,
             jti: fill_jti(&mut jti)?,

@@ -48,9 +48,9 @@ impl DpopAuth {
     }
 
     async fn authorize(&self, req: &mut Request, token: &AccessToken) -> Result<(), AuthError> {
-        let (proof, _skew) = self
+        let proof = self
             .tokens
-            .dpop_proof(req.method().as_str(), req.url(), Some(token))
+            .dpop_proof(req.method(), req.url(), Some(token))
             .await?;
         // Built once per token (sensitive), not once per request.
         let authz = token

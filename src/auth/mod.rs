@@ -1,4 +1,4 @@
-//! Authentication: P-256 keys, RFC 7523 client assertions, RFC 9449 DPoP proofs, the token
+//! Authentication: RFC 7523 client assertions, RFC 9449 DPoP proofs, the token
 //! manager and the reqwest-middleware layer that signs every request.
 //!
 //! The layer works with any OAuth 2 server that accepts `private_key_jwt` client assertions and
@@ -7,7 +7,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use ralio::auth::{DpopAuth, PrivateKey, TokenManager, TokenManagerConfig};
+//! use ralio::auth::{DpopAuth, TokenManager, TokenManagerConfig};
+//! use ralio::keys::PrivateKey;
 //!
 //! let key = PrivateKey::from_pem_file("key.pem".as_ref())?;
 //! let config = TokenManagerConfig::new("https://auth.example/oauth/token", "my-client")?;
@@ -25,19 +26,12 @@
 mod clock;
 mod error;
 mod jws;
-mod key;
 mod middleware;
-mod signer;
 mod token;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use error::AuthError;
 pub use jws::{ClientAssertion, DpopProof, Htu, HtuError, JwsSigner, ProofRequest};
-pub use key::{KeyError, PrivateKey, PublicJwk, Thumbprint};
 pub use middleware::DpopAuth;
-pub use signer::{BoxError, SignError, Signer};
 pub(crate) use token::token_lifetime;
-pub use token::{
-    AccessToken, MemoryRefreshTokenStore, RefreshTokenRecord, RefreshTokenStore, TokenInfo,
-    TokenManager, TokenManagerBuilder, TokenManagerConfig,
-};
+pub use token::{AccessToken, TokenInfo, TokenManager, TokenManagerBuilder, TokenManagerConfig};

@@ -8,12 +8,13 @@ use http::HeaderValue;
 use reqwest_middleware::Middleware;
 
 use super::{AuthParts, RalioClient, Shared};
-use crate::auth::{PrivateKey, RefreshTokenStore, Signer, TokenManager, TokenManagerConfig};
+use crate::auth::{TokenManager, TokenManagerConfig};
 use crate::config::{
     DEFAULT_API_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT,
     ENV_API_URL, env_var, validate_base_url,
 };
 use crate::error::{ConfigError, Error, Result};
+use crate::keys::{PrivateKey, Signer};
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::RetryPolicy;
@@ -23,80 +24,6 @@ pub(super) enum CredentialSource {
     None,
     Store(Arc<dyn CredentialStore>),
     Identity(Identity),
-}
-
-/// Adapts a [`CredentialStore`]'s refresh-token slot to the token manager's
-/// [`RefreshTokenStore`]: the store's lock serialises renewals across processes, a rotation
-/// is saved compare-and-set against the token it replaced, and the first token of a new family
-/// replaces whatever is stored.
-struct StoreRefreshTokens {
-    store: Arc<dyn CredentialStore>,
-}
-
-#[async_trait::async_trait]
-impl RefreshTokenStore for StoreRefreshTokens {
-    async fn load_refresh_token(
-        &self,
-    ) -> std::result::Result<Option<secrecy::SecretString>, crate::store::StoreError> {
-        self.store.load_refresh_token().await
-    }
-
-    async fn save_refresh_token(
-        &self,
-        token: Option<&secrecy::SecretString>,
-    ) -> std::result::Result<(), crate::store::StoreError> {
-        match token {
-            Some(token) => self.store.save_refresh_token(None, token).await,
-            None => self.store.clear_refresh_token().await,
-        }
-    }
-
-    async fn save_rotated_refresh_token(
-        &self,
-        previous: &secrecy::SecretString,
-        token: &secrecy::SecretString,
-    ) -> std::result::Result<(), crate::store::StoreError> {
-        self.store.save_refresh_token(Some(previous), token).await
-    }
-
-    async fn lock_renewal(
-        &self,
-    ) -> std::result::Result<crate::store::RefreshTokenLock, crate::store::StoreError> {
-        self.store.lock_refresh_token().await
-    }
-
-    async fn load_refresh_token_record(
-        &self,
-    ) -> std::result::Result<Option<crate::auth::RefreshTokenRecord>, crate::store::StoreError>
-    {
-        self.store.load_refresh_token_record().await
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        token: Option<&secrecy::SecretString>,
-        issuer: &str,
-    ) -> std::result::Result<(), crate::store::StoreError> {
-        match token {
-            Some(token) => {
-                self.store
-                    .save_refresh_token_record(None, token, issuer)
-                    .await
-            }
-            None => self.store.clear_refresh_token().await,
-        }
-    }
-
-    async fn save_rotated_refresh_token_record(
-        &self,
-        previous: &secrecy::SecretString,
-        token: &secrecy::SecretString,
-        issuer: &str,
-    ) -> std::result::Result<(), crate::store::StoreError> {
-        self.store
-            .save_refresh_token_record(Some(previous), token, issuer)
-            .await
-    }
 }
 
 /// Builds a [`RalioClient`].
@@ -236,16 +163,12 @@ impl RalioClientBuilder {
     /// Fails with [`ConfigError::NoCredentials`] when neither a store nor credentials were
     /// given, or the store holds none.
     pub async fn build(mut self) -> Result<RalioClient> {
-        let (identity, refresh): (Identity, Option<Arc<dyn RefreshTokenStore>>) =
+        let (identity, refresh): (Identity, Option<Arc<dyn CredentialStore>>) =
             match std::mem::replace(&mut self.credentials, CredentialSource::None) {
                 CredentialSource::Identity(identity) => (identity, None),
                 CredentialSource::Store(store) => {
                     match store.load_identity().await.map_err(ConfigError::from)? {
-                        Some(identity) => {
-                            let adapter: Arc<dyn RefreshTokenStore> =
-                                Arc::new(StoreRefreshTokens { store });
-                            (identity, Some(adapter))
-                        }
+                        Some(identity) => (identity, Some(store)),
                         None => {
                             return Err(ConfigError::NoCredentials {
                                 searched: vec![store.describe()],
@@ -336,7 +259,7 @@ pub(super) fn token_manager(
     client_id: &str,
     signer: Arc<dyn Signer>,
     scopes: Option<&[Scope]>,
-    refresh: Option<Arc<dyn RefreshTokenStore>>,
+    refresh: Option<Arc<dyn CredentialStore>>,
 ) -> Result<TokenManager> {
     let op = "auth.configure";
     let mut config = TokenManagerConfig::ralio(&shared.base_url, client_id).map_err(|source| {

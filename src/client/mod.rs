@@ -16,8 +16,9 @@ use reqwest_middleware::Middleware;
 use tracing::Instrument;
 
 use crate::api::{self, ByteStream};
-use crate::auth::{AuthError, Signer, TokenManager};
+use crate::auth::{AuthError, TokenManager};
 use crate::error::{ApiError, ConfigError, Error, Result};
+use crate::keys::Signer;
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;
 use crate::transport::RetryPolicy;

@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::file::read_secret_file;
 use super::{
-    CredentialStore, Identity, MemorySlot, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
-    StoreReport,
+    CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError,
+    StoreKind, StoreLocation, StoreName, StoreReport,
 };
-use crate::auth::PrivateKey;
+use crate::keys::PrivateKey;
 
 /// Variable holding the binding's client id.
 pub const CLIENT_ID_VAR: &str = "RALIO_CLIENT_ID";
@@ -87,15 +87,15 @@ impl EnvStore {
 
     fn missing(&self, what: &str, hint: &str) -> StoreError {
         StoreError::Missing {
-            store: self.describe(),
+            store: self.name(),
             what: what.to_owned(),
             hint: hint.to_owned(),
         }
     }
 
-    fn invalid(&self, what: &str, source: crate::auth::KeyError) -> StoreError {
+    fn invalid(&self, what: &str, source: crate::keys::KeyError) -> StoreError {
         StoreError::InvalidKey {
-            store: self.describe(),
+            store: self.name(),
             what: what.to_owned(),
             source,
         }
@@ -105,7 +105,7 @@ impl EnvStore {
         let set = [self.jwk.is_some(), self.pem.is_some(), self.path.is_some()];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: format!(
                     "more than one of {PRIVATE_JWK_VAR}, {PRIVATE_KEY_PEM_VAR} and {PRIVATE_KEY_PATH_VAR} is set; set exactly one"
                 ),
@@ -122,7 +122,7 @@ impl EnvStore {
                 .map_err(|e| self.invalid(PRIVATE_KEY_PEM_VAR, e));
         }
         if let Some(path) = &self.path {
-            let Some(bytes) = read_secret_file(path, &self.describe())? else {
+            let Some(bytes) = read_secret_file(path, &self.name())? else {
                 return Err(self.missing(
                     &format!(
                         "the key file {} named by {PRIVATE_KEY_PATH_VAR}",
@@ -134,7 +134,7 @@ impl EnvStore {
             let what = path.display().to_string();
             let pem =
                 std::str::from_utf8(bytes.expose_secret()).map_err(|_| StoreError::Corrupt {
-                    store: self.describe(),
+                    store: self.name(),
                     what: what.clone(),
                     reason: "not a text PEM file".to_owned(),
                 })?;
@@ -143,6 +143,13 @@ impl EnvStore {
                 .map_err(|e| self.invalid(&what, e));
         }
         Ok(None)
+    }
+}
+
+impl EnvStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Env, self.describe())
     }
 }
 
@@ -157,7 +164,7 @@ impl CredentialStore for EnvStore {
         match (&self.client_id, key) {
             (None, None) => Ok(None),
             (Some(id), Some(key)) => {
-                let id = super::checked_client_id(&self.describe(), CLIENT_ID_VAR, id.clone())?;
+                let id = super::checked_client_id(&self.name(), CLIENT_ID_VAR, id.clone())?;
                 Ok(Some(Identity::new(id, key)))
             }
             (Some(_), None) => Err(self.missing(
@@ -175,7 +182,7 @@ impl CredentialStore for EnvStore {
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         Err(StoreError::Config {
-            store: self.describe(),
+            store: self.name(),
             reason: format!(
                 "environment variables cannot be written from here; register into another store and export {CLIENT_ID_VAR}={} with the key in {PRIVATE_JWK_VAR}",
                 identity.client_id()
@@ -187,11 +194,11 @@ impl CredentialStore for EnvStore {
     /// lose its key once the server accepted it. Failing here stops it before any request.
     async fn stage_key(
         &self,
-        _key: &crate::auth::PrivateKey,
+        _key: &crate::keys::PrivateKey,
         _overwrite: bool,
     ) -> Result<Option<String>, StoreError> {
         Err(StoreError::Config {
-            store: self.describe(),
+            store: self.name(),
             reason: format!(
                 "registration cannot save into environment variables; register into a file, keyring or vault store, then export {CLIENT_ID_VAR} and {PRIVATE_JWK_VAR}"
             ),
@@ -225,37 +232,21 @@ impl CredentialStore for EnvStore {
         report
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(self.refresh_token.load())
     }
 
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.refresh_token.save(self, previous, token)
+        self.refresh_token.save(|| self.name(), previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.refresh_token.clear();
         Ok(())
-    }
-
-    async fn load_refresh_token_record(
-        &self,
-    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
-        Ok(self.refresh_token.load_record())
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        self.refresh_token
-            .save_record(self, previous, token, Some(issuer))
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
-    PendingRegistration, Presence, RefreshTokenLock, StoreError, StoreKind, StoreLocation,
-    StoreProblem, StoreReport, same_secret,
+    PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
+    StoreLocation, StoreName, StoreProblem, StoreReport, same_secret,
 };
-use crate::auth::{PrivateKey, RefreshTokenRecord};
+use crate::keys::PrivateKey;
 
 const CREDENTIALS_FILE: &str = "credentials.json";
 const KEYS_DIR: &str = "keys";
@@ -78,7 +78,7 @@ impl FileStore {
             None => match std::env::home_dir() {
                 Some(home) => Ok(Self::new(home.join(".ralio"))),
                 None => Err(StoreError::Config {
-                    store: "file store".to_owned(),
+                    store: StoreName::new(StoreKind::File, "file store"),
                     reason: "no home directory is known; set RALIO_CONFIG_DIR to the credential directory".to_owned(),
                 }),
             },
@@ -104,7 +104,7 @@ impl FileStore {
         let safe = slot_file_stem(slot);
         if safe.is_empty() {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: "the refresh-token slot name is empty; pass a name such as the worker id"
                     .to_owned(),
             });
@@ -172,11 +172,11 @@ impl FileStore {
         &self,
     ) -> Result<Option<(PendingRegistration, Option<PathBuf>)>, StoreError> {
         let path = self.pending_registration_path();
-        let Some(raw) = read_secret_file(&path, &self.describe())? else {
+        let Some(raw) = read_secret_file(&path, &self.name())? else {
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason,
         };
@@ -200,7 +200,7 @@ impl FileStore {
         let key = self.read_key(&key_path)?;
         if key.thumbprint().as_str() != pending.fingerprint() {
             return Err(StoreError::Corrupt {
-                store: self.describe(),
+                store: self.name(),
                 what: key_path.display().to_string(),
                 reason: format!(
                     "its thumbprint is {}, but the pending registration is for key {}",
@@ -224,7 +224,7 @@ impl FileStore {
             slot: self.slot.clone(),
             memory_token: self.memory_token.clone(),
         };
-        let describe = self.describe();
+        let describe = self.name();
         tokio::task::spawn_blocking(move || op(&handle))
             .await
             .map_err(|join| StoreError::Backend {
@@ -249,7 +249,7 @@ impl FileStore {
 
     fn io_err(&self, action: String) -> impl FnOnce(io::Error) -> StoreError + '_ {
         move |source| StoreError::Io {
-            store: self.describe(),
+            store: self.name(),
             action,
             source,
         }
@@ -263,7 +263,7 @@ impl FileStore {
             return Ok(None);
         };
         let corrupt = |reason: &str| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
@@ -274,7 +274,7 @@ impl FileStore {
             _ => return Err(corrupt("it has no client_id")),
         };
         let client_id =
-            super::checked_client_id(&self.describe(), &path.display().to_string(), client_id)?;
+            super::checked_client_id(&self.name(), &path.display().to_string(), client_id)?;
         let key_jkt = match file.key_jkt {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
@@ -287,7 +287,7 @@ impl FileStore {
             && jkt != key.thumbprint().as_str()
         {
             return Err(StoreError::Corrupt {
-                store: self.describe(),
+                store: self.name(),
                 what: key_path.display().to_string(),
                 reason: format!(
                     "its thumbprint is {}, but credentials.json says key_jkt {jkt}",
@@ -321,20 +321,20 @@ impl FileStore {
     }
 
     fn read_key(&self, path: &Path) -> Result<PrivateKey, StoreError> {
-        let Some(pem) = read_secret_file(path, &self.describe())? else {
+        let Some(pem) = read_secret_file(path, &self.name())? else {
             return Err(StoreError::Missing {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the private key {}", path.display()),
                 hint: "the binding may have been revoked and its key removed; register again with a fresh ticket".to_owned(),
             });
         };
         let pem = std::str::from_utf8(pem.expose_secret()).map_err(|_| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: "not a text PEM file".to_owned(),
         })?;
         PrivateKey::from_pem(pem).map_err(|source| StoreError::InvalidKey {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             source,
         })
@@ -357,7 +357,7 @@ impl FileStore {
         match write_atomic(&path, pem.expose_secret().as_bytes(), overwrite) {
             Ok(()) => Ok(absolute(&path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::AlreadyExists {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the key file {}", path.display()),
             }),
             Err(e) => Err(self.io_err(format!("write {}", path.display()))(e)),
@@ -365,10 +365,10 @@ impl FileStore {
     }
 
     fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
-        super::check_saved_client_id(&self.describe(), identity)?;
+        super::check_saved_client_id(&self.name(), identity)?;
         let IdentityKey::Local(key) = identity.key() else {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
             });
         };
@@ -380,7 +380,7 @@ impl FileStore {
             auth_method: Some("private_key_jwt".into()),
         };
         let mut json = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
-            store: self.describe(),
+            store: self.name(),
             action: "encode credentials.json".to_owned(),
             source: io::Error::other(e),
         })?;
@@ -413,17 +413,16 @@ impl FileStore {
         let mut problems = Vec::new();
         self.report_identity(&mut report, &mut location, &mut problems);
         report.staged_keys = self.unreferenced_keys(location.key_file.as_deref(), &report);
-        match self.refresh_token_path() {
-            Some(path) => match self.load_slot_token(&path) {
-                Ok(token) => {
-                    report.refresh_token = Presence::from_bool(token.is_some());
-                    if token.is_some() {
-                        report.issuer = slot_issuer(&path);
-                    }
-                }
-                Err(e) => problems.push(StoreProblem::from_error(&e)),
-            },
-            None => report.refresh_token = Presence::from_bool(self.memory_token.load().is_some()),
+        let record = match self.refresh_token_path() {
+            Some(path) => self.load_slot_record(&path),
+            None => Ok(self.memory_token.load()),
+        };
+        match record {
+            Ok(record) => {
+                report.refresh_token = Presence::from_bool(record.is_some());
+                report.issuer = record.and_then(|r| r.issuer);
+            }
+            Err(e) => problems.push(StoreProblem::from_error(&e)),
         }
         report.location = StoreLocation::File(location);
         report.problems = problems;
@@ -585,18 +584,12 @@ impl FileStore {
         Some(found)
     }
 
-    fn load_slot_token(&self, path: &Path) -> Result<Option<SecretString>, StoreError> {
-        Ok(self
-            .load_slot_record(path)?
-            .map(|record| record.refresh_token))
-    }
-
     fn load_slot_record(&self, path: &Path) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let Some(raw) = read_secret_file(path, &self.describe())? else {
+        let Some(raw) = read_secret_file(path, &self.name())? else {
             return Ok(None);
         };
         let corrupt = |reason: &str| StoreError::Corrupt {
-            store: self.describe(),
+            store: self.name(),
             what: path.display().to_string(),
             reason: reason.to_owned(),
         };
@@ -616,28 +609,26 @@ impl FileStore {
         }
     }
 
-    fn save_slot_token(
+    fn save_slot_record(
         &self,
         path: &Path,
         previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: Option<&str>,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         if previous.is_some() {
-            let current = self.load_slot_token(path)?;
+            let current = self.load_slot_record(path)?.map(|r| r.refresh_token);
             if !same_secret(current.as_ref(), previous) {
-                return Err(StoreError::Conflict {
-                    store: self.describe(),
-                });
+                return Err(StoreError::Conflict { store: self.name() });
             }
         }
         let dir = self.dir.join(REFRESH_DIR);
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        let mut value = serde_json::json!({ "refresh_token": token.expose_secret() });
-        if let (Some(issuer), serde_json::Value::Object(map)) = (issuer, &mut value) {
-            map.insert("issuer".to_owned(), issuer.into());
+        let mut value =
+            serde_json::json!({ "refresh_token": record.refresh_token.expose_secret() });
+        if let (Some(issuer), serde_json::Value::Object(map)) = (&record.issuer, &mut value) {
+            map.insert("issuer".to_owned(), issuer.as_str().into());
         }
         let body = secrecy::SecretBox::new(Box::new(value.to_string().into_bytes()));
         write_atomic(path, body.expose_secret(), true)
@@ -649,6 +640,13 @@ impl FileStore {
             "saved the refresh token"
         );
         Ok(())
+    }
+}
+
+impl FileStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::File, self.describe())
     }
 }
 
@@ -668,9 +666,9 @@ impl CredentialStore for FileStore {
             .await
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         match self.refresh_token_path() {
-            Some(path) => self.blocking(move |s| s.load_slot_token(&path)).await,
+            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
             None => Ok(self.memory_token.load()),
         }
     }
@@ -678,43 +676,15 @@ impl CredentialStore for FileStore {
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         match self.refresh_token_path() {
             Some(path) => {
-                let (previous, token) = (previous.cloned(), token.clone());
-                self.blocking(move |s| s.save_slot_token(&path, previous.as_ref(), &token, None))
+                let (previous, record) = (previous.cloned(), record.clone());
+                self.blocking(move |s| s.save_slot_record(&path, previous.as_ref(), &record))
                     .await
             }
-            None => self.memory_token.save(self, previous, token),
-        }
-    }
-
-    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        match self.refresh_token_path() {
-            Some(path) => self.blocking(move |s| s.load_slot_record(&path)).await,
-            None => Ok(self.memory_token.load_record()),
-        }
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        match self.refresh_token_path() {
-            Some(path) => {
-                let (previous, token, issuer) =
-                    (previous.cloned(), token.clone(), issuer.to_owned());
-                self.blocking(move |s| {
-                    s.save_slot_token(&path, previous.as_ref(), &token, Some(&issuer))
-                })
-                .await
-            }
-            None => self
-                .memory_token
-                .save_record(self, previous, token, Some(issuer)),
+            None => self.memory_token.save(|| self.name(), previous, record),
         }
     }
 
@@ -738,7 +708,7 @@ impl CredentialStore for FileStore {
         ensure_private_dir(&self.dir)
             .map_err(self.io_err(format!("create {}", self.dir.display())))?;
         ensure_private_dir(&dir).map_err(self.io_err(format!("create {}", dir.display())))?;
-        super::lock::lock_file(&path, &self.describe()).await
+        super::lock::lock_file(&path, &self.name()).await
     }
 
     async fn stage_key(
@@ -808,24 +778,6 @@ impl CredentialStore for FileStore {
     }
 }
 
-/// The `issuer` a refresh-token file records next to its token, if any (read without the
-/// token: only this one string field is kept).
-fn slot_issuer(path: &Path) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Issuer {
-        issuer: Option<serde_json::Value>,
-    }
-    let raw = fs::read(path).ok()?;
-    let raw = secrecy::SecretBox::new(Box::new(raw));
-    match serde_json::from_slice::<Issuer>(raw.expose_secret())
-        .ok()?
-        .issuer
-    {
-        Some(serde_json::Value::String(issuer)) if !issuer.is_empty() => Some(issuer),
-        _ => None,
-    }
-}
-
 /// `slot` with every character outside `[A-Za-z0-9._-]` replaced by `_` (PROTOCOL.md).
 pub(crate) fn slot_file_stem(slot: &str) -> String {
     slot.chars()
@@ -854,14 +806,14 @@ fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 /// Reads a file holding a secret, refusing it when group or others may access it.
 pub(super) fn read_secret_file(
     path: &Path,
-    store: &str,
+    store: &StoreName,
 ) -> Result<Option<secrecy::SecretBox<Vec<u8>>>, StoreError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(StoreError::Io {
-                store: store.to_owned(),
+                store: store.clone(),
                 action: format!("open {}", path.display()),
                 source,
             });
@@ -873,7 +825,7 @@ pub(super) fn read_secret_file(
         let mode = file
             .metadata()
             .map_err(|source| StoreError::Io {
-                store: store.to_owned(),
+                store: store.clone(),
                 action: format!("inspect {}", path.display()),
                 source,
             })?
@@ -881,7 +833,7 @@ pub(super) fn read_secret_file(
             .mode();
         if mode & 0o077 != 0 {
             return Err(StoreError::InsecurePermissions {
-                store: store.to_owned(),
+                store: store.clone(),
                 path: path.to_path_buf(),
                 mode: mode & 0o777,
             });
@@ -889,7 +841,7 @@ pub(super) fn read_secret_file(
     }
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| StoreError::Io {
-        store: store.to_owned(),
+        store: store.clone(),
         action: format!("read {}", path.display()),
         source,
     })?;
@@ -917,7 +869,10 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
 /// `locks/` in the credential directory); see [`super::lock`].
 #[cfg(feature = "keyring")]
-pub(super) async fn lock_named(name: &str, store: &str) -> Result<RefreshTokenLock, StoreError> {
+pub(super) async fn lock_named(
+    name: &str,
+    store: &StoreName,
+) -> Result<RefreshTokenLock, StoreError> {
     let dir = super::lock::default_lock_dir(store)?;
     super::lock::lock_named_in(&dir, name, store).await
 }

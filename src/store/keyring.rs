@@ -6,11 +6,13 @@ use async_trait::async_trait;
 use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::RefreshTokenRecord;
 use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
-    RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreProblem, StoreReport, same_secret,
+    RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
+    same_secret,
 };
-use crate::auth::{PrivateKey, RefreshTokenRecord};
+use crate::keys::PrivateKey;
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";
 const DEFAULT_SLOT: &str = "default";
@@ -162,7 +164,7 @@ impl KeyringStore {
                 let _ = tx.send(op(&shared));
             });
         let failed = |hint: &str| StoreError::Backend {
-            store: self.describe(),
+            store: self.name(),
             action: "run a keyring call".to_owned(),
             hint: hint.to_owned(),
             source: None,
@@ -202,8 +204,13 @@ impl Shared {
         )
     }
 
+    /// This store in errors: its kind and description.
+    fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Keyring, self.describe())
+    }
+
     fn backend_error(&self, action: &str, err: KeyringError) -> StoreError {
-        let store = self.describe();
+        let store = self.name();
         match err {
             // These variants carry the stored bytes: never keep them.
             KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::Corrupt {
@@ -244,7 +251,7 @@ impl Shared {
 
     fn open_platform(&self) -> Result<Arc<PlatformStore>, StoreError> {
         let unsupported = || StoreError::Config {
-            store: self.describe(),
+            store: self.name(),
             reason: format!(
                 "the {} backend is not available on this operating system; use KeyringBackend::platform_default()",
                 self.backend.name()
@@ -307,14 +314,13 @@ impl Shared {
         let id = id.expose_secret().trim().to_owned();
         if id.is_empty() {
             return Err(StoreError::Corrupt {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("entry {CLIENT_ID_ACCOUNT}"),
                 reason: "it is empty".to_owned(),
             });
         }
         // A client id names the key's own entry: one that is not `cb_…` could address another.
-        super::checked_client_id(&self.describe(), &format!("entry {CLIENT_ID_ACCOUNT}"), id)
-            .map(Some)
+        super::checked_client_id(&self.name(), &format!("entry {CLIENT_ID_ACCOUNT}"), id).map(Some)
     }
 
     fn refresh_account(&self, client_id: &str) -> String {
@@ -327,7 +333,7 @@ impl Shared {
         };
         let Some(pem) = self.get(&client_id)? else {
             return Err(StoreError::Missing {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("the private key (entry {client_id})"),
                 hint: "the keyring entry was removed; register again with a fresh ticket"
                     .to_owned(),
@@ -335,7 +341,7 @@ impl Shared {
         };
         let key =
             PrivateKey::from_pem(pem.expose_secret()).map_err(|source| StoreError::InvalidKey {
-                store: self.describe(),
+                store: self.name(),
                 what: format!("entry {client_id}"),
                 source,
             })?;
@@ -355,44 +361,6 @@ impl Shared {
             self.backend.name(),
             self.service
         ))
-    }
-}
-
-impl KeyringStore {
-    /// Saves a refresh token (compare-and-set on `previous`), with its issuer when known.
-    async fn save_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let previous = previous.cloned();
-        let entry = match issuer {
-            Some(issuer) => SecretString::from(
-                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
-                    .to_string(),
-            ),
-            // Without an issuer the entry stays a bare token, as before issuers were kept.
-            None => token.clone(),
-        };
-        self.run(move |s| {
-            let Some(id) = s.client_id()? else {
-                return Err(StoreError::Missing {
-                    store: s.describe(),
-                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
-                    hint: "save the identity (register) before its refresh tokens".to_owned(),
-                });
-            };
-            let account = s.refresh_account(&id);
-            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
-            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
-                return Err(StoreError::Conflict {
-                    store: s.describe(),
-                });
-            }
-            s.set(&account, entry.expose_secret())
-        })
-        .await
     }
 }
 
@@ -471,6 +439,13 @@ fn staged_account(key: &PrivateKey) -> String {
     format!("staged-key/{}", key.thumbprint().as_str())
 }
 
+impl KeyringStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        self.shared.name()
+    }
+}
+
 #[async_trait]
 impl CredentialStore for KeyringStore {
     fn describe(&self) -> String {
@@ -482,10 +457,10 @@ impl CredentialStore for KeyringStore {
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
-        super::check_saved_client_id(&self.describe(), identity)?;
+        super::check_saved_client_id(&self.name(), identity)?;
         let IdentityKey::Local(key) = identity.key() else {
             return Err(StoreError::Config {
-                store: self.describe(),
+                store: self.name(),
                 reason: "the keyring store keeps private keys; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
             });
         };
@@ -493,22 +468,7 @@ impl CredentialStore for KeyringStore {
         self.run(move |s| s.save_identity(&client_id, &key)).await
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
-        Ok(self
-            .load_refresh_token_record()
-            .await?
-            .map(|record| record.refresh_token))
-    }
-
-    async fn save_refresh_token(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-    ) -> Result<(), StoreError> {
-        self.save_record(previous, token, None).await
-    }
-
-    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         self.run(|s| match s.client_id()? {
             Some(id) => Ok(s.get(&s.refresh_account(&id))?.map(refresh_record)),
             None => Ok(None),
@@ -516,13 +476,37 @@ impl CredentialStore for KeyringStore {
         .await
     }
 
-    async fn save_refresh_token_record(
+    async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.save_record(previous, token, Some(issuer)).await
+        let previous = previous.cloned();
+        let token = &record.refresh_token;
+        let entry = match &record.issuer {
+            Some(issuer) => SecretString::from(
+                serde_json::json!({ "refresh_token": token.expose_secret(), "issuer": issuer })
+                    .to_string(),
+            ),
+            // Without an issuer the entry stays a bare token, as the Python SDK writes it.
+            None => token.clone(),
+        };
+        self.run(move |s| {
+            let Some(id) = s.client_id()? else {
+                return Err(StoreError::Missing {
+                    store: s.name(),
+                    what: format!("entry {CLIENT_ID_ACCOUNT}"),
+                    hint: "save the identity (register) before its refresh tokens".to_owned(),
+                });
+            };
+            let account = s.refresh_account(&id);
+            let current = s.get(&account)?.map(|v| refresh_record(v).refresh_token);
+            if previous.is_some() && !same_secret(current.as_ref(), previous.as_ref()) {
+                return Err(StoreError::Conflict { store: s.name() });
+            }
+            s.set(&account, entry.expose_secret())
+        })
+        .await
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
@@ -581,7 +565,7 @@ impl CredentialStore for KeyringStore {
                 return Ok(None);
             };
             let corrupt = |reason: String| StoreError::Corrupt {
-                store: s.describe(),
+                store: s.name(),
                 what: format!("entry {PENDING_ACCOUNT}"),
                 reason,
             };
@@ -595,7 +579,7 @@ impl CredentialStore for KeyringStore {
             };
             let key = PrivateKey::from_pem(pem.expose_secret()).map_err(|source| {
                 StoreError::InvalidKey {
-                    store: s.describe(),
+                    store: s.name(),
                     what: format!("entry {account}"),
                     source,
                 }
@@ -631,6 +615,6 @@ impl CredentialStore for KeyringStore {
             self.shared.service,
             self.shared.slot
         );
-        super::file::lock_named(&name, &self.describe()).await
+        super::file::lock_named(&name, &self.name()).await
     }
 }

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{RefreshTokenLock, StoreError};
+use super::{RefreshTokenLock, StoreError, StoreName};
 
 /// How long a rotation waits for another holder of its lock. A rotation holds it for one
 /// refresh request (at most about 30 s with its timeouts), so this is generous.
@@ -25,12 +25,12 @@ const POLL: Duration = Duration::from_millis(50);
 /// (`RALIO_CONFIG_DIR`, default `~/.ralio`). Never a shared directory such as `/tmp`.
 // Named locks serve the keyring store (its tests run in every build).
 #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
-pub(crate) fn default_lock_dir(store: &str) -> Result<PathBuf, StoreError> {
+pub(crate) fn default_lock_dir(store: &StoreName) -> Result<PathBuf, StoreError> {
     if let Some(runtime) = crate::config::env_var_os("XDG_RUNTIME_DIR") {
         return Ok(PathBuf::from(runtime).join("ralio"));
     }
     let config = super::FileStore::from_env().map_err(|_| StoreError::Config {
-        store: store.to_owned(),
+        store: store.clone(),
         reason:
             "no directory for the refresh-token lock: set XDG_RUNTIME_DIR, RALIO_CONFIG_DIR or HOME"
                 .to_owned(),
@@ -44,7 +44,7 @@ pub(crate) fn default_lock_dir(store: &str) -> Result<PathBuf, StoreError> {
 pub(crate) async fn lock_named_in(
     dir: &Path,
     name: &str,
-    store: &str,
+    store: &StoreName,
 ) -> Result<RefreshTokenLock, StoreError> {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(name.as_bytes());
@@ -57,14 +57,14 @@ pub(crate) async fn lock_named_in(
 /// link) owned by this user. A group- or world-accessible one of ours is made 0700.
 // Named locks serve the keyring store (its tests run in every build).
 #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
-pub(crate) fn ensure_owned_private_dir(dir: &Path, store: &str) -> Result<(), StoreError> {
+pub(crate) fn ensure_owned_private_dir(dir: &Path, store: &StoreName) -> Result<(), StoreError> {
     let io_err = |action: &str, source| StoreError::Io {
-        store: store.to_owned(),
+        store: store.clone(),
         action: format!("{action} {}", dir.display()),
         source,
     };
     let refuse = |why: String| StoreError::Config {
-        store: store.to_owned(),
+        store: store.clone(),
         reason: format!(
             "the lock directory {} {why}; remove it (or point XDG_RUNTIME_DIR / RALIO_CONFIG_DIR elsewhere) and try again",
             dir.display()
@@ -106,9 +106,12 @@ pub(crate) fn ensure_owned_private_dir(dir: &Path, store: &str) -> Result<(), St
 /// Takes an exclusive lock on `path` (created 0600 if missing, never through a symbolic
 /// link), waiting up to [`LOCK_WAIT`] for other holders (in this process or others). The lock
 /// is released when the value is dropped.
-pub(crate) async fn lock_file(path: &Path, store: &str) -> Result<RefreshTokenLock, StoreError> {
+pub(crate) async fn lock_file(
+    path: &Path,
+    store: &StoreName,
+) -> Result<RefreshTokenLock, StoreError> {
     let io_err = |source| StoreError::Io {
-        store: store.to_owned(),
+        store: store.clone(),
         action: format!("lock {}", path.display()),
         source,
     };
@@ -119,7 +122,7 @@ pub(crate) async fn lock_file(path: &Path, store: &str) -> Result<RefreshTokenLo
         let meta = file.metadata().map_err(io_err)?;
         if !meta.file_type().is_file() || meta.uid() != current_uid() {
             return Err(StoreError::Config {
-                store: store.to_owned(),
+                store: store.clone(),
                 reason: format!(
                     "the lock file {} is not a regular file of this user; remove it and try again",
                     path.display()
@@ -139,7 +142,7 @@ pub(crate) async fn lock_file(path: &Path, store: &str) -> Result<RefreshTokenLo
         let waited = start.elapsed();
         if waited >= LOCK_WAIT {
             return Err(StoreError::LockTimeout {
-                store: store.to_owned(),
+                store: store.clone(),
                 path: path.to_path_buf(),
                 waited,
             });
@@ -178,7 +181,9 @@ mod tests {
         // A directory of ours that others may enter (a wrong umask, an old version).
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let lock = lock_named_in(&dir, "a", "test store").await.unwrap();
+        let lock = lock_named_in(&dir, "a", &crate::store::StoreName::other("test store"))
+            .await
+            .unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         drop(lock);
         let files: Vec<_> = fs::read_dir(&dir).unwrap().collect();
@@ -193,12 +198,18 @@ mod tests {
         let dir = tmp.path().join("locks");
         fs::create_dir(&dir).unwrap();
         // Find the name the lock will use, then plant a link there to a file elsewhere.
-        drop(lock_named_in(&dir, "b", "test store").await.unwrap());
+        drop(
+            lock_named_in(&dir, "b", &crate::store::StoreName::other("test store"))
+                .await
+                .unwrap(),
+        );
         let name = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
         fs::remove_file(&name).unwrap();
         let target = tmp.path().join("victim");
         std::os::unix::fs::symlink(&target, &name).unwrap();
-        let err = lock_named_in(&dir, "b", "test store").await.unwrap_err();
+        let err = lock_named_in(&dir, "b", &crate::store::StoreName::other("test store"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
         assert!(
             !target.exists(),
@@ -213,7 +224,9 @@ mod tests {
         fs::create_dir(&real).unwrap();
         let link = tmp.path().join("locks");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let err = lock_named_in(&link, "c", "test store").await.unwrap_err();
+        let err = lock_named_in(&link, "c", &crate::store::StoreName::other("test store"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("is not a directory"), "{err}");
 
         // Another user's directory: only root can make one here.
@@ -221,16 +234,22 @@ mod tests {
             let foreign = tmp.path().join("foreign");
             fs::create_dir(&foreign).unwrap();
             std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-            let err = lock_named_in(&foreign, "c", "test store")
+            let err = lock_named_in(&foreign, "c", &crate::store::StoreName::other("test store"))
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("belongs to another user"), "{err}");
             // And a lock file planted by another user in our own directory.
             let ours = tmp.path().join("ours");
-            drop(lock_named_in(&ours, "d", "test store").await.unwrap());
+            drop(
+                lock_named_in(&ours, "d", &crate::store::StoreName::other("test store"))
+                    .await
+                    .unwrap(),
+            );
             let file = fs::read_dir(&ours).unwrap().next().unwrap().unwrap().path();
             std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
-            let err = lock_named_in(&ours, "d", "test store").await.unwrap_err();
+            let err = lock_named_in(&ours, "d", &crate::store::StoreName::other("test store"))
+                .await
+                .unwrap_err();
             assert!(
                 err.to_string().contains("not a regular file of this user"),
                 "{err}"
@@ -243,13 +262,19 @@ mod tests {
     async fn a_lock_held_elsewhere_times_out_with_a_clear_error() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("locks");
-        drop(lock_named_in(&dir, "e", "test store").await.unwrap());
+        drop(
+            lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
+                .await
+                .unwrap(),
+        );
         let path = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
         // Another open file description, as another process would have.
         let holder = File::open(&path).unwrap();
         holder.lock().unwrap();
         let start = tokio::time::Instant::now();
-        let err = lock_named_in(&dir, "e", "test store").await.unwrap_err();
+        let err = lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
+            .await
+            .unwrap_err();
         assert!(start.elapsed() >= LOCK_WAIT);
         let StoreError::LockTimeout { waited, .. } = &err else {
             panic!("{err:?}");
@@ -260,6 +285,10 @@ mod tests {
         assert!(text.contains(&path.display().to_string()), "{text}");
         // Released: the next taker gets it.
         drop(holder);
-        drop(lock_named_in(&dir, "e", "test store").await.unwrap());
+        drop(
+            lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
+                .await
+                .unwrap(),
+        );
     }
 }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{
-    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock, StoreError,
-    StoreKind, StoreLocation, StoreReport,
+    CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock,
+    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreName, StoreReport,
 };
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
@@ -46,6 +46,13 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// This store in errors: its kind and description.
+    pub(crate) fn name(&self) -> StoreName {
+        StoreName::new(StoreKind::Memory, self.describe())
+    }
+}
+
 #[async_trait]
 impl CredentialStore for MemoryStore {
     fn describe(&self) -> String {
@@ -70,38 +77,23 @@ impl CredentialStore for MemoryStore {
         report
     }
 
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(self.inner.refresh_token.load())
     }
 
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.inner.refresh_token.save(self, previous, token)
+        self.inner
+            .refresh_token
+            .save(|| self.name(), previous, record)
     }
 
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.inner.refresh_token.clear();
         Ok(())
-    }
-
-    async fn load_refresh_token_record(
-        &self,
-    ) -> Result<Option<crate::auth::RefreshTokenRecord>, StoreError> {
-        Ok(self.inner.refresh_token.load_record())
-    }
-
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .refresh_token
-            .save_record(self, previous, token, Some(issuer))
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

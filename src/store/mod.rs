@@ -29,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::{KeyError, PrivateKey, PublicJwk, RefreshTokenRecord, Signer, Thumbprint};
+use crate::keys::{KeyError, PrivateKey, PublicJwk, Signer, Thumbprint};
 use crate::scope::Scope;
 
 mod env;
@@ -48,11 +48,10 @@ pub use file::FileStore;
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
 pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreKind, StoreLocation, StoreProblem,
-    StoreReport,
+    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
 };
 #[cfg(feature = "vault")]
-pub use vault::{TransitSigner, VaultAuth, VaultConfig, VaultStore};
+pub use vault::{VaultAuth, VaultConfig, VaultStore};
 
 /// The key half of an [`Identity`].
 #[derive(Clone)]
@@ -95,7 +94,7 @@ impl Identity {
         }
     }
 
-    /// An identity whose key is held by a [`Signer`] (for example a [`TransitSigner`]).
+    /// An identity whose key is held by a [`Signer`] (for example a [`TransitSigner`](crate::keys::TransitSigner)).
     pub fn with_signer(client_id: impl Into<String>, signer: Arc<dyn Signer>) -> Self {
         Self {
             client_id: client_id.into(),
@@ -185,6 +184,37 @@ impl fmt::Debug for RefreshTokenLock {
     }
 }
 
+/// A stored refresh token and the token URL that issued it.
+///
+/// `Debug` is redacted.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RefreshTokenRecord {
+    /// The refresh token. It is a credential.
+    pub refresh_token: SecretString,
+    /// The token URL that issued it (`None`: not recorded, e.g. by the Python SDK).
+    pub issuer: Option<String>,
+}
+
+impl RefreshTokenRecord {
+    /// A record of `refresh_token` issued by the token URL `issuer`.
+    pub fn new(refresh_token: SecretString, issuer: Option<String>) -> Self {
+        Self {
+            refresh_token,
+            issuer,
+        }
+    }
+}
+
+impl fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("refresh_token", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
 /// Where a store keeps credentials and how it holds them.
 ///
 /// Implement it to keep credentials somewhere the SDK does not know (a database, a
@@ -206,48 +236,29 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     /// the registration result.
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError>;
 
-    /// Loads this instance's refresh token; `Ok(None)` when there is none.
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError>;
+    /// Loads this instance's refresh token with the token URL that issued it, when the store
+    /// recorded one; `Ok(None)` when there is none. Read afresh on every renewal (under
+    /// [`lock_refresh_token`](Self::lock_refresh_token)), so a token another process rotated
+    /// is the one presented.
+    ///
+    /// A client never presents a refresh token to another token URL than its issuer (and
+    /// leaves it in place); a token without an issuer (saved by the Python SDK, for example)
+    /// is presented to whichever token URL the client has.
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
-    /// Saves a rotated refresh token, compare-and-set: `previous` is the token this writer
-    /// replaced (`None` for the first token of a new family after a fresh mint, which replaces
-    /// whatever is stored). When the stored token is neither `previous` nor absent-and-expected,
-    /// another writer got there first and this fails with [`StoreError::Conflict`].
+    /// Saves a refresh token and its issuer, compare-and-set: `previous` is the token this
+    /// writer replaced (`None` for the first token of a new family after a fresh mint, which
+    /// replaces whatever is stored). When the stored token is no longer `previous`, another
+    /// writer got there first and this fails with [`StoreError::Conflict`], leaving the stored
+    /// token in place. A store that cannot keep the issuer may drop it.
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError>;
 
     /// Removes this instance's refresh token (after the server rejected it, for example).
     async fn clear_refresh_token(&self) -> Result<(), StoreError>;
-
-    /// [`load_refresh_token`](Self::load_refresh_token) with the token URL that issued the
-    /// token, when the store recorded one. A client never presents a refresh token to another
-    /// token URL than its issuer (and leaves it in place); a token without an issuer (saved by
-    /// an older version, or by the Python SDK) is presented as before.
-    ///
-    /// The default records no issuer. Stores that can keep one more field override this and
-    /// [`save_refresh_token_record`](Self::save_refresh_token_record).
-    async fn load_refresh_token_record(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        Ok(self
-            .load_refresh_token()
-            .await?
-            .map(|token| RefreshTokenRecord::new(token, None)))
-    }
-
-    /// [`save_refresh_token`](Self::save_refresh_token) (the same compare-and-set on
-    /// `previous`), recording `issuer`, the token URL that issued `token`. The default ignores
-    /// `issuer`.
-    async fn save_refresh_token_record(
-        &self,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: &str,
-    ) -> Result<(), StoreError> {
-        let _ = issuer;
-        self.save_refresh_token(previous, token).await
-    }
 
     /// Takes the lock that serialises rotations of this instance's refresh token across
     /// processes. Hold it from the load to the save of one rotation.
@@ -449,6 +460,78 @@ impl fmt::Debug for PendingRegistration {
     }
 }
 
+/// Which kind of store: in a [`StoreReport`], and in every [`StoreError`] ([`StoreName::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// [`FileStore`](super::FileStore).
+    File,
+    /// [`KeyringStore`](super::KeyringStore) (feature `keyring`).
+    Keyring,
+    /// [`VaultStore`](super::VaultStore) (feature `vault`).
+    Vault,
+    /// [`EnvStore`](super::EnvStore).
+    Env,
+    /// [`MemoryStore`](super::MemoryStore).
+    Memory,
+    /// A store from outside this crate.
+    Other,
+}
+
+impl StoreKind {
+    /// A short lowercase name: `file`, `keyring`, `vault`, `env`, `memory`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Keyring => "keyring",
+            Self::Vault => "vault",
+            Self::Env => "env",
+            Self::Memory => "memory",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The store an error comes from: its [kind](StoreKind), to branch on, and its own description
+/// (`file store at /home/me/.ralio`, as [`CredentialStore::describe`] says it), which
+/// `Display` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreName {
+    kind: StoreKind,
+    description: String,
+}
+
+impl StoreName {
+    /// A store of `kind` described as `description`.
+    pub fn new(kind: StoreKind, description: impl Into<String>) -> Self {
+        Self {
+            kind,
+            description: description.into(),
+        }
+    }
+
+    /// A store from outside this crate ([`StoreKind::Other`]), described as `description`.
+    pub fn other(description: impl Into<String>) -> Self {
+        Self::new(StoreKind::Other, description)
+    }
+
+    /// Which kind of store it is.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Its description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+impl fmt::Display for StoreName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
 /// Why a credential store failed. Messages name the store and what to do; they never contain
 /// a key, a token or any other secret.
 #[derive(Debug, thiserror::Error)]
@@ -459,7 +542,7 @@ pub enum StoreError {
     #[error("{store}: {what} is missing; {hint}")]
     Missing {
         /// The store, as [`CredentialStore::describe`] names it.
-        store: String,
+        store: StoreName,
         /// What is missing.
         what: String,
         /// What to do about it.
@@ -469,7 +552,7 @@ pub enum StoreError {
     #[error("{store}: {what} is unreadable ({reason}); fix or remove it, or register again")]
     Corrupt {
         /// The store.
-        store: String,
+        store: StoreName,
         /// Which entry.
         what: String,
         /// What is wrong with it, in words; never its content.
@@ -479,7 +562,7 @@ pub enum StoreError {
     #[error("{store}: the private key in {what} cannot be used")]
     InvalidKey {
         /// The store.
-        store: String,
+        store: StoreName,
         /// Which entry.
         what: String,
         /// Why the key was refused.
@@ -494,7 +577,7 @@ pub enum StoreError {
     )]
     InsecurePermissions {
         /// The store.
-        store: String,
+        store: StoreName,
         /// The file.
         path: std::path::PathBuf,
         /// Its permission bits.
@@ -504,7 +587,7 @@ pub enum StoreError {
     #[error("{store}: {what} already exists; pass overwrite to replace it")]
     AlreadyExists {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What exists (a path, an entry).
         what: String,
     },
@@ -514,7 +597,7 @@ pub enum StoreError {
     )]
     Conflict {
         /// The store.
-        store: String,
+        store: StoreName,
     },
     /// Another process held the refresh-token rotation lock longer than this one waits.
     #[error(
@@ -524,7 +607,7 @@ pub enum StoreError {
     )]
     LockTimeout {
         /// The store.
-        store: String,
+        store: StoreName,
         /// The lock file.
         path: std::path::PathBuf,
         /// How long this process waited.
@@ -534,7 +617,7 @@ pub enum StoreError {
     #[error("{store}: {reason}")]
     Config {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What is wrong and how to fix it.
         reason: String,
     },
@@ -542,7 +625,7 @@ pub enum StoreError {
     #[error("{store}: could not {action}")]
     Io {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done, with the path.
         action: String,
         /// The I/O error.
@@ -554,7 +637,7 @@ pub enum StoreError {
     #[error("{store}: access denied while trying to {action}; {hint}")]
     Denied {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done.
         action: String,
         /// What to check.
@@ -567,7 +650,7 @@ pub enum StoreError {
     #[error("{store}: could not {action}; {hint}")]
     Backend {
         /// The store.
-        store: String,
+        store: StoreName,
         /// What was being done.
         action: String,
         /// What to check.
@@ -589,10 +672,27 @@ impl StoreError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         StoreError::Backend {
-            store: store.into(),
+            store: StoreName::other(store),
             action: action.into(),
             hint: hint.into(),
             source,
+        }
+    }
+
+    /// The store that failed.
+    pub fn store(&self) -> &StoreName {
+        match self {
+            StoreError::Missing { store, .. }
+            | StoreError::Corrupt { store, .. }
+            | StoreError::InvalidKey { store, .. }
+            | StoreError::InsecurePermissions { store, .. }
+            | StoreError::AlreadyExists { store, .. }
+            | StoreError::Conflict { store }
+            | StoreError::LockTimeout { store, .. }
+            | StoreError::Config { store, .. }
+            | StoreError::Io { store, .. }
+            | StoreError::Denied { store, .. }
+            | StoreError::Backend { store, .. } => store,
         }
     }
 
@@ -606,38 +706,54 @@ impl StoreError {
 /// The longest client id accepted (`cb_` included); real ones are far shorter.
 pub const CLIENT_ID_MAX_LEN: usize = 128;
 
+/// Why a string is not a client id ([`validate_client_id`]). `Display` says why in words,
+/// without echoing the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidClientId {
+    /// It does not start with `cb_`.
+    #[error("it does not start with cb_")]
+    NoPrefix,
+    /// Nothing follows `cb_`, or it is longer than [`CLIENT_ID_MAX_LEN`].
+    #[error("it must be cb_ followed by 1 to 125 characters")]
+    Length,
+    /// It holds a character outside `[A-Za-z0-9_-]`.
+    #[error("it holds characters other than A-Z, a-z, 0-9, _ and -")]
+    Charset,
+}
+
 /// Checks that `id` looks like a credential binding's client id: `cb_` followed by 1 to 125
 /// characters from `[A-Za-z0-9_-]`.
 ///
 /// Registration checks the server's answer with it before anything is written, and every
 /// store checks what it loads: a client id names keyring entries and is shown in messages, so
 /// `../../etc/x`, a newline, or a name that could collide with another entry is refused.
-/// `Err` carries why, in words, without echoing the value.
-pub fn validate_client_id(id: &str) -> Result<(), String> {
+pub fn validate_client_id(id: &str) -> Result<(), InvalidClientId> {
     let Some(rest) = id.strip_prefix("cb_") else {
-        return Err("it does not start with cb_".to_owned());
+        return Err(InvalidClientId::NoPrefix);
     };
     if rest.is_empty() || id.len() > CLIENT_ID_MAX_LEN {
-        return Err(format!(
-            "it must be cb_ followed by 1 to {} characters",
-            CLIENT_ID_MAX_LEN - 3
-        ));
+        return Err(InvalidClientId::Length);
     }
     if !rest
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return Err("it holds characters other than A-Z, a-z, 0-9, _ and -".to_owned());
+        return Err(InvalidClientId::Charset);
     }
     Ok(())
 }
 
 /// A loaded client id, or [`StoreError::Corrupt`] naming `what` when it is not a valid one.
-pub(crate) fn checked_client_id(store: &str, what: &str, id: String) -> Result<String, StoreError> {
+pub(crate) fn checked_client_id(
+    store: &StoreName,
+    what: &str,
+    id: String,
+) -> Result<String, StoreError> {
     match validate_client_id(&id) {
         Ok(()) => Ok(id),
         Err(reason) => Err(StoreError::Corrupt {
-            store: store.to_owned(),
+            store: store.clone(),
             what: what.to_owned(),
             reason: format!("its client_id is not a valid client id ({reason})"),
         }),
@@ -645,22 +761,22 @@ pub(crate) fn checked_client_id(store: &str, what: &str, id: String) -> Result<S
 }
 
 /// Refuses to save an identity whose client id is not valid ([`StoreError::Config`]).
-pub(crate) fn check_saved_client_id(store: &str, identity: &Identity) -> Result<(), StoreError> {
+pub(crate) fn check_saved_client_id(
+    store: &StoreName,
+    identity: &Identity,
+) -> Result<(), StoreError> {
     validate_client_id(identity.client_id()).map_err(|reason| StoreError::Config {
-        store: store.to_owned(),
+        store: store.clone(),
         reason: format!("refusing to save an identity whose client id is not valid ({reason})"),
     })
 }
-
-/// A token held by a [`MemorySlot`] and the token URL that issued it, when known.
-type SlotToken = (SecretString, Option<String>);
 
 /// A refresh-token slot in process memory, shared by clones: saves are compare-and-set and
 /// rotations are serialised by a lock. The slot of [`MemoryStore`], [`EnvStore`], and a
 /// [`FileStore`] without a named slot.
 #[derive(Clone, Default)]
 pub(crate) struct MemorySlot {
-    token: Arc<std::sync::Mutex<Option<SlotToken>>>,
+    token: Arc<std::sync::Mutex<Option<RefreshTokenRecord>>>,
     rotation: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -674,7 +790,7 @@ impl fmt::Debug for MemorySlot {
 }
 
 impl MemorySlot {
-    fn token(&self) -> std::sync::MutexGuard<'_, Option<SlotToken>> {
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<RefreshTokenRecord>> {
         // Poisoning only means another thread panicked while holding the guard; the Option
         // inside is still whole.
         self.token
@@ -682,41 +798,22 @@ impl MemorySlot {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn load(&self) -> Option<SecretString> {
-        self.token().as_ref().map(|(token, _)| token.clone())
-    }
-
-    pub(crate) fn load_record(&self) -> Option<RefreshTokenRecord> {
-        self.token()
-            .as_ref()
-            .map(|(token, issuer)| RefreshTokenRecord::new(token.clone(), issuer.clone()))
+    pub(crate) fn load(&self) -> Option<RefreshTokenRecord> {
+        self.token().clone()
     }
 
     /// [`CredentialStore::save_refresh_token`] on this slot; `store` names it in a conflict.
     pub(crate) fn save(
         &self,
-        store: &dyn CredentialStore,
+        store: impl FnOnce() -> StoreName,
         previous: Option<&SecretString>,
-        token: &SecretString,
-    ) -> Result<(), StoreError> {
-        self.save_record(store, previous, token, None)
-    }
-
-    /// [`CredentialStore::save_refresh_token_record`] on this slot.
-    pub(crate) fn save_record(
-        &self,
-        store: &dyn CredentialStore,
-        previous: Option<&SecretString>,
-        token: &SecretString,
-        issuer: Option<&str>,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let mut slot = self.token();
-        if previous.is_some() && !same_secret(slot.as_ref().map(|(t, _)| t), previous) {
-            return Err(StoreError::Conflict {
-                store: store.describe(),
-            });
+        if previous.is_some() && !same_secret(slot.as_ref().map(|r| &r.refresh_token), previous) {
+            return Err(StoreError::Conflict { store: store() });
         }
-        *slot = Some((token.clone(), issuer.map(str::to_owned)));
+        *slot = Some(record.clone());
         Ok(())
     }
 
@@ -772,11 +869,18 @@ mod tests {
         ] {
             assert!(validate_client_id(bad).is_err(), "{bad:?} was accepted");
         }
+        for (bad, why) in [
+            ("xx_1", InvalidClientId::NoPrefix),
+            ("cb_", InvalidClientId::Length),
+            ("cb_a/b", InvalidClientId::Charset),
+        ] {
+            assert_eq!(validate_client_id(bad), Err(why), "{bad}");
+        }
     }
 
     #[test]
     fn messages_tell_the_caller_what_to_do() {
-        let store = || "file store at /home/me/.ralio".to_owned();
+        let store = || StoreName::new(StoreKind::File, "file store at /home/me/.ralio");
         let errors = [
             StoreError::Missing {
                 store: store(),
@@ -804,7 +908,7 @@ mod tests {
             },
             StoreError::Conflict { store: store() },
             StoreError::Config {
-                store: "environment store".to_owned(),
+                store: StoreName::new(StoreKind::Env, "environment store"),
                 reason: "more than one of RALIO_PRIVATE_JWK, RALIO_PRIVATE_KEY_PEM and RALIO_PRIVATE_KEY_PATH is set; set exactly one".to_owned(),
             },
             StoreError::Io {
@@ -813,13 +917,13 @@ mod tests {
                 source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             },
             StoreError::Denied {
-                store: "vault store at https://vault.example:8200 (secret/ralio)".to_owned(),
+                store: StoreName::new(StoreKind::Vault, "vault store at https://vault.example:8200 (secret/ralio)"),
                 action: "read the identity".to_owned(),
                 hint: "check that the token is valid and its policy allows this path".to_owned(),
                 source: None,
             },
             StoreError::Backend {
-                store: "keyring store (Secret Service, service ralio)".to_owned(),
+                store: StoreName::new(StoreKind::Keyring, "keyring store (Secret Service, service ralio)"),
                 action: "open the keyring".to_owned(),
                 hint: "check that a Secret Service (gnome-keyring-daemon, KWallet) runs on the D-Bus session bus and is unlocked".to_owned(),
                 source: None,

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{CredentialStore, IdentityKey, StoreError};
+use super::{CredentialStore, IdentityKey, StoreError, StoreKind};
 
 /// The algorithm of every key this SDK uses.
 pub const KEY_ALGORITHM: &str = "ES256 (P-256)";
@@ -91,38 +91,6 @@ impl StoreReport {
                 self.refresh_token = Presence::Unknown;
                 self.problems.push(StoreProblem::from_error(&e));
             }
-        }
-    }
-}
-
-/// Which kind of store wrote a [`StoreReport`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreKind {
-    /// [`FileStore`](super::FileStore).
-    File,
-    /// [`KeyringStore`](super::KeyringStore) (feature `keyring`).
-    Keyring,
-    /// [`VaultStore`](super::VaultStore) (feature `vault`).
-    Vault,
-    /// [`EnvStore`](super::EnvStore).
-    Env,
-    /// [`MemoryStore`](super::MemoryStore).
-    Memory,
-    /// A store from outside this crate.
-    Other,
-}
-
-impl StoreKind {
-    /// A short lowercase name: `file`, `keyring`, `vault`, `env`, `memory`, `other`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::File => "file",
-            Self::Keyring => "keyring",
-            Self::Vault => "vault",
-            Self::Env => "env",
-            Self::Memory => "memory",
-            Self::Other => "other",
         }
     }
 }

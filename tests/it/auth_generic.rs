@@ -11,8 +11,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ralio::auth::{AuthError, PrivateKey, RefreshTokenStore, TokenManager, TokenManagerConfig};
-use ralio::store::StoreError;
+use ralio::auth::{AuthError, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
+use ralio::store::{CredentialStore, Identity, RefreshTokenRecord, StoreError};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -100,7 +101,7 @@ async fn start(mock: Arc<Mock>) -> String {
     format!("http://{addr}")
 }
 
-fn manager(base: &str, store: Option<Arc<dyn RefreshTokenStore>>) -> TokenManager {
+fn manager(base: &str, store: Option<Arc<dyn CredentialStore>>) -> TokenManager {
     let config = TokenManagerConfig::new(&format!("{base}/realms/demo/token"), "demo-client")
         .unwrap()
         .audience("https://issuer.example/realms/demo")
@@ -208,14 +209,37 @@ async fn a_non_dpop_401_gets_one_renewal_and_one_retry_then_is_returned() {
     assert_eq!(mock.token_requests.load(Ordering::SeqCst), 2);
 }
 
+/// A store whose every save fails (a full disk).
+#[derive(Debug)]
 struct BrokenStore;
 
 #[async_trait]
-impl RefreshTokenStore for BrokenStore {
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+impl CredentialStore for BrokenStore {
+    fn describe(&self) -> String {
+        "broken store".to_owned()
+    }
+    async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
         Ok(None)
     }
-    async fn save_refresh_token(&self, _: Option<&SecretString>) -> Result<(), StoreError> {
+    async fn save_identity(&self, _: &Identity) -> Result<String, StoreError> {
+        Err(StoreError::backend(
+            "broken store",
+            "save the identity",
+            "free some space",
+            None,
+        ))
+    }
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn save_refresh_token(
+        &self,
+        _: Option<&SecretString>,
+        _: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
         Err(StoreError::backend(
             "broken store",
             "save the refresh token",

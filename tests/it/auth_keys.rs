@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ralio::auth::{KeyError, PrivateKey, PublicJwk};
+use ralio::keys::{KeyError, PrivateKey, PublicJwk};
 use secrecy::ExposeSecret as _;
 
 const EXPECTED_JKT: &str = "V-Gead8kttNZksE19QJWJjeL8PT99q46enPF_ZCJiWI";
@@ -248,7 +248,7 @@ fn public_jwk_deserialisation_validates() {
 #[tokio::test]
 async fn the_in_memory_key_is_a_signer() {
     let key = PrivateKey::generate().unwrap();
-    let signer: std::sync::Arc<dyn ralio::auth::Signer> = std::sync::Arc::new(key.clone());
+    let signer: std::sync::Arc<dyn ralio::keys::Signer> = std::sync::Arc::new(key.clone());
     let sig = signer.sign_es256(b"abc.def").await.unwrap();
     assert_eq!(sig.len(), 64);
     assert!(signer.public_jwk().verify_es256(b"abc.def", &sig));

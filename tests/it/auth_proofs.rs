@@ -6,9 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ralio::auth::{
-    Htu, JwsSigner, PrivateKey, ProofRequest, PublicJwk, SignError, Signer, Thumbprint,
-};
+use ralio::auth::{Htu, JwsSigner, ProofRequest};
+use ralio::keys::{PrivateKey, PublicJwk, SignError, Signer, Thumbprint};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -39,7 +38,7 @@ async fn dpop_proof_for_a_resource() {
     let htu = Htu::from_request_url(&url).unwrap();
     let proof = signer
         .dpop_proof(&ProofRequest {
-            htm: "GET",
+            htm: &http::Method::GET,
             htu: &htu,
             access_token: Some("rat_example_token"),
             nonce: Some("server-nonce-1"),
@@ -70,7 +69,7 @@ async fn dpop_proof_for_the_token_endpoint_has_no_ath_and_no_nonce_when_none_is_
     let htu = Htu::parse("https://api.ralio.co/oauth/token").unwrap();
     let proof = signer
         .dpop_proof(&ProofRequest {
-            htm: "POST",
+            htm: &http::Method::POST,
             htu: &htu,
             access_token: None,
             nonce: None,
@@ -157,7 +156,7 @@ async fn a_custom_async_signer_signs_proofs_and_its_failures_are_typed() {
     }));
     let htu = Htu::parse("https://rs.example/x").unwrap();
     let req = ProofRequest {
-        htm: "GET",
+        htm: &http::Method::GET,
         htu: &htu,
         access_token: None,
         nonce: None,

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ralio::auth::{
-    AuthError, DpopAuth, MemoryRefreshTokenStore, OffsetClock, PrivateKey, RefreshTokenStore,
-    TokenManager, TokenManagerConfig,
-};
+use ralio::auth::{AuthError, DpopAuth, OffsetClock, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
+use ralio::store::{CredentialStore, MemoryStore, RefreshTokenRecord, StoreError};
 use ralio_sandbox::{NonceMode, Sandbox, TicketSpec};
+
+use crate::support::{held, holding};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ pub(crate) struct Env {
     pub sandbox: Sandbox,
     pub key: PrivateKey,
     pub client_id: String,
-    pub store: Arc<MemoryRefreshTokenStore>,
+    pub store: Arc<MemoryStore>,
 }
 
 pub(crate) async fn register(sandbox: &Sandbox, key: &PrivateKey) -> String {
@@ -45,7 +46,7 @@ pub(crate) async fn env_with(sandbox: Sandbox) -> Env {
         sandbox,
         key,
         client_id,
-        store: Arc::new(MemoryRefreshTokenStore::new()),
+        store: Arc::new(MemoryStore::new()),
     }
 }
 
@@ -251,12 +252,22 @@ async fn expiry_refreshes_with_rotation_and_persists_before_use() {
     let tm = env.manager_with(|b| b);
     let (client, _) = http(&tm);
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    let rt1 = env.store.current().unwrap().expose_secret().to_owned();
+    let rt1 = held(&env.store)
+        .await
+        .map(|r| r.refresh_token)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let t1 = tm.access_token().await.unwrap();
     // Leeway is capped at half the lifetime: after 1 s the token is due for renewal.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    let rt2 = env.store.current().unwrap().expose_secret().to_owned();
+    let rt2 = held(&env.store)
+        .await
+        .map(|r| r.refresh_token)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let t2 = tm.access_token().await.unwrap();
     assert_ne!(rt1, rt2, "the rotated refresh token is saved");
     assert_ne!(t1.expose_secret(), t2.expose_secret());
@@ -265,7 +276,14 @@ async fn expiry_refreshes_with_rotation_and_persists_before_use() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tm.access_token().await.unwrap();
     assert_eq!(env.sandbox.counters().refreshes, 2);
-    assert_ne!(env.store.current().unwrap().expose_secret(), rt2);
+    assert_ne!(
+        held(&env.store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        rt2
+    );
 }
 
 #[tokio::test]
@@ -281,19 +299,19 @@ async fn replayed_refresh_token_revokes_the_family_and_both_clients_recover_by_m
     let a = env.manager();
     let (client_a, _) = http(&a);
     assert_eq!(env.get_status(&client_a, "/api/agents").await, 200);
-    let stolen = env.store.current().unwrap();
+    let stolen = held(&env.store).await.map(|r| r.refresh_token).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     a.access_token().await.unwrap(); // refresh: `stolen` is now rotated
     assert_eq!(env.sandbox.counters().refreshes, 1);
 
     // A second instance presents the rotated token: replay. The server revokes the family.
-    let b_store = Arc::new(MemoryRefreshTokenStore::with_token(stolen));
+    let b_store = holding(stolen, None).await;
     let b = env.manager_with(|builder| builder.refresh_token_store(b_store.clone()));
     let (client_b, _) = http(&b);
     assert_eq!(env.get_status(&client_b, "/api/agents").await, 200);
     assert_eq!(env.mints(), 2, "B minted after invalid_grant");
     assert!(
-        b_store.current().is_some(),
+        held(&b_store).await.map(|r| r.refresh_token).is_some(),
         "B holds its new family's token"
     );
 
@@ -307,13 +325,16 @@ async fn replayed_refresh_token_revokes_the_family_and_both_clients_recover_by_m
 async fn unknown_refresh_token_in_the_store_falls_back_to_minting() {
     let env = env().await;
     env.store
-        .save_refresh_token(Some(&SecretString::from("rrt_not_a_real_token")))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("rrt_not_a_real_token"), None),
+        )
         .await
         .unwrap();
     let tm = env.manager();
     tm.access_token().await.unwrap();
     assert_eq!(env.mints(), 1);
-    let saved = env.store.current().unwrap();
+    let saved = held(&env.store).await.map(|r| r.refresh_token).unwrap();
     assert_ne!(saved.expose_secret(), "rrt_not_a_real_token");
 }
 
@@ -323,9 +344,7 @@ async fn network_failure_during_refresh_keeps_the_refresh_token() {
     let port = listener.local_addr().unwrap().port();
     drop(listener); // nothing listens: connection refused
     let key = PrivateKey::generate().unwrap();
-    let store = Arc::new(MemoryRefreshTokenStore::with_token(SecretString::from(
-        "rrt_keep_me",
-    )));
+    let store = holding(SecretString::from("rrt_keep_me"), None).await;
     let config = TokenManagerConfig::ralio(&format!("http://127.0.0.1:{port}"), "cb_x").unwrap();
     let tm = TokenManager::builder(config, Arc::new(key))
         .refresh_token_store(store.clone())
@@ -337,7 +356,14 @@ async fn network_failure_during_refresh_keeps_the_refresh_token() {
         err.to_string().contains("refresh token, if any, is kept"),
         "{err}"
     );
-    assert_eq!(store.current().unwrap().expose_secret(), "rrt_keep_me");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rrt_keep_me"
+    );
 }
 
 async fn works_in_nonce_mode(mode: NonceMode) -> Env {
@@ -616,9 +642,9 @@ async fn a_proof_refused_for_its_time_is_retried_once_with_corrected_time() {
 
 /// A refresh-token store whose reads can be held at a gate (to catch a renewal in flight) or
 /// made to fail; it counts the reads.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct GatedStore {
-    inner: MemoryRefreshTokenStore,
+    inner: MemoryStore,
     hold: std::sync::atomic::AtomicBool,
     fail: std::sync::atomic::AtomicBool,
     reads: std::sync::atomic::AtomicU32,
@@ -627,8 +653,17 @@ struct GatedStore {
 }
 
 #[async_trait::async_trait]
-impl RefreshTokenStore for GatedStore {
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, ralio::store::StoreError> {
+impl CredentialStore for GatedStore {
+    fn describe(&self) -> String {
+        "gated store".to_owned()
+    }
+    async fn load_identity(&self) -> Result<Option<ralio::store::Identity>, StoreError> {
+        Ok(None)
+    }
+    async fn save_identity(&self, identity: &ralio::store::Identity) -> Result<String, StoreError> {
+        self.inner.save_identity(identity).await
+    }
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         self.reads.fetch_add(1, SeqCst);
         if self.hold.load(SeqCst) {
@@ -636,7 +671,7 @@ impl RefreshTokenStore for GatedStore {
             self.release.notified().await;
         }
         if self.fail.load(SeqCst) {
-            return Err(ralio::store::StoreError::backend(
+            return Err(StoreError::backend(
                 "gated store",
                 "read the refresh token",
                 "it is unavailable",
@@ -647,9 +682,13 @@ impl RefreshTokenStore for GatedStore {
     }
     async fn save_refresh_token(
         &self,
-        token: Option<&SecretString>,
-    ) -> Result<(), ralio::store::StoreError> {
-        self.inner.save_refresh_token(token).await
+        previous: Option<&SecretString>,
+        record: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.save_refresh_token(previous, record).await
+    }
+    async fn clear_refresh_token(&self) -> Result<(), StoreError> {
+        self.inner.clear_refresh_token().await
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::auth_sandbox::{env_with, http};
 use crate::capture::{Capture, in_child, run_child};
+use crate::support::held;
 
 /// Runs the cycle below in a child process with a global subscriber (see `capture`).
 #[tokio::test]
@@ -33,7 +34,7 @@ async fn full_cycle_child() {
     let (client, rec) = http(&tm);
     let mut refresh_tokens = Vec::new();
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    refresh_tokens.push(env.store.current().unwrap());
+    refresh_tokens.push(held(&env.store).await.unwrap().refresh_token);
     let chat = client
         .post(env.url("/api/chat"))
         .json(&json!({"agent_id": env.sandbox.default_agent_id(), "message": "hello"}))
@@ -44,7 +45,7 @@ async fn full_cycle_child() {
     // Server clock jumps: invalid_token → refresh (rotation) → retry.
     env.set_clock_offset(3600);
     assert_eq!(env.get_status(&client, "/api/agents").await, 200);
-    refresh_tokens.push(env.store.current().unwrap());
+    refresh_tokens.push(held(&env.store).await.unwrap().refresh_token);
     assert_eq!(env.sandbox.counters().refreshes, 1);
     // Debug output of everything a user might log.
     tracing::debug!(?tm, info = ?tm.token_info(), key = ?env.key, token = ?tm.access_token().await.unwrap(), "user logs");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, FileStore, MemoryStore};
 use ralio::{
@@ -131,13 +131,15 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
     assert_eq!(pending.len(), 1);
     let id = pending[0].clone();
 
-    // Still pending at the deadline: a timeout error, not a wrong answer.
-    let err = client
+    // Still pending at the time limit: an outcome that is not final, not a wrong answer.
+    let outcome = client
         .payment_intents()
-        .wait_for_decision(&id, Duration::from_millis(50))
+        .wait_for_outcome(&id)
+        .timeout(Duration::from_millis(50))
         .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        .unwrap();
+    assert!(!outcome.is_final(), "{outcome:?}");
+    assert_eq!(outcome.stage, ralio::IntentStage::AwaitingApproval);
 
     // Approved while waiting: the decided intent comes back.
     let approve = async {
@@ -147,10 +149,11 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
     let (decided, ()) = tokio::join!(
         client
             .payment_intents()
-            .wait_for_decision(&id, Duration::from_secs(30)),
+            .wait_for_outcome(&id)
+            .timeout(Duration::from_secs(30)),
         approve
     );
-    let decided = decided.unwrap();
+    let decided = decided.unwrap().intent;
     assert_eq!(decided.approval_status, ApprovalStatus::ApprovedByUser);
     assert_eq!(decided.execution_status, PaymentStatus::Completed);
 
@@ -169,18 +172,20 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
     let (decided, ()) = tokio::join!(
         client
             .payment_intents()
-            .wait_for_decision(&id2, Duration::from_secs(30)),
+            .wait_for_outcome(&id2)
+            .timeout(Duration::from_secs(30)),
         approve
     );
     assert_eq!(
-        decided.unwrap().approval_status,
+        decided.unwrap().intent.approval_status,
         ApprovalStatus::ApprovedByUser
     );
 
     // An id that does not exist is NotFound.
     let err = client
         .payment_intents()
-        .wait_for_decision("pi_nope", Duration::from_secs(1))
+        .wait_for_outcome("pi_nope")
+        .timeout(Duration::from_secs(1))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
@@ -527,7 +532,7 @@ async fn credentials_in_the_python_sdk_layout_are_used_as_they_are() {
     let sb = sandbox().await;
     let key = PrivateKey::generate().unwrap();
     let store = MemoryStore::new();
-    let signer: Arc<dyn ralio::auth::Signer> = Arc::new(key.clone());
+    let signer: Arc<dyn ralio::keys::Signer> = Arc::new(key.clone());
     let binding = register(
         &store,
         RegisterOptions::new()
@@ -719,7 +724,7 @@ async fn no_secret_child() {
     let key = PrivateKey::generate().unwrap();
     let pem = secrecy::ExposeSecret::expose_secret(&key.to_pkcs8_pem()).to_owned();
     let store = Arc::new(MemoryStore::new());
-    let signer: Arc<dyn ralio::auth::Signer> = Arc::new(key);
+    let signer: Arc<dyn ralio::keys::Signer> = Arc::new(key);
     register(
         &*store,
         RegisterOptions::new()

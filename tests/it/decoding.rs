@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use axum::Router;
 use axum::routing::{get, post};
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::{ApprovalStatus, Decimal, Error, MessageRole, PaymentStatus, RalioClient, RetryPolicy};
 use serde_json::{Value, json};
 

@@ -3,7 +3,8 @@
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use ralio::auth::{PrivateKey, TokenManager, TokenManagerConfig};
+use ralio::auth::{TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
 use ralio::store::MemoryStore;
 use ralio::{RalioClient, RetryPolicy};

@@ -15,9 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt as _;
-use ralio::auth::{
-    AuthError, MemoryRefreshTokenStore, PrivateKey, TokenManager, TokenManagerConfig,
-};
+use ralio::auth::{AuthError, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
 use ralio::store::MemoryStore;
 use ralio::{ChatEvent, Error, RalioClient};
 use ralio_sandbox::{Faults, Sandbox, TicketSpec};
@@ -25,6 +24,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::auth_sandbox::{auth_error, claims, http};
+use crate::support::{held, holding};
 
 // ---- a small OAuth + resource server whose answers the test chooses ----
 
@@ -122,7 +122,7 @@ async fn start(mock: Arc<Mock>) -> String {
     format!("http://{}", serve(app).await)
 }
 
-fn manager(base: &str, store: Arc<MemoryRefreshTokenStore>) -> TokenManager {
+fn manager(base: &str, store: Arc<MemoryStore>) -> TokenManager {
     let config = TokenManagerConfig::new(&format!("{base}/token"), "c").unwrap();
     TokenManager::builder(config, Arc::new(PrivateKey::generate().unwrap()))
         .refresh_token_store(store)
@@ -232,7 +232,7 @@ async fn a_burst_of_401s_for_one_token_causes_exactly_one_renewal() {
         ..Mock::default()
     });
     let base = start(mock.clone()).await;
-    let tm = manager(&base, Arc::new(MemoryRefreshTokenStore::new()));
+    let tm = manager(&base, Arc::new(MemoryStore::new()));
     let first = tm.access_token().await.unwrap();
     *mock.refuse_token.lock().unwrap() = Some(first.expose_secret().to_owned());
     let (client, _) = http(&tm);
@@ -261,7 +261,7 @@ async fn refused_refresh_falls_back_to_one_mint(status: u16, body: serde_json::V
     let mock = Arc::new(Mock::default());
     *mock.refresh_answer.lock().unwrap() = Some((status, body));
     let base = start(mock.clone()).await;
-    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let store = Arc::new(MemoryStore::new());
     let tm = manager(&base, store.clone());
     let first = tm.access_token().await.unwrap();
     let renewed = tm.force_refresh(&first).await.unwrap();
@@ -271,7 +271,11 @@ async fn refused_refresh_falls_back_to_one_mint(status: u16, body: serde_json::V
         ["client_credentials", "refresh rt-0", "client_credentials"]
     );
     assert_eq!(
-        store.current().unwrap().expose_secret(),
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
         "rt-2",
         "the new family's token replaced the refused one"
     );
@@ -296,7 +300,7 @@ async fn a_5xx_on_refresh_keeps_the_refresh_token_and_reports_the_error() {
     let mock = Arc::new(Mock::default());
     *mock.refresh_answer.lock().unwrap() = Some((503, json!({"detail": "maintenance"})));
     let base = start(mock.clone()).await;
-    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let store = Arc::new(MemoryStore::new());
     let tm = manager(&base, store.clone());
     let first = tm.access_token().await.unwrap();
     let err = tm.force_refresh(&first).await.unwrap_err();
@@ -309,7 +313,14 @@ async fn a_5xx_on_refresh_keeps_the_refresh_token_and_reports_the_error() {
         ["client_credentials", "refresh rt-0"],
         "no mint"
     );
-    assert_eq!(store.current().unwrap().expose_secret(), "rt-0");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-0"
+    );
 }
 
 // ---- issue 14.9: a renewal outlives its caller ----
@@ -321,7 +332,7 @@ async fn a_dropped_caller_does_not_lose_the_rotated_refresh_token() {
         ..Mock::default()
     });
     let base = start(mock.clone()).await;
-    let store = Arc::new(MemoryRefreshTokenStore::new());
+    let store = Arc::new(MemoryStore::new());
     let tm = manager(&base, store.clone());
     let first = tm.access_token().await.unwrap();
     let caller = tokio::spawn({
@@ -338,7 +349,15 @@ async fn a_dropped_caller_does_not_lose_the_rotated_refresh_token() {
     // A caller refused with the first token gets the renewal that was in flight.
     let second = tm.force_refresh(&first).await.unwrap();
     assert_eq!(second.expose_secret(), "at-1");
-    assert_eq!(store.current().unwrap().expose_secret(), "rt-1", "saved");
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-1",
+        "saved"
+    );
     // The next renewal presents the rotated token, not a replay of rt-0.
     mock.refresh_gate.as_ref().unwrap().add_permits(1);
     tm.force_refresh(&second).await.unwrap();
@@ -355,10 +374,7 @@ async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
     let mock = Arc::new(Mock::default());
     let base = start(mock.clone()).await;
     let production = "https://api.ralio.co/oauth/token";
-    let store = Arc::new(MemoryRefreshTokenStore::with_record(
-        SecretString::from("rt-production"),
-        production,
-    ));
+    let store = holding(SecretString::from("rt-production"), Some(production)).await;
     let tm = manager(&base, store.clone());
     let first = tm.access_token().await.unwrap();
     tm.force_refresh(&first).await.unwrap();
@@ -369,8 +385,18 @@ async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
             .iter()
             .all(|f| f.values().all(|v| !v.contains("production")))
     );
-    assert_eq!(store.current().unwrap().expose_secret(), "rt-production");
-    assert_eq!(store.issuer().as_deref(), Some(production));
+    assert_eq!(
+        held(&store)
+            .await
+            .map(|r| r.refresh_token)
+            .unwrap()
+            .expose_secret(),
+        "rt-production"
+    );
+    assert_eq!(
+        held(&store).await.and_then(|r| r.issuer).as_deref(),
+        Some(production)
+    );
 }
 
 #[tokio::test]
@@ -379,17 +405,24 @@ async fn a_refresh_token_of_this_issuer_or_of_no_recorded_issuer_is_used() {
         let mock = Arc::new(Mock::default());
         let base = start(mock.clone()).await;
         let token_url = format!("{base}/token");
-        let store = Arc::new(if issuer {
-            MemoryRefreshTokenStore::with_record(SecretString::from("rt-saved"), &token_url)
+        let store = if issuer {
+            holding(SecretString::from("rt-saved"), Some(&token_url)).await
         } else {
-            MemoryRefreshTokenStore::with_token(SecretString::from("rt-saved"))
-        });
+            holding(SecretString::from("rt-saved"), None).await
+        };
         let tm = manager(&base, store.clone());
         tm.access_token().await.unwrap();
         assert_eq!(grants(&mock), ["refresh rt-saved"]);
-        assert_eq!(store.current().unwrap().expose_secret(), "rt-0");
         assert_eq!(
-            store.issuer().as_deref(),
+            held(&store)
+                .await
+                .map(|r| r.refresh_token)
+                .unwrap()
+                .expose_secret(),
+            "rt-0"
+        );
+        assert_eq!(
+            held(&store).await.and_then(|r| r.issuer).as_deref(),
             Some(token_url.as_str()),
             "saved with its issuer"
         );
@@ -446,7 +479,7 @@ async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
             assert!(production.counters().refreshes > refreshes, "{name}");
         };
         refreshes_at_home().await;
-        let before = store.load_refresh_token_record().await.unwrap().unwrap();
+        let before = store.load_refresh_token().await.unwrap().unwrap();
         assert_eq!(
             before.issuer.as_deref(),
             Some(production.token_url().as_str()),
@@ -464,7 +497,7 @@ async fn a_stored_refresh_token_never_reaches_another_api_url_and_is_kept() {
             "{name}: one client-assertion mint and no refresh grant: {counters:?}"
         );
         assert_eq!(counters.refreshes, 0);
-        let after = store.load_refresh_token_record().await.unwrap().unwrap();
+        let after = store.load_refresh_token().await.unwrap().unwrap();
         assert_eq!(
             after.refresh_token.expose_secret(),
             before.refresh_token.expose_secret(),
@@ -495,7 +528,7 @@ async fn a_resource_servers_far_off_date_moves_neither_the_assertions_nor_other_
         )
         .await
     );
-    let tm = manager(&tokens, Arc::new(MemoryRefreshTokenStore::new()));
+    let tm = manager(&tokens, Arc::new(MemoryStore::new()));
     let (client, rec) = http(&tm);
     let url = format!("{resources}/resource");
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
@@ -535,7 +568,7 @@ async fn dpop_auth_refuses_plain_http_resources_off_loopback_unless_opted_out() 
     };
     let url = format!("http://api.test:{}/resource", addr.port());
 
-    let tm = manager(&base, Arc::new(MemoryRefreshTokenStore::new()));
+    let tm = manager(&base, Arc::new(MemoryStore::new()));
     let client = reqwest_middleware::ClientBuilder::new(reqwest())
         .with(ralio::auth::DpopAuth::new(tm))
         .build();

@@ -377,7 +377,12 @@ async fn the_registered_key_and_refresh_token_work_against_the_server() {
     )
     .await
     .unwrap();
-    let rt = store.load_refresh_token().await.unwrap().unwrap();
+    let rt = store
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     let response = reqwest::Client::new()
         .post(sandbox.token_url())
         .form(&[
@@ -664,7 +669,7 @@ async fn resume_polls_through_an_unknown_status_and_a_failed_poll_keeps_the_regi
     use axum::response::IntoResponse as _;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let key = ralio::auth::PrivateKey::generate().unwrap();
+    let key = ralio::keys::PrivateKey::generate().unwrap();
     let fingerprint = key.thumbprint().as_str().to_owned();
     let polls = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&polls);
@@ -704,7 +709,7 @@ async fn resume_polls_through_an_unknown_status_and_a_failed_poll_keeps_the_regi
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let store = MemoryStore::new();
-    let signer: Arc<dyn ralio::auth::Signer> = Arc::new(key);
+    let signer: Arc<dyn ralio::keys::Signer> = Arc::new(key);
     let err = register(
         &store,
         RegisterOptions::new()

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ralio::RalioClient;
-use ralio::auth::{PrivateKey, TokenManager};
-use ralio::store::{CredentialStore, FileStore, Identity, RefreshTokenLock, StoreError};
+use ralio::auth::TokenManager;
+use ralio::keys::PrivateKey;
+use ralio::store::{
+    CredentialStore, FileStore, Identity, RefreshTokenLock, RefreshTokenRecord, StoreError,
+};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::SecretString;
 
@@ -42,7 +45,7 @@ impl CredentialStore for Racy {
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         self.inner.save_identity(identity).await
     }
-    async fn load_refresh_token(&self) -> Result<Option<SecretString>, StoreError> {
+    async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let token = self.inner.load_refresh_token().await;
         tokio::time::sleep(self.delay).await;
         if let Some(barrier) = &self.barrier {
@@ -53,9 +56,9 @@ impl CredentialStore for Racy {
     async fn save_refresh_token(
         &self,
         previous: Option<&SecretString>,
-        token: &SecretString,
+        record: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
-        self.inner.save_refresh_token(previous, token).await
+        self.inner.save_refresh_token(previous, record).await
     }
     async fn clear_refresh_token(&self) -> Result<(), StoreError> {
         self.inner.clear_refresh_token().await

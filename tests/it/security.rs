@@ -13,9 +13,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ralio::auth::{AuthError, HtuError, PrivateKey, TokenManager, TokenManagerConfig};
+use ralio::auth::{AuthError, HtuError, TokenManager, TokenManagerConfig};
+use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, RegistrationError, register};
-use ralio::store::{CredentialStore, EnvStore, FileStore, Identity, MemoryStore};
+use ralio::store::{
+    CredentialStore, EnvStore, FileStore, Identity, MemoryStore, RefreshTokenRecord,
+};
 use ralio::{ConfigError, Error, RalioClient, RetryPolicy};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -476,16 +479,24 @@ async fn stores_secrets_child() {
     file.save_identity(&Identity::new("cb_sec", key.clone()))
         .await
         .unwrap();
-    file.save_refresh_token(None, &SecretString::from(refresh.to_owned()))
-        .await
-        .unwrap();
+    file.save_refresh_token(
+        None,
+        &RefreshTokenRecord::new(SecretString::from(refresh.to_owned()), None),
+    )
+    .await
+    .unwrap();
     let identity = file.load_identity().await.unwrap().unwrap();
-    let loaded = file.load_refresh_token().await.unwrap().unwrap();
+    let loaded = file
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     assert_eq!(loaded.expose_secret(), refresh);
     let stale = file
         .save_refresh_token(
             Some(&SecretString::from("rrt_not_the_current_one".to_owned())),
-            &SecretString::from("rrt_next".to_owned()),
+            &RefreshTokenRecord::new(SecretString::from("rrt_next".to_owned()), None),
         )
         .await;
     if let Err(e) = stale {
@@ -530,7 +541,10 @@ async fn stores_secrets_child() {
     // Memory store.
     let memory = MemoryStore::with_identity(Identity::new("cb_mem", key.clone()));
     memory
-        .save_refresh_token(None, &SecretString::from(refresh.to_owned()))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from(refresh.to_owned()), None),
+        )
         .await
         .unwrap();
     shown.push_str(&format!("{memory:?}\n"));
@@ -574,7 +588,10 @@ async fn umask_child_process() {
         .unwrap();
     client.agents().list().await.unwrap();
     store
-        .save_refresh_token(None, &SecretString::from("rrt_umask".to_owned()))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("rrt_umask".to_owned()), None),
+        )
         .await
         .unwrap();
     // A second store in a fresh directory, written without registration.

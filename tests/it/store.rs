@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use ralio::auth::PrivateKey;
-use ralio::store::{CredentialStore, EnvStore, FileStore, Identity, MemoryStore, StoreError};
+use ralio::keys::PrivateKey;
+use ralio::store::{
+    CredentialStore, EnvStore, FileStore, Identity, MemoryStore, RefreshTokenRecord, StoreError,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::store_conformance::{self, Harness};
@@ -235,7 +237,12 @@ async fn file_store_reads_what_the_python_sdk_wrote() {
     let id = store.load_identity().await.unwrap().unwrap();
     assert_eq!(id.client_id(), "cb_fixture_python");
     assert_eq!(id.thumbprint().as_str(), FIXTURE_JKT);
-    let rt = store.load_refresh_token().await.unwrap().unwrap();
+    let rt = store
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     assert_eq!(rt.expose_secret(), "rt-python-fixture-1");
 
     // Without key_path, a reader falls back to keys/<key_jkt>.pem (as the Python SDK does).
@@ -265,7 +272,10 @@ async fn file_store_writes_the_python_layout_with_private_modes() {
         .await
         .unwrap();
     store
-        .save_refresh_token(None, &SecretString::from("rt-rust-1".to_owned()))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("rt-rust-1".to_owned()), None),
+        )
         .await
         .unwrap();
 
@@ -435,12 +445,20 @@ async fn rotate_counter(dir: &Path, times: usize) -> usize {
     let mut conflicts = 0;
     for _ in 0..times {
         let _lock = store.lock_refresh_token().await.unwrap();
-        let current = store.load_refresh_token().await.unwrap().unwrap();
+        let current = store
+            .load_refresh_token()
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token;
         let n: usize = current.expose_secret().parse().unwrap();
         // Widen the window between read and write: without the lock, writers would overlap.
         tokio::task::yield_now().await;
         match store
-            .save_refresh_token(Some(&current), &SecretString::from((n + 1).to_string()))
+            .save_refresh_token(
+                Some(&current),
+                &RefreshTokenRecord::new(SecretString::from((n + 1).to_string()), None),
+            )
             .await
         {
             Ok(()) => {}
@@ -457,7 +475,10 @@ async fn rotations_are_serialised_across_processes() {
     FileStore::new(dir.path())
         .with_refresh_token_slot("shared")
         .unwrap()
-        .save_refresh_token(None, &SecretString::from("0".to_owned()))
+        .save_refresh_token(
+            None,
+            &RefreshTokenRecord::new(SecretString::from("0".to_owned()), None),
+        )
         .await
         .unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -489,7 +510,8 @@ async fn rotations_are_serialised_across_processes() {
         .load_refresh_token()
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .refresh_token;
     assert_eq!(
         last.expose_secret(),
         &(4 * CHILD_ROTATIONS).to_string(),
@@ -598,10 +620,12 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
         .unwrap();
     let path = store.refresh_token_path().unwrap();
     store
-        .save_refresh_token_record(
+        .save_refresh_token(
             None,
-            &SecretString::from("rt-rust".to_owned()),
-            "https://api.ralio.co/oauth/token",
+            &RefreshTokenRecord::new(
+                SecretString::from("rt-rust".to_owned()),
+                Some("https://api.ralio.co/oauth/token".to_owned()),
+            ),
         )
         .await
         .unwrap();
@@ -619,7 +643,7 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
     };
     // The Python SDK's file: no issuer, and a field this SDK does not know.
     write(serde_json::json!({"refresh_token": "rt-python", "obtained_at": 1700000000}));
-    let record = store.load_refresh_token_record().await.unwrap().unwrap();
+    let record = store.load_refresh_token().await.unwrap().unwrap();
     assert_eq!(record.refresh_token.expose_secret(), "rt-python");
     assert_eq!(record.issuer, None);
     // A newer file with fields neither SDK knows yet.
@@ -627,7 +651,7 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
         "refresh_token": "rt-next", "issuer": "https://api.ralio.co/oauth/token",
         "family": {"id": 7}, "scope": null
     }));
-    let record = store.load_refresh_token_record().await.unwrap().unwrap();
+    let record = store.load_refresh_token().await.unwrap().unwrap();
     assert_eq!(record.refresh_token.expose_secret(), "rt-next");
     assert_eq!(
         record.issuer.as_deref(),
@@ -635,7 +659,7 @@ async fn file_slot_keeps_the_issuer_and_reads_python_files_with_unknown_fields()
     );
     // An issuer that is not a string is a corrupt file, not a legacy token.
     write(serde_json::json!({"refresh_token": "rt-x", "issuer": 5}));
-    let err = store.load_refresh_token_record().await.unwrap_err();
+    let err = store.load_refresh_token().await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(!err.to_string().contains("rt-x"), "{err}");
 }

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ralio::auth::PrivateKey;
-use ralio::store::{CredentialStore, Identity, PendingRegistration, Presence, StoreError};
+use ralio::keys::PrivateKey;
+use ralio::store::{
+    CredentialStore, Identity, PendingRegistration, Presence, RefreshTokenRecord, StoreError,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the suite reaches one store.
@@ -27,8 +29,20 @@ fn token(text: &str) -> SecretString {
     SecretString::from(text.to_owned())
 }
 
-fn exposed(t: Option<SecretString>) -> Option<String> {
-    t.map(|t| t.expose_secret().to_owned())
+/// A refresh token without an issuer, as the Python SDK writes one.
+fn legacy(text: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord::new(token(text), None)
+}
+
+const ISSUER: &str = "https://api.example/oauth/token";
+
+/// A refresh token issued by [`ISSUER`].
+fn issued(text: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord::new(token(text), Some(ISSUER.to_owned()))
+}
+
+fn exposed(t: Option<RefreshTokenRecord>) -> Option<String> {
+    t.map(|t| t.refresh_token.expose_secret().to_owned())
 }
 
 /// Runs every conformance check against `harness`; the store must start empty.
@@ -84,7 +98,7 @@ async fn report_of_a_stored_identity(h: &dyn Harness) {
     let store = h.open();
     let secret_token = "rt-report-secret-0123456789";
     store
-        .save_refresh_token(None, &token(secret_token))
+        .save_refresh_token(None, &legacy(secret_token))
         .await
         .unwrap();
     let report = store.report().await;
@@ -136,15 +150,14 @@ async fn identity_round_trip(h: &dyn Harness) {
 /// handle; rotations keep the compare-and-set; a token saved without one is a legacy token
 /// (no issuer), used as before.
 async fn refresh_token_issuer(h: &dyn Harness) {
-    const ISSUER: &str = "https://api.example/oauth/token";
     let store = h.open();
     store
-        .save_refresh_token_record(None, &token("rt-issued"), ISSUER)
+        .save_refresh_token(None, &issued("rt-issued"))
         .await
         .unwrap();
     let record = h
         .open()
-        .load_refresh_token_record()
+        .load_refresh_token()
         .await
         .unwrap()
         .expect("the token saved with its issuer loads from a new handle");
@@ -156,35 +169,30 @@ async fn refresh_token_issuer(h: &dyn Harness) {
         store.describe()
     );
     assert!(!format!("{record:?}").contains("rt-issued"));
-    // The plain load is the token alone.
-    assert_eq!(
-        exposed(h.open().load_refresh_token().await.unwrap()).as_deref(),
-        Some("rt-issued")
-    );
 
     store
-        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-rotated"), ISSUER)
+        .save_refresh_token(Some(&token("rt-issued")), &issued("rt-rotated"))
         .await
         .unwrap();
     let stale = store
-        .save_refresh_token_record(Some(&token("rt-issued")), &token("rt-stale"), ISSUER)
+        .save_refresh_token(Some(&token("rt-issued")), &issued("rt-stale"))
         .await
         .unwrap_err();
     assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
-    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    let record = h.open().load_refresh_token().await.unwrap().unwrap();
     assert_eq!(record.refresh_token.expose_secret(), "rt-rotated");
     assert_eq!(record.issuer.as_deref(), Some(ISSUER));
 
     // A plain save knows no issuer: the token is a legacy one.
     store
-        .save_refresh_token(Some(&token("rt-rotated")), &token("rt-legacy"))
+        .save_refresh_token(Some(&token("rt-rotated")), &legacy("rt-legacy"))
         .await
         .unwrap();
-    let record = h.open().load_refresh_token_record().await.unwrap().unwrap();
+    let record = h.open().load_refresh_token().await.unwrap().unwrap();
     assert_eq!(record.refresh_token.expose_secret(), "rt-legacy");
     assert_eq!(record.issuer, None, "{}", store.describe());
     store.clear_refresh_token().await.unwrap();
-    assert!(store.load_refresh_token_record().await.unwrap().is_none());
+    assert!(store.load_refresh_token().await.unwrap().is_none());
 }
 
 /// A legacy registration waiting for approval: kept next to the staged key, found again from
@@ -254,7 +262,7 @@ async fn pending_registration(h: &dyn Harness) {
 async fn refresh_rotation(h: &dyn Harness) {
     let store = h.open();
     store
-        .save_refresh_token(None, &token("rt-1"))
+        .save_refresh_token(None, &legacy("rt-1"))
         .await
         .unwrap();
     assert_eq!(
@@ -262,7 +270,7 @@ async fn refresh_rotation(h: &dyn Harness) {
         Some("rt-1")
     );
     store
-        .save_refresh_token(Some(&token("rt-1")), &token("rt-2"))
+        .save_refresh_token(Some(&token("rt-1")), &legacy("rt-2"))
         .await
         .unwrap();
     assert_eq!(
@@ -272,7 +280,7 @@ async fn refresh_rotation(h: &dyn Harness) {
 
     // A writer that still holds rt-1 is stale: refused, and the newer token survives.
     let stale = store
-        .save_refresh_token(Some(&token("rt-1")), &token("rt-stale"))
+        .save_refresh_token(Some(&token("rt-1")), &legacy("rt-stale"))
         .await
         .unwrap_err();
     assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
@@ -289,7 +297,7 @@ async fn refresh_rotation(h: &dyn Harness) {
 
     // A fresh mint (previous = None) starts a new family and replaces whatever is stored.
     store
-        .save_refresh_token(None, &token("rt-new-family"))
+        .save_refresh_token(None, &legacy("rt-new-family"))
         .await
         .unwrap();
     assert_eq!(
@@ -307,7 +315,7 @@ async fn concurrent_writers(h: Arc<dyn Harness>) {
     const WRITERS: usize = 4;
     const ROTATIONS: usize = 5;
     h.open()
-        .save_refresh_token(None, &token("0"))
+        .save_refresh_token(None, &legacy("0"))
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -319,9 +327,12 @@ async fn concurrent_writers(h: Arc<dyn Harness>) {
                 loop {
                     let _lock = store.lock_refresh_token().await.unwrap();
                     let current = store.load_refresh_token().await.unwrap().unwrap();
-                    let n: usize = current.expose_secret().parse().unwrap();
+                    let n: usize = current.refresh_token.expose_secret().parse().unwrap();
                     match store
-                        .save_refresh_token(Some(&current), &token(&(n + 1).to_string()))
+                        .save_refresh_token(
+                            Some(&current.refresh_token),
+                            &legacy(&(n + 1).to_string()),
+                        )
                         .await
                     {
                         Ok(()) => break,
@@ -336,7 +347,10 @@ async fn concurrent_writers(h: Arc<dyn Harness>) {
         task.await.unwrap();
     }
     let last = h.open().load_refresh_token().await.unwrap().unwrap();
-    assert_eq!(last.expose_secret(), &(WRITERS * ROTATIONS).to_string());
+    assert_eq!(
+        last.refresh_token.expose_secret(),
+        &(WRITERS * ROTATIONS).to_string()
+    );
     h.open().clear_refresh_token().await.unwrap();
 }
 

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keyring_core::CredentialStore as PlatformStore;
-use ralio::auth::PrivateKey;
-use ralio::store::{CredentialStore, Identity, KeyringBackend, KeyringStore, StoreError};
+use ralio::keys::PrivateKey;
+use ralio::store::{
+    CredentialStore, Identity, KeyringBackend, KeyringStore, RefreshTokenRecord, StoreError,
+};
 
 use crate::store_conformance::{self, Harness};
 
@@ -129,9 +131,12 @@ async fn keyring_secret_service_keeps_slots_apart_and_refuses_remote_signers() {
         key.thumbprint(),
         "slots share the identity"
     );
-    a.save_refresh_token(None, &"rt-a".to_owned().into())
-        .await
-        .unwrap();
+    a.save_refresh_token(
+        None,
+        &RefreshTokenRecord::new("rt-a".to_owned().into(), None),
+    )
+    .await
+    .unwrap();
     assert!(
         b.load_refresh_token().await.unwrap().is_none(),
         "but not refresh tokens"

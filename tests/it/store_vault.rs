@@ -12,9 +12,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ralio::auth::{PrivateKey, Signer as _};
+use ralio::keys::{PrivateKey, Signer as _};
 use ralio::register::{RegisterOptions, register};
-use ralio::store::{CredentialStore, IdentityKey, StoreError, VaultAuth, VaultConfig, VaultStore};
+use ralio::store::{
+    CredentialStore, IdentityKey, RefreshTokenRecord, StoreError, VaultAuth, VaultConfig,
+    VaultStore,
+};
 use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::SecretString;
 
@@ -158,12 +161,14 @@ async fn vault_stale_writer_is_refused_by_check_and_set() {
     let a = VaultStore::new(config.clone()).unwrap();
     let b = VaultStore::new(config).unwrap();
     let t = |s: &str| SecretString::from(s.to_owned());
-    a.save_refresh_token(None, &t("rt-1")).await.unwrap();
-    b.save_refresh_token(Some(&t("rt-1")), &t("rt-2"))
+    a.save_refresh_token(None, &RefreshTokenRecord::new(t("rt-1"), None))
+        .await
+        .unwrap();
+    b.save_refresh_token(Some(&t("rt-1")), &RefreshTokenRecord::new(t("rt-2"), None))
         .await
         .unwrap();
     let err = a
-        .save_refresh_token(Some(&t("rt-1")), &t("rt-3"))
+        .save_refresh_token(Some(&t("rt-1")), &RefreshTokenRecord::new(t("rt-3"), None))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -174,6 +179,7 @@ async fn vault_stale_writer_is_refused_by_check_and_set() {
             .await
             .unwrap()
             .unwrap()
+            .refresh_token
             .expose_secret(),
         "rt-2"
     );
@@ -365,13 +371,14 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
         .load_refresh_token()
         .await
         .unwrap()
-        .expect("the first refresh token was stored");
+        .expect("the first refresh token was stored")
+        .refresh_token;
     store
-        .save_refresh_token(Some(&first), &t("rt-next"))
+        .save_refresh_token(Some(&first), &RefreshTokenRecord::new(t("rt-next"), None))
         .await
         .unwrap();
     let err = store
-        .save_refresh_token(Some(&first), &t("rt-stale"))
+        .save_refresh_token(Some(&first), &RefreshTokenRecord::new(t("rt-stale"), None))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -383,12 +390,12 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
     )
     .await;
     store
-        .save_refresh_token(None, &t("rt-after-delete"))
+        .save_refresh_token(None, &RefreshTokenRecord::new(t("rt-after-delete"), None))
         .await
         .unwrap();
     store.clear_refresh_token().await.unwrap();
     store
-        .save_refresh_token(None, &t("rt-after-clear"))
+        .save_refresh_token(None, &RefreshTokenRecord::new(t("rt-after-clear"), None))
         .await
         .unwrap();
     assert_eq!(
@@ -397,6 +404,7 @@ async fn vault_registration_on_a_cas_required_mount_stores_the_identity_and_toke
             .await
             .unwrap()
             .unwrap()
+            .refresh_token
             .expose_secret(),
         "rt-after-clear"
     );

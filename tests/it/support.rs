@@ -31,3 +31,21 @@ pub(crate) async fn registered_client(sb: &Sandbox) -> ralio::RalioClient {
         .await
         .unwrap()
 }
+
+/// The refresh token `store` holds, with its issuer.
+pub(crate) async fn held(
+    store: &ralio::store::MemoryStore,
+) -> Option<ralio::store::RefreshTokenRecord> {
+    store.load_refresh_token().await.unwrap()
+}
+
+/// A memory store holding the refresh token `token`, issued by `issuer` when given.
+pub(crate) async fn holding(
+    token: secrecy::SecretString,
+    issuer: Option<&str>,
+) -> std::sync::Arc<ralio::store::MemoryStore> {
+    let store = ralio::store::MemoryStore::new();
+    let record = ralio::store::RefreshTokenRecord::new(token, issuer.map(str::to_owned));
+    store.save_refresh_token(None, &record).await.unwrap();
+    std::sync::Arc::new(store)
+}

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use owo_colors::OwoColorize as _;
 use ralio::Scope;
-use ralio::auth::{AuthError, PrivateKey};
+use ralio::auth::AuthError;
+use ralio::keys::PrivateKey;
 use ralio::store::{
     CredentialStore, FileLocation, Identity, Presence, StoreKind as ReportKind, StoreLocation,
     StoreProblem, StoreReport,

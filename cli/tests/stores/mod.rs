@@ -9,7 +9,7 @@
 //!
 //! Without a backend a test skips with that hint, except under `CI=true`, where it fails.
 
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::store::{CredentialStore as _, Identity, KeyringStore, VaultConfig, VaultStore};
 use ralio_sandbox::TicketSpec;
 use secrecy::ExposeSecret as _;
@@ -182,7 +182,9 @@ async fn keyring_store_registers_then_serves_every_command() {
     // The refresh token is kept in the command's slot, and no command printed it.
     let slot = KeyringStore::new(&service).with_refresh_token_slot(CLI_SLOT);
     let refresh = slot.load_refresh_token().await.unwrap();
-    let refresh = refresh.expect("a refresh token in the cli slot");
+    let refresh = refresh
+        .expect("a refresh token in the cli slot")
+        .refresh_token;
     let who = env
         .run_env(&["whoami"], &[vars[0], ("RALIO_STORE", Some("keyring"))])
         .await;
@@ -190,7 +192,12 @@ async fn keyring_store_registers_then_serves_every_command() {
     assert!(who.stdout.contains(stored.thumbprint().as_str()));
     assert!(!who.stdout.contains(refresh.expose_secret()));
     // That run used the kept token: it rotated.
-    let rotated = slot.load_refresh_token().await.unwrap().unwrap();
+    let rotated = slot
+        .load_refresh_token()
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token;
     assert_ne!(rotated.expose_secret(), refresh.expose_secret());
 }
 
@@ -241,7 +248,9 @@ async fn vault_store_registers_then_serves_every_command() {
     assert_eq!(identity.client_id(), client_id);
     let slot = VaultStore::new(config.refresh_token_slot(CLI_SLOT)).unwrap();
     let refresh = slot.load_refresh_token().await.unwrap();
-    let refresh = refresh.expect("a refresh token in the cli slot");
+    let refresh = refresh
+        .expect("a refresh token in the cli slot")
+        .refresh_token;
 
     // A token Vault refuses: a configuration error (exit 3) that names the store and does
     // not print the token.

@@ -1,6 +1,6 @@
 //! Payment approvals end to end: one intent by id, where it stands ([`IntentStage`]), waiting
-//! for its outcome ([`PaymentIntents::wait_for_outcome`]), and the intents a chat turn created
-//! ([`TurnIntents`]).
+//! for its outcome ([`PaymentIntents::wait_for_outcome`], the one way to wait for a decision),
+//! and the intents a chat turn created ([`TurnIntents`]).
 //!
 //! The API has no endpoint that returns one payment intent and no link from a chat reply to
 //! the intents it created, so everything here is built on the paged list
@@ -18,7 +18,7 @@
 //! ```no_run
 //! # async fn run(client: &ralio::RalioClient) -> Result<(), ralio::Error> {
 //! use std::time::Duration;
-//! use ralio::approvals::IntentStage;
+//! use ralio::IntentStage;
 //!
 //! let turn = client.payment_intents().before_turn().await?;
 //! let reply = client.chat().send("Pay £250 to Erin for the June rent").await?;
@@ -47,13 +47,12 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use serde::Serialize;
 
+use super::PaymentIntents;
 use crate::error::{ApiError, Error, Result};
-use crate::resources::PaymentIntents;
-use crate::stream::{ChatEvent, StreamedReply, ToolEvent};
+use crate::stream::ChatEvent;
 use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
 
-/// The first poll of a wait comes this long after the first look; the same schedule as
-/// [`PaymentIntents::wait_for_decision`].
+/// The first poll of a wait comes this long after the first look.
 const FIRST_POLL: Duration = Duration::from_millis(500);
 /// Polls back off (×1.5) up to this interval.
 const MAX_POLL: Duration = Duration::from_secs(5);
@@ -288,29 +287,6 @@ impl TurnIntents {
     }
 }
 
-fn id_field(data: &serde_json::Value) -> Option<&str> {
-    data.get("payment_intent_id")
-        .and_then(serde_json::Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-impl ToolEvent {
-    /// The payment intent this tool event is about (`payment_intent_id` in its data), when the
-    /// server names one. The sandbox does on `tool_completed` / `tool_failed` of
-    /// `create_payment_intent`; the API does not promise it.
-    pub fn payment_intent_id(&self) -> Option<&str> {
-        id_field(&self.data)
-    }
-}
-
-impl StreamedReply {
-    /// The payment intent the reply event names (`payment_intent_id` in its data), when the
-    /// server sends one.
-    pub fn payment_intent_id(&self) -> Option<&str> {
-        id_field(&self.data)
-    }
-}
-
 fn not_found(id: &str, operation: &'static str) -> Error {
     Error::from_api_error(
         ApiError::from_parts(
@@ -341,15 +317,16 @@ impl<'a> PaymentIntents<'a> {
         Err(not_found(id, "payment_intents.get"))
     }
 
-    /// Waits until the intent `id` is executed, rejected or has failed, or until the time limit
-    /// (default 10 minutes) passes; await it.
+    /// Waits for the owner's decision on the intent `id` and, once approved, for the payment to
+    /// run: until it is executed, rejected or has failed, or until the time limit (default 10
+    /// minutes) passes; await it.
     ///
-    /// Unlike [`wait_for_decision`](Self::wait_for_decision) it waits past the approval for
-    /// the execution, and a time limit is not an error: the returned [`IntentOutcome`] then has
-    /// a stage that is not final. Polls follow the same schedule (500 ms, backing off to every
-    /// 5 s; each poll is one [`get`](Self::get)); a retryable failure of one poll does not end
-    /// the wait while time is left, any other error does ([`Error::NotFound`] for an unknown
-    /// id).
+    /// A time limit is not an error: the returned [`IntentOutcome`] then has a stage that is
+    /// not [final](IntentOutcome::is_final) (still awaiting approval, or executing), and the
+    /// wait can be resumed with another call. Polls start 500 ms apart and back off to every
+    /// 5 s; each poll is one [`get`](Self::get). A retryable failure of one poll (a 503, a rate
+    /// limit) does not end the wait while time is left; any other error does
+    /// ([`Error::NotFound`] for an unknown id).
     pub fn wait_for_outcome(&self, id: impl Into<String>) -> WaitForOutcome<'a> {
         WaitForOutcome {
             intents: *self,
@@ -422,6 +399,7 @@ impl<'a> PaymentIntents<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::{StreamedReply, ToolEvent};
 
     fn intent(approval: &str, execution: &str) -> PaymentIntent {
         serde_json::from_value(serde_json::json!({

@@ -59,12 +59,28 @@ impl SignError {
 
 /// Signs ES256 (ECDSA P-256 with SHA-256) for client assertions and DPoP proofs.
 ///
-/// [`PrivateKey`](super::PrivateKey) is the in-memory implementation; implement this trait to
-/// keep the key in an HSM, a cloud KMS or Vault Transit. Implementations hash `message` with
-/// SHA-256 themselves (the message is the JWS signing input) and return the raw `r‖s` form
-/// (convert from DER if the backend answers in DER).
+/// [`PrivateKey`](super::PrivateKey) is the in-memory implementation and
+/// [`TransitSigner`](super::TransitSigner) (feature `vault`) the Vault Transit one. Implement
+/// this trait to keep the key anywhere else: a PKCS#11 token or HSM, a cloud KMS. What an
+/// implementation must give:
+///
+/// - [`public_jwk`](Self::public_jwk) and [`thumbprint`](Self::thumbprint), computed once when
+///   the signer is built (read the public key from the backend then; build the JWK with
+///   [`PublicJwk::from_sec1_bytes`] or [`PublicJwk::from_public_key_pem`]). They are called on
+///   every proof, so they must not block or fail.
+/// - [`sign_es256`](Self::sign_es256): async, so a network or hardware round trip is fine.
+///   The message is the JWS signing input: hash it with SHA-256 (or ask the backend for
+///   "ECDSA with SHA-256" over the message) and return the raw 64-byte `r‖s` form, converting
+///   from DER if the backend answers in DER. Report failures as
+///   [`SignError::backend`] or [`SignError::bad_signature`], naming the key, never a secret.
+///
+/// Nothing asks a signer for private key bytes. The `'static` bound (through [`Any`]) lets a
+/// store recognise its own signer kinds behind an `Arc<dyn Signer>` (the Vault store records a
+/// [`TransitSigner`](super::TransitSigner)'s mount and key name this way).
+///
+/// [`Any`]: std::any::Any
 #[async_trait]
-pub trait Signer: Send + Sync + std::fmt::Debug {
+pub trait Signer: std::any::Any + Send + Sync + std::fmt::Debug {
     /// The canonical public JWK of the key.
     fn public_jwk(&self) -> &PublicJwk;
 
