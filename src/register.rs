@@ -1074,14 +1074,14 @@ async fn submit(
         jwk,
         crate::redacted::RedactedString::new(ticket.expose_secret()),
     )
-        .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
-            options
-                .requested_scopes
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        }))
-        .client_metadata(options.client_metadata.clone());
+    .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
+        options
+            .requested_scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }))
+    .client_metadata(options.client_metadata.clone());
     match api.register_credential_binding().body(body).send().await {
         Ok(answer) => Ok(answer.into_inner()),
         Err(e) => {

@@ -71,7 +71,13 @@ pub struct Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<8}  {}: {}", self.class.to_string(), self.subject, self.what)
+        write!(
+            f,
+            "{:<8}  {}: {}",
+            self.class.to_string(),
+            self.subject,
+            self.what
+        )
     }
 }
 
@@ -257,7 +263,9 @@ fn schema_refs_boxed(s: &ReferenceOr<Box<Schema>>, out: &mut Vec<String>) {
 fn schema_refs_in(s: &Schema, out: &mut Vec<String>) {
     match &s.schema_kind {
         SchemaKind::Type(Type::Object(o)) => {
-            o.properties.values().for_each(|p| schema_refs_boxed(p, out));
+            o.properties
+                .values()
+                .for_each(|p| schema_refs_boxed(p, out));
             if let Some(AdditionalProperties::Schema(a)) = &o.additional_properties {
                 schema_refs(a, out);
             }
@@ -268,7 +276,9 @@ fn schema_refs_in(s: &Schema, out: &mut Vec<String>) {
         | SchemaKind::AnyOf { any_of: m } => m.iter().for_each(|x| schema_refs(x, out)),
         SchemaKind::Not { not } => schema_refs(not, out),
         SchemaKind::Any(a) => {
-            a.properties.values().for_each(|p| schema_refs_boxed(p, out));
+            a.properties
+                .values()
+                .for_each(|p| schema_refs_boxed(p, out));
             a.items.iter().for_each(|i| schema_refs_boxed(i, out));
             for m in a.one_of.iter().chain(&a.all_of).chain(&a.any_of) {
                 schema_refs(m, out);
@@ -430,8 +440,12 @@ fn kind_name(n: &Node<'_>) -> String {
                     "string enum".into()
                 }
             }
-            SchemaKind::Type(Type::Integer(t)) => format!("integer{}", fmt_format(&format!("{:?}", t.format))),
-            SchemaKind::Type(Type::Number(t)) => format!("number{}", fmt_format(&format!("{:?}", t.format))),
+            SchemaKind::Type(Type::Integer(t)) => {
+                format!("integer{}", fmt_format(&format!("{:?}", t.format)))
+            }
+            SchemaKind::Type(Type::Number(t)) => {
+                format!("number{}", fmt_format(&format!("{:?}", t.format)))
+            }
             SchemaKind::Type(Type::Boolean(_)) => "boolean".into(),
             SchemaKind::Type(Type::Array(_)) => "array".into(),
             SchemaKind::Type(Type::Object(o)) if o.properties.is_empty() => "map".into(),
@@ -485,7 +499,10 @@ impl Cx<'_> {
     fn used_by(&self, schema: &str) -> String {
         match self.users.get(schema) {
             Some(ops) if !ops.is_empty() => {
-                format!(" (used by {})", ops.iter().cloned().collect::<Vec<_>>().join(", "))
+                format!(
+                    " (used by {})",
+                    ops.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
             }
             _ => String::new(),
         }
@@ -496,7 +513,11 @@ impl Cx<'_> {
         let new = operations(self.new);
         for (id, (m, p, _)) in &old {
             if !new.contains_key(id) {
-                self.push(Class::Breaking, &format!("operation {id} ({m} {p})"), "removed");
+                self.push(
+                    Class::Breaking,
+                    &format!("operation {id} ({m} {p})"),
+                    "removed",
+                );
             }
         }
         for (id, (m, p, op)) in &new {
@@ -506,7 +527,11 @@ impl Cx<'_> {
                 continue;
             };
             if (om, opath) != (m, p) {
-                self.push(Class::Breaking, &subject, format!("moved from {om} {opath}"));
+                self.push(
+                    Class::Breaking,
+                    &subject,
+                    format!("moved from {om} {opath}"),
+                );
             }
             self.parameters(&subject, oop, op);
             self.body(&subject, oop, op);
@@ -545,14 +570,23 @@ impl Cx<'_> {
             };
             let od = o.parameter_data_ref();
             match (od.required, d.required) {
-                (false, true) => self.push(Class::Breaking, subject, format!("{name} now required")),
-                (true, false) => self.push(Class::Additive, subject, format!("{name} now optional")),
+                (false, true) => {
+                    self.push(Class::Breaking, subject, format!("{name} now required"))
+                }
+                (true, false) => {
+                    self.push(Class::Additive, subject, format!("{name} now optional"))
+                }
                 _ => {}
             }
             if let (ParameterSchemaOrContent::Schema(a), ParameterSchemaOrContent::Schema(b)) =
                 (&od.format, &d.format)
             {
-                self.compare(Side::Request, &format!("{subject}, {name}"), node(a), node(b));
+                self.compare(
+                    Side::Request,
+                    &format!("{subject}, {name}"),
+                    node(a),
+                    node(b),
+                );
             }
         }
     }
@@ -562,16 +596,40 @@ impl Cx<'_> {
             (None, None) => {}
             (Some(_), None) => self.push(Class::Breaking, subject, "request body removed"),
             (None, Some((req, _))) => self.push(
-                if req { Class::Breaking } else { Class::Additive },
+                if req {
+                    Class::Breaking
+                } else {
+                    Class::Additive
+                },
                 subject,
-                if req { "new required request body" } else { "new optional request body" },
+                if req {
+                    "new required request body"
+                } else {
+                    "new optional request body"
+                },
             ),
             (Some((oreq, a)), Some((nreq, b))) => {
                 if oreq != nreq {
-                    let class = if nreq { Class::Breaking } else { Class::Additive };
-                    self.push(class, subject, format!("request body now {}", if nreq { "required" } else { "optional" }));
+                    let class = if nreq {
+                        Class::Breaking
+                    } else {
+                        Class::Additive
+                    };
+                    self.push(
+                        class,
+                        subject,
+                        format!(
+                            "request body now {}",
+                            if nreq { "required" } else { "optional" }
+                        ),
+                    );
                 }
-                self.compare(Side::Request, &format!("{subject}, request body"), node(&a), node(&b));
+                self.compare(
+                    Side::Request,
+                    &format!("{subject}, request body"),
+                    node(&a),
+                    node(&b),
+                );
             }
         }
     }
@@ -604,17 +662,34 @@ impl Cx<'_> {
         let (os, oe) = split(old);
         let (ns, ne) = split(new);
         for code in oe.difference(&ne) {
-            self.push(Class::Additive, subject, format!("error status {code} no longer documented"));
+            self.push(
+                Class::Additive,
+                subject,
+                format!("error status {code} no longer documented"),
+            );
         }
         for code in ne.difference(&oe) {
-            self.push(Class::Additive, subject, format!("error status {code} documented"));
+            self.push(
+                Class::Additive,
+                subject,
+                format!("error status {code} documented"),
+            );
         }
         match (os, ns) {
             (Some((ok, oschema)), Some((nk, nschema))) => {
                 if ok != nk {
-                    self.push(Class::Breaking, subject, format!("response changed from {ok} to {nk}"));
+                    self.push(
+                        Class::Breaking,
+                        subject,
+                        format!("response changed from {ok} to {nk}"),
+                    );
                 } else if let (Some(a), Some(b)) = (oschema, nschema) {
-                    self.compare(Side::Response, &format!("{subject}, response"), node(&a), node(&b));
+                    self.compare(
+                        Side::Response,
+                        &format!("{subject}, response"),
+                        node(&a),
+                        node(&b),
+                    );
                 }
             }
             (Some(_), None) => self.push(Class::Breaking, subject, "success response removed"),
@@ -630,7 +705,10 @@ impl Cx<'_> {
                 .or(api.security.as_ref())
                 .into_iter()
                 .flatten()
-                .flat_map(|req| req.iter().flat_map(|(scheme, s)| s.iter().map(move |x| format!("{scheme}:{x}"))))
+                .flat_map(|req| {
+                    req.iter()
+                        .flat_map(|(scheme, s)| s.iter().map(move |x| format!("{scheme}:{x}")))
+                })
                 .collect()
         };
         let (a, b) = (scopes(self.old, old), scopes(self.new, new));
@@ -638,7 +716,11 @@ impl Cx<'_> {
             self.push(Class::Breaking, subject, format!("now requires scope {s}"));
         }
         for s in a.difference(&b) {
-            self.push(Class::Additive, subject, format!("no longer requires scope {s}"));
+            self.push(
+                Class::Additive,
+                subject,
+                format!("no longer requires scope {s}"),
+            );
         }
     }
 
@@ -656,7 +738,11 @@ impl Cx<'_> {
                 self.push(Class::Additive, &subject, "new type");
                 continue;
             };
-            let side = if self.requests.contains(name) { Side::Request } else { Side::Response };
+            let side = if self.requests.contains(name) {
+                Side::Request
+            } else {
+                Side::Response
+            };
             self.compare(side, &format!("schema {name}"), node(o), node(s));
         }
     }
@@ -671,7 +757,11 @@ impl Cx<'_> {
             if a != b {
                 self.push(Class::Breaking, &subject, format!("type {a} → {b}"));
             } else if onull != nnull && !at.contains(" field ") {
-                self.push(Class::Breaking, &subject, format!("nullable {onull} → {nnull}"));
+                self.push(
+                    Class::Breaking,
+                    &subject,
+                    format!("nullable {onull} → {nnull}"),
+                );
             }
             return;
         }
@@ -684,69 +774,128 @@ impl Cx<'_> {
             return;
         };
         if onull != nnull && !at.contains(" field ") && !at.contains(" parameter ") {
-            self.push(Class::Breaking, &subject, format!("nullable {onull} → {nnull}"));
+            self.push(
+                Class::Breaking,
+                &subject,
+                format!("nullable {onull} → {nnull}"),
+            );
         }
-        let narrow = if side == Side::Request { Class::Breaking } else { Class::Additive };
+        let narrow = if side == Side::Request {
+            Class::Breaking
+        } else {
+            Class::Additive
+        };
         match (&os.schema_kind, &ns.schema_kind) {
             (SchemaKind::Type(Type::String(a)), SchemaKind::Type(Type::String(b))) => {
                 if a.format != b.format {
-                    self.push(Class::Breaking, &subject, format!(
-                        "format {} → {}",
-                        kind_name(&old),
-                        kind_name(&new)
-                    ));
+                    self.push(
+                        Class::Breaking,
+                        &subject,
+                        format!("format {} → {}", kind_name(&old), kind_name(&new)),
+                    );
                 }
                 let ea: BTreeSet<String> = a.enumeration.iter().flatten().cloned().collect();
                 let eb: BTreeSet<String> = b.enumeration.iter().flatten().cloned().collect();
                 match (ea.is_empty(), eb.is_empty()) {
-                    (true, false) => self.push(Class::Breaking, &subject, format!(
-                        "narrowed from any string to the values {}",
-                        eb.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
-                    )),
-                    (false, true) => self.push(Class::Breaking, &subject, "widened from an enum to any string (its Rust type changes)"),
+                    (true, false) => self.push(
+                        Class::Breaking,
+                        &subject,
+                        format!(
+                            "narrowed from any string to the values {}",
+                            eb.iter()
+                                .map(|v| format!("{v:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                    (false, true) => self.push(
+                        Class::Breaking,
+                        &subject,
+                        "widened from an enum to any string (its Rust type changes)",
+                    ),
                     (false, false) => {
                         for v in eb.difference(&ea) {
                             self.push(Class::Additive, &subject, format!("new enum value {v:?}"));
                         }
                         for v in ea.difference(&eb) {
-                            self.push(Class::Breaking, &subject, format!("enum value {v:?} removed"));
+                            self.push(
+                                Class::Breaking,
+                                &subject,
+                                format!("enum value {v:?} removed"),
+                            );
                         }
                     }
                     (true, true) => {}
                 }
-                if b.max_length.is_some_and(|m| a.max_length.is_none_or(|o| m < o))
-                    || b.min_length.is_some_and(|m| a.min_length.is_none_or(|o| m > o))
+                if b.max_length
+                    .is_some_and(|m| a.max_length.is_none_or(|o| m < o))
+                    || b.min_length
+                        .is_some_and(|m| a.min_length.is_none_or(|o| m > o))
                     || (b.pattern.is_some() && b.pattern != a.pattern)
                 {
-                    self.push(narrow, &subject, "accepts fewer strings (length or pattern)");
-                } else if (a.max_length, a.min_length, &a.pattern) != (b.max_length, b.min_length, &b.pattern) {
-                    self.push(Class::Additive, &subject, "accepts more strings (length or pattern)");
+                    self.push(
+                        narrow,
+                        &subject,
+                        "accepts fewer strings (length or pattern)",
+                    );
+                } else if (a.max_length, a.min_length, &a.pattern)
+                    != (b.max_length, b.min_length, &b.pattern)
+                {
+                    self.push(
+                        Class::Additive,
+                        &subject,
+                        "accepts more strings (length or pattern)",
+                    );
                 }
             }
             (SchemaKind::Type(Type::Integer(a)), SchemaKind::Type(Type::Integer(b))) => {
                 if a.format != b.format || int_class(a.minimum) != int_class(b.minimum) {
-                    self.push(Class::Breaking, &subject, format!(
-                        "integer {}{} → {}{} (its Rust type changes)",
-                        kind_name(&old),
-                        a.minimum.map(|m| format!(" minimum {m}")).unwrap_or_default(),
-                        kind_name(&new),
-                        b.minimum.map(|m| format!(" minimum {m}")).unwrap_or_default(),
-                    ));
+                    self.push(
+                        Class::Breaking,
+                        &subject,
+                        format!(
+                            "integer {}{} → {}{} (its Rust type changes)",
+                            kind_name(&old),
+                            a.minimum
+                                .map(|m| format!(" minimum {m}"))
+                                .unwrap_or_default(),
+                            kind_name(&new),
+                            b.minimum
+                                .map(|m| format!(" minimum {m}"))
+                                .unwrap_or_default(),
+                        ),
+                    );
                 } else if b.minimum.is_some_and(|m| a.minimum.is_none_or(|o| m > o))
                     || b.maximum.is_some_and(|m| a.maximum.is_none_or(|o| m < o))
                 {
-                    self.push(narrow, &subject, "accepts fewer integers (minimum or maximum)");
+                    self.push(
+                        narrow,
+                        &subject,
+                        "accepts fewer integers (minimum or maximum)",
+                    );
                 } else if (a.minimum, a.maximum) != (b.minimum, b.maximum) {
-                    self.push(Class::Additive, &subject, "accepts more integers (minimum or maximum)");
+                    self.push(
+                        Class::Additive,
+                        &subject,
+                        "accepts more integers (minimum or maximum)",
+                    );
                 }
             }
             (SchemaKind::Type(Type::Number(a)), SchemaKind::Type(Type::Number(b))) => {
                 if a.format != b.format {
-                    self.push(Class::Breaking, &subject, format!("{} → {}", kind_name(&old), kind_name(&new)));
+                    self.push(
+                        Class::Breaking,
+                        &subject,
+                        format!("{} → {}", kind_name(&old), kind_name(&new)),
+                    );
                 } else if b.minimum.is_some_and(|m| a.minimum.is_none_or(|o| m > o))
                     || b.maximum.is_some_and(|m| a.maximum.is_none_or(|o| m < o))
                 {
-                    self.push(narrow, &subject, "accepts fewer numbers (minimum or maximum)");
+                    self.push(
+                        narrow,
+                        &subject,
+                        "accepts fewer numbers (minimum or maximum)",
+                    );
                 }
             }
             (SchemaKind::Type(Type::Boolean(_)), SchemaKind::Type(Type::Boolean(_))) => {}
@@ -765,12 +914,23 @@ impl Cx<'_> {
                     self.push(Class::Additive, &subject, format!("new alternative {m}"));
                 }
                 for m in ma.difference(&mb) {
-                    self.push(Class::Breaking, &subject, format!("alternative {m} removed"));
+                    self.push(
+                        Class::Breaking,
+                        &subject,
+                        format!("alternative {m} removed"),
+                    );
                 }
             }
-            (SchemaKind::Any(_), SchemaKind::Any(_)) | (SchemaKind::AllOf { .. }, SchemaKind::AllOf { .. }) => {
-                if serde_json::to_value(os).ok().map(strip) != serde_json::to_value(ns).ok().map(strip) {
-                    self.push(Class::Breaking, &subject, "schema changed (unclassified): review it by hand");
+            (SchemaKind::Any(_), SchemaKind::Any(_))
+            | (SchemaKind::AllOf { .. }, SchemaKind::AllOf { .. }) => {
+                if serde_json::to_value(os).ok().map(strip)
+                    != serde_json::to_value(ns).ok().map(strip)
+                {
+                    self.push(
+                        Class::Breaking,
+                        &subject,
+                        "schema changed (unclassified): review it by hand",
+                    );
                 }
             }
             _ => self.push(
@@ -781,16 +941,34 @@ impl Cx<'_> {
         }
     }
 
-    fn object(&mut self, side: Side, at: &str, a: &openapiv3::ObjectType, b: &openapiv3::ObjectType) {
+    fn object(
+        &mut self,
+        side: Side,
+        at: &str,
+        a: &openapiv3::ObjectType,
+        b: &openapiv3::ObjectType,
+    ) {
         let subject = self.subject_of(at);
-        for name in a.properties.keys().filter(|k| !b.properties.contains_key(*k)) {
-            self.push(Class::Breaking, &field_subject(&subject, name), "field removed");
+        for name in a
+            .properties
+            .keys()
+            .filter(|k| !b.properties.contains_key(*k))
+        {
+            self.push(
+                Class::Breaking,
+                &field_subject(&subject, name),
+                "field removed",
+            );
         }
         for (name, p) in &b.properties {
             let fsub = field_subject(&subject, name);
             let required = b.required.contains(name);
             let Some(o) = a.properties.get(name) else {
-                let class = if side == Side::Request && required { Class::Breaking } else { Class::Additive };
+                let class = if side == Side::Request && required {
+                    Class::Breaking
+                } else {
+                    Class::Additive
+                };
                 let what = match (side, required) {
                     (Side::Request, true) => "new required request field",
                     (Side::Request, false) => "new optional request field",
@@ -803,27 +981,49 @@ impl Cx<'_> {
             let was_required = a.required.contains(name);
             let rust_optional = |s: &ReferenceOr<Box<Schema>>, req: bool| {
                 let (nullable, default) = match s {
-                    ReferenceOr::Item(s) => (s.schema_data.nullable, s.schema_data.default.is_some()),
+                    ReferenceOr::Item(s) => {
+                        (s.schema_data.nullable, s.schema_data.default.is_some())
+                    }
                     ReferenceOr::Reference { .. } => (false, false),
                 };
                 nullable || (!req && !default)
             };
             if side == Side::Request && was_required != required {
-                self.push(Class::Breaking, &fsub, if required {
-                    "request field now required (a new argument of `builder(…)`)"
-                } else {
-                    "request field now optional (no longer an argument of `builder(…)`)"
-                });
+                self.push(
+                    Class::Breaking,
+                    &fsub,
+                    if required {
+                        "request field now required (a new argument of `builder(…)`)"
+                    } else {
+                        "request field now optional (no longer an argument of `builder(…)`)"
+                    },
+                );
             } else if rust_optional(o, was_required) != rust_optional(p, required) {
-                self.push(Class::Breaking, &fsub, if rust_optional(p, required) {
-                    "now optional or nullable (its Rust type becomes `Option<…>`)"
-                } else {
-                    "now always present (its Rust type is no longer `Option<…>`)"
-                });
+                self.push(
+                    Class::Breaking,
+                    &fsub,
+                    if rust_optional(p, required) {
+                        "now optional or nullable (its Rust type becomes `Option<…>`)"
+                    } else {
+                        "now always present (its Rust type is no longer `Option<…>`)"
+                    },
+                );
             } else if was_required != required {
-                self.push(Class::Additive, &fsub, if required { "now required" } else { "now optional (with a default)" });
+                self.push(
+                    Class::Additive,
+                    &fsub,
+                    if required {
+                        "now required"
+                    } else {
+                        "now optional (with a default)"
+                    },
+                );
             }
-            let here = if at.contains(" field ") { format!("{at}.{name}") } else { format!("{at} field {name}") };
+            let here = if at.contains(" field ") {
+                format!("{at}.{name}")
+            } else {
+                format!("{at} field {name}")
+            };
             self.compare(side, &here, node_boxed(o), node_boxed(p));
         }
     }
@@ -854,3 +1054,7 @@ fn strip(mut v: Value) -> Value {
     strip_docs(&mut v);
     v
 }
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;

@@ -106,10 +106,16 @@ fn request_types(file: &syn::File) -> BTreeSet<String> {
         .collect();
     for item in items {
         let (name, tys): (String, Vec<&syn::Type>) = match item {
-            syn::Item::Struct(s) => (s.ident.to_string(), s.fields.iter().map(|f| &f.ty).collect()),
+            syn::Item::Struct(s) => (
+                s.ident.to_string(),
+                s.fields.iter().map(|f| &f.ty).collect(),
+            ),
             syn::Item::Enum(e) => (
                 e.ident.to_string(),
-                e.variants.iter().flat_map(|v| v.fields.iter().map(|f| &f.ty)).collect(),
+                e.variants
+                    .iter()
+                    .flat_map(|v| v.fields.iter().map(|f| &f.ty))
+                    .collect(),
             ),
             syn::Item::Type(t) => (t.ident.to_string(), vec![&*t.ty]),
             _ => continue,
@@ -154,7 +160,10 @@ fn impl_target(imp: &syn::ItemImpl) -> String {
 }
 
 fn impl_trait(imp: &syn::ItemImpl) -> Option<String> {
-    imp.trait_.as_ref().and_then(|(_, p, _)| p.segments.last()).map(|s| s.ident.to_string())
+    imp.trait_
+        .as_ref()
+        .and_then(|(_, p, _)| p.segments.last())
+        .map(|s| s.ident.to_string())
 }
 
 /// See the module documentation.
@@ -210,7 +219,10 @@ pub(crate) fn shape_for_evolution(file: &mut syn::File) -> Result<(), String> {
                     ));
                 }
                 let is_untagged = e.attrs.iter().any(|a| is_serde_with(a, "untagged"));
-                let all_unit = e.variants.iter().all(|v| matches!(v.fields, syn::Fields::Unit));
+                let all_unit = e
+                    .variants
+                    .iter()
+                    .all(|v| matches!(v.fields, syn::Fields::Unit));
                 if is_untagged {
                     e.attrs.push(non_exhaustive());
                     e.variants.push(syn::parse_quote! {
@@ -219,8 +231,11 @@ pub(crate) fn shape_for_evolution(file: &mut syn::File) -> Result<(), String> {
                     });
                     untagged.insert(name.to_string());
                 } else if all_unit && !e.attrs.iter().any(|a| is_serde_with(a, "tag")) {
-                    let docs: Vec<&syn::Attribute> =
-                        e.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+                    let docs: Vec<&syn::Attribute> = e
+                        .attrs
+                        .iter()
+                        .filter(|a| a.path().is_ident("doc"))
+                        .collect();
                     let mut idents = Vec::new();
                     let mut wires = Vec::new();
                     let mut vattrs = Vec::new();
@@ -437,7 +452,9 @@ fn required_fields(items: &[syn::Item]) -> BTreeMap<String, Vec<syn::Ident>> {
         for f in &imp.items {
             let syn::ImplItem::Fn(f) = f else { continue };
             for stmt in &f.block.stmts {
-                let syn::Stmt::Expr(syn::Expr::Struct(s), _) = stmt else { continue };
+                let syn::Stmt::Expr(syn::Expr::Struct(s), _) = stmt else {
+                    continue;
+                };
                 for fv in &s.fields {
                     let is_err = matches!(&fv.expr, syn::Expr::Call(c)
                         if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident("Err")));

@@ -485,12 +485,15 @@ impl TypeTable {
 ///
 /// A message when the source does not parse or holds no such constant.
 pub fn parse_type_table(source: &str) -> Result<TypeTable, String> {
-    let file = syn::parse_file(source).map_err(|e| format!("the type table does not parse: {e}"))?;
+    let file =
+        syn::parse_file(source).map_err(|e| format!("the type table does not parse: {e}"))?;
     let expr = file
         .items
         .iter()
         .find_map(|i| match i {
-            syn::Item::Const(c) if type_key(&c.ty).ends_with("RustTypes<'static>") => Some(&*c.expr),
+            syn::Item::Const(c) if type_key(&c.ty).ends_with("RustTypes<'static>") => {
+                Some(&*c.expr)
+            }
             _ => None,
         })
         .ok_or("the type table has no `const …: RustTypes<'static>`")?;
@@ -516,14 +519,18 @@ pub fn parse_type_table(source: &str) -> Result<TypeTable, String> {
         a.elems
             .iter()
             .map(|t| match t {
-                syn::Expr::Tuple(t) if t.elems.len() == 2 => Ok((lit(&t.elems[0])?, lit(&t.elems[1])?)),
+                syn::Expr::Tuple(t) if t.elems.len() == 2 => {
+                    Ok((lit(&t.elems[0])?, lit(&t.elems[1])?))
+                }
                 _ => Err("expected a pair of string literals".to_owned()),
             })
             .collect()
     };
     let mut table = TypeTable::default();
     for field in &s.fields {
-        let syn::Member::Named(name) = &field.member else { continue };
+        let syn::Member::Named(name) = &field.member else {
+            continue;
+        };
         match name.to_string().as_str() {
             "marks" => table.marks = pairs(&field.expr)?,
             "conversions" => table.conversions = pairs(&field.expr)?,

@@ -27,7 +27,10 @@ fn run() -> Result<bool, String> {
         args.remove(i);
         let source =
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        table = Some(openapi_normalize::rust::parse_type_table(&source).map_err(|e| format!("{path}: {e}"))?);
+        table = Some(
+            openapi_normalize::rust::parse_type_table(&source)
+                .map_err(|e| format!("{path}: {e}"))?,
+        );
     }
     let [old_path, new_path] = args.as_slice() else {
         return Err("usage: spec-diff [--types openapi/rust_types.rs] OLD.json NEW.json".into());
@@ -42,7 +45,10 @@ fn run() -> Result<bool, String> {
     for c in &changes {
         println!("{c}");
     }
-    let breaking = changes.iter().filter(|c| c.class == Class::Breaking).count();
+    let breaking = changes
+        .iter()
+        .filter(|c| c.class == Class::Breaking)
+        .count();
     println!(
         "\n{breaking} breaking, {} additive: a {} release of the generated crate",
         changes.len() - breaking,
@@ -56,7 +62,8 @@ fn run() -> Result<bool, String> {
         let before = surface(old).map_err(|e| format!("{old_path}: {e}"))?;
         match surface(new) {
             Ok(after) => {
-                let (b, a): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+                let (b, a): (Vec<&str>, Vec<&str>) =
+                    (before.lines().collect(), after.lines().collect());
                 let mut any = false;
                 for l in b.iter().filter(|l| !a.contains(l)) {
                     println!("-{l}");
