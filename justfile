@@ -15,7 +15,20 @@ check:
 test:
     cargo test --workspace --all-features
 
-# replace the vendored OpenAPI document from a URL or a file, rebuild, and show the API-surface diffs (document and Rust)
+# compare the vendored OpenAPI document with SOURCE (URL or file) and change no file: exit 0 when both describe the same API; exit 1 on drift, printing each change classified `breaking` or `additive` (operation, schema, field), then the generated Rust surface's diff
+spec-check source:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp="$(mktemp)"
+    trap 'rm -f "$tmp"' EXIT
+    case "{{source}}" in
+      http://*|https://*) curl -fsSL "{{source}}" -o "$tmp" ;;
+      *) cp -- "{{source}}" "$tmp" ;;
+    esac
+    cargo run -q -p ralio-openapi-normalize --features diff,rust --bin spec-diff -- \
+      --types openapi/rust_types.rs openapi/ralio.json "$tmp"
+
+# replace the vendored OpenAPI document from a URL or a file: the classified changes, rebuild, the semver verdict for `ralio` (cargo-semver-checks against HEAD), then the API-surface snapshot diffs (document and Rust)
 spec-update source:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -25,18 +38,50 @@ spec-update source:
       http://*|https://*) curl -fsSL "{{source}}" -o "$tmp" ;;
       *) cp -- "{{source}}" "$tmp" ;;
     esac
+    # The changes, classified for the crate (breaking: major release; additive: minor).
+    status=0
+    cargo run -q -p ralio-openapi-normalize --features diff,rust --bin spec-diff -- \
+      --types openapi/rust_types.rs openapi/ralio.json "$tmp" | tee "$tmp.changes" || status=$?
+    classifier="$(sed -n 's/.*: a \([a-z]*\) release of the generated crate/\1/p' "$tmp.changes")"
+    rm -f "$tmp.changes"
+    case "$status" in
+      0) echo "openapi/ralio.json already describes this API: nothing to update"; exit 0 ;;
+      1) ;;
+      *) exit "$status" ;;
+    esac
     # Pretty-print (2-space indents, key order kept) so the vendored file diffs line by line.
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); open(sys.argv[2],"w").write(json.dumps(d, indent=2, ensure_ascii=False)+"\n")' "$tmp" openapi/ralio.json
     git --no-pager diff --stat -- openapi/ralio.json || true
     # Rebuilding runs the normaliser and progenitor: a document they cannot handle fails here
-    # with the JSON path of the offending part.
+    # with the JSON path of the offending part; a breaking change to a part the SDK's own code
+    # uses fails here too, at that code.
     cargo build -p ralio
+    # The semver verdict: the crate as committed (HEAD) against the crate with the new document.
+    semver="not checked"
+    if command -v cargo-semver-checks >/dev/null 2>&1; then
+      out="$(cargo semver-checks check-release -p ralio --baseline-rev HEAD 2>&1)" || true
+      printf '%s\n' "$out" | grep -E '^\s*--- failure|Summary' || printf '%s\n' "$out" | tail -20
+      case "$out" in
+        *"requires new major version"*) semver="major" ;;
+        *"requires new minor version"*) semver="minor" ;;
+        *"no semver update required"*) semver="none" ;;
+      esac
+    else
+      echo "cargo-semver-checks is not installed, so the Rust API was not compared: cargo install cargo-semver-checks --locked"
+    fi
+    verdict="minor"
+    if [ "$classifier" = major ] || [ "$semver" = major ]; then verdict="major"; fi
+    echo "verdict: a $verdict release of ralio (classifier: $classifier; cargo-semver-checks: $semver)"
     # Fails when a surface changed, printing both diffs: the document's (`ralio_api_surface`)
     # and the generated Rust code's (`ralio_rust_surface`: types, fields, readers, builder
     # methods). Review them, accept with `cargo insta review` (or `cargo insta accept`), fix
     # the code, commit all together.
     cargo test -p ralio --test it spec:: -- --test-threads=1 || {
       echo "surface changed: review the diffs above (cargo insta review)"; exit 1; }
+
+# prove the rule of openapi/README.md: each fixture of openapi/semver-fixtures/ regenerated and judged by the classifier and cargo-semver-checks (additive: no major; breaking: major); a few minutes
+semver-rule *fixtures:
+    bash openapi/semver-rule.sh {{fixtures}}
 
 # run the local Ralio sandbox API
 sandbox:

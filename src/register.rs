@@ -766,6 +766,13 @@ async fn submit_and_finish(
         RegisterCredentialBindingResponse::Pending(p) => {
             (p.fingerprint, None, None, Some(p.poll_token))
         }
+        // Open enum: an answer of neither documented shape.
+        _ => {
+            return Err(RegistrationError::UnexpectedResponse {
+                status: StatusCode::CREATED,
+                reason: "the answer is neither a registration nor a pending one".to_owned(),
+            });
+        }
     };
     // A client id names files and keyring entries and is shown to the user: refuse an unsafe
     // one before it is used anywhere, the fingerprint error's message included.
@@ -1060,17 +1067,18 @@ async fn submit(
     let jwk = serde_json::to_value(signer.public_jwk())
         .and_then(serde_json::from_value::<crate::api::types::PublicKeyJwk>)
         .map_err(|_| RegistrationError::UnsupportedSignerKey)?;
-    let body = crate::api::types::builder::RegistrationRequest::default()
-        .ticket(crate::redacted::RedactedString::new(ticket.expose_secret()))
-        .public_key_jwk(jwk)
-        .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
-            options
-                .requested_scopes
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        }))
-        .client_metadata(options.client_metadata.clone());
+    let body = crate::api::types::RegistrationRequest::builder(
+        jwk,
+        crate::redacted::RedactedString::new(ticket.expose_secret()),
+    )
+    .requested_scopes((!options.requested_scopes.is_empty()).then(|| {
+        options
+            .requested_scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }))
+    .client_metadata(options.client_metadata.clone());
     match api.register_credential_binding().body(body).send().await {
         Ok(answer) => Ok(answer.into_inner()),
         Err(e) => {

@@ -33,6 +33,10 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+#[cfg(feature = "diff")]
+pub mod diff;
+#[cfg(feature = "rust")]
+mod evolve;
 #[cfg(feature = "rust")]
 pub mod rust;
 mod surface;

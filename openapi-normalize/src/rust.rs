@@ -3,7 +3,8 @@
 //! One function, [`generate`], is shared by the SDK's build script (which writes the code) and
 //! its spec tests (which describe the surface of a patched document without a second crate
 //! build): normalise → [`mark_formats`](crate::mark_formats) → progenitor with the
-//! [`RustTypes`] conversions → give fields their readers (`deserialize_with`) → describe.
+//! [`RustTypes`] conversions → give fields their readers (`deserialize_with`) → shape the types
+//! so the document can grow without a semver-major release (see `evolve`) → describe.
 
 use std::fmt::Write as _;
 
@@ -84,6 +85,7 @@ pub fn generate(raw: Value, types: &RustTypes<'_>) -> Result<Generated, String> 
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
     add_readers(&mut file, types)?;
+    crate::evolve::shape_for_evolution(&mut file)?;
     let surface = describe_rust_surface(&file);
     Ok(Generated {
         document,
@@ -93,7 +95,7 @@ pub fn generate(raw: Value, types: &RustTypes<'_>) -> Result<Generated, String> 
 }
 
 /// A type as one whitespace-free string: `::std::option::Option<::std::string::String>`.
-fn type_key(ty: &syn::Type) -> String {
+pub(crate) fn type_key(ty: &syn::Type) -> String {
     ty.to_token_stream()
         .to_string()
         .chars()
@@ -111,7 +113,7 @@ fn derives_deserialize(item: &syn::ItemStruct) -> bool {
     })
 }
 
-fn types_module(file: &mut syn::File) -> Option<&mut Vec<syn::Item>> {
+pub(crate) fn types_module(file: &mut syn::File) -> Option<&mut Vec<syn::Item>> {
     file.items.iter_mut().find_map(|item| match item {
         syn::Item::Mod(m) if m.ident == "types" => m.content.as_mut().map(|(_, items)| items),
         _ => None,
@@ -237,8 +239,8 @@ fn has_default(field: &syn::Field) -> bool {
 /// - `# operations`: each `Client` method with its builder, then each builder's setters (the
 ///   value type they take) and `send`'s return type;
 /// - `# types`: each struct of `types` with its fields and Rust types, marked `(default)` when
-///   a missing field is allowed, and `(de: reader)` when it has a reader; each enum with its
-///   variants.
+///   a missing field is allowed, and `(de: reader)` when it has a reader, and for a request
+///   body the required arguments of its `builder(…)`; each enum with its variants.
 pub fn describe_rust_surface(file: &syn::File) -> String {
     let mut ops: Vec<String> = Vec::new();
     let mut builders: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -326,11 +328,39 @@ pub fn describe_rust_surface(file: &syn::File) -> String {
         syn::Item::Mod(m) if m.ident == "types" => m.content.as_ref().map(|(_, i)| i),
         _ => None,
     });
+    // Request bodies: `Type::builder(required…)` (see `evolve`).
+    let mut builder_args: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for item in items.into_iter().flatten() {
+        let syn::Item::Impl(imp) = item else { continue };
+        if imp.trait_.is_some() {
+            continue;
+        }
+        for f in &imp.items {
+            if let syn::ImplItem::Fn(f) = f
+                && f.sig.ident == "builder"
+                && !f.sig.inputs.is_empty()
+            {
+                let args = f
+                    .sig
+                    .inputs
+                    .iter()
+                    .filter_map(|a| match a {
+                        syn::FnArg::Typed(t) => Some(t.pat.to_token_stream().to_string()),
+                        syn::FnArg::Receiver(_) => None,
+                    })
+                    .collect();
+                builder_args.insert(type_key(&imp.self_ty), args);
+            }
+        }
+    }
     for item in items.into_iter().flatten() {
         match item {
             syn::Item::Struct(s) => {
                 let name = s.ident.to_string();
                 let mut lines = Vec::new();
+                if let Some(args) = builder_args.get(&name) {
+                    lines.push(format!("{name}::builder({})", args.join(", ")));
+                }
                 match &s.fields {
                     syn::Fields::Named(fields) => {
                         for f in &fields.named {
@@ -412,4 +442,102 @@ fn type_key_bound(b: &syn::TypeParamBound) -> String {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect()
+}
+
+/// A type table read from the source of a Rust file (such as the SDK's `openapi/rust_types.rs`)
+/// at run time: see [`parse_type_table`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeTable {
+    /// [`RustTypes::marks`].
+    pub marks: Vec<(String, String)>,
+    /// [`RustTypes::conversions`].
+    pub conversions: Vec<(String, String)>,
+    /// [`RustTypes::readers`].
+    pub readers: Vec<(String, String)>,
+    /// [`RustTypes::null_as_default`].
+    pub null_as_default: String,
+}
+
+impl TypeTable {
+    /// Calls `f` with this table as [`RustTypes`].
+    pub fn with<R>(&self, f: impl FnOnce(&RustTypes<'_>) -> R) -> R {
+        fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+            v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+        }
+        let (marks, conversions, readers) = (
+            pairs(&self.marks),
+            pairs(&self.conversions),
+            pairs(&self.readers),
+        );
+        f(&RustTypes {
+            marks: &marks,
+            conversions: &conversions,
+            readers: &readers,
+            null_as_default: &self.null_as_default,
+        })
+    }
+}
+
+/// Reads the `const …: RustTypes = RustTypes { … }` in `source` (string literals only), so a
+/// tool can generate with the same table a build script `include!`s.
+///
+/// # Errors
+///
+/// A message when the source does not parse or holds no such constant.
+pub fn parse_type_table(source: &str) -> Result<TypeTable, String> {
+    let file =
+        syn::parse_file(source).map_err(|e| format!("the type table does not parse: {e}"))?;
+    let expr = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Const(c) if type_key(&c.ty).ends_with("RustTypes<'static>") => {
+                Some(&*c.expr)
+            }
+            _ => None,
+        })
+        .ok_or("the type table has no `const …: RustTypes<'static>`")?;
+    let syn::Expr::Struct(s) = expr else {
+        return Err("the type table's constant is not a struct expression".into());
+    };
+    let lit = |e: &syn::Expr| -> Result<String, String> {
+        match e {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Ok(s.value()),
+            other => Err(format!("not a string literal: {}", other.to_token_stream())),
+        }
+    };
+    let pairs = |e: &syn::Expr| -> Result<Vec<(String, String)>, String> {
+        let syn::Expr::Reference(r) = e else {
+            return Err("expected `&[(\"…\", \"…\"), …]`".into());
+        };
+        let syn::Expr::Array(a) = &*r.expr else {
+            return Err("expected `&[(\"…\", \"…\"), …]`".into());
+        };
+        a.elems
+            .iter()
+            .map(|t| match t {
+                syn::Expr::Tuple(t) if t.elems.len() == 2 => {
+                    Ok((lit(&t.elems[0])?, lit(&t.elems[1])?))
+                }
+                _ => Err("expected a pair of string literals".to_owned()),
+            })
+            .collect()
+    };
+    let mut table = TypeTable::default();
+    for field in &s.fields {
+        let syn::Member::Named(name) = &field.member else {
+            continue;
+        };
+        match name.to_string().as_str() {
+            "marks" => table.marks = pairs(&field.expr)?,
+            "conversions" => table.conversions = pairs(&field.expr)?,
+            "readers" => table.readers = pairs(&field.expr)?,
+            "null_as_default" => table.null_as_default = lit(&field.expr)?,
+            other => return Err(format!("unknown type table field `{other}`")),
+        }
+    }
+    Ok(table)
 }

@@ -74,16 +74,17 @@ impl SendMessage<'_> {
         self
     }
 
-    async fn body(&self) -> Result<api::types::ChatRequest> {
+    /// Built from its required fields: an optional field the API adds is one more setter, a
+    /// required one a compile error here.
+    async fn body(&self) -> Result<api::types::builder::ChatRequest> {
         let agent_id = match &self.agent_id {
             Some(id) => id.clone(),
             None => self.client.single_agent().await?,
         };
-        Ok(api::types::ChatRequest {
-            agent_id,
-            message: self.message.clone(),
-            conversation_id: self.conversation_id.clone(),
-        })
+        Ok(
+            api::types::ChatRequest::builder(agent_id, self.message.clone())
+                .conversation_id(self.conversation_id.clone()),
+        )
     }
 }
 

@@ -211,16 +211,17 @@ async fn secrets_in_wire_types_reach_the_server_but_never_a_debug() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let body = BodyCreateTokenOauthTokenPost {
-        grant_type: "client_credentials".into(),
-        client_assertion_type: Some(
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-        ),
-        client_assertion: Some("assertion-SECRET-3".into()),
-        client_id: None,
-        refresh_token: None,
-        scope: None,
-    };
+    // Request bodies are built from their required fields (a new one is a compile error).
+    let body: BodyCreateTokenOauthTokenPost =
+        BodyCreateTokenOauthTokenPost::builder("client_credentials")
+            .client_assertion_type(Some(
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ))
+            .client_assertion(Some(ralio::redacted::RedactedString::from(
+                "assertion-SECRET-3",
+            )))
+            .try_into()
+            .unwrap();
     assert!(!format!("{body:?}").contains("SECRET"), "{body:?}");
 
     let token = client(&base, AddHeader)

@@ -215,3 +215,139 @@ fn a_changed_document_changes_the_surface_exactly_there() {
         "{removed:?}"
     );
 }
+
+/// Applies a fixture's RFC 6902 patch (`add`, `remove`, `replace`) to `doc`.
+fn apply_patch(doc: &mut Value, patch: &Value) {
+    for op in patch.as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        let key = key.replace("~1", "/").replace("~0", "~");
+        let parent = doc.pointer_mut(parent).unwrap_or_else(|| panic!("{path}"));
+        match (op["op"].as_str().unwrap(), parent) {
+            ("remove", Value::Object(m)) => {
+                m.remove(&key).unwrap_or_else(|| panic!("{path}"));
+            }
+            ("remove", Value::Array(a)) => {
+                a.remove(key.parse().unwrap());
+            }
+            ("add", Value::Array(a)) if key == "-" => a.push(op["value"].clone()),
+            ("add" | "replace", Value::Object(m)) => {
+                m.insert(key, op["value"].clone());
+            }
+            (other, _) => panic!("unsupported patch op {other} at {path}"),
+        }
+    }
+}
+
+fn semver_fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/openapi/semver-fixtures/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The rule of `openapi/README.md`, checked in-process on the fixtures `just semver-rule`
+/// gives to cargo-semver-checks: each `additive` fixture is classified minor and only adds to
+/// the generated Rust surface; each `breaking` one is classified major and removes or changes
+/// a line of it.
+#[test]
+fn the_semver_fixtures_are_classified_as_the_rule_says() {
+    let mut base = vendored();
+    apply_patch(&mut base, &semver_fixture("_probe")["patch"]);
+    let base_surface = rust_surface(base.clone());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/semver-fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .filter(|n| !n.starts_with('_'))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 9, "{names:?}");
+    for name in names {
+        let fixture = semver_fixture(&name);
+        let mut doc = base.clone();
+        apply_patch(&mut doc, &fixture["patch"]);
+        let changes = openapi_normalize::diff::classify(base.clone(), doc.clone()).unwrap();
+        let release = openapi_normalize::diff::release(&changes);
+        let (added, removed) = line_diff(&base_surface, &rust_surface(doc));
+        match fixture["expect"].as_str().unwrap() {
+            "additive" => {
+                assert_eq!(release, "minor", "{name}: {changes:#?}");
+                assert!(
+                    removed.is_empty() && !added.is_empty(),
+                    "{name}: -{removed:?} +{added:?}"
+                );
+            }
+            "breaking" => {
+                assert_eq!(release, "major", "{name}: {changes:#?}");
+                assert!(
+                    !removed.is_empty(),
+                    "{name}: the Rust surface only grew: {added:?}"
+                );
+            }
+            other => panic!("{name}: expect {other}"),
+        }
+    }
+}
+
+/// Every generated enum is open: a value the document does not list is kept, never a
+/// deserialisation error, and written back as it came.
+#[test]
+fn generated_enums_keep_unknown_values() {
+    use ralio::api::types::{Crv, Detail, LocationItem, RegisterCredentialBindingResponse};
+    let crv: Crv = serde_json::from_value(json!("P-384")).unwrap();
+    assert_eq!(crv, Crv::Other("P-384".into()));
+    assert_eq!(serde_json::to_value(&crv).unwrap(), json!("P-384"));
+    assert_eq!(crv.as_str(), "P-384");
+    let known: Crv = serde_json::from_value(json!("P-256")).unwrap();
+    assert_eq!(known, Crv::P256);
+    assert_eq!(known.to_string(), "P-256");
+    assert_eq!("P-256".parse::<Crv>(), Ok(Crv::P256));
+
+    let detail: Detail = serde_json::from_value(json!(42)).unwrap();
+    assert_eq!(detail, Detail::Other(json!(42)));
+    let loc: LocationItem = serde_json::from_value(json!(true)).unwrap();
+    assert_eq!(loc.to_string(), "true");
+    let answer: RegisterCredentialBindingResponse =
+        serde_json::from_value(json!({"state": "queued"})).unwrap();
+    assert_eq!(
+        answer,
+        RegisterCredentialBindingResponse::Other(json!({"state": "queued"}))
+    );
+}
+
+/// How users' own tests build response types: the builder, then `try_into()`. A field the
+/// document adds later is optional in the builder, so this code keeps compiling; a required
+/// field left unset is an error naming it.
+#[test]
+fn response_types_are_built_through_their_builders() {
+    use ralio::api::types::Transaction;
+    use ralio::types::{Decimal, PaymentStatus};
+    let tx: Transaction = Transaction::builder()
+        .id("tx-1")
+        .amount(Decimal::new(50010, 2))
+        .currency("EUR")
+        .status(PaymentStatus::Completed)
+        .try_into()
+        .unwrap();
+    assert_eq!(tx.amount.to_string(), "500.10");
+    assert_eq!(tx.reference, None);
+    let missing: Result<Transaction, _> = Transaction::builder().id("tx-1").try_into();
+    assert!(missing.unwrap_err().to_string().contains("amount"));
+}
+
+/// Request bodies take their required fields in `builder(…)`; optional ones are setters.
+#[test]
+fn request_bodies_are_built_from_their_required_fields() {
+    use ralio::api::types::ChatRequest;
+    let body: ChatRequest = ChatRequest::builder("agent-1", "hello")
+        .conversation_id(Some("c-1".to_owned()))
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&body).unwrap(),
+        json!({"agent_id": "agent-1", "message": "hello", "conversation_id": "c-1"})
+    );
+}
