@@ -214,7 +214,9 @@ Exit codes of `ralio intents wait` and `ralio chat --wait`:
 With several intents (chat --wait) the first of 6, 4, 5 that applies.
 
 The API has no endpoint for one intent: show and wait page through the list (newest first)
-until they meet the id, so an old intent takes more requests than a recent one.";
+until they meet the id, so an old intent takes more requests than a recent one; they look at
+the newest 5000 intents at most. `wait --timeout` covers these lookups too: the command
+returns within it (plus a second), whatever the server does.";
 
 /// `30s`, `10m`, `1h 30m`, `0` (humantime syntax).
 /// A chat turn's deadline: `90` (seconds), `90s`, `5m`, `1h`, more than zero.
@@ -249,13 +251,6 @@ pub struct ListArgs {
     /// Walk every page instead of showing one (at most --max-items items, within --timeout)
     #[arg(long, conflicts_with = "page")]
     pub all: bool,
-    /// With --all: stop after this many items (say so on stderr, and `"truncated": true` in
-    /// --json), whatever total the server claims
-    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "all", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_items: usize,
-    /// Give up when the listing has not finished after this long (30s, 5m)
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
     /// Only items of this agent
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
@@ -265,6 +260,13 @@ pub struct ListArgs {
     /// Items per page (1 to 200)
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=200))]
     pub per_page: u64,
+    /// With --all: stop after this many items (say so on stderr, and `"truncated": true` in
+    /// --json), whatever total the server claims
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "all", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_items: usize,
+    /// Give up when the listing has not finished after this long (30s, 5m)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `ralio sandbox`.
