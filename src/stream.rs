@@ -78,7 +78,8 @@ pub struct StreamedReply {
     pub text: String,
     /// The conversation id, from the `reply` event or the earlier `conversation` event.
     pub conversation_id: Option<String>,
-    /// The names of the tools the agent used, in order (from `tool_started` events).
+    /// The names of the tools the agent used, in order (from `tool_started` events), up to
+    /// [`MAX_KEPT_TOOL_NAME_BYTES`] of them.
     pub tools: Vec<String>,
     /// The `reply` event's data as sent, including fields not modelled here.
     pub data: Value,
@@ -183,7 +184,28 @@ pub enum StreamError {
         /// The limit that was passed, in bytes.
         limit: usize,
     },
+    /// The turn sent more events than [`ChatStream::with_max_events`] allows (default
+    /// [`DEFAULT_MAX_EVENTS`]) without its final reply: a runaway agent or a hostile server.
+    #[error(
+        "the chat stream sent more than {limit} events without a final reply; the agent may have \
+         acted: check the payment intents before sending the message again"
+    )]
+    #[non_exhaustive]
+    TooManyEvents {
+        /// The limit that was passed.
+        limit: usize,
+    },
 }
+
+/// How many events one chat turn may deliver before its stream ends with
+/// [`StreamError::TooManyEvents`], unless [`ChatStream::with_max_events`] or
+/// [`StreamMessage::max_events`](crate::resources::StreamMessage::max_events) says otherwise. A
+/// real turn sends a few per tool and one per piece of text.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+
+/// The most bytes of tool names a stream keeps for [`StreamedReply::tools`]; names past it are
+/// still delivered as [`ChatEvent::ToolStarted`] events, but not kept.
+pub const MAX_KEPT_TOOL_NAME_BYTES: usize = 64 * 1024;
 
 /// The largest chat event (all its lines) the SDK buffers. Real events are a few KiB; the SSE
 /// parser keeps an event in memory until its blank line, so without a cap a server could make
@@ -343,6 +365,9 @@ pub struct ChatStream {
     seen: usize,
     conversation_id: Option<String>,
     tools: Vec<String>,
+    /// Bytes of the names in `tools`.
+    tool_bytes: usize,
+    max_events: usize,
     done: bool,
     /// The turn's total deadline: the timer and the duration it was set for.
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
@@ -386,16 +411,25 @@ impl ChatStream {
             seen: 0,
             conversation_id: None,
             tools: Vec::new(),
+            tool_bytes: 0,
+            max_events: DEFAULT_MAX_EVENTS,
             done: false,
             deadline: None,
         }
+    }
+
+    /// Ends the stream with [`StreamError::TooManyEvents`] when more than `max` events arrive
+    /// before the final reply (default [`DEFAULT_MAX_EVENTS`]; at least 1).
+    pub fn with_max_events(mut self, max: usize) -> Self {
+        self.max_events = max.max(1);
+        self
     }
 
     /// Ends the stream with [`StreamError::DeadlineExceeded`] if it has not delivered its
     /// final reply within `deadline` from now, whatever arrives meanwhile (keep-alive comments
     /// included, which the read-idle timeout counts as activity). Needs a Tokio runtime.
     pub fn with_deadline(self, deadline: Duration) -> Self {
-        self.with_deadline_at(tokio::time::Instant::now() + deadline, deadline)
+        self.with_deadline_at(deadline_from_now(deadline), deadline)
     }
 
     /// [`with_deadline`](Self::with_deadline) with the turn's start time (the request was sent
@@ -409,6 +443,14 @@ impl ChatStream {
     pub async fn final_reply(self) -> Result<StreamedReply> {
         collect_reply(self).await
     }
+}
+
+/// `now + d`, or a point decades away when that is past what an `Instant` holds (a deadline
+/// set to `Duration::MAX` means "no deadline", never a panic).
+pub(crate) fn deadline_from_now(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// Drive any chat event stream to its end and return the final reply.
@@ -497,7 +539,11 @@ impl ChatStream {
                 };
                 match name.as_str() {
                     "tool_started" => {
-                        self.tools.push(tool.tool_name.clone());
+                        let bytes = self.tool_bytes.saturating_add(tool.tool_name.len());
+                        if bytes <= MAX_KEPT_TOOL_NAME_BYTES {
+                            self.tool_bytes = bytes;
+                            self.tools.push(tool.tool_name.clone());
+                        }
                         ChatEvent::ToolStarted(tool)
                     }
                     "tool_completed" => ChatEvent::ToolCompleted(tool),
@@ -575,6 +621,12 @@ impl Stream for ChatStream {
         match outcome {
             Ok(event) => {
                 this.seen += 1;
+                if this.seen > this.max_events && !matches!(event, ChatEvent::Reply(_)) {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::Stream(StreamError::TooManyEvents {
+                        limit: this.max_events,
+                    }))));
+                }
                 if matches!(event, ChatEvent::Reply(_)) {
                     this.done = true;
                 }

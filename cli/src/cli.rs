@@ -98,7 +98,7 @@ pub enum Command {
         rest: Vec<String>,
     },
     /// Serve the agent as Model Context Protocol tools over stdio
-    Mcp,
+    Mcp(McpArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -155,9 +155,13 @@ pub struct ChatArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
     /// Give up on a turn that has not finished after this long, keep-alives or not (e.g. 90s,
-    /// 5m, 1h; a bare number is seconds; default: no limit)
-    #[arg(long, value_name = "DURATION", value_parser = parse_turn_timeout)]
-    pub timeout: Option<std::time::Duration>,
+    /// 5m, 1h; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_turn_timeout)]
+    pub timeout: std::time::Duration,
+    /// Give up on a streamed turn that sends more events than this before its reply (a
+    /// runaway agent, or a server that streams tool events forever)
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events: usize,
 }
 
 /// `ralio intents`: the list, or one of its subcommands.
@@ -210,7 +214,9 @@ Exit codes of `ralio intents wait` and `ralio chat --wait`:
 With several intents (chat --wait) the first of 6, 4, 5 that applies.
 
 The API has no endpoint for one intent: show and wait page through the list (newest first)
-until they meet the id, so an old intent takes more requests than a recent one.";
+until they meet the id, so an old intent takes more requests than a recent one; they look at
+the newest 5000 intents at most. `wait --timeout` covers these lookups too: the command
+returns within it (plus a second), whatever the server does.";
 
 /// `30s`, `10m`, `1h 30m`, `0` (humantime syntax).
 /// A chat turn's deadline: `90` (seconds), `90s`, `5m`, `1h`, more than zero.
@@ -242,7 +248,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// `ralio transactions` and `ralio intents`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Walk every page instead of showing one
+    /// Walk every page instead of showing one (at most --max-items items, within --timeout)
     #[arg(long, conflicts_with = "page")]
     pub all: bool,
     /// Only items of this agent
@@ -254,6 +260,13 @@ pub struct ListArgs {
     /// Items per page (1 to 200)
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=200))]
     pub per_page: u64,
+    /// With --all: stop after this many items (say so on stderr, and `"truncated": true` in
+    /// --json), whatever total the server claims
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "all", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_items: usize,
+    /// Give up when the listing has not finished after this long (30s, 5m)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `ralio sandbox`.
@@ -280,6 +293,16 @@ pub struct SandboxArgs {
     /// timestamps, missing optional fields, plain 401s, split SSE records)
     #[arg(long)]
     pub variants: bool,
+}
+
+/// `ralio mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Serve only the tools that read (lists, one intent, waiting for a decision): no `chat`
+    /// tool, so nothing the model is told (by the user or by text in a payee name or a
+    /// reference) can make this server propose or make a payment
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// `ralio completions`.

@@ -83,6 +83,25 @@ pub enum CliError {
         /// How many checks failed.
         failed: usize,
     },
+    /// A lookup walked as many payment intents as it may without meeting the id.
+    #[error(
+        "no payment intent {id} among the newest {searched} payment intents of this credential"
+    )]
+    IntentNotFound {
+        /// The id looked for.
+        id: String,
+        /// How many intents were walked (the lookup's cap, or the whole list).
+        searched: usize,
+    },
+    /// A lookup, a listing or a wait's lookups ran out of the time they were given: a slow or
+    /// lying server (one that claims a huge list, for example).
+    #[error("{what} did not finish within {}", humantime::format_duration(*.waited))]
+    TimedOut {
+        /// What did not finish.
+        what: String,
+        /// The time it had.
+        waited: std::time::Duration,
+    },
     /// A bad command-line value clap could not catch.
     #[error("{0}")]
     Usage(String),
@@ -112,7 +131,10 @@ impl CliError {
             CliError::Outcome { code, .. } => *code,
             #[cfg(feature = "sandbox")]
             CliError::Sandbox(_) => EXIT_API,
-            CliError::Io { .. } | CliError::Mcp { .. } => EXIT_API,
+            CliError::Io { .. }
+            | CliError::Mcp { .. }
+            | CliError::IntentNotFound { .. }
+            | CliError::TimedOut { .. } => EXIT_API,
         }
     }
 
@@ -227,7 +249,6 @@ pub fn report(e: &CliError, json: bool) {
         CliError::Sdk(sdk) => sdk.request_id().map(str::to_owned),
         _ => None,
     };
-    let mut err = anstream::stderr().lock();
     if json {
         let value = serde_json::json!({
             "error": messages.first(),
@@ -236,9 +257,11 @@ pub fn report(e: &CliError, json: bool) {
             "request_id": request_id,
             "exit_code": e.exit_code(),
         });
-        let _ = writeln!(err, "{value}");
+        // Exact JSON: not through the stripping writer (it drops DEL from piped output).
+        let _ = writeln!(std::io::stderr().lock(), "{value}");
         return;
     }
+    let mut err = anstream::stderr().lock();
     // Messages carry server text (details, descriptions): no control reaches the terminal.
     let messages: Vec<String> = messages
         .iter()

@@ -65,8 +65,29 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(args) => commands::sandbox::run(&ctx, args).await,
         #[cfg(not(feature = "sandbox"))]
         Command::Sandbox { .. } => Ok(()),
-        Command::Mcp => commands::mcp::run(&ctx).await,
+        Command::Mcp(args) => commands::mcp::run(&ctx, args).await,
         Command::Completions(_) => Ok(()),
+    }
+}
+
+/// How long the command waits at its end for work the SDK detached from the caller (a token
+/// renewal that a Ctrl-C or a timeout stopped waiting for) before the runtime is dropped.
+const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lets detached work finish before the runtime goes, within [`SETTLE_BOUND`] (and never past
+/// the end a wait's timeout promised): a token renewal
+/// in flight when a wait was interrupted must still save the refresh token the server rotated,
+/// or the next command presents a spent one and the server revokes the binding's tokens. The
+/// SDK runs a renewal in a task of its own; dropping the runtime would drop that task.
+async fn settle_background_work() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // Tasks that live as long as the process (the Ctrl-C listener of waits) never end.
+    let permanent = commands::intents::permanent_tasks();
+    // A command that promised to end by a time (a wait's timeout) keeps its promise.
+    let bound = tokio::time::Instant::now() + SETTLE_BOUND;
+    let deadline = commands::intents::promised_end().map_or(bound, |end| end.min(bound));
+    while metrics.num_alive_tasks() > permanent && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
@@ -95,7 +116,11 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let result = runtime.block_on(async {
+        let result = dispatch(cli).await;
+        settle_background_work().await;
+        result
+    });
     // stdin reads (interactive chat, MCP) may still block a thread: do not wait for them.
     runtime.shutdown_background();
     match result {

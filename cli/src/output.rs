@@ -125,15 +125,39 @@ pub fn intents_table(items: &[PaymentIntent]) -> String {
     )
 }
 
-/// The line under a table: what part of the list was shown.
-pub fn footer(shown: usize, first: u64, total: u64, has_next: bool, noun: &str) -> String {
+/// The line under a table: what part of the list was shown. `first` is the position of the
+/// page's first item (`None` when the server's page numbers put it out of range). Every number
+/// here comes from the server: the arithmetic is checked.
+pub fn footer(shown: usize, first: Option<u64>, total: u64, has_next: bool, noun: &str) -> String {
     if shown == 0 {
         return format!("no {noun}");
     }
-    let last = first + shown as u64 - 1;
-    let mut line = format!("{first}–{last} of {total} {noun}");
+    let last = first.and_then(|f| f.checked_add(u64::try_from(shown - 1).ok()?));
+    let mut line = match (first, last) {
+        (Some(first), Some(last)) => format!("{first}–{last} of {total} {noun}"),
+        _ => format!("{shown} of {total} {noun} (the server's page number is out of range)"),
+    };
     if has_next {
         line.push_str("; --page N for more, --all for every page");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::footer;
+
+    #[test]
+    fn footers_of_server_numbers_near_the_limits_do_not_overflow() {
+        assert_eq!(footer(3, Some(51), 53, false, "items"), "51–53 of 53 items");
+        assert_eq!(
+            footer(2, Some(u64::MAX), u64::MAX, true, "items"),
+            "2 of 18446744073709551615 items (the server's page number is out of range); --page N for more, --all for every page"
+        );
+        assert_eq!(
+            footer(1, Some(u64::MAX), 1, false, "items"),
+            format!("{}–{} of 1 items", u64::MAX, u64::MAX)
+        );
+        assert_eq!(footer(0, None, 9, false, "items"), "no items");
+    }
 }

@@ -83,7 +83,11 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
         get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
     );
     if admin_on {
-        app = app.merge(admin::router(state.clone()));
+        let hosts = Arc::new(own_hosts(local, state.base_url.as_str()));
+        app = app.merge(
+            admin::router(state.clone())
+                .route_layer(middleware::from_fn_with_state(hosts, own_host_only)),
+        );
     }
     let app = app
         .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
@@ -109,6 +113,58 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
         state,
         shutdown: Some(tx),
     })
+}
+
+/// The `Host` values that name this sandbox: its listening address (and `localhost` when that
+/// is loopback) and its public URL's host, each with its port.
+fn own_hosts(local: std::net::SocketAddr, base_url: &str) -> Vec<String> {
+    let port = local.port();
+    let mut hosts = vec![local.to_string()];
+    if local.ip().is_loopback() {
+        hosts.push(format!("localhost:{port}"));
+    }
+    if let Ok(u) = url::Url::parse(base_url)
+        && let Some(host) = u.host_str()
+    {
+        match u.port() {
+            Some(p) => hosts.push(format!("{host}:{p}")),
+            // The default port may be named or left out.
+            None => {
+                hosts.push(host.to_owned());
+                if let Some(p) = u.port_or_known_default() {
+                    hosts.push(format!("{host}:{p}"));
+                }
+            }
+        }
+    }
+    hosts.iter_mut().for_each(|h| h.make_ascii_lowercase());
+    hosts
+}
+
+/// Admin routes answer only requests addressed to this sandbox by name. A web page can reach a
+/// loopback port through DNS rebinding (its own host name resolved to 127.0.0.1), but its
+/// requests then carry that host name in `Host`: they are refused, so a page cannot mint
+/// tickets or approve registrations and payments.
+async fn own_host_only(
+    State(hosts): State<Arc<Vec<String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .map(|h| h.to_ascii_lowercase());
+    match host {
+        Some(h) if hosts.contains(&h) => next.run(req).await,
+        _ => detail(
+            StatusCode::FORBIDDEN,
+            "The admin API answers only requests whose Host is this sandbox's own address or \
+             public URL (a guard against DNS rebinding from a web page)",
+        ),
+    }
 }
 
 /// Every response carries `Date` from the server's (possibly offset) clock: the SDK measures clock

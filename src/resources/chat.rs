@@ -8,7 +8,12 @@ use crate::RalioClient;
 use crate::api;
 use crate::error::Error;
 use crate::error::Result;
-use crate::stream::{ChatStream, StreamError};
+use crate::stream::{ChatStream, DEFAULT_MAX_EVENTS, StreamError, deadline_from_now};
+
+/// The deadline of a chat turn unless [`SendMessage::timeout`] or [`StreamMessage::timeout`]
+/// says otherwise: generous for an agent that calls several tools, and still an end for a
+/// server that keeps a turn open forever (keep-alives, or tool events without a reply).
+pub const DEFAULT_TURN_TIMEOUT: Duration = Duration::from_secs(600);
 use crate::types::ChatReply;
 
 /// `client.chat()`.
@@ -30,7 +35,8 @@ impl<'a> Chat<'a> {
             message: message.into(),
             agent_id: None,
             conversation_id: None,
-            timeout: None,
+            timeout: DEFAULT_TURN_TIMEOUT,
+            max_events: DEFAULT_MAX_EVENTS,
         }
     }
 
@@ -49,7 +55,8 @@ pub struct SendMessage<'a> {
     message: String,
     agent_id: Option<String>,
     conversation_id: Option<String>,
-    timeout: Option<Duration>,
+    timeout: Duration,
+    max_events: usize,
 }
 
 impl SendMessage<'_> {
@@ -66,11 +73,11 @@ impl SendMessage<'_> {
     }
 
     /// A total deadline for the turn, from sending to the whole reply. Past it the call fails
-    /// with [`Error::Timeout`]. Default: none (the connect and read timeouts still apply). The
-    /// agent may have acted before the deadline: check the payment intents before sending
-    /// the message again.
+    /// with [`Error::Timeout`]. Default: [`DEFAULT_TURN_TIMEOUT`] (10 minutes);
+    /// `Duration::MAX` waits as long as the connect and read timeouts allow. The agent may have
+    /// acted before the deadline: check the payment intents before sending the message again.
     pub fn timeout(mut self, deadline: Duration) -> Self {
-        self.timeout = Some(deadline);
+        self.timeout = deadline;
         self
     }
 
@@ -93,7 +100,8 @@ impl<'a> IntoFuture for SendMessage<'a> {
     type IntoFuture = BoxFuture<'a, Result<ChatReply>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let deadline = self.timeout;
+        let waited = self.timeout;
+        let at = deadline_from_now(waited);
         let turn = async move {
             let body = self.body().await?;
             let api = &self.client.inner.api;
@@ -104,17 +112,12 @@ impl<'a> IntoFuture for SendMessage<'a> {
             Ok(r)
         };
         Box::pin(async move {
-            match deadline {
-                None => turn.await,
-                Some(waited) => tokio::time::timeout(waited, turn)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::Timeout {
-                            what: "the chat reply (the agent may have acted: check the payment intents before sending again)".to_owned(),
-                            waited,
-                        })
-                    }),
-            }
+            tokio::time::timeout_at(at, turn).await.unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    what: "the chat reply (the agent may have acted: check the payment intents before sending again)".to_owned(),
+                    waited,
+                })
+            })
         })
     }
 }
@@ -138,9 +141,19 @@ impl StreamMessage<'_> {
     /// A total deadline for the turn, from sending to the final `reply` event. Past it the
     /// await, or the stream, fails with [`StreamError::DeadlineExceeded`], even when the server
     /// keeps the connection alive with comments (which reset the read-idle timeout). Default:
-    /// none.
+    /// [`DEFAULT_TURN_TIMEOUT`] (10 minutes); `Duration::MAX` for none.
     pub fn timeout(self, deadline: Duration) -> Self {
         StreamMessage(self.0.timeout(deadline))
+    }
+
+    /// The most events the turn may send before its final reply; past it the stream fails with
+    /// [`StreamError::TooManyEvents`]. Default: [`DEFAULT_MAX_EVENTS`](crate::stream::DEFAULT_MAX_EVENTS)
+    /// (10,000). With the deadline, it bounds what a server that streams events forever
+    /// costs; the names of started tools are kept up to
+    /// [`MAX_KEPT_TOOL_NAME_BYTES`](crate::stream::MAX_KEPT_TOOL_NAME_BYTES).
+    pub fn max_events(mut self, max: usize) -> Self {
+        self.0.max_events = max;
+        self
     }
 }
 
@@ -150,7 +163,9 @@ impl<'a> IntoFuture for StreamMessage<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = self.0.timeout.map(|d| (tokio::time::Instant::now() + d, d));
+            let d = self.0.timeout;
+            let at = deadline_from_now(d);
+            let max_events = self.0.max_events;
             let open = async {
                 let body = self.0.body().await?;
                 let client = self.0.client;
@@ -158,17 +173,14 @@ impl<'a> IntoFuture for StreamMessage<'a> {
                 let bytes = client
                     .call("chat.stream", api.chat_stream().body(body).send())
                     .await?;
-                Ok::<_, Error>(ChatStream::from_bytes(
-                    bytes.into_inner(),
-                    client.inner.shared.read_idle,
-                ))
+                Ok::<_, Error>(
+                    ChatStream::from_bytes(bytes.into_inner(), client.inner.shared.read_idle)
+                        .with_max_events(max_events),
+                )
             };
-            match deadline {
-                None => open.await,
-                Some((at, d)) => match tokio::time::timeout_at(at, open).await {
-                    Ok(stream) => Ok(stream?.with_deadline_at(at, d)),
-                    Err(_) => Err(Error::Stream(StreamError::DeadlineExceeded { deadline: d })),
-                },
+            match tokio::time::timeout_at(at, open).await {
+                Ok(stream) => Ok(stream?.with_deadline_at(at, d)),
+                Err(_) => Err(Error::Stream(StreamError::DeadlineExceeded { deadline: d })),
             }
         })
     }

@@ -397,15 +397,34 @@ async fn rate_limited_gets_are_retried_honouring_retry_after() {
         .start()
         .await
         .unwrap();
+    // Backoff of 1-10 ms: only `Retry-After: 1` (what the sandbox sends with its 429s) can make
+    // a retried call wait a second.
     let client = client(&sb).await;
+    let gets = || {
+        sb.counters()
+            .requests
+            .get("GET /api/agents")
+            .copied()
+            .unwrap_or(0)
+    };
     // 12 quick GETs at 5/s: some hit 429, the retry layer waits Retry-After and gets through.
-    for _ in 0..12 {
+    let mut retried = 0;
+    for n in 0..12 {
+        let before = gets();
+        let started = std::time::Instant::now();
         client.agents().list().await.unwrap();
+        let took = started.elapsed();
+        let attempts = gets() - before;
+        if attempts > 1 {
+            retried += 1;
+            // Each 429 was followed by a wait of at least its Retry-After (1 s).
+            assert!(
+                took >= Duration::from_secs(attempts - 1),
+                "call {n}: {attempts} attempts in {took:?}: Retry-After was not waited for"
+            );
+        }
     }
-    // The server saw more GETs than the 12 that succeeded: the extra ones were the 429s, each
-    // retried until it got through.
-    let seen = sb.counters().requests["GET /api/agents"];
-    assert!(seen > 12, "no request was rate limited: {seen} GETs");
+    assert!(retried > 0, "no request was rate limited");
 }
 
 #[tokio::test]

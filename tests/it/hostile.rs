@@ -601,3 +601,130 @@ async fn dpop_auth_refuses_plain_http_resources_off_loopback_unless_opted_out() 
         TokenManagerConfig::new_allowing_insecure_http("http://auth.example/token", "c").is_ok()
     );
 }
+
+// ---- issue 23.2: a chat turn is bounded by default, in time and in what it keeps ----
+
+/// A chat server: tokens for anyone, and a stream of `tool_started` events (1 KiB names) that
+/// never replies, one every `every`; after `reply_after` events (when set) the final reply.
+async fn tool_event_server(every: std::time::Duration, reply_after: Option<u64>) -> String {
+    use axum::body::{Body, Bytes};
+    let stream = move || async move {
+        let head = futures::stream::once(async {
+            Ok::<_, std::convert::Infallible>(Bytes::from_static(
+                b"event: conversation\ndata: {\"conversation_id\":\"conv_1\"}\n\n",
+            ))
+        });
+        let tools = futures::stream::unfold(0u64, move |n| async move {
+            if !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+            let event = match reply_after {
+                Some(last) if n == last => "event: reply\ndata: {\"text\":\"done\"}\n\n".to_owned(),
+                Some(last) if n > last => return None,
+                _ => format!(
+                    "event: tool_started\ndata: {{\"tool_name\":\"t{n:04}{}\"}}\n\n",
+                    "x".repeat(1019)
+                ),
+            };
+            Some((Ok(Bytes::from(event)), n + 1))
+        });
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(head.chain(tools)),
+        )
+    };
+    let app = Router::new()
+        .route("/oauth/token", post(token))
+        .route("/api/chat/stream", post(stream))
+        .with_state(Arc::new(Mock::default()));
+    format!("http://{}", serve(app).await)
+}
+
+async fn chat_client(base: &str) -> RalioClient {
+    RalioClient::builder()
+        .base_url(base)
+        .credentials("cb_hostile", PrivateKey::generate().unwrap())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tool_events_forever_end_at_the_default_event_cap() {
+    let client = chat_client(&tool_event_server(std::time::Duration::ZERO, None).await).await;
+    let mut events = client.chat().stream("hi").agent_id("agt_1").await.unwrap();
+    let mut delivered = 0;
+    let err = loop {
+        match events.next().await {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without an error"),
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            Error::Stream(ralio::StreamError::TooManyEvents { limit: 10_000, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(delivered, ralio::stream::DEFAULT_MAX_EVENTS);
+    assert!(events.next().await.is_none(), "nothing after the error");
+}
+
+#[tokio::test]
+async fn tool_events_forever_end_at_the_turn_deadline_when_the_cap_is_lifted() {
+    let client =
+        chat_client(&tool_event_server(std::time::Duration::from_millis(5), None).await).await;
+    let started = std::time::Instant::now();
+    let events = client
+        .chat()
+        .stream("hi")
+        .agent_id("agt_1")
+        .max_events(usize::MAX)
+        .timeout(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    let err = events.final_reply().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Stream(ralio::StreamError::DeadlineExceeded { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // "No deadline" is a deadline at the end of time, never an overflow panic.
+    let client = chat_client(&tool_event_server(std::time::Duration::ZERO, Some(3)).await).await;
+    let reply = client
+        .chat()
+        .stream("hi")
+        .agent_id("agt_1")
+        .timeout(std::time::Duration::MAX)
+        .await
+        .unwrap()
+        .final_reply()
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "done");
+}
+
+#[tokio::test]
+async fn the_tool_names_a_turn_keeps_are_capped_and_every_event_still_arrives() {
+    // 500 tools of 1 KiB: every `tool_started` is delivered, the reply keeps 64 KiB of names.
+    let client = chat_client(&tool_event_server(std::time::Duration::ZERO, Some(500)).await).await;
+    let mut events = client.chat().stream("hi").agent_id("agt_1").await.unwrap();
+    let mut started = 0;
+    let reply = loop {
+        match events.next().await.unwrap().unwrap() {
+            ChatEvent::ToolStarted(_) => started += 1,
+            ChatEvent::Reply(reply) => break reply,
+            _ => {}
+        }
+    };
+    assert_eq!(started, 500);
+    let kept: usize = reply.tools.iter().map(String::len).sum();
+    assert_eq!(reply.tools.len(), 64, "the first names that fit");
+    assert!(kept <= ralio::stream::MAX_KEPT_TOOL_NAME_BYTES, "{kept}");
+    assert!(reply.tools[0].starts_with("t0000"));
+}

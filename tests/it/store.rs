@@ -431,6 +431,7 @@ const CHILD_ROTATIONS: usize = 20;
 /// One side of the cross-process test: rotates the shared slot `CHILD_ROTATIONS` times under
 /// the lock. Does nothing unless started by `rotations_are_serialised_across_processes`.
 #[tokio::test]
+#[ignore = "run by rotations_are_serialised_across_processes in a child process"]
 async fn file_lock_child_process() {
     let Ok(dir) = std::env::var(CHILD_DIR_VAR) else {
         return;
@@ -485,7 +486,12 @@ async fn rotations_are_serialised_across_processes() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             std::process::Command::new(&exe)
-                .args(["--exact", "store::file_lock_child_process", "--quiet"])
+                .args([
+                    "--exact",
+                    "store::file_lock_child_process",
+                    "--ignored",
+                    "--quiet",
+                ])
                 .env(CHILD_DIR_VAR, dir.path())
                 .spawn()
                 .unwrap()
@@ -524,6 +530,7 @@ const CONFIG_CHILD_VAR: &str = "RALIO_TEST_CONFIG_DIR_CHILD";
 /// Reports what `FileStore::from_env` resolves to; runs only when started by
 /// `ralio_config_dir_chooses_the_directory` (the environment is per process).
 #[test]
+#[ignore = "run by ralio_config_dir_chooses_the_directory in a child process"]
 fn file_store_from_env_child_process() {
     if std::env::var_os(CONFIG_CHILD_VAR).is_none() {
         return;
@@ -537,6 +544,7 @@ fn resolved_dir(config_dir: Option<&str>, home: &Path) -> String {
     cmd.args([
         "--exact",
         "store::file_store_from_env_child_process",
+        "--ignored",
         "--nocapture",
         "--quiet",
     ])

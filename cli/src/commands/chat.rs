@@ -20,7 +20,8 @@ struct Turn<'a> {
     agent: Option<&'a str>,
     stream: bool,
     json: bool,
-    timeout: Option<std::time::Duration>,
+    timeout: std::time::Duration,
+    max_events: usize,
 }
 
 fn flush_stdout() -> Result<(), CliError> {
@@ -52,10 +53,7 @@ impl Turn<'_> {
             if let Some(conv) = conversation {
                 req = req.conversation_id(conv);
             }
-            if let Some(deadline) = self.timeout {
-                req = req.timeout(deadline);
-            }
-            let reply = req.await?;
+            let reply = req.timeout(self.timeout).await?;
             if self.json {
                 out_json(&serde_json::json!({
                     "reply": reply.reply,
@@ -74,13 +72,14 @@ impl Turn<'_> {
         if let Some(conv) = conversation {
             req = req.conversation_id(conv);
         }
-        if let Some(deadline) = self.timeout {
-            req = req.timeout(deadline);
-        }
-        let mut events = req.await?;
+        // The SDK bounds the turn: its deadline, and the events it may send before the reply
+        // (the tools it started are kept by the SDK, bounded, not here again).
+        let mut events = req
+            .timeout(self.timeout)
+            .max_events(self.max_events)
+            .await?;
         let mut conversation_id = conversation.map(str::to_owned);
         let mut printed = false;
-        let mut tools = Vec::new();
         let mut stdout = anstream::stdout();
         let write_err = |source| CliError::Io {
             action: "write to stdout",
@@ -104,11 +103,8 @@ impl Turn<'_> {
                     conversation_id: id,
                     ..
                 } => conversation_id = Some(id),
-                ChatEvent::ToolStarted(t) => {
-                    tools.push(t.tool_name.clone());
-                    if !self.json {
-                        tool_line("⚙", &format!("{}…", t.tool_name));
-                    }
+                ChatEvent::ToolStarted(t) if !self.json => {
+                    tool_line("⚙", &format!("{}…", t.tool_name));
                 }
                 ChatEvent::ToolCompleted(t) if !self.json => {
                     tool_line("✓", &t.tool_name);
@@ -130,7 +126,7 @@ impl Turn<'_> {
                         out_json(&serde_json::json!({
                             "reply": reply.text,
                             "conversation_id": conversation_id,
-                            "tools": tools,
+                            "tools": reply.tools,
                         }))?;
                     } else if printed {
                         writeln!(stdout).map_err(write_err)?;
@@ -160,8 +156,15 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
         stream: !args.no_stream,
         json: ctx.json,
         timeout: args.timeout,
+        max_events: args.max_events,
     };
     if let Some(message) = args.message {
+        // One message: the command returns within its turn and wait timeouts, plus a second.
+        intents::promise_within(if args.wait {
+            args.timeout.saturating_add(args.wait_timeout)
+        } else {
+            args.timeout
+        });
         let mut watch = match args.wait {
             true => Some(session.client.payment_intents().before_turn().await?),
             false => None,
@@ -180,11 +183,14 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> Result<(), CliError> {
             ));
         }
         if let (Some(watch), Some(id)) = (watch, conversation) {
-            let created = intents::created_in_turn(&session.client, &watch, &id).await?;
+            // --wait-timeout covers finding the intents as well as waiting for them.
+            let window = intents::Window::new(args.wait_timeout);
+            let created =
+                intents::created_in_turn(&session.client, &watch, &id, window.deadline).await?;
             if created.is_empty() {
                 return intents::note_none(ctx);
             }
-            return intents::wait_all(ctx, &session.client, &created, args.wait_timeout).await;
+            return intents::wait_all(ctx, &session.client, &created, window).await;
         }
         return Ok(());
     }
@@ -296,12 +302,18 @@ async fn after_turn(
     ask: bool,
     lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
 ) -> Result<(), CliError> {
-    let created = intents::created_in_turn(turn.client, watch, conversation_id).await?;
+    // The wait's deadline covers finding the intents; without a wait, the lookup's own bound.
+    let window = intents::Window::new(waiting.timeout);
+    let lookup = match waiting.always {
+        true => window.deadline,
+        false => intents::deadline_in(intents::LOOKUP_TIMEOUT),
+    };
+    let created = intents::created_in_turn(turn.client, watch, conversation_id, lookup).await?;
     if waiting.always {
         if created.is_empty() {
             return intents::note_none(ctx);
         }
-        return intents::wait_all(ctx, turn.client, &created, waiting.timeout).await;
+        return intents::wait_all(ctx, turn.client, &created, window).await;
     }
     let pending: Vec<_> = created
         .into_iter()
@@ -322,5 +334,11 @@ async fn after_turn(
     if !yes {
         return intents::note_not_waiting(&pending);
     }
-    intents::wait_all(ctx, turn.client, &pending, waiting.timeout).await
+    intents::wait_all(
+        ctx,
+        turn.client,
+        &pending,
+        intents::Window::new(waiting.timeout),
+    )
+    .await
 }

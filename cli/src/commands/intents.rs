@@ -1,16 +1,20 @@
 //! `ralio intents show|wait`, and the wait for the owner's decision that `ralio chat --wait`
 //! and the interactive session share.
 //!
-//! Every line this module writes goes through [`emit`], and every spinner message too: the one
-//! place to sanitise server text (payee names, reasons) for the terminal.
+//! Every line this module writes goes through [`emit`] (or [`emit_lines`]), and every spinner
+//! message too: the one place to sanitise server text (payee names, reasons) for the terminal.
+//! Each call is one line: a newline inside server text is shown as `␊`, never obeyed, so a payee
+//! named `Alice\n  status  executed` cannot print a row of its own.
 
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use ralio::{IntentOutcome, IntentStage, TurnIntents};
+use ralio::{IntentStage, TurnIntents};
 use ralio::{PaymentIntent, RalioClient};
+use tokio::time::Instant;
 
 use super::{human_duration, note, out, out_json};
 use crate::cli::{IntentIdArgs, IntentsArgs, IntentsCommand};
@@ -31,11 +35,24 @@ enum To<'a> {
 }
 
 /// Writes one line (or sets the spinner's message). Server text reaches the terminal only
-/// through here.
-fn emit(to: To<'_>, text: &str) -> Result<(), CliError> {
-    // Controls and bidi overrides in server text (payee, reference, decision reason) become
-    // visible stand-ins; the line breaks this module puts between lines stay.
-    let text = &*crate::terminal::safe_text(text);
+/// through here and [`emit_lines`].
+fn emit(to: To<'_>, line: &str) -> Result<(), CliError> {
+    // Controls, line breaks and bidi overrides in server text (payee, reference, decision
+    // reason) become visible stand-ins: one call, one line.
+    write_to(to, &crate::terminal::safe_line(line))
+}
+
+/// Writes several lines at once; each is made safe on its own, so only the breaks between them
+/// reach the terminal.
+fn emit_lines(to: To<'_>, lines: &[String]) -> Result<(), CliError> {
+    let text: Vec<_> = lines
+        .iter()
+        .map(|l| crate::terminal::safe_line(l))
+        .collect();
+    write_to(to, &text.join("\n"))
+}
+
+fn write_to(to: To<'_>, text: &str) -> Result<(), CliError> {
     match to {
         To::Out => out(text),
         To::Err => {
@@ -56,16 +73,126 @@ fn emit(to: To<'_>, text: &str) -> Result<(), CliError> {
     }
 }
 
+/// The most payment intents one lookup walks (newest first) to find an id: a server that
+/// claims a billion intents, or never shows the id, costs at most this many items
+/// (`LOOKUP_MAX_INTENTS / LOOKUP_PER_PAGE` requests) and the lookup's time.
+pub const LOOKUP_MAX_INTENTS: usize = 5_000;
+const LOOKUP_PER_PAGE: u64 = 50;
+/// How long a lookup may take when nothing else bounds it (`intents show`, the intents a chat
+/// turn created when no wait follows).
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How far past a wait's deadline a lookup already in flight may run before it is cut: the
+/// command returns within the user's timeout plus a second (this, and printing the outcome).
+pub const GRACE: Duration = Duration::from_millis(700);
+const FIRST_POLL: Duration = Duration::from_millis(500);
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// `now + d`, or far ahead when that overflows (`--timeout 1000000000h`).
+pub fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// The time a wait may take: when it started counting (before the lookups it covers) and its
+/// deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// When the time started to count.
+    pub started: Instant,
+    /// When the wait ends, decided or not.
+    pub deadline: Instant,
+}
+
+impl Window {
+    /// A window of `d` from now.
+    pub fn new(d: Duration) -> Window {
+        Window {
+            started: Instant::now(),
+            deadline: deadline_in(d),
+        }
+    }
+}
+
+/// When the command promised to be done (a wait's deadline plus a second), if it promised: the
+/// end of the command does not wait past it for background work (see `main`).
+static PROMISED_END: OnceLock<Instant> = OnceLock::new();
+
+/// See [`PROMISED_END`].
+pub fn promised_end() -> Option<Instant> {
+    PROMISED_END.get().copied()
+}
+
+fn promise(deadline: Instant) {
+    let _ = PROMISED_END.set(deadline + Duration::from_secs(1));
+}
+
+/// Promises the command ends within `d` from now, plus a second.
+pub fn promise_within(d: Duration) {
+    promise(deadline_in(d));
+}
+
+/// Runs `work` until `cutoff`; past it, [`CliError::TimedOut`] naming `what`.
+pub async fn within<T>(
+    cutoff: Instant,
+    what: impl FnOnce() -> String,
+    work: impl Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    let started = Instant::now();
+    match tokio::time::timeout_at(cutoff, work).await {
+        Ok(result) => result,
+        Err(_) => Err(CliError::TimedOut {
+            what: what(),
+            waited: started.elapsed(),
+        }),
+    }
+}
+
+/// Payment intent `id`: walks the list (newest first) until it meets it, at most
+/// [`LOOKUP_MAX_INTENTS`] items and until `cutoff`, whatever `total` the server claims.
+pub async fn find(
+    client: &RalioClient,
+    id: &str,
+    cutoff: Instant,
+) -> Result<PaymentIntent, CliError> {
+    let walk = async {
+        let all = client
+            .payment_intents()
+            .list()
+            .per_page(LOOKUP_PER_PAGE)
+            .all()
+            .take(LOOKUP_MAX_INTENTS);
+        let mut all = std::pin::pin!(all);
+        let mut walked = 0;
+        while let Some(intent) = all.try_next().await? {
+            if intent.id == id {
+                return Ok(intent);
+            }
+            walked += 1;
+        }
+        Err(CliError::IntentNotFound {
+            id: id.to_owned(),
+            searched: walked,
+        })
+    };
+    within(cutoff, || format!("looking up payment intent {id}"), walk).await
+}
+
 /// `ralio intents`, `ralio intents show ID`, `ralio intents wait ID`.
 pub async fn run(ctx: &Context, args: IntentsArgs) -> Result<(), CliError> {
     match args.command {
         None => list::run(ctx, Kind::Intents, args.list).await,
         Some(IntentsCommand::Show(args)) => show(ctx, args).await,
         Some(IntentsCommand::Wait(args)) => {
-            let session = ctx.client().await?;
+            // The timeout covers everything: opening the store, the first lookup, the polls.
+            let window = Window::new(args.timeout);
+            promise(window.deadline);
+            let cutoff = window.deadline + GRACE;
+            let what = || format!("waiting for payment intent {}", args.id);
+            let session = within(cutoff, what, ctx.client()).await?;
             let client = &session.client;
-            let intent = client.payment_intents().get(&args.id).await?;
-            wait_all(ctx, client, &[intent], args.timeout).await
+            let intent = find(client, &args.id, cutoff).await?;
+            wait_all(ctx, client, &[intent], window).await
         }
     }
 }
@@ -110,7 +237,7 @@ fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 async fn show(ctx: &Context, args: IntentIdArgs) -> Result<(), CliError> {
     let session = ctx.client().await?;
-    let intent = session.client.payment_intents().get(&args.id).await?;
+    let intent = find(&session.client, &args.id, deadline_in(LOOKUP_TIMEOUT)).await?;
     if ctx.json {
         return out_json(&intent_json(&intent));
     }
@@ -183,7 +310,7 @@ async fn show(ctx: &Context, args: IntentIdArgs) -> Result<(), CliError> {
             lines.push(format!("  error         {e}"));
         }
     }
-    emit(To::Out, &lines.join("\n"))
+    emit_lines(To::Out, &lines)
 }
 
 /// The exit code of one outcome (0, or 4, 5, 6 as `ralio intents wait --help` documents).
@@ -288,8 +415,15 @@ struct Interrupts {
     waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
+
+/// How many tasks run for the life of the process (the Ctrl-C listener, once a wait started
+/// it): the end of the command does not wait for them.
+pub fn permanent_tasks() -> usize {
+    usize::from(INTERRUPTS.get().is_some())
+}
+
 fn interrupts() -> &'static Interrupts {
-    static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
     INTERRUPTS.get_or_init(|| {
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -349,8 +483,9 @@ async fn wait_one(
     ctx: &Context,
     client: &RalioClient,
     intent: &PaymentIntent,
-    timeout: Duration,
+    window: Window,
 ) -> Result<Waited, CliError> {
+    let deadline = window.deadline;
     let terminal = std::io::stderr().is_terminal() && !ctx.json;
     let spinner = terminal.then(|| {
         let bar = ProgressBar::new_spinner();
@@ -363,19 +498,20 @@ async fn wait_one(
     let last = Arc::new(Mutex::new(intent.clone()));
     let seen = Arc::clone(&last);
     let lines = !terminal && !ctx.json;
-    let wait = client
-        .payment_intents()
-        .wait_for_outcome(&intent.id)
-        .timeout(timeout)
-        .on_change(move |i| {
+    let wait = poll_outcome(
+        client,
+        &intent.id,
+        Some(intent.clone()),
+        deadline,
+        move |i| {
             if lines {
                 let _ = emit(To::Err, &status_line(i));
             }
             if let Ok(mut last) = seen.lock() {
                 *last = i.clone();
             }
-        })
-        .into_future();
+        },
+    );
     let interrupts = interrupts();
     interrupts
         .waiting
@@ -383,7 +519,6 @@ async fn wait_one(
     let _guard = WaitGuard(interrupts);
     let mut presses = interrupts.presses.clone();
     presses.mark_unchanged();
-    let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut wait = std::pin::pin!(wait);
     let result = loop {
@@ -397,7 +532,7 @@ async fn wait_one(
             _ = tick.tick() => {
                 if let Some(bar) = &spinner {
                     let current = last.lock().map(|l| l.clone()).unwrap_or_else(|_| intent.clone());
-                    let left = timeout.saturating_sub(started.elapsed());
+                    let left = deadline.saturating_duration_since(Instant::now());
                     emit(To::Spinner(bar), &format!(
                         "{} ({} left; Ctrl-C stops waiting)",
                         waiting_for(&current),
@@ -411,15 +546,11 @@ async fn wait_one(
         bar.finish_and_clear();
     }
     match result? {
-        Some(IntentOutcome {
+        // The time the user gave counts from the window's start (lookups before the wait too).
+        Some(Polled { intent, stage, .. }) => Ok(Waited {
             intent,
             stage,
-            waited,
-            ..
-        }) => Ok(Waited {
-            intent,
-            stage,
-            waited,
+            waited: window.started.elapsed(),
             interrupted: false,
         }),
         None => {
@@ -430,7 +561,7 @@ async fn wait_one(
             Ok(Waited {
                 stage: IntentStage::of(&intent),
                 intent,
-                waited: started.elapsed(),
+                waited: window.started.elapsed(),
                 interrupted: true,
             })
         }
@@ -455,16 +586,89 @@ fn report_outcome(ctx: &Context, w: &Waited) -> Result<(), CliError> {
     )
 }
 
-/// Waits for each intent in turn (within one overall `timeout`) and prints each outcome. Fails
-/// with [`CliError::Outcome`] (exit 4, 5 or 6) unless all were executed; Ctrl-C stops waiting
-/// and reports what is still pending.
+/// What a poll of one intent ended with.
+pub struct Polled {
+    /// The intent as last seen.
+    pub intent: PaymentIntent,
+    /// Its stage.
+    pub stage: IntentStage,
+    /// How long the polling took.
+    pub waited: Duration,
+}
+
+/// Polls intent `id` until it reaches a final stage or `deadline` passes, calling `on_change`
+/// whenever its statuses change (first on the first poll); `seen` is the intent as already
+/// known, if it is. Every lookup is bounded by count ([`find`]) and by the deadline: one in
+/// flight when it passes gets [`GRACE`], then the intent as last seen stands (and when none was
+/// ever seen, [`CliError::TimedOut`]). A retryable failure of one poll (a 503, a rate limit)
+/// does not end the wait while time is left; any other error does.
+pub async fn poll_outcome(
+    client: &RalioClient,
+    id: &str,
+    seen: Option<PaymentIntent>,
+    deadline: Instant,
+    mut on_change: impl FnMut(&PaymentIntent),
+) -> Result<Polled, CliError> {
+    let started = Instant::now();
+    let cutoff = deadline + GRACE;
+    let mut interval = FIRST_POLL;
+    let mut last = seen;
+    let mut statuses = None;
+    loop {
+        match find(client, id, cutoff).await {
+            Ok(intent) => {
+                let now = Some((
+                    intent.approval_status.clone(),
+                    intent.execution_status.clone(),
+                ));
+                if statuses != now {
+                    on_change(&intent);
+                    statuses = now;
+                }
+                last = Some(intent);
+            }
+            // Cut at the deadline: the intent as last seen is the answer.
+            Err(e @ CliError::TimedOut { .. }) => match last {
+                Some(_) => break,
+                None => return Err(e),
+            },
+            Err(CliError::Sdk(e)) if e.is_retryable() && Instant::now() + interval < deadline => {
+                tracing::debug!(error = %e, "reading the payment intent failed; trying again");
+            }
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        let settled = last.as_ref().is_some_and(|i| IntentStage::of(i).is_final());
+        if settled || now >= deadline {
+            break;
+        }
+        tokio::time::sleep_until((now + interval).min(deadline)).await;
+        interval = (interval * 3 / 2).min(MAX_POLL);
+    }
+    let Some(intent) = last else {
+        return Err(CliError::TimedOut {
+            what: format!("looking up payment intent {id}"),
+            waited: started.elapsed(),
+        });
+    };
+    Ok(Polled {
+        stage: IntentStage::of(&intent),
+        intent,
+        waited: started.elapsed(),
+    })
+}
+
+/// Waits for each intent in turn (all within one `window`) and prints each outcome. Fails with
+/// [`CliError::Outcome`] (exit 4, 5 or 6) unless all were executed; Ctrl-C stops waiting and
+/// reports what is still pending.
 pub async fn wait_all(
     ctx: &Context,
     client: &RalioClient,
     intents: &[PaymentIntent],
-    timeout: Duration,
+    window: Window,
 ) -> Result<(), CliError> {
-    let started = tokio::time::Instant::now();
+    let started = window.started;
+    let deadline = window.deadline;
     let mut stages = Vec::new();
     let mut interrupted = false;
     for intent in intents {
@@ -479,8 +683,8 @@ pub async fn wait_all(
         } else {
             // Whole seconds, rounded up: "up to 10m 00s", not "up to 9m 59s".
             let left = Duration::from_secs(
-                timeout
-                    .saturating_sub(started.elapsed())
+                deadline
+                    .saturating_duration_since(Instant::now())
                     .as_secs_f64()
                     .ceil() as u64,
             );
@@ -490,7 +694,7 @@ pub async fn wait_all(
                     &format!("{} (up to {})…", waiting_for(intent), human_duration(left)),
                 )?;
             }
-            wait_one(ctx, client, intent, left).await?
+            wait_one(ctx, client, intent, window).await?
         };
         interrupted |= waited.interrupted;
         report_outcome(ctx, &waited)?;
@@ -519,16 +723,26 @@ pub async fn wait_all(
     }
 }
 
-/// After a chat turn: the intents it created, or a note that there were none.
+/// After a chat turn: the intents it created, looked up until `cutoff` (the SDK's walk stops at
+/// the intents that existed before the turn; a server that never shows them is cut by time).
 pub async fn created_in_turn(
     client: &RalioClient,
     turn: &TurnIntents,
     conversation_id: &str,
+    cutoff: Instant,
 ) -> Result<Vec<PaymentIntent>, CliError> {
-    Ok(client
-        .payment_intents()
-        .created_in_turn(turn, conversation_id)
-        .await?)
+    let lookup = async {
+        Ok(client
+            .payment_intents()
+            .created_in_turn(turn, conversation_id)
+            .await?)
+    };
+    within(
+        cutoff,
+        || "looking up the payment intents this message created".to_owned(),
+        lookup,
+    )
+    .await
 }
 
 /// Says that a turn created no payment intent (nothing to wait for).

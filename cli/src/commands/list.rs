@@ -1,6 +1,6 @@
 //! `ralio transactions` and `ralio intents`.
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use ralio::resources::{ListItem, ListQuery};
 use ralio::{Page, PaymentIntent, Transaction};
 use serde::Serialize;
@@ -20,38 +20,48 @@ pub enum Kind {
     Intents,
 }
 
+/// What was shown: one page, or every page of `--all` (cut at `--max-items` when `truncated`).
+enum Shown<'a> {
+    Page(&'a Shape),
+    All { truncated: bool },
+}
+
 fn print<T: Serialize>(
     ctx: &Context,
     key: &str,
     noun: &str,
     items: &[T],
-    page: Option<&Shape>,
+    shown: Shown<'_>,
     table: impl Fn(&[T]) -> String,
 ) -> Result<(), CliError> {
     if ctx.json {
         let mut value = serde_json::json!({ key: items });
-        if let Some(p) = page {
-            value["total"] = p.total.into();
-            value["page"] = p.page.into();
-            value["per_page"] = p.per_page.into();
-        } else {
-            value["total"] = items.len().into();
+        match shown {
+            Shown::Page(p) => {
+                value["total"] = p.total.into();
+                value["page"] = p.page.into();
+                value["per_page"] = p.per_page.into();
+            }
+            Shown::All { truncated } => {
+                value["total"] = items.len().into();
+                if truncated {
+                    value["truncated"] = true.into();
+                }
+            }
         }
         return out_json(&value);
     }
     if !items.is_empty() {
         out(table(items))?;
     }
-    let footer = match page {
-        Some(p) => output::footer(
-            items.len(),
-            (p.page - 1) * p.per_page + 1,
-            p.total,
-            p.has_next,
-            noun,
+    let footer = match shown {
+        Shown::Page(p) => output::footer(items.len(), p.first(), p.total, p.has_next, noun),
+        Shown::All { truncated: true } => format!(
+            "the first {} {noun}: stopped at --max-items; there may be more",
+            items.len()
         ),
-        None if items.is_empty() => format!("no {noun}"),
-        None => format!("{} {noun}", items.len()),
+        Shown::All { .. } if items.is_empty() => format!("no {noun}"),
+        Shown::All { .. } => format!("{} {noun}", items.len()),
     };
     crate::commands::note(footer);
     Ok(())
@@ -63,6 +73,14 @@ struct Shape {
     page: u64,
     per_page: u64,
     has_next: bool,
+}
+
+impl Shape {
+    /// The position of the page's first item, from 1; `None` when the server's page numbers
+    /// put it past `u64::MAX` (they are the server's numbers: checked, never trusted).
+    fn first(&self) -> Option<u64> {
+        (self.page - 1).checked_mul(self.per_page)?.checked_add(1)
+    }
 }
 
 fn shape<T>(page: &Page<T>) -> Shape {
@@ -94,12 +112,30 @@ async fn list_and_print<T: ListItem + Serialize>(
         q = q.agent_id(agent);
     }
     let Listing { key, noun, table } = listing;
+    // Bounded whatever the server claims: by count (--max-items, one more item tells whether
+    // there were more) and by time (--timeout).
+    let cutoff = crate::commands::intents::deadline_in(args.timeout);
+    let what = || format!("listing {noun}");
     if args.all {
-        let items: Vec<T> = q.all().try_collect().await?;
-        print(ctx, key, noun, &items, None, table)
+        let walk = async {
+            let limit = args.max_items.saturating_add(1);
+            let items: Vec<T> = q.all().take(limit).try_collect().await?;
+            Ok(items)
+        };
+        let mut items = crate::commands::intents::within(cutoff, what, walk).await?;
+        let truncated = items.len() > args.max_items;
+        items.truncate(args.max_items);
+        print(ctx, key, noun, &items, Shown::All { truncated }, table)
     } else {
-        let page = q.await?;
-        print(ctx, key, noun, &page.items, Some(&shape(&page)), table)
+        let page = crate::commands::intents::within(cutoff, what, async { Ok(q.await?) }).await?;
+        print(
+            ctx,
+            key,
+            noun,
+            &page.items,
+            Shown::Page(&shape(&page)),
+            table,
+        )
     }
 }
 

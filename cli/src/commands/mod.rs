@@ -25,9 +25,19 @@ pub fn out(text: impl std::fmt::Display) -> Result<(), CliError> {
         })
 }
 
-/// Writes a JSON value on one line to stdout.
+/// Writes a JSON value on one line to stdout, byte for byte: not through the colour-stripping
+/// writer of [`out`], whose strip mode drops DEL and other bytes it takes for terminal
+/// controls (serde_json leaves DEL and C1 controls unescaped, as JSON allows).
 pub fn out_json(value: &serde_json::Value) -> Result<(), CliError> {
-    out(value)
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout))
+        .and_then(|()| stdout.flush())
+        .map_err(|source| CliError::Io {
+            action: "write to stdout",
+            source,
+        })
 }
 
 /// Writes a line to stderr; a closed stderr is not worth failing a command for.

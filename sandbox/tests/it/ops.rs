@@ -644,3 +644,70 @@ fn public_types_can_cross_threads() {
     assert_send_sync::<ralio_sandbox::SandboxBuilder>();
     assert_send_sync::<ralio_sandbox::SandboxError>();
 }
+
+#[tokio::test]
+async fn admin_api_refuses_a_host_that_is_not_the_sandbox_dns_rebinding() {
+    // A web page that rebinds its own name to 127.0.0.1 reaches the port, but its requests say
+    // `Host: attacker.example:PORT`: the admin API must not mint a ticket for it.
+    let sb = Sandbox::builder().admin_api(true).start().await.unwrap();
+    let port = sb.local_addr().port();
+    let mint = |host: String| {
+        http()
+            .post(format!("{}/sandbox/tickets", sb.base_url()))
+            .header(reqwest::header::HOST, host)
+            .json(&json!({ "scopes": ["transactions:read"] }))
+            .send()
+    };
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        format!("127.0.0.1.attacker.example:{port}"),
+    ] {
+        let res = mint(host.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{host}");
+        let body: Value = res.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("DNS rebinding"),
+            "{body}"
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+    ] {
+        let res = mint(host.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{host}");
+    }
+    // The API itself is not behind the check (its requests are signed; a proxy may rewrite Host).
+    let res = http()
+        .get(format!("{}/openapi.json", sb.base_url()))
+        .header(reqwest::header::HOST, "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Behind a public URL, its host names the sandbox too.
+    let sb = Sandbox::builder()
+        .admin_api(true)
+        .public_url(Some("https://sandbox.test.example"))
+        .start()
+        .await
+        .unwrap();
+    let local = format!("http://{}/sandbox/counters", sb.local_addr());
+    for (host, status) in [
+        ("sandbox.test.example", StatusCode::OK),
+        ("sandbox.test.example:443", StatusCode::OK),
+        ("attacker.example", StatusCode::FORBIDDEN),
+    ] {
+        let res = http()
+            .get(&local)
+            .header(reqwest::header::HOST, host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{host}");
+    }
+}

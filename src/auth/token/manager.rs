@@ -195,7 +195,9 @@ impl TokenManager {
                 Err(error) => {
                     tracing::warn!(
                         client_id = %self.inner.config.client_id,
-                        %error,
+                        // Debug-escaped: the server's description may hold CR, LF or bidi
+                        // controls that would forge or reorder log lines.
+                        error = ?error.to_string(),
                         "early renewal of the access token failed; using the current one, which is still valid"
                     );
                     self.postpone_renewal(still_valid.generation);

@@ -9,7 +9,17 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{schemars, tool, tool_router};
 use serde::Deserialize;
 
-use super::{RalioMcp, json_text, sdk_error};
+use super::{RalioMcp, json_text};
+use crate::commands::intents;
+use crate::error::CliError;
+
+/// How long a tool may spend finding intents (`get_payment_intent`, the intents a `chat` turn
+/// created): well inside the 60 s request timeout common MCP clients apply.
+const LOOKUP_SECS: u64 = 30;
+
+fn cli_error(e: CliError) -> String {
+    crate::error::chain(&e).join(": ")
+}
 
 /// The longest `wait_for_decision` waits: below the 60 s request timeout common MCP clients
 /// apply, so the tool answers "still pending" instead of the host giving up on it.
@@ -97,12 +107,10 @@ pub async fn turn_intents(
 ) {
     let created = match before {
         Ok(turn) => {
-            client
-                .payment_intents()
-                .created_in_turn(&turn, conversation_id)
-                .await
+            let cutoff = intents::deadline_in(Duration::from_secs(LOOKUP_SECS));
+            intents::created_in_turn(client, &turn, conversation_id, cutoff).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match created {
         Ok(created) => {
@@ -132,7 +140,7 @@ pub async fn turn_intents(
                 "payment_intents_error".into(),
                 format!(
                     "could not list the payment intents this message created: {}",
-                    sdk_error(e)
+                    cli_error(e)
                 )
                 .into(),
             );
@@ -150,12 +158,10 @@ impl RalioMcp {
         &self,
         Parameters(p): Parameters<IntentParams>,
     ) -> Result<String, String> {
-        let intent = self
-            .client
-            .payment_intents()
-            .get(p.payment_intent_id.trim())
+        let cutoff = intents::deadline_in(Duration::from_secs(LOOKUP_SECS));
+        let intent = intents::find(&self.client, p.payment_intent_id.trim(), cutoff)
             .await
-            .map_err(sdk_error)?;
+            .map_err(cli_error)?;
         let stage = IntentStage::of(&intent);
         Ok(json_text(serde_json::json!({
             "payment_intent": intent,
@@ -178,19 +184,19 @@ impl RalioMcp {
                 "timeout_seconds must be between 0 and {MAX_WAIT_SECS} (got {secs}); to wait longer, call wait_for_decision again when it returns still_pending"
             ));
         }
-        let outcome = self
-            .client
-            .payment_intents()
-            .wait_for_outcome(p.payment_intent_id.trim())
-            .timeout(Duration::from_secs(secs))
+        // The timeout covers the lookups too: the tool answers within it plus a second,
+        // whatever the server claims.
+        let deadline = intents::deadline_in(Duration::from_secs(secs));
+        let id = p.payment_intent_id.trim();
+        let outcome = intents::poll_outcome(&self.client, id, None, deadline, |_| {})
             .await
-            .map_err(sdk_error)?;
+            .map_err(cli_error)?;
         let message = outcome_message(&outcome.intent, outcome.stage, outcome.waited);
         Ok(json_text(serde_json::json!({
             "payment_intent_id": outcome.intent.id,
             "outcome": outcome.stage,
-            "final": outcome.is_final(),
-            "still_pending": !outcome.is_final(),
+            "final": outcome.stage.is_final(),
+            "still_pending": !outcome.stage.is_final(),
             "waited_seconds": outcome.waited.as_secs(),
             "message": message,
             "payment_intent": outcome.intent,
