@@ -78,6 +78,10 @@ pub use resources::Page;
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
 pub use transport::{RetryMiddleware, RetryPolicy};
+/// The fuzz targets' entry points (`fuzz/`): compiled only when cargo-fuzz builds the crate.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use transport::fuzzing;
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,
     PaymentInstruction, PaymentIntent, PaymentStatus, Transaction,

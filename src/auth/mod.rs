@@ -36,6 +36,7 @@ pub use jws::{ClientAssertion, DpopProof, Htu, HtuError, JwsSigner, ProofRequest
 pub use key::{KeyError, PrivateKey, PublicJwk, Thumbprint};
 pub use middleware::DpopAuth;
 pub use signer::{BoxError, SignError, Signer};
+#[cfg(any(fuzzing, test))]
 pub(crate) use token::token_lifetime;
 pub use token::{
     AccessToken, MemoryRefreshTokenStore, RefreshTokenRecord, RefreshTokenStore, TokenInfo,

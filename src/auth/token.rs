@@ -445,6 +445,9 @@ pub struct TokenManagerBuilder {
     store: Option<Arc<dyn RefreshTokenStore>>,
     clock: Arc<dyn Clock>,
     stack: crate::transport::StackSettings,
+    http: crate::transport::HttpConfig,
+    /// A [`crate::RalioClient`]'s own HTTP client, when the manager is one of its parts.
+    client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for dyn RefreshTokenStore {
@@ -454,22 +457,35 @@ impl fmt::Debug for dyn RefreshTokenStore {
 }
 
 impl TokenManagerBuilder {
-    /// Ignored: the token endpoint always gets a private client that never follows redirects
-    /// (10 s connect and 30 s total timeouts). A 307/308 would re-send the client assertion or
-    /// refresh token (and the DPoP proof) to whatever origin it names, and a caller's client
-    /// may follow redirects.
-    #[deprecated(
-        note = "ignored: the token endpoint always uses a private client without redirects"
-    )]
-    pub fn http_client(self, client: reqwest::Client) -> Self {
-        drop(client);
+    /// Adjusts the HTTP client the manager builds for its token requests (TLS roots, a client
+    /// certificate, a proxy): the SDK's timeouts first (10 s to connect), then `configure`
+    /// (calls add up, in order), then redirects switched off whatever `configure` set (a
+    /// 307/308 would re-send the client assertion or refresh token, and the DPoP proof, to
+    /// whatever origin it names). Each token request's answer must arrive, whole, within 60 s.
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.http.configure(Arc::new(configure));
         self
     }
 
-    /// The layers every token request goes through (a client's user agent, middleware and
-    /// retry policy).
-    pub(crate) fn stack_settings(mut self, settings: crate::transport::StackSettings) -> Self {
+    /// The HTTP client and the layers every token request goes through: a
+    /// [`crate::RalioClient`]'s own, so the token endpoint gets the same settings as resource
+    /// calls.
+    pub(crate) fn transport(
+        mut self,
+        client: reqwest::Client,
+        settings: crate::transport::StackSettings,
+    ) -> Self {
+        self.client = Some(client);
         self.stack = settings;
+        self
+    }
+
+    /// An HTTP configuration whose client is shared with others (registration's first token).
+    pub(crate) fn http_config(mut self, http: crate::transport::HttpConfig) -> Self {
+        self.http = http;
         self
     }
 
@@ -487,7 +503,10 @@ impl TokenManagerBuilder {
 
     /// Builds the manager. It makes no request until a token is needed.
     pub fn build(self) -> Result<TokenManager, AuthError> {
-        let http = token_http_client(&self.config)?;
+        let http = match self.client {
+            Some(client) => client,
+            None => token_http_client(&self.config, &self.http)?,
+        };
         let stack = self.stack;
         let inner = Arc::new_cyclic(|manager| Inner {
             api: token_api(&self.config, http, &stack, manager.clone()),
@@ -590,9 +609,12 @@ pub(crate) fn token_lifetime(expires_in: Option<i64>) -> Duration {
     Duration::from_secs(secs).clamp(min, max)
 }
 
-/// The token endpoint's HTTP client: private, never following redirects.
-fn token_http_client(config: &TokenManagerConfig) -> Result<reqwest::Client, AuthError> {
-    crate::transport::private_client().map_err(|source| AuthError::TokenTransport {
+/// The HTTP client of a manager used on its own (never following redirects).
+fn token_http_client(
+    config: &TokenManagerConfig,
+    http: &crate::transport::HttpConfig,
+) -> Result<reqwest::Client, AuthError> {
+    http.client().map_err(|source| AuthError::TokenTransport {
         url: config.token_url.to_string(),
         source,
     })
@@ -640,6 +662,8 @@ impl TokenManager {
             store: None,
             clock: Arc::new(SystemClock),
             stack: crate::transport::StackSettings::default(),
+            http: crate::transport::HttpConfig::default(),
+            client: None,
         }
     }
 
@@ -1175,9 +1199,10 @@ async fn token_failure(
     }
 }
 
-/// The token endpoint's stack: the generated `create_token` operation over a private client
-/// (no redirects) and the common layers (user agent, the caller's middleware, traceparent,
-/// retry policy), with the request's own DPoP proof innermost instead of the auth layer.
+/// The token endpoint's stack: the generated `create_token` operation over the one HTTP client
+/// (no redirects) and the common layers (user agent, span, the caller's middleware,
+/// traceparent, retry policy), with the request's own DPoP proof innermost instead of the auth
+/// layer.
 fn token_api(
     config: &TokenManagerConfig,
     http: reqwest::Client,
@@ -1191,7 +1216,14 @@ fn token_api(
         None => (origin_of(&config.token_url), Some(config.token_url.clone())),
     };
     let proof: Arc<dyn reqwest_middleware::Middleware> = Arc::new(TokenProof(manager));
-    let stack = crate::transport::stack(http.clone(), settings, Some(proof), target, false);
+    let stack = crate::transport::stack(
+        http.clone(),
+        settings,
+        crate::transport::Inner::SmallAnswers {
+            innermost: Some(proof),
+            target,
+        },
+    );
     crate::api::Client::new_with_client(&base, http, stack)
 }
 
