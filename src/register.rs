@@ -1044,7 +1044,7 @@ async fn registration_failure(
             },
             reqwest_middleware::Error::Middleware(source) => RegistrationError::Middleware {
                 url: shown_url.to_owned(),
-                source: source.into(),
+                source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
             },
         });
     }

@@ -1164,7 +1164,7 @@ async fn token_failure(
                 Ok(auth) => auth,
                 Err(source) => AuthError::TokenRequestFailed {
                     url: url.to_owned(),
-                    source: source.into(),
+                    source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
                 },
             },
         });

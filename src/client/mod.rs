@@ -401,7 +401,8 @@ pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middlewar
                 Ok(auth) => map_auth_error(operation, auth),
                 Err(e) => Error::Middleware {
                     operation,
-                    source: e.into(),
+                    // The middleware's own error, as itself (`downcast_ref` finds it).
+                    source: e.reallocate_into_boxed_dyn_error_without_backtrace(),
                 },
             }
         }

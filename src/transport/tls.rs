@@ -14,16 +14,14 @@ pub(crate) fn untrusted_certificate(error: &reqwest::Error) -> Option<Certificat
         if let Some(problem) = certificate_problem(current) {
             return Some(problem);
         }
-        // `io::Error::source` skips the error it wraps (its `Display` already shows it): look
-        // inside explicitly, that is where the TLS layer puts its error.
-        if let Some(inner) = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            && let Some(problem) = certificate_problem(inner)
-        {
-            return Some(problem);
-        }
-        cause = current.source();
+        // `io::Error::source` skips the error it wraps (its `Display` already shows it), and
+        // the TLS layer's error sits inside one or two of them: look inside explicitly.
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
     }
     None
 }
