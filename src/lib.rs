@@ -77,11 +77,11 @@ pub use error::{ApiError, ConfigError, Error, Result, ValidationIssue};
 pub use resources::Page;
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
-pub use transport::{RetryMiddleware, RetryPolicy};
 /// The fuzz targets' entry points (`fuzz/`): compiled only when cargo-fuzz builds the crate.
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use transport::fuzzing;
+pub use transport::{RetryMiddleware, RetryPolicy};
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,
     PaymentInstruction, PaymentIntent, PaymentStatus, Transaction,

@@ -646,13 +646,15 @@ pub async fn resume(
     };
     let options = options.requested_scopes(pending.requested_scopes().to_vec());
     let result = async {
-        let api = registration_api(&base, &options.http).map_err(|source| RegistrationError::PollFailed {
-            fingerprint: staged.fingerprint.clone(),
-            pending: kept.clone(),
-            source: Box::new(RegistrationError::Http {
-                url: base.clone(),
-                source,
-            }),
+        let api = registration_api(&base, &options.http).map_err(|source| {
+            RegistrationError::PollFailed {
+                fingerprint: staged.fingerprint.clone(),
+                pending: kept.clone(),
+                source: Box::new(RegistrationError::Http {
+                    url: base.clone(),
+                    source,
+                }),
+            }
         })?;
         let (client_id, scopes) = poll(
             &api,

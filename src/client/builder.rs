@@ -366,8 +366,8 @@ pub(super) fn token_manager(
         config = config.scopes(scopes);
     }
     // The client's own HTTP client and layers: one client, one stack, for every request.
-    let mut builder =
-        TokenManager::builder(config, signer).transport(shared.http.clone(), shared.stack_settings());
+    let mut builder = TokenManager::builder(config, signer)
+        .transport(shared.http.clone(), shared.stack_settings());
     if let Some(refresh) = refresh {
         builder = builder.refresh_token_store(refresh);
     }

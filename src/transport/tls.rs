@@ -17,9 +17,7 @@ pub(crate) fn untrusted_certificate(error: &reqwest::Error) -> Option<Certificat
         // `io::Error::source` skips the error it wraps (its `Display` already shows it), and
         // the TLS layer's error sits inside one or two of them: look inside explicitly.
         cause = match current.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn StdError + 'static)),
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
             None => current.source(),
         };
     }
@@ -32,9 +30,7 @@ fn certificate_problem(error: &(dyn StdError + 'static)) -> Option<CertificatePr
         return None;
     };
     Some(match why {
-        C::UnknownIssuer | C::BadSignature => {
-            CertificateProblem::UnknownIssuer
-        }
+        C::UnknownIssuer | C::BadSignature => CertificateProblem::UnknownIssuer,
         C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
             CertificateProblem::OutsideValidity
         }

@@ -89,10 +89,13 @@ async fn server() -> (String, Seen) {
                 "/api/agents" => json(serde_json::json!([{ "id": "ag_1", "name": "seam" }])),
                 "/api/transactions" => (
                     StatusCode::FORBIDDEN,
-                    [(header::CONTENT_TYPE, "text/plain"), (
-                        header::HeaderName::from_static("x-request-id"),
-                        "req_seam_1",
-                    )],
+                    [
+                        (header::CONTENT_TYPE, "text/plain"),
+                        (
+                            header::HeaderName::from_static("x-request-id"),
+                            "req_seam_1",
+                        ),
+                    ],
                     "plain text from a proxy",
                 )
                     .into_response(),
@@ -128,7 +131,12 @@ async fn client(base: &str, middleware: impl Middleware) -> RalioClient {
 #[tokio::test]
 async fn a_callers_middleware_reaches_token_requests_and_resource_calls() {
     let (base, seen) = server().await;
-    let agents = client(&base, AddHeader).await.agents().list().await.unwrap();
+    let agents = client(&base, AddHeader)
+        .await
+        .agents()
+        .list()
+        .await
+        .unwrap();
     assert_eq!(agents[0].id, "ag_1");
     let seen = seen.lock().unwrap().clone();
     let added = Some("added-by-middleware".to_owned());
@@ -150,7 +158,10 @@ async fn a_middleware_error_reaches_the_caller_typed() {
         .list()
         .await
         .expect_err("the middleware refuses every request");
-    assert!(seen.lock().unwrap().is_empty(), "nothing may reach the server");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing may reach the server"
+    );
     // The first request refused is the token request the call needs; the middleware's own
     // error is in the chain, as itself.
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);

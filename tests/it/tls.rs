@@ -39,7 +39,10 @@ async fn a_private_ca_reaches_registration_token_and_resource_calls() {
         "the TLS test failed in its child process: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("TLS OK"), "the child did not reach its end: {stdout}");
+    assert!(
+        stdout.contains("TLS OK"),
+        "the child did not reach its end: {stdout}"
+    );
 }
 
 /// A certificate authority and a `localhost` certificate it issued.
@@ -116,7 +119,10 @@ async fn private_ca_child() {
 
     let pki = pki();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
     // The sandbox listens in plain HTTP behind the TLS terminator, and checks proofs against
     // the URL clients use.
     let sb = Sandbox::builder()

@@ -327,7 +327,9 @@ async fn no_request_follows_a_redirect_whatever_the_caller_configured() {
         .build()
         .await
         .unwrap();
-    let e = bounded("resource", client.agents().list()).await.unwrap_err();
+    let e = bounded("resource", client.agents().list())
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::TEMPORARY_REDIRECT), "{e:?}");
 
     let reached: Vec<String> = seen
