@@ -245,7 +245,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 impl Error {
     /// Whether the same call may succeed if made again later.
     ///
-    /// The retry policy's own classifier answers (see [`crate::transport::retry`]): true for
+    /// The retry policy's own classifier answers (see [`RetryPolicy`](crate::RetryPolicy)): true for
     /// rate limits, 408/502/503/504, connection failures, timeouts and transport failures after
     /// the request may have been sent; false for 500 and every other status. The SDK already
     /// retried where that was safe; a chat message that failed this way may still have been

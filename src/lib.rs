@@ -37,9 +37,9 @@
 //!   [`resources::transactions`], [`resources::payment_intents`]) and the list machinery
 //!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`], and the sealed
 //!   [`ListItem`](resources::ListItem) bound for code generic over the lists).
-//! - [`transport`]: the middleware stack every request goes through, the seam that runs the
-//!   generated calls through it ([`transport::hooks`]), the retry policy
-//!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
+//! - [`transport`]: the one HTTP client and middleware stack every request goes through, the
+//!   seam that runs the generated calls through it, the retry policy ([`RetryPolicy`]), body
+//!   caps and `WWW-Authenticate` parsing.
 //! - [`config`]: defaults, the environment rules (a blank variable is unset), the loopback
 //!   rule for plain `http://`, Vault settings from the environment.
 //! - [`types`]: the resource types ([`Agent`], [`Transaction`], [`PaymentIntent`], …). They
