@@ -15,6 +15,7 @@
 //! | [`Error::Credential`] | the auth layer failed (signing, token answer, store) | see the cause |
 //! | [`Error::Config`] | local configuration problem | fix the configuration |
 //! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later |
+//! | [`Error::UntrustedCertificate`] | this client does not trust the server's TLS certificate | trust its CA, or fix the URL |
 //! | [`Error::Decode`] | the server answered something the SDK could not read | report it |
 //! | [`Error::Stream`] | a chat stream failed | check the payment intents before sending again |
 //! | [`Error::Timeout`] | a deadline given by the caller passed | wait longer or check later |
@@ -32,6 +33,45 @@ use crate::stream::StreamError;
 use crate::transport::body::ERROR_BODY_CAP;
 use crate::transport::challenge::auth_error;
 use crate::transport::retry;
+
+/// A request the SDK sends: the call's own, or one it makes for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// The call's own request to the API.
+    Resource,
+    /// The token request (a new or refreshed access token) made for the call.
+    Token,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestKind::Resource => "request",
+            RequestKind::Token => "token request",
+        })
+    }
+}
+
+impl Error {
+    /// A transport failure of `request` as the error it is: a refused server certificate, else
+    /// [`Error::Transport`].
+    pub(crate) fn transport(
+        operation: &'static str,
+        request: RequestKind,
+        source: reqwest::Error,
+    ) -> Error {
+        if crate::transport::tls::untrusted_certificate(&source).is_some() {
+            Error::UntrustedCertificate {
+                operation,
+                request,
+                source,
+            }
+        } else {
+            Error::Transport { operation, source }
+        }
+    }
+}
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -114,6 +154,27 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// This client does not trust the server's TLS certificate (issued by a certificate
+    /// authority it was not given, expired, or another host's): the request was not sent, and
+    /// sending it again will not help. Trust the CA with
+    /// [`RalioClientBuilder::configure_http`](crate::RalioClientBuilder::configure_http)
+    /// (`add_root_certificate`) or the system's roots, or fix the URL.
+    #[error(
+        "{operation}: the {request} to {} was not sent: {}",
+        crate::transport::tls::shown_url(.source),
+        crate::transport::tls::Untrusted::of(.source)
+    )]
+    #[non_exhaustive]
+    UntrustedCertificate {
+        /// The operation that failed (for example `transactions.list`).
+        operation: &'static str,
+        /// Which request was refused: the call's own, or the token request made for it.
+        request: RequestKind,
+        /// The HTTP client's error (the TLS error is among its causes).
+        #[source]
+        source: reqwest::Error,
+    },
+
     /// The server answered with a body the SDK could not read.
     #[error(
         "{operation}: the server's answer could not be read as {expected}; report this with the request id"
@@ -184,7 +245,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 impl Error {
     /// Whether the same call may succeed if made again later.
     ///
-    /// The retry policy's own classifier answers (see [`crate::transport::retry`]): true for
+    /// The retry policy's own classifier answers (see [`RetryPolicy`](crate::RetryPolicy)): true for
     /// rate limits, 408/502/503/504, connection failures, timeouts and transport failures after
     /// the request may have been sent; false for 500 and every other status. The SDK already
     /// retried where that was safe; a chat message that failed this way may still have been

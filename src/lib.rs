@@ -37,9 +37,9 @@
 //!   [`resources::transactions`], [`resources::payment_intents`]) and the list machinery
 //!   ([`resources::lists`]: [`ListQuery`](resources::ListQuery), [`Page`], and the sealed
 //!   [`ListItem`](resources::ListItem) bound for code generic over the lists).
-//! - [`transport`]: the middleware stack every request goes through, the seam that runs the
-//!   generated calls through it ([`transport::hooks`]), the retry policy
-//!   ([`transport::retry`]), body caps and `WWW-Authenticate` parsing.
+//! - [`transport`]: the one HTTP client and middleware stack every request goes through, the
+//!   seam that runs the generated calls through it, the retry policy ([`RetryPolicy`]), body
+//!   caps and `WWW-Authenticate` parsing.
 //! - [`config`]: defaults, the environment rules (a blank variable is unset), the loopback
 //!   rule for plain `http://`, Vault settings from the environment.
 //! - [`types`]: the resource types ([`Agent`], [`Transaction`], [`PaymentIntent`], …). They
@@ -79,6 +79,10 @@ pub use resources::Page;
 pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents};
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
+/// The fuzz targets' entry points (`fuzz/`): compiled only when cargo-fuzz builds the crate.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use transport::fuzzing;
 pub use transport::{RetryMiddleware, RetryPolicy};
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,

@@ -95,6 +95,7 @@ pub struct RegisterOptions {
     poll_interval: Duration,
     approval_timeout: Duration,
     progress: Option<ProgressFn>,
+    http: crate::transport::HttpConfig,
 }
 
 impl Default for RegisterOptions {
@@ -109,6 +110,7 @@ impl Default for RegisterOptions {
             poll_interval: Duration::from_secs(3),
             approval_timeout: Duration::from_secs(15 * 60),
             progress: None,
+            http: crate::transport::HttpConfig::default(),
         }
     }
 }
@@ -123,6 +125,7 @@ impl fmt::Debug for RegisterOptions {
             .field("signer", &self.signer)
             .field("poll_interval", &self.poll_interval)
             .field("approval_timeout", &self.approval_timeout)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -195,12 +198,18 @@ impl RegisterOptions {
         self
     }
 
-    /// Ignored: registration always uses a private client that never follows redirects (10 s
-    /// connect and 30 s request timeouts), because a redirect would re-send the ticket to
-    /// whatever origin it names, and a caller's client may follow redirects.
-    #[deprecated(note = "ignored: registration always uses a private client without redirects")]
-    pub fn http_client(self, client: reqwest::Client) -> Self {
-        drop(client);
+    /// Adjusts the HTTP client registration builds (TLS roots, a client certificate, a
+    /// proxy), as [`RalioClientBuilder::configure_http`](crate::RalioClientBuilder::configure_http)
+    /// does: the SDK's timeouts first (10 s to connect), then `configure` (calls add up, in
+    /// order), then redirects switched off whatever `configure` set (a redirect would re-send
+    /// the ticket to whatever origin it names). That one client sends the registration, the
+    /// legacy flow's polls and the first token request; each answer must arrive, whole,
+    /// within 60 s.
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.http.configure(Arc::new(configure));
         self
     }
 
@@ -468,7 +477,11 @@ pub enum RegistrationError {
     },
     /// The server could not be reached.
     #[error(
-        "could not reach the registration server at {url}; check the network and RALIO_API_URL"
+        "{}",
+        crate::transport::tls::Unreached::new("registration request", .url, .source, (
+            "could not reach the registration server at ",
+            "; check the network and RALIO_API_URL",
+        ))
     )]
     #[non_exhaustive]
     Http {
@@ -631,13 +644,15 @@ pub async fn resume(
     };
     let options = options.requested_scopes(pending.requested_scopes().to_vec());
     let result = async {
-        let api = registration_api(&base).map_err(|source| RegistrationError::PollFailed {
-            fingerprint: staged.fingerprint.clone(),
-            pending: kept.clone(),
-            source: Box::new(RegistrationError::Http {
-                url: base.clone(),
-                source,
-            }),
+        let api = registration_api(&base, &options.http).map_err(|source| {
+            RegistrationError::PollFailed {
+                fingerprint: staged.fingerprint.clone(),
+                pending: kept.clone(),
+                source: Box::new(RegistrationError::Http {
+                    url: base.clone(),
+                    source,
+                }),
+            }
         })?;
         let (client_id, scopes) = poll(
             &api,
@@ -749,9 +764,9 @@ async fn submit_and_finish(
     staged: &Staged,
     options: &RegisterOptions,
 ) -> Result<Binding, RegistrationError> {
-    // Always a private client, whatever the caller passed: a redirect would carry the ticket
-    // in the re-sent body to another origin, and a caller's client may follow redirects.
-    let api = registration_api(base).map_err(|source| RegistrationError::Http {
+    // Never a redirect, whatever the caller configured: it would carry the ticket in the
+    // re-sent body to another origin.
+    let api = registration_api(base, &options.http).map_err(|source| RegistrationError::Http {
         url: base.to_owned(),
         source,
     })?;
@@ -895,6 +910,7 @@ async fn finish(
         Arc::clone(&staged.signer),
     )
     .refresh_token_store(refresh.clone())
+    .http_config(options.http.clone())
     .build()
     .map_err(first_token)?;
     tokens.access_token().await.map_err(first_token)?;
@@ -994,12 +1010,23 @@ fn resolve_base_url(explicit: Option<&str>) -> String {
     chosen.trim_end_matches('/').to_owned()
 }
 
-/// The registration endpoint's generated client: a private client (no redirects) under the
-/// common layers (user agent, traceparent, retry policy), without the auth layer.
-fn registration_api(base: &str) -> reqwest::Result<crate::api::Client> {
-    let http = crate::transport::private_client()?;
+/// The registration endpoint's generated client: the registration's one HTTP client (no
+/// redirects) under the common layers (user agent, span, traceparent, retry policy), without
+/// the auth layer.
+fn registration_api(
+    base: &str,
+    http: &crate::transport::HttpConfig,
+) -> reqwest::Result<crate::api::Client> {
+    let http = http.client()?;
     let settings = crate::transport::StackSettings::default();
-    let stack = crate::transport::stack(http.clone(), &settings, None, None, false);
+    let stack = crate::transport::stack(
+        http.clone(),
+        &settings,
+        crate::transport::Inner::SmallAnswers {
+            innermost: None,
+            target: None,
+        },
+    );
     Ok(crate::api::Client::new_with_client(base, http, stack))
 }
 
@@ -1023,7 +1050,7 @@ async fn registration_failure(
             },
             reqwest_middleware::Error::Middleware(source) => RegistrationError::Middleware {
                 url: shown_url.to_owned(),
-                source: source.into(),
+                source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
             },
         });
     }
@@ -1092,8 +1119,8 @@ async fn submit(
 }
 
 /// The message of [`refusal`] (for the fuzz targets).
-pub(crate) fn refusal_message(status: u16, body: &[u8]) -> String {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+#[cfg(any(fuzzing, test))]
+pub(crate) fn refusal_message(status: StatusCode, body: &[u8]) -> String {
     refusal(status, body).to_string()
 }
 

@@ -1,11 +1,11 @@
 //! A registration answer as registration reads it: arbitrary status and body
-//! (`ralio::transport::fuzzing::registration_answer`).
+//! (`registration_answer` of `src/transport/fuzzing.rs`, which the including module brings into scope).
 //!
 //! Checks: no panic; a refusal's message stays bounded (the body read is capped at 64 KiB and
 //! the message is built from a few fields of it).
 //!
-//! Shared by the fuzz target `fuzz_targets/registration_answer.rs` and by the regression test
-//! `tests/it/fuzz_seeds.rs`, which replays `fuzz/seeds/registration_answer/`.
+//! Shared by the fuzz target `fuzz_targets/registration_answer.rs` and by the crate's unit test
+//! in `src/transport/fuzzing.rs`, which replays `fuzz/seeds/registration_answer/`.
 
 /// Runs the target on `data`; panics when a check fails.
 pub fn check(data: &[u8]) {
@@ -13,8 +13,11 @@ pub fn check(data: &[u8]) {
         return;
     }
     let status = 100 + u16::from_be_bytes([data[0], data[1]]) % 500;
+    let Ok(status) = http::StatusCode::from_u16(status) else {
+        return;
+    };
     let body = &data[2..];
-    if let Some(message) = ralio::transport::fuzzing::registration_answer(status, body) {
+    if let Some(message) = super::registration_answer(status, body) {
         // JSON strings can expand on re-escaping; the advice adds a few hundred bytes.
         assert!(
             message.len() <= 6 * body.len() + 1024,

@@ -30,7 +30,11 @@ pub enum AuthError {
     },
     /// The token endpoint could not be reached or did not answer.
     #[error(
-        "could not reach the token endpoint {url}: check the network and the token URL; the refresh token, if any, is kept"
+        "{}",
+        crate::transport::tls::Unreached::new("token request", .url, .source, (
+            "could not reach the token endpoint ",
+            ": check the network and the token URL; the refresh token, if any, is kept",
+        ))
     )]
     #[non_exhaustive]
     TokenTransport {

@@ -33,5 +33,6 @@ pub use clock::{Clock, OffsetClock, SystemClock};
 pub use error::AuthError;
 pub use jws::{ClientAssertion, DpopProof, Htu, HtuError, JwsSigner, ProofRequest};
 pub use middleware::DpopAuth;
+#[cfg(any(fuzzing, test))]
 pub(crate) use token::token_lifetime;
 pub use token::{AccessToken, TokenInfo, TokenManager, TokenManagerBuilder, TokenManagerConfig};

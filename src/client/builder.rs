@@ -10,14 +10,14 @@ use reqwest_middleware::Middleware;
 use super::{AuthParts, RalioClient, Shared};
 use crate::auth::{TokenManager, TokenManagerConfig};
 use crate::config::{
-    DEFAULT_API_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT,
-    ENV_API_URL, env_var, validate_base_url,
+    DEFAULT_API_URL, DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ENV_API_URL, env_var,
+    validate_base_url,
 };
 use crate::error::{ConfigError, Error, Result};
 use crate::keys::{PrivateKey, Signer};
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
-use crate::transport::RetryPolicy;
+use crate::transport::{HttpConfig, RetryPolicy};
 
 /// Where the builder gets the identity from.
 pub(super) enum CredentialSource {
@@ -31,12 +31,11 @@ pub(super) enum CredentialSource {
 pub struct RalioClientBuilder {
     base_url: Option<String>,
     scopes: Option<Vec<Scope>>,
-    connect_timeout: Duration,
     read_timeout: Duration,
     read_idle_timeout: Option<Duration>,
     user_agent_suffix: Option<String>,
     retry: RetryPolicy,
-    http: Option<reqwest::Client>,
+    http: HttpConfig,
     extra: Vec<Arc<dyn Middleware>>,
     credentials: CredentialSource,
 }
@@ -46,7 +45,7 @@ impl std::fmt::Debug for RalioClientBuilder {
         f.debug_struct("RalioClientBuilder")
             .field("base_url", &self.base_url)
             .field("scopes", &self.scopes)
-            .field("connect_timeout", &self.connect_timeout)
+            .field("http", &self.http)
             .field("read_timeout", &self.read_timeout)
             .field("read_idle_timeout", &self.read_idle_timeout)
             .field("retry", &self.retry)
@@ -59,12 +58,11 @@ impl Default for RalioClientBuilder {
         RalioClientBuilder {
             base_url: None,
             scopes: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             read_idle_timeout: Some(DEFAULT_READ_IDLE_TIMEOUT),
             user_agent_suffix: None,
             retry: RetryPolicy::default(),
-            http: None,
+            http: HttpConfig::default(),
             extra: Vec::new(),
             credentials: CredentialSource::None,
         }
@@ -90,14 +88,15 @@ impl RalioClientBuilder {
         self
     }
 
-    /// How long to wait for a connection (TCP and TLS). Default 10 s.
+    /// How long to wait for a connection (TCP and TLS), for every request. Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.http.connect_timeout(timeout);
         self
     }
 
     /// How long to wait for the response to each attempt of a call. Default 60 s. There is no
-    /// total timeout: a chat stream may run as long as bytes keep arriving.
+    /// total timeout: a chat stream may run as long as bytes keep arriving. Token and
+    /// registration answers are small: for them the limit covers the whole answer.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
@@ -124,10 +123,38 @@ impl RalioClientBuilder {
         self
     }
 
-    /// Use this reqwest client (its pool, proxy and TLS settings) instead of building one.
-    /// Configure it without a total timeout (`timeout`), which would cut chat streams.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Adjusts the HTTP client the SDK builds: TLS roots (a private CA), a client certificate,
+    /// a proxy, pool and keep-alive settings, anything `reqwest::ClientBuilder` offers.
+    ///
+    /// The client gets the SDK's settings first (the [`connect_timeout`](Self::connect_timeout),
+    /// a per-read timeout as long as the longer of the [`read_timeout`](Self::read_timeout)
+    /// and the [`read_idle_timeout`](Self::read_idle_timeout) plus a second, no total
+    /// timeout), then `configure` (calls add up, in order), then redirects are switched off,
+    /// whatever `configure` set: a redirect would re-send a client assertion, a refresh token
+    /// or a registration ticket to whatever origin it names, and a DPoP proof is bound to the
+    /// URL it was signed for.
+    ///
+    /// That one client sends every request of this client and of its
+    /// [`with_scopes`](RalioClient::with_scopes) siblings: resource calls and the token
+    /// endpoint alike (registration has the same setting,
+    /// [`RegisterOptions::configure_http`](crate::register::RegisterOptions::configure_http)).
+    /// Avoid a total `timeout`: it would cut chat streams. The `User-Agent` is the SDK's (see
+    /// [`user_agent_suffix`](Self::user_agent_suffix)).
+    ///
+    /// ```no_run
+    /// # async fn demo(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = reqwest::Certificate::from_pem(ca_pem)?;
+    /// let client = ralio::RalioClient::builder()
+    ///     .configure_http(move |http| http.add_root_certificate(ca.clone()))
+    ///     .build_from_env()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.http.configure(Arc::new(configure));
         self
     }
 
@@ -220,22 +247,12 @@ impl RalioClientBuilder {
         let user_agent = HeaderValue::from_str(&agent).map_err(|_| ConfigError::InvalidHeader {
             what: "the user-agent suffix",
         })?;
-        let http = match self.http {
-            Some(http) => http,
-            None => {
-                // No total timeout (it would cut streams); the per-read timeout is a backstop
-                // for dead connections, no shorter than the stream idle timeout.
-                let read_backstop = self
-                    .read_idle_timeout
-                    .map_or(self.read_timeout, |idle| idle.max(self.read_timeout));
-                reqwest::Client::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .read_timeout(read_backstop + Duration::from_secs(1))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(ConfigError::HttpClient)?
-            }
-        };
+        let mut config = self.http;
+        config.read_backstop(crate::transport::read_backstop(
+            self.read_timeout,
+            self.read_idle_timeout,
+        ));
+        let http = config.client().map_err(ConfigError::HttpClient)?;
         let shared = Arc::new(Shared {
             base_url,
             http,
@@ -271,9 +288,9 @@ pub(super) fn token_manager(
     if let Some(scopes) = scopes {
         config = config.scopes(scopes);
     }
-    // The token manager keeps its own private client: the caller's `http_client` may follow
-    // redirects, which must never re-send an assertion or refresh token elsewhere.
-    let mut builder = TokenManager::builder(config, signer).stack_settings(shared.stack_settings());
+    // The client's own HTTP client and layers: one client, one stack, for every request.
+    let mut builder = TokenManager::builder(config, signer)
+        .transport(shared.http.clone(), shared.stack_settings());
     if let Some(refresh) = refresh {
         builder = builder.refresh_token_store(refresh);
     }

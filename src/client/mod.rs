@@ -3,21 +3,20 @@
 //! [`crate::resources`].
 //!
 //! Each resource call is a thin typed layer over the generated endpoint ([`crate::api`]): it
-//! runs inside a `tracing` span (`ralio.request`: operation, status, attempt, latency; never a
-//! secret), goes through the middleware stack ([`crate::transport`]: user agent → retry policy
-//! → DPoP auth → reqwest), and maps failures once into [`Error`].
+//! goes through the middleware stack ([`crate::transport`]: user agent → the request's
+//! `tracing` span (`ralio.request`: operation, method, path, status, attempt, latency; never a
+//! secret) → retry policy → DPoP auth → reqwest), and maps failures once into [`Error`].
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use reqwest_middleware::Middleware;
-use tracing::Instrument;
 
 use crate::api::{self, ByteStream};
 use crate::auth::{AuthError, TokenManager};
-use crate::error::{ApiError, ConfigError, Error, Result};
+use crate::error::{ApiError, ConfigError, Error, RequestKind, Result};
 use crate::keys::Signer;
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;
@@ -109,10 +108,10 @@ impl RalioClient {
         scopes: Option<Vec<Scope>>,
         agent: Arc<tokio::sync::OnceCell<String>>,
     ) -> RalioClient {
-        let mw = crate::transport::resource_stack(
+        let mw = crate::transport::stack(
             shared.http.clone(),
             &shared.stack_settings(),
-            auth.as_ref().map(|auth| auth.tokens.clone()),
+            crate::transport::Inner::Resources(auth.as_ref().map(|auth| auth.tokens.clone())),
         );
         let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);
         RalioClient {
@@ -245,7 +244,7 @@ impl RalioClient {
         PaymentIntents::new(self)
     }
 
-    /// Run one API call inside its span, mapping errors; the value without the response.
+    /// Run one API call, mapping errors; the value without the response.
     pub(crate) async fn call<T, F>(&self, operation: &'static str, fut: F) -> Result<T>
     where
         F: Future<
@@ -260,8 +259,8 @@ impl RalioClient {
             .map(progenitor_client::ResponseValue::into_inner)
     }
 
-    /// Run one API call inside its span (`ralio.request`: operation, status, attempt, latency;
-    /// the transport records the attempt), mapping errors.
+    /// Run one API call, mapping errors (its span is the transport's: see
+    /// [`crate::transport::stack`]).
     async fn call_raw<T, F>(
         &self,
         operation: &'static str,
@@ -275,33 +274,10 @@ impl RalioClient {
             >,
         >,
     {
-        let span = tracing::info_span!(
-            "ralio.request",
-            operation,
-            status = tracing::field::Empty,
-            attempt = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        let started = Instant::now();
-        let result = fut.instrument(span.clone()).await;
-        let outcome = match result {
-            Ok(value) => {
-                span.record("status", value.status().as_u16());
-                Ok(value)
-            }
-            Err(e) => {
-                let e = map_error(operation, e).await;
-                if let Some(status) = e.status() {
-                    span.record("status", status.as_u16());
-                }
-                Err(e)
-            }
-        };
-        span.record(
-            "latency_ms",
-            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        );
-        outcome
+        match fut.await {
+            Ok(value) => Ok(value),
+            Err(e) => Err(map_error(operation, e).await),
+        }
     }
 
     /// The one agent this credential reaches, resolved once and cached.
@@ -392,7 +368,7 @@ async fn map_error(operation: &'static str, mut e: progenitor_client::Error<Byte
         }
         P::CommunicationError(source)
         | P::ResponseBodyError(source)
-        | P::InvalidUpgrade(source) => Error::Transport { operation, source },
+        | P::InvalidUpgrade(source) => Error::transport(operation, RequestKind::Resource, source),
         P::InvalidResponsePayload(_, source) => Error::Decode {
             operation,
             expected: "the documented JSON",
@@ -412,7 +388,9 @@ async fn map_error(operation: &'static str, mut e: progenitor_client::Error<Byte
 /// Map a failure inside the middleware stack.
 pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middleware::Error) -> Error {
     match e {
-        reqwest_middleware::Error::Reqwest(source) => Error::Transport { operation, source },
+        reqwest_middleware::Error::Reqwest(source) => {
+            Error::transport(operation, RequestKind::Resource, source)
+        }
         reqwest_middleware::Error::Middleware(e) => {
             if let Some(t) = e.downcast_ref::<AttemptTimedOut>() {
                 return Error::Timeout {
@@ -424,7 +402,8 @@ pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middlewar
                 Ok(auth) => map_auth_error(operation, auth),
                 Err(e) => Error::Middleware {
                     operation,
-                    source: e.into(),
+                    // The middleware's own error, as itself (`downcast_ref` finds it).
+                    source: e.reallocate_into_boxed_dyn_error_without_backtrace(),
                 },
             }
         }
@@ -454,13 +433,14 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
         }
         // `Error::Transport` names no URL itself: the token URL goes back into the cause, so
         // the chain shows it once.
-        AuthError::TokenTransport { url, source } => Error::Transport {
+        AuthError::TokenTransport { url, source } => Error::transport(
             operation,
-            source: match url::Url::parse(&url) {
+            RequestKind::Token,
+            match url::Url::parse(&url) {
                 Ok(url) => source.with_url(url),
                 Err(_) => source,
             },
-        },
+        ),
         other => Error::Credential {
             operation,
             source: other,

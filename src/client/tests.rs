@@ -571,7 +571,9 @@ async fn span_child() {
         .lines()
         .find(|l| l.contains("ralio.request") && l.contains("close"))
         .unwrap_or_default();
-    assert!(line.contains("operation=\"transactions.list\""), "{out}");
+    assert!(line.contains("operation=\"list_transactions\""), "{out}");
+    assert!(line.contains("method=\"GET\""), "{out}");
+    assert!(line.contains("path=\"/api/transactions\""), "{out}");
     assert!(line.contains("status=200"), "{out}");
     assert!(line.contains("attempt=2"), "{out}");
     assert!(line.contains("latency_ms="), "{out}");
@@ -613,6 +615,7 @@ async fn traceparent_child() {
     use opentelemetry::trace::{
         SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
     };
+    use tracing::Instrument as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer());

@@ -26,19 +26,18 @@
 //! # The attempt count
 //!
 //! The SDK's retry layer ([`super::retry::RetryMiddleware`]) counts the attempts of a request
-//! in the middleware extensions ([`Attempts`]). `exec` reads it there, records it as the
-//! `attempt` field of the current span (the SDK's `ralio.request` span), and keeps it with
-//! the answer: on the carrier of a middleware failure, and, for an error status answered
+//! in the middleware extensions ([`Attempts`]; the request's span, [`super::RequestSpan`],
+//! records it from there). `exec` puts the operation id there for the span, and keeps the
+//! count with the answer: on the carrier of a middleware failure, and, for an error status answered
 //! through a stack with that retry layer, on the response itself. progenitor would turn a
 //! documented error status into `Error::ErrorResponse(ResponseValue)`, which drops the
 //! response's extensions; such a response is parked like a middleware error and handed back by
 //! `post` as `Error::UnexpectedResponse` with its extensions (and the count) intact. A stack
 //! without the SDK's retry layer sees progenitor's usual variants.
 //!
-//! The carrier never leaves the SDK: [`crate::RalioClient::api`] maps every error to
-//! [`crate::Error`]. Only a caller who builds an [`crate::api::Client`] around a stack of its
-//! own sees it, and must call [`take_middleware_error`] before treating
-//! `UnexpectedResponse` as an HTTP answer.
+//! The carrier never leaves the SDK: every caller of a generated operation inside the crate
+//! (resource calls, [`crate::RalioClient::api`], the token manager, registration) calls
+//! [`take_middleware_error`] first and maps every error to the crate's own types.
 
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +49,10 @@ use super::retry::Attempts;
 /// The status of the in-process carrier response that holds a middleware failure (an
 /// unassigned code no Ralio server sends). Seeing it without a parked error means the carrier
 /// was already emptied by [`take_middleware_error`].
-pub const MIDDLEWARE_FAILURE_STATUS: u16 = 599;
+const MIDDLEWARE_FAILURE_STATUS: http::StatusCode = match http::StatusCode::from_u16(599) {
+    Ok(status) => status,
+    Err(_) => panic!("599 is a valid status code"),
+};
 
 /// What a carrier response holds: a middleware error, or a real answer whose extensions must
 /// survive progenitor. Extensions must be `Clone`; neither is, so it sits behind a shared,
@@ -75,9 +77,7 @@ impl ParkedSlot {
 
 fn carrier_of(parked: Option<Parked>, attempts: Option<Attempts>) -> reqwest::Response {
     let mut response = http::Response::new(Vec::<u8>::new());
-    if let Ok(status) = http::StatusCode::from_u16(MIDDLEWARE_FAILURE_STATUS) {
-        *response.status_mut() = status;
-    }
+    *response.status_mut() = MIDDLEWARE_FAILURE_STATUS;
     let extensions = response.extensions_mut();
     extensions.insert(ParkedSlot(Arc::new(Mutex::new(parked))));
     if let Some(attempts) = attempts {
@@ -97,14 +97,12 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let mut extensions = http::Extensions::new();
+        extensions.insert(super::OperationId(info.operation_id));
         let result = self
             .inner
             .execute_with_extensions(request, &mut extensions)
             .await;
         let attempts = extensions.get::<Attempts>().copied();
-        if let Some(Attempts(n)) = attempts {
-            tracing::Span::current().record("attempt", n);
-        }
         match result {
             Ok(response) if attempts.is_some() && !response.status().is_success() => {
                 Ok(carrier_of(Some(Parked::Response(response)), attempts))
@@ -167,7 +165,7 @@ impl ClientHooks<ClientWithMiddleware> for crate::api::Client {
 /// `anyhow::Error` to the middleware's own error type). Returns `None` for every other error,
 /// and on a second call for the same error. Call it before interpreting
 /// `Error::UnexpectedResponse` as an HTTP answer.
-pub fn take_middleware_error<E>(
+pub(crate) fn take_middleware_error<E>(
     error: &mut progenitor_client::Error<E>,
 ) -> Option<reqwest_middleware::Error> {
     match error {

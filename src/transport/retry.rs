@@ -152,7 +152,10 @@ pub(crate) enum Outcome {
 impl Outcome {
     /// The outcome of a `reqwest` failure.
     pub(crate) fn of_reqwest(e: &reqwest::Error) -> Outcome {
-        if e.is_connect() {
+        if super::tls::untrusted_certificate(e).is_some() {
+            // The same certificate would be refused again: only a change of settings helps.
+            Outcome::Local
+        } else if e.is_connect() {
             Outcome::ConnectFailed
         } else if e.is_timeout() || e.is_request() || e.is_body() {
             Outcome::SentMaybe
@@ -212,7 +215,7 @@ pub(crate) fn retryable(method: &Method, outcome: Outcome) -> bool {
 /// in the middleware extensions (for failures) and in the extensions of the response it
 /// returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempts(pub u32);
+pub(crate) struct Attempts(pub(crate) u32);
 
 /// The retry layer's copy of the request it is sending, taken before the layers inside it ran,
 /// offered to the layer inside it through the middleware extensions: the auth layer resends
@@ -249,6 +252,8 @@ pub struct RetryMiddleware {
     attempt_timeout: Option<Duration>,
     /// Publish each attempt's copy as a [`SpareRequest`] (kept on the last attempt too).
     shares_copy: bool,
+    /// The attempt's time limit covers reading the whole answer, not only its headers.
+    whole_answer: bool,
 }
 
 impl RetryMiddleware {
@@ -258,7 +263,16 @@ impl RetryMiddleware {
             policy,
             attempt_timeout: None,
             shares_copy: false,
+            whole_answer: false,
         }
+    }
+
+    /// For small answers (the token endpoint, registration): each attempt reads the whole
+    /// answer (at most [`SUCCESS_BODY_CAP`](super::body::SUCCESS_BODY_CAP) bytes) within its
+    /// time limit, so a server trickling a body cannot hold a request open.
+    pub(crate) fn reading_whole_answers(mut self) -> Self {
+        self.whole_answer = true;
+        self
     }
 
     /// For a stack whose next layer is the crate's auth layer: every attempt's copy of the
@@ -325,16 +339,22 @@ impl Middleware for RetryMiddleware {
                 shared
             });
             extensions.insert(Attempts(attempt));
-            let result = match self.attempt_timeout {
-                None => next.clone().run(req, extensions).await,
-                Some(after) => {
-                    match tokio::time::timeout(after, next.clone().run(req, extensions)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(reqwest_middleware::Error::middleware(AttemptTimedOut {
-                            after,
-                        })),
-                    }
+            let whole_answer = self.whole_answer;
+            let run = async {
+                let result = next.clone().run(req, extensions).await;
+                match result {
+                    Ok(response) if whole_answer => read_whole(response).await,
+                    other => other,
                 }
+            };
+            let result = match self.attempt_timeout {
+                None => run.await,
+                Some(after) => match tokio::time::timeout(after, run).await {
+                    Ok(result) => result,
+                    Err(_) => Err(reqwest_middleware::Error::middleware(AttemptTimedOut {
+                        after,
+                    })),
+                },
             };
             if let Some(shared) = shared {
                 extensions.remove::<SpareRequest>();
@@ -381,6 +401,33 @@ impl Middleware for RetryMiddleware {
             }
         }
     }
+}
+
+/// The response with its body read (at most [`SUCCESS_BODY_CAP`](super::body::SUCCESS_BODY_CAP)
+/// bytes: past it the answer is cut, and reads as an unreadable answer). A body that fails
+/// midway is the transport error it is.
+async fn read_whole(response: Response) -> reqwest_middleware::Result<Response> {
+    use reqwest::ResponseBuilderExt as _;
+    let url = response.url().clone();
+    let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let body = http_body_util::BodyExt::into_data_stream(body);
+    let bytes = super::body::read_capped(body, super::body::SUCCESS_BODY_CAP)
+        .await
+        .map_err(|(_, e)| e)?;
+    let mut builder = http::Response::builder()
+        .status(parts.status)
+        .version(parts.version)
+        .url(url);
+    if let Some(headers) = builder.headers_mut() {
+        *headers = parts.headers;
+    }
+    if let Some(extensions) = builder.extensions_mut() {
+        extensions.extend(parts.extensions);
+    }
+    builder
+        .body(bytes)
+        .map(Response::from)
+        .map_err(reqwest_middleware::Error::middleware)
 }
 
 /// Internal invariant failure of the retry loop.

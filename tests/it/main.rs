@@ -18,6 +18,7 @@ mod rotation;
 mod seam;
 mod security;
 mod soak;
+mod spans;
 mod spec;
 mod store;
 mod store_conformance;
@@ -26,4 +27,5 @@ mod store_keyring;
 #[cfg(feature = "vault")]
 mod store_vault;
 mod support;
+mod tls;
 mod transport_hostile;

@@ -1,15 +1,20 @@
-//! The generated client runs every request through the middleware stack, and a middleware
-//! failure reaches the caller as its own typed error.
+//! Every request runs through the one middleware stack: a caller's middleware reaches resource
+//! calls and token requests alike, a middleware failure reaches the caller as its own typed
+//! error, an error status keeps what the server said, and retries are counted. All through the
+//! public API.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::{Json, Router, routing::get};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use http::Extensions;
-use ralio::api;
-use ralio::transport::hooks::{MIDDLEWARE_FAILURE_STATUS, take_middleware_error};
-use reqwest_middleware::{ClientBuilder, Middleware, Next};
+use ralio::auth::PrivateKey;
+use ralio::{Error, RalioClient, RetryPolicy};
+use reqwest_middleware::{Middleware, Next};
 
 /// Adds a header to every request.
 struct AddHeader;
@@ -30,7 +35,7 @@ impl Middleware for AddHeader {
     }
 }
 
-/// The middleware's own error type, as the auth layer would have.
+/// The middleware's own error type, as an auth layer of the caller's would have.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("no token available (attempt {attempt})")]
 struct NoToken {
@@ -54,248 +59,180 @@ impl Middleware for Refuse {
     }
 }
 
-/// A server whose `/api/agents` reports the `x-seam` header it received as the agent name, and
-/// counts requests.
-async fn server() -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new()
-        .route(
-            "/api/agents",
-            get(move |headers: HeaderMap| {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let seen = headers
-                        .get("x-seam")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("<absent>")
-                        .to_owned();
-                    Json(serde_json::json!([{ "id": "ag_1", "name": seen }]))
-                }
-            }),
-        )
-        .route(
-            "/api/transactions",
-            get(|| async {
-                (
-                    StatusCode::UNAUTHORIZED,
-                    [("www-authenticate", "DPoP error=\"invalid_token\"")],
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A server with a token endpoint, whose `/api/agents` answers one agent, `/api/transactions`
+/// a 403 from "a proxy", and `/api/payment-intents` 503 twice then an empty page; it records
+/// each request's path and `x-seam` header.
+async fn server() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = Arc::clone(&seen);
+    let flaky = Arc::new(AtomicUsize::new(0));
+    let app = Router::new().fallback(move |req: Request| {
+        let (record, flaky) = (Arc::clone(&record), Arc::clone(&flaky));
+        async move {
+            let path = req.uri().path().to_owned();
+            let header = req
+                .headers()
+                .get("x-seam")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            record.lock().unwrap().push((path.clone(), header));
+            let json = |body: serde_json::Value| -> Response { axum::Json(body).into_response() };
+            match path.as_str() {
+                "/oauth/token" => json(serde_json::json!({
+                    "access_token": "rat_seam_0123456789",
+                    "token_type": "DPoP",
+                    "expires_in": 1800,
+                    "scope": "agents:execute transactions:read payment_intents:read",
+                })),
+                "/api/agents" => json(serde_json::json!([{ "id": "ag_1", "name": "seam" }])),
+                "/api/transactions" => (
+                    StatusCode::FORBIDDEN,
+                    [
+                        (header::CONTENT_TYPE, "text/plain"),
+                        (
+                            header::HeaderName::from_static("x-request-id"),
+                            "req_seam_1",
+                        ),
+                    ],
                     "plain text from a proxy",
                 )
-            }),
-        );
+                    .into_response(),
+                "/api/payment-intents" => match flaky.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    _ => json(serde_json::json!({
+                        "payment_intents": [], "total": 0, "page": 1, "per_page": 50
+                    })),
+                },
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), hits)
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
 }
 
-fn client(base: &str, middleware: impl Middleware) -> api::Client {
-    let http = reqwest::Client::new();
-    let stack = ClientBuilder::new(http.clone()).with(middleware).build();
-    api::Client::new_with_client(base, http, stack)
+async fn client(base: &str, middleware: impl Middleware) -> RalioClient {
+    RalioClient::builder()
+        .base_url(base)
+        .credentials("cb_seam", PrivateKey::generate().unwrap())
+        .middleware(Arc::new(middleware))
+        .retry_policy(
+            RetryPolicy::new().with_backoff(Duration::from_millis(1), Duration::from_millis(2)),
+        )
+        .build()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
-async fn a_header_added_by_middleware_reaches_the_server() {
-    let (base, hits) = server().await;
-    let agents = client(&base, AddHeader).list_agents().send().await.unwrap();
-    assert_eq!(agents.status(), 200);
-    assert_eq!(agents.into_inner()[0].name, "added-by-middleware");
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+async fn a_callers_middleware_reaches_token_requests_and_resource_calls() {
+    let (base, seen) = server().await;
+    let agents = client(&base, AddHeader)
+        .await
+        .agents()
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(agents[0].id, "ag_1");
+    let seen = seen.lock().unwrap().clone();
+    let added = Some("added-by-middleware".to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            ("/oauth/token".to_owned(), added.clone()),
+            ("/api/agents".to_owned(), added)
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_middleware_error_reaches_the_caller_typed() {
-    let (base, hits) = server().await;
-    let mut err = client(&base, Refuse)
-        .list_agents()
-        .send()
+    let (base, seen) = server().await;
+    let err = client(&base, Refuse)
+        .await
+        .agents()
+        .list()
         .await
         .expect_err("the middleware refuses every request");
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
+    assert!(
+        seen.lock().unwrap().is_empty(),
         "nothing may reach the server"
     );
-
-    let taken =
-        take_middleware_error(&mut err).expect("the middleware error is parked on the error");
-    let reqwest_middleware::Error::Middleware(inner) = taken else {
-        panic!("expected the Middleware variant, got {taken:?}");
-    };
-    assert_eq!(
-        inner.downcast_ref::<NoToken>(),
-        Some(&NoToken { attempt: 3 })
-    );
-    // Taken once: a second look finds nothing, and the carrier is recognisable.
-    assert!(take_middleware_error(&mut err).is_none());
-    assert_eq!(
-        err.status().map(|s| s.as_u16()),
-        Some(MIDDLEWARE_FAILURE_STATUS)
-    );
+    // The first request refused is the token request the call needs; the middleware's own
+    // error is in the chain, as itself.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut found = None;
+    while let Some(current) = cause {
+        if let Some(own) = current.downcast_ref::<NoToken>() {
+            found = Some(own);
+        }
+        cause = current.source();
+    }
+    assert_eq!(found, Some(&NoToken { attempt: 3 }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(err.status(), None, "no HTTP status was invented: {err:?}");
+    // Nothing in the message looks like an answer from a server.
+    assert!(!format!("{err:?}").contains("599"), "{err:?}");
 }
 
 #[tokio::test]
-async fn a_connection_failure_stays_a_communication_error() {
+async fn a_connection_failure_is_a_transport_error() {
     // Bind then drop a listener so the port is (very likely) closed.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut err = client(&base, AddHeader)
-        .list_agents()
-        .send()
-        .await
-        .unwrap_err();
-    assert!(take_middleware_error(&mut err).is_none());
-    assert!(
-        matches!(err, api::Error::CommunicationError(ref e) if e.is_connect()),
-        "{err:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_documented_error_status_keeps_status_headers_and_raw_body() {
-    let (base, _) = server().await;
-    let mut err = client(&base, AddHeader)
-        .list_transactions()
-        .send()
-        .await
-        .unwrap_err();
-    assert!(take_middleware_error(&mut err).is_none());
-    let api::Error::ErrorResponse(response) = err else {
-        panic!("expected ErrorResponse, got {err:?}");
-    };
-    assert_eq!(response.status(), 401);
-    assert_eq!(
-        response.headers()["www-authenticate"],
-        "DPoP error=\"invalid_token\""
-    );
-    use futures::TryStreamExt;
-    let body: Vec<bytes::Bytes> = response
-        .into_inner()
-        .into_inner()
-        .try_collect()
+    let client = RalioClient::builder()
+        .base_url(&base)
+        .credentials("cb_seam", PrivateKey::generate().unwrap())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
         .await
         .unwrap();
-    assert_eq!(body.concat(), b"plain text from a proxy");
-}
-
-#[tokio::test]
-async fn secrets_in_wire_types_reach_the_server_but_never_a_debug() {
-    use ralio::api::types::BodyCreateTokenOauthTokenPost;
-    use std::collections::HashMap;
-
-    let received = Arc::new(std::sync::Mutex::new(HashMap::new()));
-    let sink = received.clone();
-    let app = Router::new().route(
-        "/oauth/token",
-        axum::routing::post(
-            move |axum::Form(form): axum::Form<HashMap<String, String>>| {
-                let sink = sink.clone();
-                async move {
-                    *sink.lock().unwrap() = form;
-                    Json(serde_json::json!({
-                        "access_token": "at-SECRET-1",
-                        "token_type": "DPoP",
-                        "expires_in": 1800,
-                        "refresh_token": "rt-SECRET-2",
-                        "scope": "agents:execute"
-                    }))
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    // Request bodies are built from their required fields (a new one is a compile error).
-    let body: BodyCreateTokenOauthTokenPost =
-        BodyCreateTokenOauthTokenPost::builder("client_credentials")
-            .client_assertion_type(Some(
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
-            ))
-            .client_assertion(Some(ralio::redacted::RedactedString::from(
-                "assertion-SECRET-3",
-            )))
-            .try_into()
-            .unwrap();
-    assert!(!format!("{body:?}").contains("SECRET"), "{body:?}");
-
-    let token = client(&base, AddHeader)
-        .create_token()
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    let form = received.lock().unwrap().clone();
-    assert_eq!(form["client_assertion"], "assertion-SECRET-3");
-    assert_eq!(form["grant_type"], "client_credentials");
-
-    let shown = format!("{token:?}");
-    assert!(!shown.contains("SECRET"), "{shown}");
-    assert!(shown.contains("[redacted]"), "{shown}");
-    assert_eq!(token.access_token.expose_secret(), "at-SECRET-1");
-    assert_eq!(
-        token.refresh_token.as_ref().map(|t| t.expose_secret()),
-        Some("rt-SECRET-2")
-    );
-    assert_eq!(token.scope.as_deref(), Some("agents:execute"));
-    // Equality compares the secrets themselves (in constant time).
-    use ralio::redacted::RedactedString;
-    assert_eq!(token.access_token, RedactedString::from("at-SECRET-1"));
-    assert_ne!(token.access_token, RedactedString::from("at-SECRET-X"));
-    assert_ne!(
-        token.access_token,
-        RedactedString::from("at-SECRET-1-longer")
-    );
-}
-
-/// The retry layer reports how many attempts a request took in the response's extensions (no
-/// task-local, so it holds whatever task or runtime reads it).
-#[tokio::test]
-async fn the_retry_layer_puts_the_attempt_count_in_the_response_extensions() {
-    use ralio::transport::RetryPolicy;
-    use ralio::transport::retry::{Attempts, RetryMiddleware};
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new().route(
-        "/flaky",
-        get(move || {
-            let counter = counter.clone();
-            async move {
-                match counter.fetch_add(1, Ordering::SeqCst) {
-                    0 | 1 => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::OK,
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let policy = RetryPolicy::new().with_backoff(
-        std::time::Duration::from_millis(1),
-        std::time::Duration::from_millis(2),
-    );
-    let get_flaky = |policy: RetryPolicy| async move {
-        ClientBuilder::new(reqwest::Client::new())
-            .with(RetryMiddleware::new(policy))
-            .build()
-            .get(format!("http://{addr}/flaky"))
-            .send()
-            .await
-            .unwrap()
+    let err = client.agents().list().await.unwrap_err();
+    let Error::Transport { source, .. } = &err else {
+        panic!("expected Error::Transport, got {err:?}");
     };
-    let resp = get_flaky(policy.clone()).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(3)));
-    // Out of retries: the last error answer carries the count too.
-    hits.store(0, Ordering::SeqCst);
-    let resp = get_flaky(policy.with_max_retries(1)).await;
-    assert_eq!(resp.status(), 503);
-    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert!(source.is_connect(), "{source:?}");
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn an_error_status_keeps_status_headers_and_body() {
+    let (base, _) = server().await;
+    let err = client(&base, AddHeader)
+        .await
+        .transactions()
+        .list()
+        .await
+        .unwrap_err();
+    let Error::Permission(api) = &err else {
+        panic!("expected Error::Permission, got {err:?}");
+    };
+    assert_eq!(api.status(), StatusCode::FORBIDDEN);
+    assert_eq!(api.request_id(), Some("req_seam_1"));
+    assert_eq!(api.detail(), Some("plain text from a proxy"), "{api:?}");
+    assert_eq!(api.attempts(), 1);
+}
+
+#[tokio::test]
+async fn retries_are_counted_and_reported() {
+    let (base, seen) = server().await;
+    let page = client(&base, AddHeader)
+        .await
+        .payment_intents()
+        .list()
+        .await
+        .unwrap();
+    assert!(page.is_empty());
+    let intents = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == "/api/payment-intents")
+        .count();
+    assert_eq!(intents, 3, "two 503s retried, then the answer");
 }

@@ -269,17 +269,18 @@ async fn redirect_to(target: String) -> String {
     .await
 }
 
+/// A caller's HTTP settings may ask for redirects: no request follows one anyway (token and
+/// registration requests carry secrets, resource calls a proof bound to their URL).
 #[tokio::test]
-#[allow(deprecated)]
-async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
+async fn no_request_follows_a_redirect_whatever_the_caller_configured() {
     let (target, seen) = recording_server().await;
-    let origin = redirect_to(target).await;
-    // reqwest's default client follows up to 10 redirects.
-    let following = reqwest::Client::new();
+    let origin = redirect_to(target.clone()).await;
+    let following =
+        |http: reqwest::ClientBuilder| http.redirect(reqwest::redirect::Policy::limited(10));
 
     let client = RalioClient::builder()
         .base_url(&origin)
-        .http_client(following.clone())
+        .configure_http(following)
         .credentials("cb_hostile", PrivateKey::generate().unwrap())
         .retry_policy(RetryPolicy::disabled())
         .build()
@@ -296,13 +297,41 @@ async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
             RegisterOptions::new()
                 .ticket("ralio-reg-hostile-0123456789")
                 .base_url(&origin)
-                .http_client(following),
+                .configure_http(following),
         ),
     )
     .await
     .unwrap_err();
     assert!(!format!("{e} {e:?}").contains("ralio-reg-hostile"), "{e}");
     assert!(store.load_identity().await.unwrap().is_none());
+
+    // A resource call, with a token from a server that redirects every other request.
+    let tokens = Router::new().fallback(move |req: Request| {
+        let location = format!("{target}{}", req.uri().path());
+        async move {
+            if req.uri().path() == "/oauth/token" {
+                return token_json("300");
+            }
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response()
+        }
+    });
+    let redirecting = serve(tokens).await;
+    let client = RalioClient::builder()
+        .base_url(&redirecting)
+        .configure_http(following)
+        .credentials("cb_hostile", PrivateKey::generate().unwrap())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .await
+        .unwrap();
+    let e = bounded("resource", client.agents().list())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(StatusCode::TEMPORARY_REDIRECT), "{e:?}");
 
     let reached: Vec<String> = seen
         .lock()
@@ -311,10 +340,8 @@ async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
         .map(|(p, _)| p.clone())
         .collect();
     assert!(
-        !reached
-            .iter()
-            .any(|p| p == "/oauth/token" || p.starts_with("/api/credential-bindings")),
-        "a secret-carrying request followed the redirect: {reached:?}"
+        reached.is_empty(),
+        "a request followed the redirect: {reached:?}"
     );
 }
 

@@ -32,13 +32,41 @@ pub struct TokenManagerBuilder {
     store: Option<Arc<dyn CredentialStore>>,
     clock: Arc<dyn Clock>,
     stack: crate::transport::StackSettings,
+    http: crate::transport::HttpConfig,
+    /// A [`crate::RalioClient`]'s own HTTP client, when the manager is one of its parts.
+    client: Option<reqwest::Client>,
 }
 
 impl TokenManagerBuilder {
-    /// The layers every token request goes through (a client's user agent, middleware and
-    /// retry policy).
-    pub(crate) fn stack_settings(mut self, settings: crate::transport::StackSettings) -> Self {
+    /// Adjusts the HTTP client the manager builds for its token requests (TLS roots, a client
+    /// certificate, a proxy): the SDK's timeouts first (10 s to connect), then `configure`
+    /// (calls add up, in order), then redirects switched off whatever `configure` set (a
+    /// 307/308 would re-send the client assertion or refresh token, and the DPoP proof, to
+    /// whatever origin it names). Each token request's answer must arrive, whole, within 60 s.
+    pub fn configure_http(
+        mut self,
+        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.http.configure(Arc::new(configure));
+        self
+    }
+
+    /// The HTTP client and the layers every token request goes through: a
+    /// [`crate::RalioClient`]'s own, so the token endpoint gets the same settings as resource
+    /// calls.
+    pub(crate) fn transport(
+        mut self,
+        client: reqwest::Client,
+        settings: crate::transport::StackSettings,
+    ) -> Self {
+        self.client = Some(client);
         self.stack = settings;
+        self
+    }
+
+    /// An HTTP configuration whose client is shared with others (registration's first token).
+    pub(crate) fn http_config(mut self, http: crate::transport::HttpConfig) -> Self {
+        self.http = http;
         self
     }
 
@@ -61,7 +89,10 @@ impl TokenManagerBuilder {
 
     /// Builds the manager. It makes no request until a token is needed.
     pub fn build(self) -> Result<TokenManager, AuthError> {
-        let http = token_http_client(&self.config)?;
+        let http = match self.client {
+            Some(client) => client,
+            None => token_http_client(&self.config, &self.http)?,
+        };
         let stack = self.stack;
         let inner = Arc::new_cyclic(|manager| Inner {
             api: token_api(&self.config, http, &stack, manager.clone()),
@@ -160,6 +191,8 @@ impl TokenManager {
             store: None,
             clock: Arc::new(SystemClock),
             stack: crate::transport::StackSettings::default(),
+            http: crate::transport::HttpConfig::default(),
+            client: None,
         }
     }
 

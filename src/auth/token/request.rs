@@ -25,9 +25,12 @@ pub(super) enum Failure {
     Other(AuthError),
 }
 
-/// The token endpoint's HTTP client: private, never following redirects.
-pub(super) fn token_http_client(config: &TokenManagerConfig) -> Result<reqwest::Client, AuthError> {
-    crate::transport::private_client().map_err(|source| AuthError::TokenTransport {
+/// The HTTP client of a manager used on its own (never following redirects).
+pub(super) fn token_http_client(
+    config: &TokenManagerConfig,
+    http: &crate::transport::HttpConfig,
+) -> Result<reqwest::Client, AuthError> {
+    http.client().map_err(|source| AuthError::TokenTransport {
         url: config.token_url.to_string(),
         source,
     })
@@ -149,7 +152,7 @@ async fn token_failure(
                 Ok(auth) => auth,
                 Err(source) => AuthError::TokenRequestFailed {
                     url: url.to_owned(),
-                    source: source.into(),
+                    source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
                 },
             },
         });
@@ -184,9 +187,10 @@ async fn token_failure(
     }
 }
 
-/// The token endpoint's stack: the generated `create_token` operation over a private client
-/// (no redirects) and the common layers (user agent, the caller's middleware, traceparent,
-/// retry policy), with the request's own DPoP proof innermost instead of the auth layer.
+/// The token endpoint's stack: the generated `create_token` operation over the one HTTP client
+/// (no redirects) and the common layers (user agent, span, the caller's middleware,
+/// traceparent, retry policy), with the request's own DPoP proof innermost instead of the auth
+/// layer.
 pub(super) fn token_api(
     config: &TokenManagerConfig,
     http: reqwest::Client,
@@ -200,7 +204,14 @@ pub(super) fn token_api(
         None => (origin_of(&config.token_url), Some(config.token_url.clone())),
     };
     let proof: Arc<dyn reqwest_middleware::Middleware> = Arc::new(TokenProof(manager));
-    let stack = crate::transport::stack(http.clone(), settings, Some(proof), target, false);
+    let stack = crate::transport::stack(
+        http.clone(),
+        settings,
+        crate::transport::Inner::SmallAnswers {
+            innermost: Some(proof),
+            target,
+        },
+    );
     crate::api::Client::new_with_client(&base, http, stack)
 }
 
