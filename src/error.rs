@@ -132,9 +132,9 @@ pub enum Error {
     Credential {
         /// The operation that failed.
         operation: &'static str,
-        /// The auth layer's error.
+        /// The auth layer's error (boxed: it is large, and this is the rare path).
         #[source]
-        source: crate::auth::AuthError,
+        source: Box<crate::auth::AuthError>,
     },
 
     /// A local configuration problem: nothing was sent.

@@ -544,9 +544,9 @@ pub enum RegistrationError {
     FirstToken {
         /// The binding.
         client_id: String,
-        /// Why the mint failed.
+        /// Why the mint failed (boxed: it is large, and this is the rare path).
         #[source]
-        source: AuthError,
+        source: Box<AuthError>,
     },
 }
 
@@ -902,7 +902,7 @@ async fn finish(
         })?;
     let first_token = |source| RegistrationError::FirstToken {
         client_id: client_id.clone(),
-        source,
+        source: Box::new(source),
     };
     let refresh = Arc::new(MemoryStore::new());
     let tokens = TokenManager::builder(

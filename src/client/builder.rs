@@ -282,7 +282,7 @@ pub(super) fn token_manager(
     let mut config = TokenManagerConfig::ralio(&shared.base_url, client_id).map_err(|source| {
         Error::Credential {
             operation: op,
-            source,
+            source: Box::new(source),
         }
     })?;
     if let Some(scopes) = scopes {
@@ -296,7 +296,7 @@ pub(super) fn token_manager(
     }
     builder.build().map_err(|source| Error::Credential {
         operation: op,
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -443,7 +443,7 @@ pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
         ),
         other => Error::Credential {
             operation,
-            source: other,
+            source: Box::new(other),
         },
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http::Extensions;
-use ralio::auth::PrivateKey;
+use ralio::keys::PrivateKey;
 use ralio::{Error, RalioClient, RetryPolicy};
 use reqwest_middleware::{Middleware, Next};
 
