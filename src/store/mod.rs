@@ -498,7 +498,8 @@ impl StoreKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreName {
     kind: StoreKind,
-    description: String,
+    // `Box<str>`: no spare capacity, so a `StoreError` is no bigger than with a `String`.
+    description: Box<str>,
 }
 
 impl StoreName {
@@ -506,7 +507,7 @@ impl StoreName {
     pub fn new(kind: StoreKind, description: impl Into<String>) -> Self {
         Self {
             kind,
-            description: description.into(),
+            description: description.into().into_boxed_str(),
         }
     }
 
