@@ -702,7 +702,6 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
     use axum::routing::post;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    use tokio::io::AsyncReadExt as _;
 
     /// The token endpoint behind the proxy: forwarded at once (the sandbox rotates the refresh
     /// token), answered late when armed, and every arrival counted.
@@ -752,10 +751,32 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // The first renewal is the command's first token; the second happens during the wait
-    // (2 s tokens are renewed a second before they expire). Ctrl-C while it is in flight.
+    // Once the wait polls (its first status line: Ctrl-C now stops the wait, not the process),
+    // the next renewal (2 s tokens are renewed a second before they expire) is the one that
+    // Ctrl-C interrupts while it is in flight.
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(wait.stderr.take().unwrap()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tokens.arrived.load(Ordering::SeqCst) < 2 {
+    while !seen.lock().unwrap().contains("awaiting_approval") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let polling = tokens.arrived.load(Ordering::SeqCst);
+    while tokens.arrived.load(Ordering::SeqCst) == polling {
         assert!(
             std::time::Instant::now() < deadline,
             "no renewal during the wait"
@@ -772,13 +793,8 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
         .await
         .unwrap()
         .unwrap();
-    let mut stderr = String::new();
-    wait.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    reader.await.unwrap();
+    let stderr = seen.lock().unwrap().clone();
     assert_eq!(status.code(), Some(5), "{stderr}");
 
     // The next command renews with the token the interrupted renewal saved: a refresh, not a
