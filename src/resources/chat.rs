@@ -147,7 +147,7 @@ impl StreamMessage<'_> {
     }
 
     /// The most events the turn may send before its final reply; past it the stream fails with
-    /// [`StreamError::TooManyEvents`]. Default: [`DEFAULT_MAX_EVENTS`](crate::stream::DEFAULT_MAX_EVENTS)
+    /// [`StreamError::TooManyEvents`]. Default: [`DEFAULT_MAX_EVENTS`]
     /// (10,000). With the deadline, it bounds what a server that streams events forever
     /// costs; the names of started tools are kept up to
     /// [`MAX_KEPT_TOOL_NAME_BYTES`](crate::stream::MAX_KEPT_TOOL_NAME_BYTES).

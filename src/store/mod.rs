@@ -464,15 +464,15 @@ impl fmt::Debug for PendingRegistration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreKind {
-    /// [`FileStore`](super::FileStore).
+    /// [`FileStore`].
     File,
-    /// [`KeyringStore`](super::KeyringStore) (feature `keyring`).
+    /// [`KeyringStore`] (feature `keyring`).
     Keyring,
-    /// [`VaultStore`](super::VaultStore) (feature `vault`).
+    /// [`VaultStore`] (feature `vault`).
     Vault,
-    /// [`EnvStore`](super::EnvStore).
+    /// [`EnvStore`].
     Env,
-    /// [`MemoryStore`](super::MemoryStore).
+    /// [`MemoryStore`].
     Memory,
     /// A store from outside this crate.
     Other,

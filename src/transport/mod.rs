@@ -1,13 +1,13 @@
 //! The transport: the one HTTP client and the one `reqwest-middleware` stack every request
 //! goes through (user agent, the request's span, the caller's middleware, traceparent, retry
-//! policy, DPoP auth), the seam that runs generated calls through it ([`hooks`]), the retry
-//! policy ([`retry`]), body caps and `WWW-Authenticate` challenge parsing.
+//! policy, DPoP auth), the seam that runs generated calls through it (`hooks`), the retry
+//! policy (`retry`), body caps and `WWW-Authenticate` challenge parsing.
 //!
 //! # One HTTP client
 //!
 //! A [`crate::RalioClient`] (with its token manager and its `with_scopes` siblings), a
 //! registration (its requests, its poll and the first token) and a token manager used on its
-//! own each build exactly one `reqwest::Client`, from [`HttpConfig`]: the SDK's timeouts, then
+//! own each build exactly one `reqwest::Client`, from `HttpConfig`: the SDK's timeouts, then
 //! the caller's adjustments of the `reqwest::ClientBuilder` (TLS roots, client certificate,
 //! proxy, pool, ...), then redirects switched off, whatever the caller set. Every request,
 //! resource calls, the token endpoint and registration alike, goes through that client, so a

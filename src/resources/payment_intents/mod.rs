@@ -1,5 +1,5 @@
 //! `client.payment_intents()`: what the agent proposed to pay, one intent by id, waiting for
-//! its outcome, and the intents a chat turn created (see [`approvals`]).
+//! its outcome, and the intents a chat turn created.
 
 use futures::Stream;
 
