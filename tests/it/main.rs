@@ -24,6 +24,8 @@ mod store;
 mod store_conformance;
 #[cfg(all(feature = "keyring", target_os = "linux"))]
 mod store_keyring;
+#[cfg(all(feature = "keyring", any(target_os = "macos", target_os = "windows")))]
+mod store_keyring_platform;
 #[cfg(feature = "vault")]
 mod store_vault;
 mod support;
