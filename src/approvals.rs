@@ -47,7 +47,7 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use serde::Serialize;
 
-use crate::error::{ApiError, Error, Result};
+use crate::error::{Error, Result};
 use crate::resources::PaymentIntents;
 use crate::stream::{ChatEvent, StreamedReply, ToolEvent};
 use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
@@ -312,19 +312,15 @@ impl StreamedReply {
 }
 
 fn not_found(id: &str, operation: &'static str) -> Error {
-    Error::from_api_error(
-        ApiError::from_parts(
-            http::StatusCode::NOT_FOUND,
-            &http::HeaderMap::new(),
-            format!("no payment intent with id {id:?} among this credential's payment intents")
-                .as_bytes(),
-        )
-        .with_operation(operation),
-    )
+    Error::UnknownId {
+        operation,
+        resource: crate::error::ResourceKind::PaymentIntent,
+        id: id.to_owned(),
+    }
 }
 
 impl<'a> PaymentIntents<'a> {
-    /// One payment intent by id. Fails with [`Error::NotFound`] when no intent of this
+    /// One payment intent by id. Fails with [`Error::UnknownId`] when no intent of this
     /// credential has it.
     ///
     /// The API has no single-intent endpoint: this pages through the list (newest first, 50 a
@@ -348,7 +344,7 @@ impl<'a> PaymentIntents<'a> {
     /// the execution, and a time limit is not an error: the returned [`IntentOutcome`] then has
     /// a stage that is not final. Polls follow the same schedule (500 ms, backing off to every
     /// 5 s; each poll is one [`get`](Self::get)); a retryable failure of one poll does not end
-    /// the wait while time is left, any other error does ([`Error::NotFound`] for an unknown
+    /// the wait while time is left, any other error does ([`Error::UnknownId`] for an unknown
     /// id).
     pub fn wait_for_outcome(&self, id: impl Into<String>) -> WaitForOutcome<'a> {
         WaitForOutcome {
@@ -406,7 +402,7 @@ impl<'a> PaymentIntents<'a> {
             }
             match self.get(id).await {
                 Ok(intent) => created.push(intent),
-                Err(Error::NotFound(_)) => {
+                Err(Error::UnknownId { .. }) => {
                     tracing::warn!(
                         payment_intent_id = %id,
                         "the chat stream named a payment intent the list does not have"

@@ -73,7 +73,7 @@ pub mod types;
 
 pub use approvals::{IntentOutcome, IntentStage, TurnIntents};
 pub use client::{RalioClient, RalioClientBuilder};
-pub use error::{ApiError, ConfigError, Error, Result, ValidationIssue};
+pub use error::{ApiError, ConfigError, Error, Result};
 pub use resources::Page;
 pub use scope::Scope;
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};

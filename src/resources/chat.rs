@@ -109,7 +109,7 @@ impl<'a> IntoFuture for SendMessage<'a> {
                     .await
                     .unwrap_or_else(|_| {
                         Err(Error::Timeout {
-                            what: "the chat reply (the agent may have acted: check the payment intents before sending again)".to_owned(),
+                            what: crate::error::Awaited::ChatReply,
                             waited,
                         })
                     }),

@@ -7,7 +7,7 @@ use futures::Stream;
 use super::BoxFuture;
 use super::lists::{ListItem, ListQuery, Page, sealed::Fetch};
 use crate::RalioClient;
-use crate::error::{ApiError, Error, Result};
+use crate::error::{Error, Result};
 use crate::types::PaymentIntent;
 
 /// `client.payment_intents()`.
@@ -30,7 +30,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// Wait until the intent `id` leaves approval-pending (the owner approved or rejected it),
     /// and return it as decided. Fails with [`Error::Timeout`] when `deadline` passes first, and
-    /// [`Error::NotFound`] when no intent has this id.
+    /// [`Error::UnknownId`] when no intent has this id.
     ///
     /// Cost: the API has no single-intent endpoint, so each poll lists payment intents (newest
     /// first, 50 a page) until it meets the id: one request per poll for a recent intent, more
@@ -66,15 +66,11 @@ impl<'a> PaymentIntents<'a> {
                 Err(e) => return Err(e),
             };
             let Some(intent) = found else {
-                return Err(Error::from_api_error(
-                    ApiError::from_parts(
-                        http::StatusCode::NOT_FOUND,
-                        &http::HeaderMap::new(),
-                        format!("no payment intent with id {id:?} among this credential's intents")
-                            .as_bytes(),
-                    )
-                    .with_operation("payment_intents.wait_for_decision"),
-                ));
+                return Err(Error::UnknownId {
+                    operation: "payment_intents.wait_for_decision",
+                    resource: crate::error::ResourceKind::PaymentIntent,
+                    id: id.to_owned(),
+                });
             };
             if !intent.approval_status.is_pending() {
                 return Ok(intent);
@@ -82,7 +78,9 @@ impl<'a> PaymentIntents<'a> {
             let elapsed = started.elapsed();
             if elapsed >= deadline {
                 return Err(Error::Timeout {
-                    what: format!("a decision on payment intent {id}"),
+                    what: crate::error::Awaited::Decision {
+                        intent_id: id.to_owned(),
+                    },
                     waited: elapsed,
                 });
             }

@@ -13,6 +13,7 @@ use crate::auth::{DpopAuth, TokenManager};
 
 pub(crate) mod body;
 pub(crate) mod challenge;
+pub(crate) mod failure;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hooks;

@@ -177,13 +177,13 @@ async fn a_payment_above_the_threshold_waits_for_the_owners_decision() {
         ApprovalStatus::ApprovedByUser
     );
 
-    // An id that does not exist is NotFound.
+    // An id that does not exist is UnknownId (no HTTP 404: the SDK searched the list).
     let err = client
         .payment_intents()
         .wait_for_decision("pi_nope", Duration::from_secs(1))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(matches!(err, Error::UnknownId { .. }), "{err:?}");
 }
 
 #[tokio::test]

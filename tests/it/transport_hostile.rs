@@ -278,7 +278,7 @@ async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
 
     let client = RalioClient::builder()
         .base_url(&origin)
-        .http_client(following.clone())
+        .http_client(following)
         .credentials("cb_hostile", PrivateKey::generate().unwrap())
         .retry_policy(RetryPolicy::disabled())
         .build()
@@ -294,8 +294,7 @@ async fn a_caller_client_that_follows_redirects_is_not_used_for_secrets() {
             &store,
             RegisterOptions::new()
                 .ticket("ralio-reg-hostile-0123456789")
-                .base_url(&origin)
-                .http_client(following),
+                .base_url(&origin),
         ),
     )
     .await
