@@ -232,7 +232,7 @@ impl ReadBody {
         let Ok(json) = serde_json::from_slice::<Value>(body) else {
             let text = String::from_utf8_lossy(body).trim().to_owned();
             return ReadBody {
-                detail: Some(text),
+                detail: (!text.is_empty()).then_some(text),
                 ..ReadBody::default()
             };
         };
@@ -294,7 +294,7 @@ impl ReadBody {
                                 fields.push(field);
                                 text
                             }
-                            Err(_) => item.to_string(),
+                            Err(_) => describe_undocumented_item(item),
                         })
                         .collect();
                     (Some(parts.join("; ")), fields)
@@ -350,4 +350,22 @@ fn describe_field_error(e: &ValidationError) -> String {
     }
     let loc: Vec<String> = e.loc.iter().map(ToString::to_string).collect();
     format!("{}: {}", loc.join("."), e.msg)
+}
+
+/// An item of a `detail` list that is not a documented `ValidationError` (a server that leaves
+/// out `type`, say): `loc: msg` when it has those, else the item as it came.
+fn describe_undocumented_item(item: &Value) -> String {
+    let msg = item.get("msg").and_then(Value::as_str);
+    let loc = item.get("loc").and_then(Value::as_array).map(|parts| {
+        parts
+            .iter()
+            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(".")
+    });
+    match (loc, msg) {
+        (Some(loc), Some(msg)) if !loc.is_empty() => format!("{loc}: {msg}"),
+        (_, Some(msg)) => msg.to_owned(),
+        _ => item.to_string(),
+    }
 }

@@ -589,13 +589,12 @@ mod tests {
         let e = api(422, &[], body);
         assert_eq!(
             e.detail(),
-            Some(
-                r#"query.page: Input should be greater than or equal to 1; {"loc":["query","per_page",0],"msg":"bad"}"#
-            )
+            Some("query.page: Input should be greater than or equal to 1; query.per_page.0: bad")
         );
         assert!(e.api_error().unwrap().body().unwrap()["detail"].is_array());
         let issues = e.api_error().unwrap().validation_errors();
-        // The second item lacks the documented `type`: it is shown, not read as a field error.
+        // The second item lacks the documented `type`: it is described, not read as a field
+        // error.
         assert_eq!(issues.len(), 1);
         let loc: Vec<String> = issues[0].loc.iter().map(ToString::to_string).collect();
         assert_eq!(loc, ["query", "page"]);
