@@ -342,6 +342,7 @@ pub(super) fn token_manager(
     let mut config = TokenManagerConfig::ralio(&shared.base_url, client_id).map_err(|source| {
         Error::Credential {
             operation: op,
+            step: None,
             source,
         }
     })?;
@@ -356,6 +357,7 @@ pub(super) fn token_manager(
     }
     builder.build().map_err(|source| Error::Credential {
         operation: op,
+        step: None,
         source,
     })
 }

@@ -41,6 +41,7 @@ pub struct ApiError {
     request_id: Option<String>,
     retry_after: Option<Duration>,
     operation: Option<&'static str>,
+    step: Option<&'static str>,
     attempts: u32,
 }
 
@@ -86,6 +87,7 @@ impl ApiError {
             request_id,
             retry_after,
             operation: None,
+            step: None,
             attempts: 1,
         }
     }
@@ -103,6 +105,7 @@ impl ApiError {
             request_id: None,
             retry_after: None,
             operation: None,
+            step: None,
             attempts: 1,
         }
     }
@@ -154,6 +157,12 @@ impl ApiError {
         self.operation
     }
 
+    /// The step inside [`operation`](Self::operation) that got this answer, when it is another
+    /// operation (`agents.list`, the agent lookup of `chat.send`).
+    pub fn step(&self) -> Option<&'static str> {
+        self.step
+    }
+
     /// How many attempts were made before giving up (1 when the call was not retried).
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -169,6 +178,16 @@ impl ApiError {
         self
     }
 
+    /// Named after the caller's call `operation`, the operation that got the answer kept as
+    /// the step.
+    pub(crate) fn during(mut self, operation: &'static str) -> Self {
+        if self.step.is_none() {
+            self.step = self.operation;
+        }
+        self.operation = Some(operation);
+        self
+    }
+
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts;
         self
@@ -178,7 +197,7 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(op) = self.operation {
-            write!(f, "{op}: ")?;
+            write!(f, "{}: ", super::Call(op, self.step))?;
         }
         write!(f, "HTTP {}", self.status.as_u16())?;
         if let Some(reason) = self.status.canonical_reason() {

@@ -3,7 +3,7 @@
 //! or, for the registration endpoint, the [`RegistrationError`]. Resource calls, the token
 //! manager's refusals (through [`from_auth_error`]) and registration all come through here.
 
-use super::{ApiError, Awaited, ConfigError, Error, RegistrationError};
+use super::{ApiError, Awaited, ConfigError, Error, RegistrationError, TransportFailure};
 use crate::auth::AuthError;
 use crate::transport::failure::{CallFailure, ErrorAnswer, unpack};
 use crate::transport::retry::AttemptTimedOut;
@@ -24,9 +24,7 @@ pub(crate) async fn from_call(
         CallFailure::Answer(answer) => {
             Error::from_api_error(answer.read().with_operation(operation))
         }
-        CallFailure::Transport(source) | CallFailure::Body(source) => {
-            Error::Transport { operation, source }
-        }
+        CallFailure::Transport(source) | CallFailure::Body(source) => transport(operation, source),
         CallFailure::Middleware(source) => {
             from_middleware_error(operation, reqwest_middleware::Error::Middleware(source))
         }
@@ -44,7 +42,7 @@ pub(crate) async fn from_call(
 /// Maps a failure inside the middleware stack.
 fn from_middleware_error(operation: &'static str, e: reqwest_middleware::Error) -> Error {
     match e {
-        reqwest_middleware::Error::Reqwest(source) => Error::Transport { operation, source },
+        reqwest_middleware::Error::Reqwest(source) => transport(operation, source),
         reqwest_middleware::Error::Middleware(e) => {
             if let Some(t) = e.downcast_ref::<AttemptTimedOut>() {
                 return Error::Timeout {
@@ -84,19 +82,38 @@ pub(crate) fn from_auth_error(operation: &'static str, e: AuthError) -> Error {
                 _ => Error::Auth(api),
             }
         }
-        // `Error::Transport` names no URL itself: the token URL goes back into the cause, so
-        // the chain shows it once.
-        AuthError::TokenTransport { url, source } => Error::Transport {
-            operation,
-            source: match url::Url::parse(&url) {
-                Ok(url) => source.with_url(url),
-                Err(_) => source,
-            },
-        },
+        AuthError::TokenTransport { url, source } => {
+            let mut e = transport(operation, source);
+            if let Error::Transport { target, .. } = &mut e {
+                *target = Some(shown_target(&url));
+            }
+            e
+        }
         other => Error::Credential {
             operation,
+            step: None,
             source: other,
         },
+    }
+}
+
+/// A request that got no answer: how it failed and where it went. The URL moves out of
+/// reqwest's message into `target`, so the chain names it once.
+fn transport(operation: &'static str, source: reqwest::Error) -> Error {
+    Error::Transport {
+        operation,
+        step: None,
+        failure: TransportFailure::of(&source),
+        target: source.url().map(|url| shown_target(url.as_str())),
+        source: source.without_url(),
+    }
+}
+
+/// Origin and path of a URL, without query or fragment (and without user info).
+fn shown_target(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
     }
 }
 

@@ -87,11 +87,14 @@ pub enum Error {
 
     /// The auth layer could not authenticate a request (signing, the token endpoint's answer,
     /// the refresh-token store, a repeated DPoP challenge).
-    #[error("{operation}: could not authenticate the request with this credential")]
+    #[error("{}: could not authenticate the request with this credential", Call(operation, *step))]
     #[non_exhaustive]
     Credential {
-        /// The operation that failed.
+        /// The call that failed (for example `chat.send`).
         operation: &'static str,
+        /// The step inside that call that failed, when it is another operation (for example
+        /// `agents.list`, the agent lookup of `chat.send`).
+        step: Option<&'static str>,
         /// The auth layer's error.
         #[source]
         source: crate::auth::AuthError,
@@ -102,14 +105,20 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     /// The request could not be sent, or its response could not be read.
-    #[error(
-        "{operation}: could not reach the Ralio API or read its answer; check the network and retry"
-    )]
+    #[error("{}", transport_message(operation, *step, *failure, target.as_deref()))]
     #[non_exhaustive]
     Transport {
-        /// The operation that failed (for example `transactions.list`).
+        /// The call that failed (for example `transactions.list`).
         operation: &'static str,
-        /// The underlying I/O or HTTP error.
+        /// The step inside that call that failed, when it is another operation (for example
+        /// `agents.list`, the agent lookup of `chat.send`).
+        step: Option<&'static str>,
+        /// How the request failed: refused, timed out, …
+        failure: TransportFailure,
+        /// Where the request went: origin and path, without the query (for example
+        /// `http://127.0.0.1:8080/oauth/token` when the token request failed).
+        target: Option<String>,
+        /// The underlying I/O or HTTP error (its own message leaves the URL to `target`).
         #[source]
         source: reqwest::Error,
     },
@@ -203,14 +212,28 @@ impl Error {
             Error::Registration(e) => f.debug_tuple("Registration").field(e).finish(),
             Error::Config(e) => f.debug_tuple("Config").field(e).finish(),
             Error::Stream(e) => f.debug_tuple("Stream").field(e).finish(),
-            Error::Credential { operation, source } => f
+            Error::Credential {
+                operation,
+                step,
+                source,
+            } => f
                 .debug_struct("Credential")
                 .field("operation", operation)
+                .field("step", step)
                 .field("source", source)
                 .finish(),
-            Error::Transport { operation, source } => f
+            Error::Transport {
+                operation,
+                step,
+                failure,
+                target,
+                source,
+            } => f
                 .debug_struct("Transport")
                 .field("operation", operation)
+                .field("step", step)
+                .field("failure", failure)
+                .field("target", target)
                 .field("source", source)
                 .finish(),
             Error::Decode {
@@ -244,6 +267,81 @@ impl Error {
                 .field("source", source)
                 .finish(),
         }
+    }
+}
+
+/// How a request failed without an answer ([`Error::Transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The address refused the connection: nothing listens there, most likely a wrong URL.
+    ConnectionRefused,
+    /// Connecting or waiting for the answer took longer than the timeout.
+    TimedOut,
+    /// The connection could not be made (name resolution, TLS, a reset).
+    Connect,
+    /// The request was sent, or may have been, and its answer could not be read.
+    Exchange,
+}
+
+impl TransportFailure {
+    /// Classifies a reqwest error.
+    pub(crate) fn of(e: &reqwest::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                return TransportFailure::ConnectionRefused;
+            }
+            cause = c.source();
+        }
+        if e.is_timeout() {
+            TransportFailure::TimedOut
+        } else if e.is_connect() {
+            TransportFailure::Connect
+        } else {
+            TransportFailure::Exchange
+        }
+    }
+}
+
+/// `chat.send`, or `chat.send (during agents.list)`.
+struct Call<'a>(&'a str, Option<&'a str>);
+
+impl fmt::Display for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(step) if step != self.0 => write!(f, "{} (during {step})", self.0),
+            _ => f.write_str(self.0),
+        }
+    }
+}
+
+fn transport_message(
+    operation: &str,
+    step: Option<&str>,
+    failure: TransportFailure,
+    target: Option<&str>,
+) -> String {
+    let call = Call(operation, step);
+    let target = target.unwrap_or("the Ralio API");
+    match failure {
+        TransportFailure::ConnectionRefused => format!(
+            "{call}: {target} refused the connection: nothing listens there; check the API URL \
+             (RALIO_API_URL, or the base URL given to the client)"
+        ),
+        TransportFailure::TimedOut => {
+            format!("{call}: {target} did not answer in time; check the network and retry")
+        }
+        TransportFailure::Connect => format!(
+            "{call}: could not connect to {target}; check the API URL, the network and the TLS \
+             settings, then retry"
+        ),
+        TransportFailure::Exchange => format!(
+            "{call}: the request to {target} failed before its answer was read; check the \
+             network and retry"
+        ),
     }
 }
 
@@ -289,6 +387,12 @@ impl Error {
             | Error::Validation(e)
             | Error::RateLimit(e)
             | Error::Api(e) => retry::Outcome::of_status(e.status()),
+            // A refused connection to the configured address is a wrong URL more often than a
+            // server restarting: the retry layer has already tried again where it could.
+            Error::Transport {
+                failure: TransportFailure::ConnectionRefused,
+                ..
+            } => return false,
             Error::Transport { source, .. } => retry::Outcome::of_reqwest(source),
             Error::Timeout { .. } => retry::Outcome::SentMaybe,
             Error::Stream(e) => return e.is_retryable(),
@@ -338,6 +442,42 @@ impl Error {
     /// How long the server asked to wait before retrying (`Retry-After`), when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         self.api_error().and_then(|e| e.retry_after())
+    }
+
+    /// The same error, named after the caller's call `operation`, the operation that failed
+    /// kept as the step inside it (`chat.send` during `agents.list`).
+    pub(crate) fn during(self, operation: &'static str) -> Self {
+        match self {
+            Error::Transport {
+                operation: step,
+                step: None,
+                failure,
+                target,
+                source,
+            } => Error::Transport {
+                operation,
+                step: Some(step),
+                failure,
+                target,
+                source,
+            },
+            Error::Credential {
+                operation: step,
+                step: None,
+                source,
+            } => Error::Credential {
+                operation,
+                step: Some(step),
+                source,
+            },
+            Error::Auth(e) => Error::Auth(Box::new(e.during(operation))),
+            Error::Permission(e) => Error::Permission(Box::new(e.during(operation))),
+            Error::NotFound(e) => Error::NotFound(Box::new(e.during(operation))),
+            Error::Validation(e) => Error::Validation(Box::new(e.during(operation))),
+            Error::RateLimit(e) => Error::RateLimit(Box::new(e.during(operation))),
+            Error::Api(e) => Error::Api(Box::new(e.during(operation))),
+            other => other,
+        }
     }
 
     /// Classify an HTTP error response into the variant a caller acts on.

@@ -74,10 +74,16 @@ impl SendMessage<'_> {
         self
     }
 
-    async fn body(&self) -> Result<api::types::ChatRequest> {
+    /// The request body; the agent lookup's failure is named after `operation`, the call the
+    /// caller made.
+    async fn body(&self, operation: &'static str) -> Result<api::types::ChatRequest> {
         let agent_id = match &self.agent_id {
             Some(id) => id.clone(),
-            None => self.client.single_agent().await?,
+            None => self
+                .client
+                .single_agent()
+                .await
+                .map_err(|e| e.during(operation))?,
         };
         Ok(api::types::ChatRequest {
             agent_id,
@@ -94,7 +100,7 @@ impl<'a> IntoFuture for SendMessage<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let deadline = self.timeout;
         let turn = async move {
-            let body = self.body().await?;
+            let body = self.body("chat.send").await?;
             let api = &self.client.inner.api;
             let r = self
                 .client
@@ -151,7 +157,7 @@ impl<'a> IntoFuture for StreamMessage<'a> {
         Box::pin(async move {
             let deadline = self.0.timeout.map(|d| (tokio::time::Instant::now() + d, d));
             let open = async {
-                let body = self.0.body().await?;
+                let body = self.0.body("chat.stream").await?;
                 let client = self.0.client;
                 let api = &client.inner.api;
                 let bytes = client

@@ -57,7 +57,43 @@ async fn a_client_that_cannot_reach_the_token_endpoint_names_it_once() {
     let text = chain(&err);
     // Kept (a user needs to know which endpoint failed), and only once.
     assert_eq!(text.matches(&origin).count(), 1, "{text}");
-    assert!(err.is_retryable());
+    // The request that failed is the token request, and the address refused it: a wrong URL
+    // more likely than a passing outage.
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "agents.list: {origin}/oauth/token refused the connection"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("RALIO_API_URL"), "{message}");
+    assert!(matches!(
+        err,
+        ralio::Error::Transport {
+            failure: ralio::error::TransportFailure::ConnectionRefused,
+            ..
+        }
+    ));
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_chat_names_the_call_made_and_the_lookup_inside_it() {
+    let origin = closed_origin().await;
+    let client = RalioClient::builder()
+        .base_url(&origin)
+        .credentials("cb_chain", PrivateKey::generate().unwrap())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .await
+        .unwrap();
+    let err = client.chat().send("hello").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("chat.send (during agents.list): "),
+        "{message}"
+    );
+    assert!(message.contains("refused the connection"), "{message}");
 }
 
 #[tokio::test]

@@ -123,9 +123,13 @@ async fn a_consumed_ticket_says_when_and_asks_for_revocation_and_leaves_no_key()
     assert!(used_at.is_some(), "the sandbox reports when it was used");
     let message = err.to_string();
     assert!(message.contains("used at"), "{message}");
-    assert!(
-        message.contains("revoke the credential it created"),
-        "{message}"
+    assert!(message.contains("if it was you"), "{message}");
+    assert!(message.contains("ralio whoami"), "{message}");
+    assert!(!message.contains("someone else"), "{message}");
+    assert_eq!(
+        message.matches("revoke").count(),
+        1,
+        "advice once: {message}"
     );
     assert!(
         !message.contains(&ticket),
