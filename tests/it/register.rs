@@ -135,8 +135,10 @@ async fn a_consumed_ticket_says_when_and_asks_for_revocation_and_leaves_no_key()
         !message.contains(&ticket),
         "the ticket never shows: {message}"
     );
-    // The key written before the request is gone again, and no identity was saved.
+    // The key written before the request is gone again, with the directory it created, and no
+    // identity was saved.
     assert!(pem_files(&dir.path().join("keys")).is_empty());
+    assert!(!dir.path().join("keys").exists(), "no empty keys/ left");
     assert!(store.load_identity().await.unwrap().is_none());
 }
 
