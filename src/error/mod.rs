@@ -14,10 +14,14 @@
 //! | [`Error::Registration`] | registration refused | get a new ticket from the owner |
 //! | [`Error::Credential`] | the auth layer failed (signing, token answer, store) | see the cause |
 //! | [`Error::Config`] | local configuration problem | fix the configuration |
-//! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later |
+//! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later; a refused connection: fix the API URL |
 //! | [`Error::Decode`] | the server answered something the SDK could not read | report it |
 //! | [`Error::Stream`] | a chat stream failed | check the payment intents before sending again |
 //! | [`Error::Timeout`] | a deadline given by the caller passed | wait longer or check later |
+//! | [`Error::UnknownId`] | an id looked up among the credential's own resources is not there | check the id |
+//!
+//! `{e}` is one sentence; `{e:?}` (what `main` prints when it returns the error) adds the cause
+//! chain, and `{e:#?}` the structure. Every failed call is mapped here, once (the `map` submodule).
 //!
 //! HTTP errors keep the status, the server's detail, the `WWW-Authenticate` header and the
 //! request id ([`ApiError`]). No message ever contains a token, a proof, an assertion or key
