@@ -343,7 +343,7 @@ pub(super) fn token_manager(
         Error::Credential {
             operation: op,
             step: None,
-            source,
+            source: Box::new(source),
         }
     })?;
     if let Some(scopes) = scopes {
@@ -358,7 +358,7 @@ pub(super) fn token_manager(
     builder.build().map_err(|source| Error::Credential {
         operation: op,
         step: None,
-        source,
+        source: Box::new(source),
     })
 }
 

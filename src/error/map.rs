@@ -92,7 +92,7 @@ pub(crate) fn from_auth_error(operation: &'static str, e: AuthError) -> Error {
         other => Error::Credential {
             operation,
             step: None,
-            source: other,
+            source: Box::new(other),
         },
     }
 }

@@ -99,9 +99,9 @@ pub enum Error {
         /// The step inside that call that failed, when it is another operation (for example
         /// `agents.list`, the agent lookup of `chat.send`).
         step: Option<&'static str>,
-        /// The auth layer's error.
+        /// The auth layer's error (boxed: it keeps [`Error`] small).
         #[source]
-        source: crate::auth::AuthError,
+        source: Box<crate::auth::AuthError>,
     },
 
     /// A local configuration problem: nothing was sent.
