@@ -19,7 +19,7 @@ mod common;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ralio::approvals::IntentStage;
+use ralio::IntentStage;
 use ralio::{ChatEvent, PaymentIntent, RalioClient};
 
 #[tokio::main]

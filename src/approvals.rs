@@ -18,7 +18,7 @@
 //! ```no_run
 //! # async fn run(client: &ralio::RalioClient) -> Result<(), ralio::Error> {
 //! use std::time::Duration;
-//! use ralio::approvals::IntentStage;
+//! use ralio::IntentStage;
 //!
 //! let turn = client.payment_intents().before_turn().await?;
 //! let reply = client.chat().send("Pay £250 to Erin for the June rent").await?;

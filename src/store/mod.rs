@@ -48,8 +48,7 @@ pub use file::FileStore;
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
 pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreKind, StoreLocation, StoreProblem,
-    StoreReport,
+    FileLocation, KeyReport, Presence, StoreKind, StoreLocation, StoreProblem, StoreReport,
 };
 #[cfg(feature = "vault")]
 pub use vault::{TransitSigner, VaultAuth, VaultConfig, VaultStore};

@@ -1,12 +1,12 @@
-//! `ralio::approvals` against the in-process sandbox: one intent by id, waiting for the outcome,
+//! Payment approvals against the in-process sandbox: one intent by id, waiting for the outcome,
 //! and the intents a chat turn created.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use ralio::approvals::{IntentStage, TurnIntents};
 use ralio::{Decimal, Error};
+use ralio::{IntentStage, TurnIntents};
 use ralio_sandbox::Sandbox;
 
 #[tokio::test]

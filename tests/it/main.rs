@@ -12,6 +12,7 @@ mod decoding;
 mod error_chain;
 mod fuzz_seeds;
 mod hostile;
+mod public_api;
 mod register;
 mod rotation;
 mod seam;

@@ -244,7 +244,7 @@ async fn secrets_in_wire_types_reach_the_server_but_never_a_debug() {
     );
     assert_eq!(token.scope.as_deref(), Some("agents:execute"));
     // Equality compares the secrets themselves (in constant time).
-    use ralio::redacted::RedactedString;
+    use ralio::types::RedactedString;
     assert_eq!(token.access_token, RedactedString::from("at-SECRET-1"));
     assert_ne!(token.access_token, RedactedString::from("at-SECRET-X"));
     assert_ne!(

@@ -4,8 +4,8 @@ use std::io::{IsTerminal as _, Write as _};
 
 use futures::StreamExt as _;
 use owo_colors::OwoColorize as _;
-use ralio::approvals::{IntentStage, TurnIntents};
 use ralio::{ChatEvent, RalioClient};
+use ralio::{IntentStage, TurnIntents};
 use tokio::io::AsyncBufReadExt as _;
 
 use super::{intents, note, out, out_json};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ralio::approvals::{IntentOutcome, IntentStage, TurnIntents};
+use ralio::{IntentOutcome, IntentStage, TurnIntents};
 use ralio::{PaymentIntent, RalioClient};
 
 use super::{human_duration, note, out, out_json};

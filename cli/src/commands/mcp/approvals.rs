@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ralio::approvals::{IntentStage, TurnIntents};
+use ralio::{IntentStage, TurnIntents};
 use ralio::{PaymentIntent, RalioClient};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{schemars, tool, tool_router};
