@@ -453,27 +453,33 @@ impl Crate {
                 }
             }
         }
-        // Macro invocations at item level and the macros they call: what they make is not
-        // visible to this walk, so any change to either shows here.
+        // The crate's own item macros (`macro_rules!`) and their invocations: what they make
+        // is not visible to this walk, so any change to either shows here. Other crates'
+        // macros (`pin_project!`) only wrap items written out in the invocation.
+        let own: BTreeSet<String> = self
+            .modules
+            .iter()
+            .flat_map(|module| &module.items)
+            .filter_map(|item| match item {
+                Item::Macro(mac) => mac.ident.as_ref().map(ToString::to_string),
+                _ => None,
+            })
+            .collect();
         for (m, module) in self.modules.iter().enumerate() {
             for item in &module.items {
-                if let Item::Macro(mac) = item {
-                    let name = mac.mac.path.to_token_stream().to_string();
-                    let line = if mac.ident.is_some() {
-                        format!(
-                            "macro_rules! {name} in {}: {}",
-                            self.crate_path(m),
-                            flat_tokens(&mac.mac.tokens)
-                        )
-                    } else {
-                        format!(
-                            "macro call in {}: {name}! {{ {} }}",
-                            self.crate_path(m),
-                            flat_tokens(&mac.mac.tokens)
-                        )
-                    };
-                    lines.insert(line);
-                }
+                let Item::Macro(mac) = item else { continue };
+                let body = flat_tokens(&mac.mac.tokens);
+                let line = match &mac.ident {
+                    Some(name) => format!("macro_rules! {name} in {}: {body}", self.crate_path(m)),
+                    None => {
+                        let name = mac.mac.path.to_token_stream().to_string();
+                        if !own.contains(&name) {
+                            continue;
+                        }
+                        format!("macro call in {}: {name}! {{ {body} }}", self.crate_path(m))
+                    }
+                };
+                lines.insert(line);
             }
         }
         let mut sorted: Vec<String> = lines.into_iter().collect();
