@@ -105,3 +105,9 @@ bench-cpu:
 # machine); needs valgrind, takes a few minutes
 bench-instructions:
     bash benches/instructions.sh
+
+# whole-process CPU and wall of one-shot `ralio` commands (whoami, transactions --json,
+# chat --no-stream) against the release sandbox, median of several runs, beside curl
+bench-cli runs="9":
+    cargo build --release -p ralio-sandbox -p ralio-cli
+    python3 benches/cli.py --runs {{runs}} --target-dir "$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"

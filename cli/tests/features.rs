@@ -78,3 +78,30 @@ fn sandbox_without_the_feature_says_how_to_get_it() {
         );
     }
 }
+
+/// The workspace builds aws-lc without its CPU jitter entropy source (`.cargo/config.toml`;
+/// SECURITY.md, "Entropy"): gathering it was two thirds of a one-shot command's CPU.
+#[test]
+fn the_binary_is_built_without_aws_lc_cpu_jitter_entropy() {
+    let bytes = std::fs::read(BIN).expect("the ralio binary is readable");
+    let contains = |needle: &[u8]| {
+        let mut rest = &bytes[..];
+        while let Some(at) = rest.iter().position(|&b| b == needle[0]) {
+            if rest[at..].starts_with(needle) {
+                return true;
+            }
+            rest = &rest[at + 1..];
+        }
+        false
+    };
+    assert!(
+        contains(b"get_entropy_source"),
+        "aws-lc's entropy symbols are not in {BIN}: a stripped binary would pass the check below \
+         without meaning anything"
+    );
+    assert!(
+        !contains(b"jent_entropy_collector_alloc"),
+        "aws-lc's CPU jitter entropy collector is linked into {BIN}: the build did not see \
+         AWS_LC_SYS_NO_JITTER_ENTROPY=1 (.cargo/config.toml [env])"
+    );
+}

@@ -9,6 +9,7 @@ mod auth_tracing;
 mod capture;
 mod client_e2e;
 mod decoding;
+mod entropy;
 mod error_chain;
 mod fuzz_seeds;
 mod hostile;
