@@ -1,5 +1,7 @@
 //! The SDK's resource types: the types generated from `openapi/ralio.json`, re-exported under
-//! their public names, and the few hand-written types the generator maps schema fields to.
+//! their public names, and the few hand-written types the generator maps schema fields to:
+//! the open enums, [`Scope`] (an OAuth scope, as the public API takes and returns it) and
+//! [`RedactedString`] (every secret field of the generated types).
 //!
 //! Nothing here mirrors a schema object. [`Agent`], [`Message`], [`ChatResponse`]
 //! ([`ChatReply`]), [`Transaction`], [`PaymentIntent`], [`PaymentInstruction`] and the list
@@ -20,6 +22,9 @@
 
 pub use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use crate::redacted::RedactedString;
+pub use crate::scope::{InvalidScope, Scope};
 
 pub use crate::api::types::{
     Agent, ChatRequest, ChatResponse, Message, PaymentInstruction, PaymentIntent,
@@ -149,7 +154,10 @@ open_enum! {
     }
 }
 
-pub mod de {
+// Which readers the generated code calls depends on the document (the type table in
+// `openapi/rust_types.rs` names them all), so some may go unused by a given build.
+#[allow(dead_code)]
+pub(crate) mod de {
     //! The readers the generator attaches to fields (`#[serde(deserialize_with = …)]`), chosen
     //! by the field's type in `openapi/rust_types.rs`. They read while serde decodes the
     //! response: no second pass over the body.

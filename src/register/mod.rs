@@ -47,10 +47,8 @@ use request::{registration_api, resolve_base_url, submit_and_finish};
 use staging::{Staged, ensure_slot_free, stage, trimmed_ticket};
 
 /// Variable holding the default registration ticket.
-pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
-/// Variable holding the API origin (the one in [`crate::config`]).
-pub const API_URL_VAR: &str = crate::config::ENV_API_URL;
-pub use crate::config::DEFAULT_API_URL;
+const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
+use crate::config::{DEFAULT_API_URL, ENV_API_URL as API_URL_VAR};
 
 const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
 

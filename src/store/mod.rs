@@ -42,14 +42,14 @@ mod report;
 #[cfg(feature = "vault")]
 mod vault;
 
+#[cfg(feature = "vault")]
+pub use crate::config::MissingEnvVar;
 pub use env::EnvStore;
 pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
-pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
-};
+pub use report::{FileLocation, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport};
 #[cfg(feature = "vault")]
 pub use vault::{VaultAuth, VaultConfig, VaultStore};
 
