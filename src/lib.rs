@@ -78,7 +78,13 @@ pub mod auth;
 pub mod client;
 mod config;
 pub mod error;
+/// The fuzz targets' entry points (`fuzz/`): compiled only when cargo-fuzz builds the crate
+/// (and for the unit tests that replay the fuzz seeds).
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
+mod origin;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 mod redacted;
@@ -97,10 +103,6 @@ pub use error::{ApiError, ConfigError, Error, Result};
 pub use resources::Page;
 pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents, WaitForOutcome};
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
-/// The fuzz targets' entry points (`fuzz/`): compiled only when cargo-fuzz builds the crate.
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub use transport::fuzzing;
 pub use transport::{RetryMiddleware, RetryPolicy};
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,

@@ -9,9 +9,10 @@ use reqwest_middleware::Middleware;
 
 use super::{AuthParts, RalioClient, Shared};
 use crate::auth::{TokenManager, TokenManagerConfig};
-use crate::config::{DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, env_var, resolve_base_url};
+use crate::config::{DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, env_var};
 use crate::error::{ConfigError, Error, Result};
 use crate::keys::{PrivateKey, Signer};
+use crate::origin::resolve_base_url;
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::{HttpConfig, RetryPolicy};

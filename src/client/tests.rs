@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::validate_base_url;
+use crate::origin::validate_base_url;
 use crate::stream::ChatStream;
 use crate::types::{PaymentStatus, Transaction};
 use axum::Router;

@@ -23,13 +23,9 @@ use http::{Extensions, HeaderValue};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tracing::Instrument as _;
 
-use crate::auth::{DpopAuth, TokenManager};
-
 pub(crate) mod body;
 pub(crate) mod challenge;
 pub(crate) mod failure;
-#[cfg(any(fuzzing, test))]
-pub mod fuzzing;
 pub(crate) mod hooks;
 pub(crate) mod retry;
 pub(crate) mod tls;
@@ -180,10 +176,11 @@ pub(crate) const DEFAULT_USER_AGENT: &str = concat!("ralio-rust/", env!("CARGO_P
 
 /// What sits inside the common layers of a stack.
 pub(crate) enum Inner {
-    /// Resource calls: the DPoP auth layer when there are credentials, directly inside the
-    /// retry layer so it can resend from the retry layer's copy of each request. Answers may
-    /// be streams: each attempt's limit covers the wait for the response headers.
-    Resources(Option<TokenManager>),
+    /// Resource calls: the DPoP auth layer (`crate::auth::DpopAuth`) when there are
+    /// credentials, directly inside the retry layer so it can resend from the retry layer's
+    /// copy of each request. Answers may be streams: each attempt's limit covers the wait for
+    /// the response headers.
+    Resources(Option<Arc<dyn Middleware>>),
     /// The token endpoint and registration: small answers, read whole within each attempt's
     /// limit (a server trickling a body cannot hold the request open), with this layer (the
     /// token request's own proof) innermost, and every request sent to `target` when set (a
@@ -205,9 +202,8 @@ pub(crate) fn stack(
     inner: Inner,
 ) -> ClientWithMiddleware {
     let (innermost, target, shares_copy, whole_answer) = match inner {
-        Inner::Resources(tokens) => {
-            let shares = tokens.is_some();
-            let auth = tokens.map(|t| Arc::new(DpopAuth::new(t)) as Arc<dyn Middleware>);
+        Inner::Resources(auth) => {
+            let shares = auth.is_some();
             (auth, None, shares, false)
         }
         Inner::SmallAnswers { innermost, target } => (innermost, target, false, true),
