@@ -209,3 +209,22 @@ async fn keyring_secret_service_stages_the_key_until_the_identity_is_saved() {
 async fn keyring_keyutils_stages_the_key_until_the_identity_is_saved() {
     staging(KeyringBackend::KeyUtils).await;
 }
+
+async fn refused_re_registration(backend: KeyringBackend) {
+    if !available(backend).await {
+        return;
+    }
+    let sandbox = ralio_sandbox::Sandbox::builder().start().await.unwrap();
+    let store = Arc::new(KeyringStore::with_backend(&unique_service(), backend));
+    crate::register::a_refused_re_registration_leaves_the_binding_working(&sandbox, store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_service_a_refused_re_registration_leaves_the_previous_binding_working() {
+    refused_re_registration(KeyringBackend::SecretService).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_keyutils_a_refused_re_registration_leaves_the_previous_binding_working() {
+    refused_re_registration(KeyringBackend::KeyUtils).await;
+}

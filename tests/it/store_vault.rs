@@ -524,3 +524,18 @@ async fn vault_refused_identity_write_fails_and_keeps_the_staged_key_to_finish_w
         .unwrap();
     assert_eq!(client.agents().list().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_a_refused_re_registration_leaves_the_previous_binding_working() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store = Arc::new(VaultStore::new(config.path(unique("ralio-rereg"))).unwrap());
+    crate::register::a_refused_re_registration_leaves_the_binding_working(&sandbox, store.clone())
+        .await;
+    let report = store.report().await;
+    assert_eq!(
+        report.staged_keys,
+        Some(Vec::new()),
+        "no staged key left behind"
+    );
+}
