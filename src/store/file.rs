@@ -910,8 +910,8 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
-/// `locks/` in the credential directory); see [`super::lock`].
+/// Takes the lock named `name` in the per-user lock directory (`~/.ralio/locks` of the user's
+/// home directory, whatever the environment says); see [`super::lock`].
 #[cfg(feature = "keyring")]
 pub(super) async fn lock_named(
     name: &str,

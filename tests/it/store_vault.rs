@@ -539,3 +539,66 @@ async fn vault_a_refused_re_registration_leaves_the_previous_binding_working() {
         "no staged key left behind"
     );
 }
+
+/// Four renewers, each with its own store on one Vault slot (as four processes or hosts
+/// would), renew short-lived tokens against the sandbox for a few seconds: the lock held in
+/// Vault makes them take turns, so no refresh token is ever presented twice (the sandbox would
+/// revoke the family and the next renewal would be a mint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vault_renewers_on_one_slot_take_turns_and_never_replay_a_refresh_token() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder()
+        .access_token_lifetime(std::time::Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    let config = config.path(unique("ralio-turns"));
+    let first = VaultStore::new(config.clone()).unwrap();
+    register(
+        &first,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap();
+    let before = sandbox.counters();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+    let renewers: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            let base = sandbox.base_url().to_owned();
+            tokio::spawn(async move {
+                let store = Arc::new(VaultStore::new(config).unwrap());
+                let client = ralio::RalioClient::builder()
+                    .base_url(base)
+                    .store(store)
+                    .build()
+                    .await
+                    .unwrap();
+                let mut calls = 0u32;
+                while tokio::time::Instant::now() < until {
+                    client.transactions().list().await.unwrap();
+                    calls += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                calls
+            })
+        })
+        .collect();
+    for renewer in renewers {
+        assert!(renewer.await.unwrap() > 0);
+    }
+    let after = sandbox.counters();
+    let mints = after.token_mints - before.token_mints;
+    let refreshes = after.refreshes - before.refreshes;
+    eprintln!("four renewers on one Vault slot: {refreshes} refreshes, {mints} mints");
+    assert_eq!(
+        mints, 0,
+        "a mint means a refresh token was refused (a replay revokes the family)"
+    );
+    assert!(
+        refreshes >= 8,
+        "each renewer renewed its short-lived token: {refreshes}"
+    );
+}
