@@ -150,7 +150,10 @@ async fn warn_line_child() {
         .unwrap_or_else(|| panic!("no WARN line: {log}"));
     assert!(warn.contains("WARN"), "{warn}");
     assert!(warn.contains(r"refused\r\nFORGED"), "escaped: {warn}");
-    assert!(warn.contains(r"\u{202e}") && warn.contains(r"\u{2066}"), "{warn}");
+    assert!(
+        warn.contains(r"\u{202e}") && warn.contains(r"\u{2066}"),
+        "{warn}"
+    );
     assert!(!log.contains('\r'), "no raw CR anywhere: {log:?}");
     assert!(
         !log.contains('\u{202e}') && !log.contains('\u{2066}'),
