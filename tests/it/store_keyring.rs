@@ -215,7 +215,7 @@ async fn refused_re_registration(backend: KeyringBackend) {
         return;
     }
     let sandbox = ralio_sandbox::Sandbox::builder().start().await.unwrap();
-    let store = Arc::new(KeyringStore::with_backend(&unique_service(), backend));
+    let store = Arc::new(KeyringStore::with_backend(unique_service(), backend));
     crate::register::a_refused_re_registration_leaves_the_binding_working(&sandbox, store).await;
 }
 

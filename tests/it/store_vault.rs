@@ -602,3 +602,56 @@ async fn vault_renewers_on_one_slot_take_turns_and_never_replay_a_refresh_token(
         "each renewer renewed its short-lived token: {refreshes}"
     );
 }
+
+/// The lock held in Vault: a second holder waits while the first holds it and gets it once
+/// it is released; a lock whose holder died (planted, never renewed) is taken over after its
+/// lease lapses instead of blocking every renewal.
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_refresh_token_lock_waits_for_a_holder_and_takes_over_from_a_dead_one() {
+    let Some(config) = vault().await else { return };
+    let path = unique("ralio-lock");
+    let config = config.path(&path);
+    let a = VaultStore::new(config.clone()).unwrap();
+    let b = VaultStore::new(config.clone()).unwrap();
+    let second = std::time::Duration::from_secs(1);
+
+    let held = a.lock_refresh_token().await.unwrap();
+    assert!(
+        tokio::time::timeout(second, b.lock_refresh_token())
+            .await
+            .is_err(),
+        "a held lock is exclusive across stores"
+    );
+    drop(held);
+    let again = tokio::time::timeout(3 * second, b.lock_refresh_token())
+        .await
+        .expect("a released lock is taken at once")
+        .unwrap();
+    drop(again);
+
+    // A holder that died: its entry stays, never renewed.
+    tokio::time::sleep(second).await;
+    let lock = format!("secret/data/{path}/refresh-tokens/default.lock");
+    let current = raw(reqwest::Method::GET, &lock, None).await["data"]["metadata"]["version"]
+        .as_u64()
+        .unwrap();
+    raw(
+        reqwest::Method::POST,
+        &lock,
+        Some(serde_json::json!({
+            "data": {"holder": "dead", "lease_secs": 30},
+            "options": {"cas": current},
+        })),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let taken = tokio::time::timeout(45 * second, a.lock_refresh_token())
+        .await
+        .expect("a dead holder's lock is taken over once its lease lapsed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= 25 * second,
+        "not before the lease lapsed"
+    );
+    drop(taken);
+}
