@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::VaultStore;
 use crate::store::lock::LOCK_WAIT;
-use crate::store::{CredentialStore as _, RefreshTokenLock, StoreError};
+use crate::store::{CredentialStore as _, NamedStore as _, RefreshTokenLock, StoreError};
 use crate::vault::Answer;
 
 /// A held lock whose version does not change for this long belongs to a dead holder.
