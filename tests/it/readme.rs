@@ -227,3 +227,85 @@ fn every_crate_the_examples_use_has_its_cargo_add_line() {
         "{install}"
     );
 }
+
+/// The repository's files, as git tracks them (untracked work in a checkout is not the
+/// project's); a walk of the tree when git is not there.
+fn repository_files(root: &Path) -> Vec<PathBuf> {
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|out| out.status.success());
+    if let Some(out) = listed {
+        return String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(|p| root.join(p))
+            .collect();
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && name != ".git" {
+                    dirs.push(path);
+                }
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The project's documentation stands alone: no file names the protocol notes kept outside the
+/// repository, and every relative Markdown link resolves to a file inside it.
+#[test]
+fn no_file_refers_to_a_path_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Spelled in pieces, so this file does not match itself.
+    let outside = [
+        concat!("PROTOCOL", ".md"),
+        concat!("shared", "/seeds"),
+        concat!("`shared", "/"),
+    ];
+    let mut problems = Vec::new();
+    for path in repository_files(root) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue; // binary, or gone from the working tree
+        };
+        let shown = path.strip_prefix(root).unwrap().display().to_string();
+        for needle in outside {
+            if text.contains(needle) {
+                problems.push(format!("{shown}: refers to {needle}"));
+            }
+        }
+        if path.extension().is_some_and(|e| e == "md") {
+            for (at, _) in text.match_indices("](") {
+                let target = &text[at + 2..];
+                let Some(end) = target.find(')') else {
+                    continue;
+                };
+                let target = target[..end].split('#').next().unwrap();
+                if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                let resolved = path.parent().unwrap().join(target);
+                let inside = resolved
+                    .canonicalize()
+                    .is_ok_and(|p| p.starts_with(root.canonicalize().unwrap()));
+                if !inside {
+                    problems.push(format!(
+                        "{shown}: a link to {target} outside the repository or missing"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(root.join("docs/protocol.md").is_file());
+}
