@@ -492,6 +492,17 @@ impl StoreKind {
     }
 }
 
+/// A store of this crate, named in its errors by its kind and [description](CredentialStore::describe).
+pub(crate) trait NamedStore: CredentialStore {
+    /// The store's kind.
+    const KIND: StoreKind;
+
+    /// This store in errors.
+    fn name(&self) -> StoreName {
+        StoreName::new(Self::KIND, self.describe())
+    }
+}
+
 /// The store an error comes from: its [kind](StoreKind), to branch on, and its own description
 /// (`file store at /home/me/.ralio`, as [`CredentialStore::describe`] says it), which
 /// `Display` prints.

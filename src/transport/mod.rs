@@ -120,19 +120,22 @@ impl HttpConfig {
     }
 }
 
-/// Sets `User-Agent` on every request.
-pub(crate) struct UserAgent(HeaderValue);
+/// A layer that edits each request before passing it on (the `User-Agent`, a fixed target
+/// URL, trace headers).
+pub(crate) struct EditRequest<F>(pub(crate) F);
 
 #[async_trait::async_trait]
-impl Middleware for UserAgent {
+impl<F> Middleware for EditRequest<F>
+where
+    F: Fn(&mut reqwest::Request) + Send + Sync + 'static,
+{
     async fn handle(
         &self,
         mut req: reqwest::Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        req.headers_mut()
-            .insert(http::header::USER_AGENT, self.0.clone());
+        (self.0)(&mut req);
         next.run(req, extensions).await
     }
 }
@@ -210,17 +213,27 @@ pub(crate) fn stack(
     };
     let mut stack = reqwest_middleware::ClientBuilder::new(http);
     if let Some(target) = target {
-        stack = stack.with(Target(target));
+        // Every request to one URL (a token endpoint whose path is not the generated
+        // operation's `/oauth/token`).
+        stack = stack.with(EditRequest(move |req: &mut reqwest::Request| {
+            *req.url_mut() = target.clone();
+        }));
     }
     stack = stack
-        .with(UserAgent(settings.user_agent.clone()))
+        .with(EditRequest({
+            let agent = settings.user_agent.clone();
+            move |req: &mut reqwest::Request| {
+                req.headers_mut()
+                    .insert(http::header::USER_AGENT, agent.clone());
+            }
+        }))
         .with(RequestSpan);
     for m in &settings.extra {
         stack = stack.with_arc(Arc::clone(m));
     }
     #[cfg(feature = "opentelemetry")]
     {
-        stack = stack.with(crate::otel::TraceParent);
+        stack = stack.with(EditRequest(crate::otel::add_traceparent));
     }
     let mut retry = RetryMiddleware::new(settings.retry.clone())
         .with_attempt_timeout(Some(settings.read_timeout));
@@ -283,22 +296,5 @@ impl Middleware for RequestSpan {
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         );
         result
-    }
-}
-
-/// Sends every request to one URL (a token endpoint whose path is not the generated
-/// operation's `/oauth/token`).
-struct Target(url::Url);
-
-#[async_trait::async_trait]
-impl Middleware for Target {
-    async fn handle(
-        &self,
-        mut req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        *req.url_mut() = self.0.clone();
-        next.run(req, extensions).await
     }
 }

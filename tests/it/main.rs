@@ -14,6 +14,7 @@ mod error_chain;
 mod fuzz_seeds;
 mod generated_docs;
 mod hostile;
+mod layout;
 mod public_api;
 mod readme;
 mod readme_testing;

@@ -427,11 +427,32 @@ impl Crate {
                 }
             }
         }
+        // Traits the crate keeps to itself (`pub(crate)` or private): their impls are not
+        // part of the surface.
+        let private_traits: BTreeSet<String> = self
+            .modules
+            .iter()
+            .flat_map(|module| &module.items)
+            .filter_map(|item| match item {
+                Item::Trait(t) if !matches!(t.vis, syn::Visibility::Public(_)) => {
+                    Some(t.ident.to_string())
+                }
+                _ => None,
+            })
+            .collect();
         // Impl blocks anywhere in the crate whose type is public.
         for (m, module) in self.modules.iter().enumerate() {
             for item in &module.items {
                 let Item::Impl(imp) = item else { continue };
                 if is_test_only(&imp.attrs) {
+                    continue;
+                }
+                let of_private_trait = imp.trait_.as_ref().is_some_and(|(_, path, _)| {
+                    path.segments
+                        .last()
+                        .is_some_and(|last| private_traits.contains(&last.ident.to_string()))
+                });
+                if of_private_trait {
                     continue;
                 }
                 let Some(self_path) = type_path(&imp.self_ty) else {
