@@ -61,7 +61,8 @@
 //!
 //! # Admin API
 //!
-//! Served only with [`SandboxBuilder::admin_api`] (`ralio sandbox` serves it on loopback addresses).
+//! Served only with [`SandboxBuilder::admin_api`] (`ralio sandbox` serves it on loopback
+//! addresses).
 //!
 //! | method, path | body | answer |
 //! | --- | --- | --- |
