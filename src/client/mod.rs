@@ -4,8 +4,9 @@
 //!
 //! Each resource call is a thin typed layer over the generated endpoint ([`crate::api`]): it
 //! goes through the middleware stack (the crate-private `transport` module: user agent → the
-//! request's `tracing` span (`ralio.request`: operation, method, path, status, attempt, latency; never a
-//! secret) → retry policy → DPoP auth → reqwest), and maps failures once into [`Error`].
+//! request's `tracing` span (`ralio.request`: operation, method, path, status, attempt,
+//! latency; never a secret) → retry policy → DPoP auth → reqwest), and maps failures once into
+//! [`Error`].
 
 use std::future::Future;
 use std::sync::Arc;
