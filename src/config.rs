@@ -3,7 +3,7 @@
 //! rules through the builder ([`crate::RalioClientBuilder::base_url`],
 //! [`crate::RalioClient::from_env`]), the stores' `from_env` constructors and registration.
 //!
-//! Precedence everywhere (PROTOCOL.md): an explicit argument, then the environment variable,
+//! Precedence everywhere (docs/protocol.md): an explicit argument, then the environment variable,
 //! then the default. A variable that is empty or only whitespace counts as unset.
 
 use std::ffi::{OsStr, OsString};

@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// It reads and writes as the wire string (`Display`, `FromStr`, serde), so
 /// `"transactions:read".parse::<Scope>()` is [`Scope::TransactionsRead`] and an unknown
 /// `"reports:read"` is `Scope::Other("reports:read")`. Two scopes are equal when their wire
-/// strings are, whichever variant holds them.
+/// strings are, whichever variant holds them. `Debug` prints the quoted wire string too, so a
+/// list of scopes shows as `["agents:execute", "transactions:read"]`.
 ///
 /// ```
 /// use ralio::Scope;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// assert_eq!(Scope::from("reports:read").to_string(), "reports:read");
 /// # Ok::<(), ralio::types::InvalidScope>(())
 /// ```
-#[derive(Debug, Clone, Eq)]
+#[derive(Clone, Eq)]
 #[non_exhaustive]
 pub enum Scope {
     /// `agents:execute`: chat with the agent.
@@ -179,6 +180,14 @@ impl AsRef<str> for Scope {
     }
 }
 
+/// The wire string, quoted: what a user reads in the console and in token responses, rather
+/// than the variant's name (equal scopes print alike, whichever variant holds them).
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -219,6 +228,19 @@ mod tests {
             assert_eq!(json, format!("\"{wire}\""));
             assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
         }
+    }
+
+    #[test]
+    fn debug_prints_the_wire_strings() {
+        let scopes = [
+            Scope::AgentsExecute,
+            Scope::TransactionsRead,
+            Scope::Other("reports:read".to_owned()),
+        ];
+        assert_eq!(
+            format!("{scopes:?}"),
+            r#"["agents:execute", "transactions:read", "reports:read"]"#
+        );
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl std::fmt::Display for ByteError {
 pin_project_lite::pin_project! {
     /// Wraps the response bytes: a read-idle timer reset by every chunk (keep-alive comments
     /// included), and a blank line appended at a clean end so a record still open at the end of
-    /// the stream is delivered (PROTOCOL.md).
+    /// the stream is delivered (docs/protocol.md).
     struct Bytestream<S> {
         #[pin]
         inner: S,

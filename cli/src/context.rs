@@ -31,7 +31,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// Flag, else environment variable, else default (PROTOCOL.md precedence).
+    /// Flag, else environment variable, else default (docs/protocol.md precedence).
     pub fn resolve(global: &GlobalArgs) -> Result<Self, CliError> {
         // The flag, else what the SDK resolves (RALIO_API_URL, else production), checked
         // by the SDK's rules before anything is sent.

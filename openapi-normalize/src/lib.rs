@@ -16,8 +16,10 @@
 //!   `nullable: true` (a lone `$ref` becomes `allOf: [$ref]` so `nullable` is not a sibling
 //!   of `$ref`, which 3.0 ignores); `const` → one-value `enum`; `examples` → `example`;
 //!   numeric `exclusiveMinimum`/`exclusiveMaximum` → 3.0's boolean form;
-//!   `contentEncoding`/`contentMediaType` → `format: byte`/`binary`; siblings of `$ref`
-//!   (3.1 allows a `description` there) are dropped; `$comment` is dropped.
+//!   `contentEncoding`/`contentMediaType` → `format: byte`/`binary`; a `$ref` with a
+//!   `description` beside it (3.1) → `allOf: [$ref]` with that description (3.0 ignores a
+//!   `$ref`'s siblings; the generator documents the field with it), its other siblings are
+//!   dropped; `$comment` is dropped.
 //! - Success responses: FastAPI's `{"application/json": {"schema": {}}}` placeholder beside a
 //!   real media type (e.g. `text/event-stream`) is dropped; several different JSON success
 //!   schemas (e.g. `201` and a legacy `202`) are merged into one `oneOf`.
@@ -552,7 +554,15 @@ fn normalize_schema(schema: &mut Value, path: &str) -> Result<(), NormalizeError
         }
     };
     if obj.contains_key("$ref") {
+        // 3.0 ignores a `$ref`'s siblings, but a field's `description` there (3.1) is its
+        // documentation: keep it beside `allOf: [$ref]`, where the generator reads it.
+        let description = obj.remove("description").filter(Value::is_string);
         obj.retain(|k, _| k == "$ref");
+        if let Some(description) = description {
+            let reference = Value::Object(std::mem::take(obj));
+            obj.insert("allOf".into(), Value::Array(vec![reference]));
+            obj.insert("description".into(), description);
+        }
         return Ok(());
     }
     for kw in UNSUPPORTED_KEYWORDS {

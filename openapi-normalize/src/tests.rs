@@ -32,10 +32,10 @@ fn normalised_fixture_has_the_3_0_shapes_progenitor_needs() {
     assert_eq!(limit["minimum"], 0);
     assert_eq!(limit["exclusiveMinimum"], true);
     assert_eq!(limit["nullable"], true);
-    // The $ref sibling is gone.
+    // The $ref's description sibling documents the field: kept beside `allOf: [$ref]`.
     assert_eq!(
         out["components"]["schemas"]["Owner"]["properties"]["parent"],
-        json!({"$ref": "#/components/schemas/Owner"})
+        json!({"allOf": [{"$ref": "#/components/schemas/Owner"}], "description": "3.1 allows a sibling here"})
     );
     // One success media type; error bodies raw.
     let events = &out["paths"]["/events"]["post"]["responses"]["200"]["content"];

@@ -1,14 +1,41 @@
 //! `ralio-sandbox`: a faithful, strict local implementation of the Ralio API.
 //!
 //! Every test, example and demo of the `ralio` SDK runs against it, and users can run their own
-//! integration tests against it. It implements the wire protocol in `shared/PROTOCOL.md`
-//! independently of the SDK: assertions and DPoP proofs are verified here with `jsonwebtoken`
-//! (on aws-lc-rs), an implementation the SDK does not use, so the SDK and the sandbox check
-//! each other.
+//! integration tests against it. It implements the wire protocol described in the repository's
+//! `docs/protocol.md` independently of the SDK: assertions and DPoP proofs are verified here with
+//! `jsonwebtoken` (on aws-lc-rs), an implementation the SDK does not use, so the SDK and the
+//! sandbox check each other.
+//!
+//! # In your tests
+//!
+//! Start it in-process, register with a ticket it mints, point the client at
+//! [`Sandbox::base_url`], and play the owner with its methods: [`Sandbox::approve_intent`] and
+//! [`Sandbox::reject_intent`] decide a payment waiting for approval (above the approval
+//! threshold, £100 by default: [`SandboxBuilder::approval_threshold`]),
+//! [`Sandbox::pending_intent_ids`] lists them, [`Sandbox::revoke_binding`] revokes a
+//! credential, [`Sandbox::set_faults`] injects failures. The `ralio` README's "Testing your
+//! integration" shows a whole test.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ralio_sandbox::SandboxError> {
+//! use ralio_sandbox::{Sandbox, TicketSpec};
+//!
+//! let sandbox = Sandbox::builder().start().await?; // on a free loopback port
+//! let ticket = sandbox.mint_ticket(TicketSpec::default());
+//! // … register with `ticket` at `sandbox.base_url()`, then ask the agent to pay £250 …
+//! for id in sandbox.pending_intent_ids() {
+//!     sandbox.approve_intent(&id)?; // the payment executes
+//! }
+//! # let _ = ticket;
+//! # Ok(()) }
+//! ```
+//!
+//! The same operations are available over HTTP for other languages and for `ralio sandbox`
+//! (the [admin API](#admin-api), off by default).
 //!
 //! # Behaviour worth knowing
 //!
-//! - Registration, token endpoint and resources follow `shared/PROTOCOL.md`, error codes and
+//! - Registration, token endpoint and resources follow `docs/protocol.md`, error codes and
 //!   statuses included. Assertions may live at most 300 s; `iat` may be at most 10 s in the
 //!   future; proofs are accepted up to 300 s old; every `jti` is single-use.
 //! - A missing `Authorization` header gets `401` with `WWW-Authenticate: DPoP algs="ES256"` and no
@@ -32,7 +59,10 @@
 //! - Route keys for counters and `fail_next` faults are `"METHOD /route/pattern"`, for example
 //!   `"POST /oauth/token"` or `"GET /api/credential-bindings/registrations/{poll_token}"`.
 //!
-//! # Admin API (only with [`SandboxBuilder::admin_api`])
+//! # Admin API
+//!
+//! Served only with [`SandboxBuilder::admin_api`] (`ralio sandbox` serves it on loopback
+//! addresses).
 //!
 //! | method, path | body | answer |
 //! | --- | --- | --- |
@@ -50,15 +80,6 @@
 //! | `POST /sandbox/nonce/rotate` | | `204` |
 //!
 //! Unknown ids answer `404`, an intent that is not pending `409`, both `{"detail": "…"}`.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), ralio_sandbox::SandboxError> {
-//! use ralio_sandbox::{Sandbox, TicketSpec};
-//! let sandbox = Sandbox::builder().seed(7).start().await?;
-//! let ticket = sandbox.mint_ticket(TicketSpec::default());
-//! println!("{} {}", sandbox.base_url(), ticket.len());
-//! # Ok(()) }
-//! ```
 
 // Handlers answer early with a ready `Response` as the error side; it is not a hot path.
 #![allow(clippy::result_large_err)]

@@ -3,9 +3,10 @@
 //! [`crate::resources`].
 //!
 //! Each resource call is a thin typed layer over the generated endpoint ([`crate::api`]): it
-//! goes through the middleware stack ([`crate::transport`]: user agent → the request's
-//! `tracing` span (`ralio.request`: operation, method, path, status, attempt, latency; never a
-//! secret) → retry policy → DPoP auth → reqwest), and maps failures once into [`Error`].
+//! goes through the middleware stack (the crate-private `transport` module: user agent → the
+//! request's `tracing` span (`ralio.request`: operation, method, path, status, attempt,
+//! latency; never a secret) → retry policy → DPoP auth → reqwest), and maps failures once into
+//! [`Error`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -273,7 +274,18 @@ impl RalioClient {
     {
         match fut.await {
             Ok(value) => Ok(value),
-            Err(e) => Err(crate::error::from_call(operation, e).await),
+            Err(e) => {
+                let mut error = crate::error::from_call(operation, e).await;
+                // A timed-out attempt names where it waited (the mapper does not know it).
+                if let Error::Timeout {
+                    what: crate::error::Awaited::Response { origin, .. },
+                    ..
+                } = &mut error
+                {
+                    origin.get_or_insert_with(|| self.base_url().to_owned());
+                }
+                Err(error)
+            }
         }
     }
 

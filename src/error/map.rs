@@ -52,7 +52,11 @@ fn from_middleware_error(operation: &'static str, e: reqwest_middleware::Error) 
         reqwest_middleware::Error::Middleware(e) => {
             if let Some(t) = e.downcast_ref::<AttemptTimedOut>() {
                 return Error::Timeout {
-                    what: Awaited::Response { operation },
+                    what: Awaited::Response {
+                        operation,
+                        // Filled in by the client, which knows its base URL.
+                        origin: None,
+                    },
                     waited: t.after,
                 };
             }

@@ -691,6 +691,8 @@ pub enum Awaited {
     Response {
         /// The operation (for example `transactions.list`).
         operation: &'static str,
+        /// The API origin the call went to (the client's base URL), when known.
+        origin: Option<String>,
     },
     /// The reply to a chat message. The agent may have acted meanwhile.
     ChatReply,
@@ -705,7 +707,13 @@ pub enum Awaited {
 impl fmt::Display for Awaited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Awaited::Response { operation } => write!(f, "a response to {operation}"),
+            Awaited::Response { operation, origin } => {
+                write!(f, "a response to {operation}")?;
+                match origin {
+                    Some(origin) => write!(f, " from {origin}"),
+                    None => Ok(()),
+                }
+            }
             Awaited::ChatReply => f.write_str(
                 "the chat reply (the agent may have acted: check the payment intents before sending again)",
             ),

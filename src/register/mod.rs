@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The steps follow the protocol: the P-256 key is generated here and never leaves the host
-//! (or stays in the [`Signer`] given with [`RegisterOptions::signer`]); the store stages it
+//! (or stays in the [`Signer`](crate::keys::Signer) given with [`RegisterOptions::signer`]); the store stages it
 //! durably before the request (and removes it again when registration fails); the
 //! fingerprint the server echoes is checked against the key; the first token is minted right
 //! away and its refresh token saved in the store.

@@ -42,7 +42,7 @@ pub enum RegistrationProgress {
 
 type ProgressFn = Arc<dyn Fn(&RegistrationProgress) + Send + Sync>;
 
-/// Options of [`register`]. `Default` is: ticket from `RALIO_REGISTRATION_TICKET`, API from
+/// Options of [`register`](crate::register::register). `Default` is: ticket from `RALIO_REGISTRATION_TICKET`, API from
 /// `RALIO_API_URL` (else production), a freshly generated key, the ticket's full scope ceiling,
 /// no overwrite, legacy polling every 3 s for up to 15 minutes.
 #[derive(Clone)]

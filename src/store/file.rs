@@ -820,7 +820,7 @@ impl CredentialStore for FileStore {
     }
 }
 
-/// `slot` with every character outside `[A-Za-z0-9._-]` replaced by `_` (PROTOCOL.md).
+/// `slot` with every character outside `[A-Za-z0-9._-]` replaced by `_` (docs/protocol.md).
 pub(crate) fn slot_file_stem(slot: &str) -> String {
     slot.chars()
         .map(|c| {

@@ -24,7 +24,7 @@ impl TokenManagerConfig {
     /// A configuration for any RFC 7523 + RFC 9449 server. The assertion audience defaults to
     /// the token URL (override with [`TokenManagerConfig::audience`], e.g. for an issuer URL).
     ///
-    /// `http://` is refused off loopback ([`crate::config::is_loopback`]): the token URL, and
+    /// `http://` is refused off loopback (`is_loopback`, crate-private): the token URL, and
     /// every resource URL [`DpopAuth`](crate::auth::DpopAuth) signs for.
     pub fn new(token_url: &str, client_id: impl Into<String>) -> Result<Self, AuthError> {
         Self::with_http_rule(token_url, client_id.into(), false)
