@@ -167,6 +167,11 @@ async fn wait_exits_0_when_approved_and_executed() {
             format!(
                 "waiting for the owner to approve or reject {id} (GBP 250.00 to Erin) (up to 10m 00s)…"
             ),
+            // The sandbox serves the owner's console: the command says where it is.
+            format!(
+                "as the owner, approve or reject it in the sandbox's console: {}",
+                env.sandbox.console_url().unwrap()
+            ),
             format!("{id}: awaiting_approval (approval pending_approval, execution not_started)"),
             format!("{id}: executed (approval approved_by_user, execution completed)"),
         ],

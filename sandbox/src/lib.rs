@@ -383,6 +383,8 @@ impl Drop for Sandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Open console pages hold event streams, which graceful shutdown would wait for.
+        self.state.close_changes();
     }
 }
 
@@ -414,6 +416,17 @@ impl Sandbox {
     /// The address the sandbox listens on (the port chosen when the builder asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The owner's console, `…/sandbox/console`, when the admin API is on
+    /// ([`SandboxBuilder::admin_api`]): a page where a person approves or rejects pending
+    /// payments and registrations, sees the balance, limits and recent activity, and mints
+    /// tickets. It answers only requests addressed to this sandbox's own address.
+    pub fn console_url(&self) -> Option<String> {
+        self.state
+            .config
+            .admin_api
+            .then(|| format!("{}{}", self.base_url, console::PATH))
     }
 
     /// The absolute token URL (`aud` of client assertions, `htu` of token-endpoint proofs).
@@ -507,6 +520,7 @@ pub use variants::{ANSWERS_ENV, Answers, plain_401_every};
 mod admin;
 mod agent;
 mod auth;
+mod console;
 mod jose;
 mod oauth;
 mod registration;
