@@ -89,7 +89,10 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
         app = app.merge(
             admin::router(state.clone())
                 .merge(console::router())
-                .route_layer(middleware::from_fn(no_cross_origin_writes))
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::<str>::from(state.base_url.as_str()),
+                    no_cross_origin_writes,
+                ))
                 .route_layer(middleware::from_fn_with_state(hosts, own_host_only)),
         );
     }
@@ -180,7 +183,11 @@ async fn own_host_only(
 /// the admin API reads JSON only. A request with none of these headers (curl, a test, the SDK)
 /// is no browser's, and passes. A cross-origin request with a JSON body needs a CORS preflight,
 /// which the sandbox never grants. The same scheme as Go's `http.CrossOriginProtection`.
-async fn no_cross_origin_writes(req: Request, next: Next) -> Response {
+async fn no_cross_origin_writes(
+    State(base_url): State<Arc<str>>,
+    req: Request,
+    next: Next,
+) -> Response {
     use axum::http::Method;
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
@@ -196,14 +203,14 @@ async fn no_cross_origin_writes(req: Request, next: Next) -> Response {
             ),
         )
     };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return refuse("Sec-Fetch-Site is not same-origin");
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return refuse("Sec-Fetch-Site is not same-origin");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        if !same_origin(origin.to_str().ok(), host) {
+        if !same_origin(origin.to_str().ok(), host, &base_url) {
             return refuse("Origin is not this sandbox");
         }
     }
@@ -212,9 +219,13 @@ async fn no_cross_origin_writes(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim_start().to_ascii_lowercase())
         .is_some_and(|v| {
-            ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
-                .iter()
-                .any(|t| v.starts_with(t))
+            [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "text/plain",
+            ]
+            .iter()
+            .any(|t| v.starts_with(t))
         });
     if simple_body {
         return detail(
@@ -225,23 +236,18 @@ async fn no_cross_origin_writes(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Whether a browser's `Origin` names the host (and port) the request was addressed to.
-fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
-    let (Some(origin), Some(host)) = (origin, host) else {
+/// Whether a browser's `Origin` is this sandbox: `http://` and the `Host` the request was sent
+/// to (the console's own requests), or the public URL's origin (behind a proxy).
+fn same_origin(origin: Option<&str>, host: Option<&str>, base_url: &str) -> bool {
+    let Some(origin) = origin else {
         return false;
     };
-    let Ok(u) = url::Url::parse(origin) else {
-        return false;
-    };
-    let Some(origin_host) = u.host_str() else {
-        return false;
-    };
-    let host = host.to_ascii_lowercase();
-    let explicit = u.port().map(|p| format!("{origin_host}:{p}"));
-    let defaulted = u.port_or_known_default().map(|p| format!("{origin_host}:{p}"));
-    (host == origin_host && u.port().is_none())
-        || explicit.as_deref() == Some(host.as_str())
-        || defaulted.as_deref() == Some(host.as_str())
+    origin.eq_ignore_ascii_case(base_url)
+        || host.is_some_and(|h| {
+            origin
+                .strip_prefix("http://")
+                .is_some_and(|o| o.eq_ignore_ascii_case(h))
+        })
 }
 
 /// Every response carries `Date` from the server's (possibly offset) clock: the SDK measures clock

@@ -707,7 +707,9 @@ pub async fn wait_all(
             {
                 emit(
                     To::Err,
-                    &format!("as the owner, approve or reject it in the sandbox's console: {console}"),
+                    &format!(
+                        "as the owner, approve or reject it in the sandbox's console: {console}"
+                    ),
                 )?;
             }
             wait_one(ctx, client, intent, window).await?

@@ -126,7 +126,10 @@ async fn events(State(st): St) -> Response {
     let opening = futures::stream::iter([Bytes::from_static(
         b"retry: 1000\n: ralio-sandbox console\n\n",
     )]);
-    let stream = futures::StreamExt::map(futures::StreamExt::chain(opening, changes), Ok::<_, Infallible>);
+    let stream = futures::StreamExt::map(
+        futures::StreamExt::chain(opening, changes),
+        Ok::<_, Infallible>,
+    );
     secured(
         Body::from_stream(stream).into_response(),
         "text/event-stream",

@@ -31,6 +31,50 @@ fn when(t: DateTime<Utc>) -> Html {
     h
 }
 
+/// The time of day, with the full timestamp on hover: tables stay narrow.
+fn time_of_day(t: DateTime<Utc>) -> Html {
+    let mut h = Html::default();
+    h.raw("<time datetime=\"")
+        .text(&t.to_rfc3339())
+        .raw("\" title=\"")
+        .text(&t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .raw("\">")
+        .text(&t.format("%H:%M:%S").to_string())
+        .raw("</time>");
+    h
+}
+
+/// A status's look: waiting, done, refused or failed (the class names are this crate's own).
+fn status(value: &str) -> Html {
+    let class = match value {
+        "pending_approval" | "not_started" | "pending" | "processing" => {
+            "<span class=\"status waiting\">"
+        }
+        "approved_by_user" | "auto_approved" | "completed" => "<span class=\"status done\">",
+        "rejected" | "rejected_by_user" | "cancelled" | "not_executed" | "failed" => {
+            "<span class=\"status refused\">"
+        }
+        _ => "<span class=\"status\">",
+    };
+    let mut h = Html::default();
+    h.raw(class).text(value).raw("</span>");
+    h
+}
+
+/// The payees' names only (the cards show the accounts too).
+fn payee_names(intent: &PaymentIntent) -> String {
+    let names: Vec<&str> = intent
+        .instructions
+        .iter()
+        .map(|i| i.creditor_name.as_deref().unwrap_or("unnamed payee"))
+        .collect();
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join("; ")
+    }
+}
+
 fn gbp(currency: &str, amount: &str) -> String {
     match amount.parse() {
         Ok(d) => format!("{currency} {}", money(d)),
@@ -212,22 +256,22 @@ fn recent_intents(inner: &Inner) -> Html {
         h.raw("<p class=\"empty\">None yet. Ask the agent to pay someone: <code>ralio chat \"Pay £250 to Alice for rent\"</code></p></section>");
         return h;
     }
-    h.raw("<table><thead><tr><th scope=\"col\">Proposed</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Payee</th><th scope=\"col\">Approval</th><th scope=\"col\">Execution</th><th scope=\"col\">Decision</th></tr></thead><tbody>");
+    h.raw("<table><thead><tr><th scope=\"col\">Time (UTC)</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Payee</th><th scope=\"col\">Approval</th><th scope=\"col\">Execution</th><th scope=\"col\">Decision</th></tr></thead><tbody>");
     for i in intents.into_iter().take(RECENT) {
         h.raw("<tr data-intent-id=\"")
             .text(&i.id)
-            .raw("\"><td>")
-            .fragment(when(i.created_at))
-            .raw("</td><td><code>")
+            .raw("\"><td class=\"nowrap\">")
+            .fragment(time_of_day(i.created_at))
+            .raw("</td><td class=\"nowrap\"><code>")
             .text(&i.id)
             .raw("</code></td><td class=\"num\">")
             .text(&gbp(&i.currency, &i.total_amount))
             .raw("</td><td class=\"payee\">")
-            .text(&payees(i))
+            .text(&payee_names(i))
             .raw("</td><td class=\"approval\">")
-            .text(&i.approval_status)
+            .fragment(status(&i.approval_status))
             .raw("</td><td class=\"execution\">")
-            .text(&i.execution_status)
+            .fragment(status(&i.execution_status))
             .raw("</td><td class=\"reason\">")
             .text(i.decision_reason.as_deref().unwrap_or("-"))
             .raw("</td></tr>");
@@ -249,13 +293,13 @@ fn recent_transactions(inner: &Inner) -> Html {
         h.raw("<p class=\"empty\">No money has moved yet.</p></section>");
         return h;
     }
-    h.raw("<table><thead><tr><th scope=\"col\">Date</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Payee</th><th scope=\"col\">Reference</th><th scope=\"col\">Status</th></tr></thead><tbody>");
+    h.raw("<table><thead><tr><th scope=\"col\">Time (UTC)</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Payee</th><th scope=\"col\">Reference</th><th scope=\"col\">Status</th></tr></thead><tbody>");
     for t in txs.into_iter().take(RECENT) {
         h.raw("<tr data-transaction-id=\"")
             .text(&t.id)
-            .raw("\"><td>")
-            .fragment(when(t.date))
-            .raw("</td><td><code>")
+            .raw("\"><td class=\"nowrap\">")
+            .fragment(time_of_day(t.date))
+            .raw("</td><td class=\"nowrap\"><code>")
             .text(&t.id)
             .raw("</code></td><td class=\"num\">")
             .text(&gbp(&t.currency, &t.amount))
@@ -264,7 +308,7 @@ fn recent_transactions(inner: &Inner) -> Html {
             .raw("</td><td>")
             .text(t.reference.as_deref().unwrap_or("-"))
             .raw("</td><td>")
-            .text(&t.status)
+            .fragment(status(&t.status))
             .raw("</td></tr>");
     }
     h.raw("</tbody></table></section>");
