@@ -463,6 +463,12 @@ async fn registrations_and_tickets_from_the_browser() {
         &ticket,
     );
     register.until("waiting for the owner to approve key").await;
+    // The command says where the owner decides.
+    let hint = register.until("sandbox's console").await;
+    assert!(
+        hint.ends_with(&env.sandbox.console_url().unwrap()),
+        "{hint}"
+    );
     let fingerprint = env.sandbox.pending_binding_fingerprints()[0].clone();
     let approve = browser
         .wait_for(&format!(
