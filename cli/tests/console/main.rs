@@ -455,6 +455,18 @@ async fn registrations_and_tickets_from_the_browser() {
         )
     );
 
+    // Copy puts it on the clipboard (or, where the browser refuses, leaves it selected).
+    browser.click(&browser.wait_for("#copy-ticket").await).await;
+    let notice = browser.wait_for_text("#notice", "ticket").await;
+    let notice = browser.text(&notice).await;
+    let selected = browser
+        .execute("return String(window.getSelection());", json!([]))
+        .await;
+    assert!(
+        notice.contains("Copied the ticket") || selected == json!(ticket),
+        "{notice} / {selected}"
+    );
+
     // The host registers with it and waits; the owner approves in the browser.
     let mut register = Running::spawn(
         &env,
