@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::NamedStore;
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
@@ -643,11 +644,8 @@ impl FileStore {
     }
 }
 
-impl FileStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        StoreName::new(StoreKind::File, self.describe())
-    }
+impl NamedStore for FileStore {
+    const KIND: StoreKind = StoreKind::File;
 }
 
 #[async_trait]
@@ -746,8 +744,16 @@ impl CredentialStore for FileStore {
         for path in paths {
             // Only remove the file if it still holds this key: never delete someone else's key.
             match self.read_key(&path) {
-                Ok(found) if found.thumbprint() == key.thumbprint() => fs::remove_file(&path)
-                    .map_err(self.io_err(format!("remove {}", path.display())))?,
+                Ok(found) if found.thumbprint() == key.thumbprint() => {
+                    fs::remove_file(&path)
+                        .map_err(self.io_err(format!("remove {}", path.display())))?;
+                    // No empty `keys/` left behind (`remove_dir` keeps a directory that is not
+                    // empty).
+                    let keys = self.dir.join(KEYS_DIR);
+                    if path.parent() == Some(keys.as_path()) {
+                        let _ = fs::remove_dir(&keys);
+                    }
+                }
                 _ => {}
             }
         }

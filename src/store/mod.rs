@@ -42,14 +42,14 @@ mod report;
 #[cfg(feature = "vault")]
 mod vault;
 
+#[cfg(feature = "vault")]
+pub use crate::config::MissingEnvVar;
 pub use env::EnvStore;
 pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
-pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
-};
+pub use report::{FileLocation, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport};
 #[cfg(feature = "vault")]
 pub use vault::{VaultAuth, VaultConfig, VaultStore};
 
@@ -489,6 +489,17 @@ impl StoreKind {
             Self::Memory => "memory",
             Self::Other => "other",
         }
+    }
+}
+
+/// A store of this crate, named in its errors by its kind and [description](CredentialStore::describe).
+pub(crate) trait NamedStore: CredentialStore {
+    /// The store's kind.
+    const KIND: StoreKind;
+
+    /// This store in errors.
+    fn name(&self) -> StoreName {
+        StoreName::new(Self::KIND, self.describe())
     }
 }
 

@@ -13,6 +13,8 @@ mod entropy;
 mod error_chain;
 mod fuzz_seeds;
 mod hostile;
+mod layout;
+mod public_api;
 mod register;
 mod rotation;
 mod seam;

@@ -13,7 +13,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// a request it has no use for.
 pub async fn sandbox_console(api_url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(api_url).ok()?;
-    if !ralio::config::is_loopback(&parsed) {
+    if !is_loopback(&parsed) {
         return None;
     }
     let console = format!("{}{CONSOLE_PATH}", api_url.trim_end_matches('/'));
@@ -30,4 +30,35 @@ pub async fn sandbox_console(api_url: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     (res.status().is_success() && html).then_some(console)
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: the API is on this machine.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_asked() {
+        for (url, local) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://127.9.9.9", true),
+            ("http://LOCALHOST:1", true),
+            ("http://[::1]:8080", true),
+            ("https://api.ralio.example", false),
+            ("http://10.0.0.1:8080", false),
+            ("http://localhost.example", false),
+        ] {
+            let parsed = reqwest::Url::parse(url).unwrap();
+            assert_eq!(is_loopback(&parsed), local, "{url}");
+        }
+    }
 }

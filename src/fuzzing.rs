@@ -23,7 +23,7 @@ pub struct TokenAnswerFacts {
 /// manager does, including the clock arithmetic the lifetime meets.
 pub fn token_answer(status: StatusCode, retry_after: &str, body: &[u8]) -> TokenAnswerFacts {
     let now = SystemTime::now();
-    let retry_after = crate::error::parse_retry_after(retry_after, now);
+    let retry_after = crate::transport::retry::parse_retry_after(retry_after, now);
     if let Some(wait) = retry_after {
         // What the retry layer and callers do with it.
         let _ = Instant::now() + wait;
@@ -75,10 +75,10 @@ pub fn registration_answer(status: StatusCode, body: &[u8]) -> Option<String> {
 /// `fuzz/oracles/`, shared with the fuzz targets) in the normal test suite. Here rather than in
 /// `tests/it/fuzz_seeds.rs` with the other targets: these entry points are not public.
 #[cfg(test)]
-#[path = "../../fuzz/oracles/registration_answer.rs"]
+#[path = "../fuzz/oracles/registration_answer.rs"]
 mod registration_oracle;
 #[cfg(test)]
-#[path = "../../fuzz/oracles/token_answer.rs"]
+#[path = "../fuzz/oracles/token_answer.rs"]
 mod token_oracle;
 
 #[cfg(test)]
