@@ -44,10 +44,11 @@ impl fmt::Debug for VaultAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Token(_) => f.write_str("Token([redacted])"),
-            Self::AppRole { mount, role_id, .. } => f
+            // The role id is half of the login: not a secret on its own, but kept out of logs.
+            Self::AppRole { mount, .. } => f
                 .debug_struct("AppRole")
                 .field("mount", mount)
-                .field("role_id", role_id)
+                .field("role_id", &"[redacted]")
                 .field("secret_id", &"[redacted]")
                 .finish(),
         }
@@ -340,6 +341,34 @@ impl VaultClient {
         }
     }
 
+    /// The request, with the token marked sensitive: HTTP/2's header compression leaves it
+    /// out of its tables, and `Debug` of the request (a tracing layer's, a middleware's)
+    /// shows `Sensitive`.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+    ) -> Result<reqwest::RequestBuilder, VaultError> {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(token.expose_secret())
+                .map_err(|_| VaultError::Config {
+                    reason: "the Vault token is not a valid HTTP header value (a newline or control character in VAULT_TOKEN?)".to_owned(),
+                })?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(ns) = &self.config.namespace {
+            request = request.header("X-Vault-Namespace", ns);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
     async fn send(
         &self,
         action: &str,
@@ -348,16 +377,7 @@ impl VaultClient {
         token: Option<&SecretString>,
         body: Option<&Value>,
     ) -> Result<Answer, VaultError> {
-        let mut request = self.http.request(method, url);
-        if let Some(token) = token {
-            request = request.header("X-Vault-Token", token.expose_secret());
-        }
-        if let Some(ns) = &self.config.namespace {
-            request = request.header("X-Vault-Namespace", ns);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let request = self.request(method, url, token, body)?;
         let response = request.send().await.map_err(|e| {
             VaultError::backend(
                 action,
@@ -465,10 +485,45 @@ mod tests {
         let shown = format!("{approle:?}");
         assert!(shown.contains("AppRole"), "{shown}");
         assert!(shown.contains("mount: \"approle\""), "{shown}");
-        assert!(shown.contains("role-1"), "{shown}");
+        assert!(!shown.contains("role-1"), "no role id in Debug: {shown}");
         assert!(!shown.contains("sid-secret"), "{shown}");
         assert!(shown.contains("kv_mount: \"kv\""), "{shown}");
         assert!(shown.contains("path: \"agents/a\""), "{shown}");
+    }
+
+    #[test]
+    fn the_vault_token_header_is_sensitive_and_hidden_from_debug() {
+        let token = SecretString::from("s.token-value".to_owned());
+        let client = VaultClient::new(VaultConfig::new(
+            "http://127.0.0.1:8200",
+            VaultAuth::Token(token.clone()),
+        ))
+        .unwrap();
+        let request = client
+            .request(
+                reqwest::Method::GET,
+                "http://127.0.0.1:8200/v1/secret/data/x",
+                Some(&token),
+                None,
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let header = request.headers().get("x-vault-token").unwrap();
+        assert!(header.is_sensitive());
+        let shown = format!("{request:?} {:?}", request.headers());
+        assert!(!shown.contains("s.token-value"), "{shown}");
+
+        let bad = SecretString::from("s.a\nb".to_owned());
+        assert!(matches!(
+            client.request(
+                reqwest::Method::GET,
+                "http://127.0.0.1:8200/v1/x",
+                Some(&bad),
+                None
+            ),
+            Err(VaultError::Config { .. })
+        ));
     }
 
     #[test]

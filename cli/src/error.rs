@@ -109,7 +109,8 @@ pub enum CliError {
     /// already printed, so [`report`] prints nothing more.
     #[error("{summary}")]
     Outcome {
-        /// [`EXIT_REJECTED`], [`EXIT_STILL_PENDING`] or [`EXIT_EXECUTION_FAILED`].
+        /// [`EXIT_REJECTED`], [`EXIT_STILL_PENDING`] or [`EXIT_EXECUTION_FAILED`]; 130 after
+        /// Ctrl-C stopped the command.
         code: u8,
         /// What happened, in a few words.
         summary: String,

@@ -71,6 +71,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The exit code after Ctrl-C stopped a command (what the shell reports for SIGINT's default
+/// action, 128 + 2).
+const EXIT_INTERRUPTED: u8 = 130;
+
 /// How long the command waits at its end for work the SDK detached from the caller (a token
 /// renewal that a Ctrl-C or a timeout stopped waiting for) before the runtime is dropped.
 const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
@@ -117,8 +121,22 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // `ralio sandbox` stops on Ctrl-C by itself; every other command stops at the first
+    // Ctrl-C outside a wait (waits stop waiting and report), then lets detached work settle.
+    let interruptible = !matches!(cli.command, Command::Sandbox { .. });
     let result = runtime.block_on(async {
-        let result = dispatch(cli).await;
+        let result = if interruptible {
+            commands::intents::listen_for_interrupts();
+            tokio::select! {
+                result = dispatch(cli) => result,
+                () = commands::intents::interrupted() => Err(CliError::Outcome {
+                    code: EXIT_INTERRUPTED,
+                    summary: "interrupted".to_owned(),
+                }),
+            }
+        } else {
+            dispatch(cli).await
+        };
         settle_background_work().await;
         result
     });

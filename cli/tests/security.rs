@@ -811,3 +811,95 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
     );
     assert_eq!(after.refreshes - before.refreshes, 1);
 }
+
+/// Ctrl-C during a plain command (no wait), while its token renewal is in flight: the command
+/// stops with 130, but only after the renewal saved the refresh token the server rotated.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotated_token() {
+    use axum::extract::{Request, State};
+    use axum::routing::post;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// The token endpoint behind the proxy: forwarded at once (the sandbox rotates the refresh
+    /// token), answered 1.5 s late when armed; forwarded requests counted.
+    #[derive(Default)]
+    struct SlowTokens {
+        armed: AtomicBool,
+        forwarded: AtomicU32,
+        upstream: std::sync::OnceLock<String>,
+    }
+    async fn token(State(t): State<Arc<SlowTokens>>, req: Request) -> axum::response::Response {
+        let upstream = t.upstream.get().unwrap().clone();
+        let answer = hostile::forward(upstream, req).await;
+        t.forwarded.fetch_add(1, Ordering::SeqCst);
+        if t.armed.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        }
+        answer
+    }
+
+    let tokens = Arc::new(SlowTokens::default());
+    let state = Arc::clone(&tokens);
+    let h = hostile::Hostile::start_with(Sandbox::builder(), move |upstream| {
+        state.upstream.set(upstream).unwrap();
+        axum::Router::new()
+            .route("/oauth/token", post(token))
+            .with_state(state)
+    })
+    .await;
+    let run = h.run(&["transactions"]).await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+
+    tokens.armed.store(true, Ordering::SeqCst);
+    let forwarded = tokens.forwarded.load(Ordering::SeqCst);
+    let mut command = tokio::process::Command::new(BIN)
+        .args(["transactions"])
+        .env("RALIO_API_URL", &h.url)
+        .env("RALIO_CONFIG_DIR", h.dir.path())
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The new process renews first thing; once the sandbox has rotated the refresh token (the
+    // answer is still held back), Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokens.forwarded.load(Ordering::SeqCst) == forwarded {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command did not renew"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = command.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        command.wait().await
+    })
+    .await
+    .expect("the interrupted command did not end")
+    .unwrap();
+    assert_eq!(out.code(), Some(130));
+
+    // The next command refreshes with the token the interrupted one saved, not a spent one
+    // (a replay revokes the family and falls back to a mint).
+    tokens.armed.store(false, Ordering::SeqCst);
+    let before = h.sandbox.counters();
+    let run = h.run(&["transactions"]).await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let after = h.sandbox.counters();
+    assert_eq!(
+        after.token_mints - before.token_mints,
+        0,
+        "the rotated refresh token was lost (a replay, then a mint)"
+    );
+    assert_eq!(after.refreshes - before.refreshes, 1);
+}

@@ -114,8 +114,10 @@ impl FileStore {
         Ok(self)
     }
 
-    /// Registration writes the key to `path` instead of `keys/<jkt>.pem`, and
-    /// `credentials.json` points to it.
+    /// Registration keeps the key at `path` instead of `keys/<jkt>.pem`, and
+    /// `credentials.json` points to it. The key is staged in `keys/<jkt>.pem` until the server
+    /// accepted it and only then written to `path`, so a refused re-registration leaves the
+    /// key already at `path` (and the binding that uses it) as it was.
     pub fn with_key_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.key_path = Some(path.into());
         self
@@ -153,7 +155,7 @@ impl FileStore {
         if let (Some(key), serde_json::Value::Object(map)) = (pending.key(), &mut value) {
             map.insert(
                 "key_path".to_owned(),
-                absolute(&self.target_key_path(key))
+                absolute(&self.staged_key_path(key))
                     .to_string_lossy()
                     .into_owned()
                     .into(),
@@ -245,7 +247,31 @@ impl FileStore {
     fn target_key_path(&self, key: &PrivateKey) -> PathBuf {
         self.key_path
             .clone()
-            .unwrap_or_else(|| self.key_path_for(key.thumbprint().as_str()))
+            .unwrap_or_else(|| self.staged_key_path(key))
+    }
+
+    /// Where registration stages a key until the server accepted it: `keys/<jkt>.pem`, a name
+    /// no other key has, so a staged key never replaces the live one (with
+    /// [`with_key_path`](Self::with_key_path), `save_identity` copies it there afterwards).
+    fn staged_key_path(&self, key: &PrivateKey) -> PathBuf {
+        self.key_path_for(key.thumbprint().as_str())
+    }
+
+    /// Removes `path` if it holds `key`: never someone else's key (nor a file that is not one).
+    fn remove_key_file_holding(&self, path: &Path, key: &PrivateKey) -> Result<(), StoreError> {
+        match self.read_key(path) {
+            Ok(found) if found.thumbprint() == key.thumbprint() => {
+                fs::remove_file(path).map_err(self.io_err(format!("remove {}", path.display())))?;
+                // No empty `keys/` left behind (`remove_dir` keeps a directory that is not
+                // empty).
+                let keys = self.dir.join(KEYS_DIR);
+                if path.parent() == Some(keys.as_path()) {
+                    let _ = fs::remove_dir(&keys);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn io_err(&self, action: String) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -341,9 +367,13 @@ impl FileStore {
         })
     }
 
-    fn write_key(&self, key: &PrivateKey, overwrite: bool) -> Result<PathBuf, StoreError> {
-        let path = self.target_key_path(key);
-        if self.key_path.is_none() {
+    fn write_key(
+        &self,
+        path: PathBuf,
+        key: &PrivateKey,
+        overwrite: bool,
+    ) -> Result<PathBuf, StoreError> {
+        if path.parent() == Some(self.dir.join(KEYS_DIR).as_path()) {
             ensure_private_dir(&self.dir)
                 .map_err(self.io_err(format!("create {}", self.dir.display())))?;
             let keys = self.dir.join(KEYS_DIR);
@@ -373,7 +403,7 @@ impl FileStore {
                 reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
             });
         };
-        let key_path = self.write_key(key, true)?;
+        let key_path = self.write_key(self.target_key_path(key), key, true)?;
         let file = CredentialsFile {
             client_id: Some(identity.client_id().into()),
             key_jkt: Some(key.thumbprint().as_str().into()),
@@ -391,6 +421,11 @@ impl FileStore {
         let path = self.credentials_path();
         write_atomic(&path, &json, true)
             .map_err(self.io_err(format!("write {}", path.display())))?;
+        // The identity now holds the key (at the configured key path): its staged copy goes.
+        let staged = self.staged_key_path(key);
+        if self.key_path.is_some() && absolute(&staged) != key_path {
+            self.remove_key_file_holding(&staged, key)?;
+        }
         tracing::debug!(
             store = %self.describe(),
             client_id = %identity.client_id(),
@@ -715,9 +750,22 @@ impl CredentialStore for FileStore {
         overwrite: bool,
     ) -> Result<Option<String>, StoreError> {
         let key = key.clone();
-        self.blocking(move |s| s.write_key(&key, overwrite))
-            .await
-            .map(|path| Some(path.display().to_string()))
+        self.blocking(move |s| {
+            // The configured key path is checked now, so that a refusal comes before any
+            // request; it is written only once the server accepted the key (`save_identity`).
+            if let Some(path) = &s.key_path
+                && !overwrite
+                && fs::symlink_metadata(path).is_ok()
+            {
+                return Err(StoreError::AlreadyExists {
+                    store: s.name(),
+                    what: format!("the key file {}", path.display()),
+                });
+            }
+            s.write_key(s.staged_key_path(&key), &key, overwrite)
+        })
+        .await
+        .map(|path| Some(path.display().to_string()))
     }
 
     async fn report(&self) -> StoreReport {
@@ -733,29 +781,17 @@ impl CredentialStore for FileStore {
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
-        let mut paths = vec![self.target_key_path(key)];
-        // A resumed registration's key is where the pending record says (another key path
-        // may have been configured when it started).
+        // Never the configured key path: it holds the live key (or nothing), not a staged one.
+        let mut paths = vec![self.staged_key_path(key)];
+        // A resumed registration's key is where the pending record says (a registration
+        // started by an earlier version staged it at the configured key path).
         if let Ok(Some((_, Some(pending_key)))) = self.read_pending_blocking()
             && !paths.contains(&pending_key)
         {
             paths.push(pending_key);
         }
         for path in paths {
-            // Only remove the file if it still holds this key: never delete someone else's key.
-            match self.read_key(&path) {
-                Ok(found) if found.thumbprint() == key.thumbprint() => {
-                    fs::remove_file(&path)
-                        .map_err(self.io_err(format!("remove {}", path.display())))?;
-                    // No empty `keys/` left behind (`remove_dir` keeps a directory that is not
-                    // empty).
-                    let keys = self.dir.join(KEYS_DIR);
-                    if path.parent() == Some(keys.as_path()) {
-                        let _ = fs::remove_dir(&keys);
-                    }
-                }
-                _ => {}
-            }
+            self.remove_key_file_holding(&path, key)?;
         }
         Ok(())
     }
@@ -872,8 +908,8 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Takes the lock named `name` in the per-user lock directory (`$XDG_RUNTIME_DIR/ralio`, else
-/// `locks/` in the credential directory); see [`super::lock`].
+/// Takes the lock named `name` in the per-user lock directory (`~/.ralio/locks` of the user's
+/// home directory, whatever the environment says); see [`super::lock`].
 #[cfg(feature = "keyring")]
 pub(super) async fn lock_named(
     name: &str,

@@ -88,8 +88,9 @@ impl KeyringBackend {
 /// The library never installs a process-global default keyring store: each `KeyringStore`
 /// builds its own backend. Backend calls block, so each runs on a short-lived plain thread.
 /// Rotations of one slot are serialised across processes of the same user by a lock file in
-/// a private directory: `$XDG_RUNTIME_DIR/ralio`, else `locks/` in the credential directory
-/// (`RALIO_CONFIG_DIR`, default `~/.ralio`). Waiting for it gives up after a minute.
+/// a private directory, `~/.ralio/locks` in the home directory the password database records
+/// for the user (whatever `HOME`, `XDG_RUNTIME_DIR` or `RALIO_CONFIG_DIR` say, so a cron job
+/// and a desktop session meet at the same lock). Waiting for it gives up after a minute.
 #[derive(Clone)]
 pub struct KeyringStore {
     shared: Arc<Shared>,
@@ -132,8 +133,8 @@ impl KeyringStore {
     }
 
     /// Keeps this instance's refresh token under its own slot. Processes on this host that share
-    /// a slot take turns through a lock file (in `$XDG_RUNTIME_DIR/ralio` or
-    /// `~/.ralio/locks`); a slot per process saves them the waiting.
+    /// a slot take turns through a lock file (in the user's `~/.ralio/locks`); a slot per
+    /// process saves them the waiting.
     pub fn with_refresh_token_slot(self, slot: impl Into<String>) -> Self {
         let shared = &self.shared;
         Self {

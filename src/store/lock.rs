@@ -20,22 +20,62 @@ pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Time between two tries while another process holds the lock.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The directory of named locks: `$XDG_RUNTIME_DIR/ralio` when the variable is set (a
-/// per-user directory by the XDG rules), else `locks/` in the credential directory
-/// (`RALIO_CONFIG_DIR`, default `~/.ralio`). Never a shared directory such as `/tmp`.
+/// The directory of named locks: `.ralio/locks` in this user's home directory as the password
+/// database records it (where it has none that exists, `HOME`). Never from `XDG_RUNTIME_DIR`,
+/// `RALIO_CONFIG_DIR` or `HOME` when the database answers: a cron job or a `sudo -u` shell (no
+/// runtime directory, another `HOME`) and the desktop session of the same user must meet at
+/// the same lock, one per slot. Never a shared directory such as `/tmp`.
 // Named locks serve the keyring store (its tests run in every build).
 #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
 pub(crate) fn default_lock_dir(store: &StoreName) -> Result<PathBuf, StoreError> {
-    if let Some(runtime) = crate::config::env_var_os("XDG_RUNTIME_DIR") {
-        return Ok(PathBuf::from(runtime).join("ralio"));
+    #[cfg(unix)]
+    if let Some(home) = account_home() {
+        return Ok(home.join(".ralio").join("locks"));
     }
-    let config = super::FileStore::from_env().map_err(|_| StoreError::Config {
-        store: store.clone(),
-        reason:
-            "no directory for the refresh-token lock: set XDG_RUNTIME_DIR, RALIO_CONFIG_DIR or HOME"
+    match std::env::home_dir() {
+        Some(home) => Ok(home.join(".ralio").join("locks")),
+        None => Err(StoreError::Config {
+            store: store.clone(),
+            reason: "no directory for the refresh-token lock: this user has no home directory"
                 .to_owned(),
-    })?;
-    Ok(config.dir().join("locks"))
+        }),
+    }
+}
+
+/// This user's home directory from the password database (`getpwuid_r`), when it names a
+/// directory that exists.
+#[cfg(unix)]
+#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
+fn account_home() -> Option<PathBuf> {
+    use std::ffi::{CStr, OsStr};
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: `passwd` is plain data for getpwuid_r to fill; `buf` outlives every use of
+        // the pointers it stores in `entry` (they are read below, before `buf` changes).
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                current_uid(),
+                &mut entry,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so `pw_dir` points to a NUL-terminated string in `buf`.
+        let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
+        let dir = PathBuf::from(OsStr::from_bytes(dir.to_bytes()));
+        return (dir.is_absolute() && dir.is_dir()).then_some(dir);
+    }
 }
 
 /// Takes the lock named `name` (hashed into a file name) in `dir`, creating `dir` private.
@@ -66,7 +106,7 @@ pub(crate) fn ensure_owned_private_dir(dir: &Path, store: &StoreName) -> Result<
     let refuse = |why: String| StoreError::Config {
         store: store.clone(),
         reason: format!(
-            "the lock directory {} {why}; remove it (or point XDG_RUNTIME_DIR / RALIO_CONFIG_DIR elsewhere) and try again",
+            "the lock directory {} {why}; remove it and try again",
             dir.display()
         ),
     };

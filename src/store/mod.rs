@@ -273,10 +273,11 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     ///
     /// A store that persists keys writes the key now, durably, and returns where: a failure
     /// between the server's answer and [`save_identity`](Self::save_identity) (a crash, a
-    /// refused write) must not lose the only copy of a key the server already accepted. The
-    /// file store writes the key file itself (refusing to replace an existing one unless
-    /// `overwrite` is set); the keyring and Vault stores write a `staged-key` entry that
-    /// `save_identity` removes. A store that cannot save an identity at all refuses here, so
+    /// refused write) must not lose the only copy of a key the server already accepted, and a
+    /// staged key must never replace the live one: a refused re-registration leaves the
+    /// previous binding working. The file store writes `keys/<jkt>.pem` (refusing, unless
+    /// `overwrite` is set, when a configured key path already holds a file); the keyring and
+    /// Vault stores write a `staged-key` entry. `save_identity` moves the key into place. A store that cannot save an identity at all refuses here, so
     /// nothing is sent. The default does nothing, which suits stores whose keys live only in
     /// this process.
     async fn stage_key(

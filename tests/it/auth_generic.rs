@@ -23,7 +23,7 @@ use crate::auth_sandbox::{auth_error, claims, http};
 struct Mock {
     token_requests: AtomicU32,
     resource_requests: AtomicU32,
-    /// "ok", "bearer", "nonce_forever", "refresh_5xx"
+    /// "ok", "bearer", "nonce_forever", "refresh_5xx", "rotate_bearer", "rotate_unparseable"
     token_mode: Mutex<&'static str>,
     /// "ok", "nonce_forever", "bearer_challenge"
     resource_mode: Mutex<&'static str>,
@@ -55,6 +55,27 @@ async fn token(State(m): State<Arc<Mock>>, headers: HeaderMap, body: String) -> 
         "bearer" => {
             axum::Json(json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60}))
                 .into_response()
+        }
+        // A refresh rotated, but the rest of the answer is refused: not DPoP-bound, or not a
+        // token response at all.
+        "rotate_bearer" if form.get("grant_type").map(String::as_str) == Some("refresh_token") => {
+            axum::Json(json!({
+                "access_token": "at",
+                "token_type": "Bearer",
+                "expires_in": 60,
+                "refresh_token": format!("rt-rotated-{n}"),
+            }))
+            .into_response()
+        }
+        "rotate_unparseable"
+            if form.get("grant_type").map(String::as_str) == Some("refresh_token") =>
+        {
+            axum::Json(json!({
+                "token_type": "DPoP",
+                "expires_in": "soon",
+                "refresh_token": format!("rt-rotated-{n}"),
+            }))
+            .into_response()
         }
         _ => axum::Json(json!({
             "access_token": format!("at-{n}"),
@@ -274,4 +295,45 @@ async fn a_rotated_refresh_token_that_cannot_be_saved_is_an_error_before_use() {
     );
     let chain = format!("{err} / {}", std::error::Error::source(&err).unwrap());
     assert!(!chain.contains("rt-0"), "{chain}");
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_saved_before_the_rest_of_the_answer_is_refused() {
+    for mode in ["rotate_bearer", "rotate_unparseable"] {
+        let mock = Arc::new(Mock::default());
+        *mock.token_mode.lock().unwrap() = mode;
+        let base = start(mock.clone()).await;
+        let store = Arc::new(ralio::store::MemoryStore::new());
+        store
+            .save_refresh_token(
+                None,
+                &RefreshTokenRecord::new(
+                    SecretString::from("rt-old"),
+                    Some(format!("{base}/realms/demo/token")),
+                ),
+            )
+            .await
+            .unwrap();
+        let err = manager(&base, Some(store.clone()))
+            .access_token()
+            .await
+            .unwrap_err();
+        match mode {
+            "rotate_bearer" => {
+                assert!(matches!(err, AuthError::NotDpopBound { .. }), "{err:?}");
+            }
+            _ => assert!(matches!(err, AuthError::TokenResponse { .. }), "{err:?}"),
+        }
+        assert_eq!(
+            mock.forms.lock().unwrap()[0]["grant_type"],
+            "refresh_token",
+            "{mode}"
+        );
+        let stored = store.load_refresh_token().await.unwrap().unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&stored.refresh_token),
+            "rt-rotated-0",
+            "{mode}: the token the server rotated is the one kept"
+        );
+    }
 }

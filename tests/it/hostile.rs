@@ -728,3 +728,142 @@ async fn the_tool_names_a_turn_keeps_are_capped_and_every_event_still_arrives() 
     assert!(kept <= ralio::stream::MAX_KEPT_TOOL_NAME_BYTES, "{kept}");
     assert!(reply.tools[0].starts_with("t0000"));
 }
+
+// ---- issue 23.2: the SDK's lookups, walks and waits are bounded by count and by time ----
+
+/// Claims a billion intents and serves 50 new ones on every page, each page after `delay`
+/// (page 1 holds `pi_target`, awaiting approval, when `with_target`); counts the pages served.
+async fn a_billion_intents(
+    delay: std::time::Duration,
+    with_target: bool,
+    pages: Arc<AtomicU32>,
+) -> String {
+    use axum::extract::Query;
+    let list = move |Query(q): Query<HashMap<String, String>>| {
+        let pages = Arc::clone(&pages);
+        async move {
+            pages.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            let n = |k: &str, d: u64| q.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let (page, per_page) = (n("page", 1), n("per_page", 50));
+            let items: Vec<serde_json::Value> = (0..per_page.clamp(1, 200))
+                .map(|i| {
+                    let id = if with_target && page == 1 && i == 0 {
+                        "pi_target".to_owned()
+                    } else {
+                        format!("pi_{page}_{i}")
+                    };
+                    json!({
+                        "id": id, "agent_id": "agt_1", "approval_status": "pending_approval",
+                        "execution_status": "not_started", "total_amount": "1.00",
+                        "currency": "GBP", "instruction_count": 1,
+                    })
+                })
+                .collect();
+            axum::Json(json!({
+                "payment_intents": items, "total": 1_000_000_000u64,
+                "page": page, "per_page": per_page,
+            }))
+        }
+    };
+    let app = Router::new()
+        .route("/oauth/token", post(token))
+        .route("/api/payment-intents", get(list))
+        .with_state(Arc::new(Mock::default()));
+    format!("http://{}", serve(app).await)
+}
+
+/// Fails the test when `work` has not returned after `guard` (never a timing assertion beyond
+/// "it returned").
+async fn returns<T>(
+    guard: std::time::Duration,
+    work: impl std::future::IntoFuture<Output = T>,
+) -> T {
+    tokio::time::timeout(guard, work)
+        .await
+        .expect("the call did not return (it walked or waited without bound)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_created_in_turn_walk_at_most_the_newest_5000_of_a_billion_intents() {
+    let pages = Arc::new(AtomicU32::new(0));
+    let base = a_billion_intents(std::time::Duration::ZERO, false, Arc::clone(&pages)).await;
+    let client = chat_client(&base).await;
+    let guard = std::time::Duration::from_secs(60);
+
+    let err = returns(guard, client.payment_intents().get("pi_missing"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownId { .. }), "{err:?}");
+    assert_eq!(
+        pages.swap(0, Ordering::SeqCst),
+        100,
+        "5,000 intents, 50 a page"
+    );
+
+    let turn = ralio::TurnIntents::default();
+    let created = returns(
+        guard,
+        client.payment_intents().created_in_turn(&turn, "conv_1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.len(), 5_000);
+    assert_eq!(pages.swap(0, Ordering::SeqCst), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_outcome_counts_its_lookups_against_a_slow_billion_intents() {
+    let pages = Arc::new(AtomicU32::new(0));
+    let slow = std::time::Duration::from_millis(300);
+    let base = a_billion_intents(slow, false, Arc::clone(&pages)).await;
+    let client = chat_client(&base).await;
+    let guard = std::time::Duration::from_secs(20);
+
+    // Never found: the lookup is cut at the deadline, and nothing was ever read.
+    let err = returns(
+        guard,
+        client
+            .payment_intents()
+            .wait_for_outcome("pi_missing")
+            .timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Timeout { what: ralio::error::Awaited::Decision { intent_id, .. }, .. } if intent_id == "pi_missing"),
+        "{err:?}"
+    );
+    assert!(
+        pages.load(Ordering::SeqCst) < 100,
+        "cut by time, not by count"
+    );
+
+    // Found on the first page but never decided: the intent as last read, not final.
+    let base = a_billion_intents(slow, true, Arc::new(AtomicU32::new(0))).await;
+    let client = chat_client(&base).await;
+    let outcome = returns(
+        guard,
+        client
+            .payment_intents()
+            .wait_for_outcome("pi_target")
+            .timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.intent.id, "pi_target");
+    assert_eq!(outcome.stage, ralio::IntentStage::AwaitingApproval);
+    assert!(!outcome.is_final());
+
+    // A zero timeout reads once, within the grace a lookup in flight gets.
+    let outcome = returns(
+        guard,
+        client
+            .payment_intents()
+            .wait_for_outcome("pi_target")
+            .timeout(std::time::Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.intent.id, "pi_target");
+}

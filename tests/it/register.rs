@@ -791,3 +791,111 @@ async fn resume_refuses_another_api_url_before_any_request() {
     );
     assert!(store.load_pending_registration().await.unwrap().is_some());
 }
+
+/// Registers with `store`, then re-registers with `overwrite` and tickets the server refuses
+/// (an expired one, then one already used), and calls the API through a new client on the same
+/// store: the refused attempts left the first binding (its key, its identity) working.
+pub(crate) async fn a_refused_re_registration_leaves_the_binding_working(
+    sandbox: &Sandbox,
+    store: Arc<dyn CredentialStore>,
+) {
+    let first = register(
+        &*store,
+        options(sandbox, &sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap();
+    let expired = sandbox.mint_ticket(TicketSpec {
+        expires_in: Duration::ZERO,
+        ..TicketSpec::default()
+    });
+    let used = sandbox.mint_ticket(TicketSpec::default());
+    register(&MemoryStore::new(), options(sandbox, &used))
+        .await
+        .unwrap();
+    for ticket in [expired, used] {
+        let err = register(&*store, options(sandbox, &ticket).overwrite(true))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RegistrationError::Refused { .. }),
+            "{}: {err:?}",
+            store.describe()
+        );
+    }
+
+    let identity = store.load_identity().await.unwrap().unwrap();
+    assert_eq!(identity.client_id(), first.client_id);
+    assert_eq!(identity.thumbprint().as_str(), first.fingerprint);
+    let client = ralio::RalioClient::builder()
+        .base_url(sandbox.base_url())
+        .store(Arc::clone(&store))
+        .build()
+        .await
+        .unwrap();
+    client
+        .transactions()
+        .list()
+        .await
+        .unwrap_or_else(|e| panic!("{}: the old binding stopped working: {e}", store.describe()));
+}
+
+#[tokio::test]
+async fn a_refused_re_registration_leaves_the_previous_binding_working_in_every_local_store() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The default layout: the new key would go to a file of its own anyway.
+    let plain = FileStore::new(dir.path().join("plain"))
+        .with_refresh_token_slot("main")
+        .unwrap();
+    a_refused_re_registration_leaves_the_binding_working(&sandbox, Arc::new(plain)).await;
+    assert_eq!(pem_files(&dir.path().join("plain/keys")).len(), 1);
+
+    // A configured key path: staging the new key there destroyed the working one.
+    let key_path = dir.path().join("agent.pem");
+    let at_path = FileStore::new(dir.path().join("at-path")).with_key_path(&key_path);
+    a_refused_re_registration_leaves_the_binding_working(&sandbox, Arc::new(at_path)).await;
+    assert!(key_path.exists());
+    assert!(
+        pem_files(&dir.path().join("at-path/keys")).is_empty(),
+        "no staged key left behind"
+    );
+
+    a_refused_re_registration_leaves_the_binding_working(&sandbox, Arc::new(MemoryStore::new()))
+        .await;
+}
+
+#[tokio::test]
+async fn with_a_key_path_the_key_is_staged_apart_and_moved_into_place_once_accepted() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("agent.pem");
+    let store = FileStore::new(dir.path().join("cfg")).with_key_path(&key_path);
+    let first = register(
+        &store,
+        options(&sandbox, &sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.key_location, key_path.display().to_string());
+    let second = register(
+        &store,
+        options(&sandbox, &sandbox.mint_ticket(TicketSpec::default())).overwrite(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ralio::keys::PrivateKey::from_pem_file(&key_path)
+            .unwrap()
+            .thumbprint()
+            .as_str(),
+        second.fingerprint,
+        "an accepted registration replaces the key at the key path"
+    );
+    assert!(pem_files(&dir.path().join("cfg/keys")).is_empty());
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().client_id(),
+        second.client_id
+    );
+}

@@ -398,31 +398,46 @@ async fn missing_or_broken_files_are_clear_errors() {
 }
 
 #[tokio::test]
-async fn staging_a_key_never_overwrites_an_existing_file_unless_asked() {
+async fn staging_a_key_never_touches_the_key_path_and_refuses_a_taken_one_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.pem");
     let store = FileStore::new(dir.path().join("cfg")).with_key_path(&path);
     let first = PrivateKey::generate().unwrap();
     store.stage_key(&first, false).await.unwrap();
+    assert!(!path.exists(), "staged apart until the server accepted it");
+    store
+        .save_identity(&Identity::new("cb_first", first.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        PrivateKey::from_pem_file(&path).unwrap().thumbprint(),
+        first.thumbprint()
+    );
+    assert!(
+        !dir.path().join("cfg/keys").exists(),
+        "the staged copy went"
+    );
+
     let second = PrivateKey::generate().unwrap();
     let err = store.stage_key(&second, false).await.unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
     assert!(err.to_string().contains("overwrite"), "{err}");
+    let staged = store.stage_key(&second, true).await.unwrap().unwrap();
+    assert_ne!(staged, path.display().to_string());
     assert_eq!(
         PrivateKey::from_pem_file(&path).unwrap().thumbprint(),
         first.thumbprint(),
-        "the first key is untouched"
+        "the live key is untouched while the new one is staged"
     );
-    store.stage_key(&second, true).await.unwrap();
-    assert_eq!(
-        PrivateKey::from_pem_file(&path).unwrap().thumbprint(),
-        second.thumbprint()
-    );
-    // Discarding removes only a file that holds the discarded key.
+    // Discarding removes the staged copy only, never the live key.
+    store.discard_staged_key(&second).await.unwrap();
     store.discard_staged_key(&first).await.unwrap();
     assert!(path.exists());
-    store.discard_staged_key(&second).await.unwrap();
-    assert!(!path.exists());
+    assert!(!std::path::Path::new(&staged).exists());
+    assert_eq!(
+        store.load_identity().await.unwrap().unwrap().client_id(),
+        "cb_first"
+    );
 }
 
 const CHILD_DIR_VAR: &str = "RALIO_TEST_LOCK_CHILD_DIR";

@@ -209,3 +209,92 @@ async fn keyring_secret_service_stages_the_key_until_the_identity_is_saved() {
 async fn keyring_keyutils_stages_the_key_until_the_identity_is_saved() {
     staging(KeyringBackend::KeyUtils).await;
 }
+
+async fn refused_re_registration(backend: KeyringBackend) {
+    if !available(backend).await {
+        return;
+    }
+    let sandbox = ralio_sandbox::Sandbox::builder().start().await.unwrap();
+    let store = Arc::new(KeyringStore::with_backend(unique_service(), backend));
+    crate::register::a_refused_re_registration_leaves_the_binding_working(&sandbox, store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_service_a_refused_re_registration_leaves_the_previous_binding_working() {
+    refused_re_registration(KeyringBackend::SecretService).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_keyutils_a_refused_re_registration_leaves_the_previous_binding_working() {
+    refused_re_registration(KeyringBackend::KeyUtils).await;
+}
+
+const LOCK_CHILD_VAR: &str = "RALIO_TEST_KEYRING_LOCK_SERVICE";
+
+/// One side of `keyring_lock_is_one_per_slot_whatever_the_environment`: tries the slot's lock
+/// for two seconds and says what happened.
+#[tokio::test]
+#[ignore = "run by keyring_lock_is_one_per_slot_whatever_the_environment in a child process"]
+async fn keyring_lock_child_process() {
+    let Ok(service) = std::env::var(LOCK_CHILD_VAR) else {
+        return;
+    };
+    let store = KeyringStore::with_backend(&service, KeyringBackend::KeyUtils);
+    let tried = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        store.lock_refresh_token(),
+    )
+    .await;
+    match tried {
+        Err(_) => println!("LOCK-BLOCKED"),
+        Ok(Ok(_held)) => println!("LOCK-TAKEN"),
+        Ok(Err(e)) => println!("LOCK-ERROR {e}"),
+    }
+}
+
+/// A cron job (no `XDG_RUNTIME_DIR`, another `HOME`) and a desktop session (its own
+/// `XDG_RUNTIME_DIR` and `RALIO_CONFIG_DIR`) of one user meet at one lock per slot.
+#[tokio::test]
+async fn keyring_lock_is_one_per_slot_whatever_the_environment() {
+    let service = unique_service();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let child = |env: &[(&str, Option<std::path::PathBuf>)]| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "store_keyring::keyring_lock_child_process",
+            "--ignored",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env(LOCK_CHILD_VAR, &service);
+        for (name, value) in env {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cron = [
+        ("XDG_RUNTIME_DIR", None),
+        ("RALIO_CONFIG_DIR", None),
+        ("HOME", Some(elsewhere.path().join("home"))),
+    ];
+    let desktop = [
+        ("XDG_RUNTIME_DIR", Some(elsewhere.path().join("run"))),
+        ("RALIO_CONFIG_DIR", Some(elsewhere.path().join("cfg"))),
+    ];
+    let held = KeyringStore::with_backend(&service, KeyringBackend::KeyUtils)
+        .lock_refresh_token()
+        .await
+        .unwrap();
+    for (what, env) in [("cron", &cron[..]), ("desktop", &desktop[..])] {
+        let said = child(env);
+        assert!(said.contains("LOCK-BLOCKED"), "{what}: {said}");
+    }
+    drop(held);
+    let said = child(&cron);
+    assert!(said.contains("LOCK-TAKEN"), "released: {said}");
+}

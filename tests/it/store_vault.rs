@@ -524,3 +524,134 @@ async fn vault_refused_identity_write_fails_and_keeps_the_staged_key_to_finish_w
         .unwrap();
     assert_eq!(client.agents().list().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_a_refused_re_registration_leaves_the_previous_binding_working() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store = Arc::new(VaultStore::new(config.path(unique("ralio-rereg"))).unwrap());
+    crate::register::a_refused_re_registration_leaves_the_binding_working(&sandbox, store.clone())
+        .await;
+    let report = store.report().await;
+    assert_eq!(
+        report.staged_keys,
+        Some(Vec::new()),
+        "no staged key left behind"
+    );
+}
+
+/// Four renewers, each with its own store on one Vault slot (as four processes or hosts
+/// would), renew short-lived tokens against the sandbox for a few seconds: the lock held in
+/// Vault makes them take turns, so no refresh token is ever presented twice (the sandbox would
+/// revoke the family and the next renewal would be a mint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vault_renewers_on_one_slot_take_turns_and_never_replay_a_refresh_token() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder()
+        .access_token_lifetime(std::time::Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    let config = config.path(unique("ralio-turns"));
+    let first = VaultStore::new(config.clone()).unwrap();
+    register(
+        &first,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default())),
+    )
+    .await
+    .unwrap();
+    let before = sandbox.counters();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+    let renewers: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            let base = sandbox.base_url().to_owned();
+            tokio::spawn(async move {
+                let store = Arc::new(VaultStore::new(config).unwrap());
+                let client = ralio::RalioClient::builder()
+                    .base_url(base)
+                    .store(store)
+                    .build()
+                    .await
+                    .unwrap();
+                let mut calls = 0u32;
+                while tokio::time::Instant::now() < until {
+                    client.transactions().list().await.unwrap();
+                    calls += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                calls
+            })
+        })
+        .collect();
+    for renewer in renewers {
+        assert!(renewer.await.unwrap() > 0);
+    }
+    let after = sandbox.counters();
+    let mints = after.token_mints - before.token_mints;
+    let refreshes = after.refreshes - before.refreshes;
+    eprintln!("four renewers on one Vault slot: {refreshes} refreshes, {mints} mints");
+    assert_eq!(
+        mints, 0,
+        "a mint means a refresh token was refused (a replay revokes the family)"
+    );
+    assert!(
+        refreshes >= 8,
+        "each renewer renewed its short-lived token: {refreshes}"
+    );
+}
+
+/// The lock held in Vault: a second holder waits while the first holds it and gets it once
+/// it is released; a lock whose holder died (planted, never renewed) is taken over after its
+/// lease lapses instead of blocking every renewal.
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_refresh_token_lock_waits_for_a_holder_and_takes_over_from_a_dead_one() {
+    let Some(config) = vault().await else { return };
+    let path = unique("ralio-lock");
+    let config = config.path(&path);
+    let a = VaultStore::new(config.clone()).unwrap();
+    let b = VaultStore::new(config.clone()).unwrap();
+    let second = std::time::Duration::from_secs(1);
+
+    let held = a.lock_refresh_token().await.unwrap();
+    assert!(
+        tokio::time::timeout(second, b.lock_refresh_token())
+            .await
+            .is_err(),
+        "a held lock is exclusive across stores"
+    );
+    drop(held);
+    let again = tokio::time::timeout(3 * second, b.lock_refresh_token())
+        .await
+        .expect("a released lock is taken at once")
+        .unwrap();
+    drop(again);
+
+    // A holder that died: its entry stays, never renewed.
+    tokio::time::sleep(second).await;
+    let lock = format!("secret/data/{path}/refresh-tokens/default.lock");
+    let current = raw(reqwest::Method::GET, &lock, None).await["data"]["metadata"]["version"]
+        .as_u64()
+        .unwrap();
+    raw(
+        reqwest::Method::POST,
+        &lock,
+        Some(serde_json::json!({
+            "data": {"holder": "dead", "lease_secs": 30},
+            "options": {"cas": current},
+        })),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let taken = tokio::time::timeout(45 * second, a.lock_refresh_token())
+        .await
+        .expect("a dead holder's lock is taken over once its lease lapsed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= 25 * second,
+        "not before the lease lapsed"
+    );
+    drop(taken);
+}

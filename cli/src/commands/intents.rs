@@ -407,12 +407,15 @@ fn outcome_text(
     }
 }
 
-/// Ctrl-C while waiting: a counter that goes up on each press. A wait stops when it changes;
-/// at any other time Ctrl-C ends the process with 130 as the default action would (a signal
-/// handler, once installed, stays for the life of the process).
+/// Ctrl-C while waiting: a counter that goes up on each press. A wait stops when it changes.
+/// At any other time Ctrl-C stops the command (see [`interrupted`]): `main` then lets a token
+/// renewal in flight finish and save the refresh token the server rotated, and exits with 130
+/// as the default action would; a second press ends the process at once. The handler, once
+/// installed, stays for the life of the process.
 struct Interrupts {
     presses: tokio::sync::watch::Receiver<u64>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
@@ -426,6 +429,7 @@ pub fn permanent_tasks() -> usize {
 fn interrupts() -> &'static Interrupts {
     INTERRUPTS.get_or_init(|| {
         let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waits = Arc::clone(&waiting);
         // On Unix the handler is in place before the first wait starts (`ctrl_c()` would
@@ -446,7 +450,10 @@ fn interrupts() -> &'static Interrupts {
                     break;
                 }
                 if waits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                    std::process::exit(130);
+                    if stop_tx.send_replace(true) {
+                        std::process::exit(130);
+                    }
+                    continue;
                 }
                 tx.send_modify(|n| *n += 1);
             }
@@ -454,8 +461,24 @@ fn interrupts() -> &'static Interrupts {
         Interrupts {
             presses: rx,
             waiting,
+            stop,
         }
     })
+}
+
+/// Installs the Ctrl-C handler of [`Interrupts`] for the whole command (a press outside a wait
+/// no longer kills the process in the middle of a token renewal).
+pub fn listen_for_interrupts() {
+    let _ = interrupts();
+}
+
+/// Resolves when Ctrl-C was pressed outside a wait: the command should stop.
+pub async fn interrupted() {
+    let mut stop = interrupts().stop.clone();
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        // The listener ended (no signal handling here): never interrupted.
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Marks a wait in progress for [`Interrupts`] while it lives.

@@ -520,6 +520,35 @@ impl TokenManager {
         }
     }
 
+    /// Persists a refresh token the server issued (rotated from `presented`, or the first of a
+    /// new family), before anything else is done with its answer: if the process dies after
+    /// this, the family is not lost.
+    pub(super) async fn save_rotated(
+        &self,
+        presented: Option<&SecretString>,
+        new_rt: SecretString,
+    ) -> Result<(), AuthError> {
+        let inner = &self.inner;
+        let record =
+            RefreshTokenRecord::new(new_rt, Some(inner.config.token_url.as_str().to_owned()));
+        match self.store().save_refresh_token(presented, &record).await {
+            Ok(()) => {
+                inner.has_refresh_token.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            // A writer that ignores the lock replaced the token meanwhile: keep its token
+            // (the next renewal reads it) and use this access token, which is valid.
+            Err(e) if e.is_conflict() => {
+                tracing::warn!(
+                    client_id = %inner.config.client_id,
+                    "another writer replaced the refresh token during this renewal; keeping the stored one"
+                );
+                Ok(())
+            }
+            Err(e) => Err(AuthError::Store(e)),
+        }
+    }
+
     /// Takes a token answer; `presented` is the refresh token the grant presented, if any.
     async fn accept(
         &self,
@@ -527,32 +556,21 @@ impl TokenManager {
         (resp, received): (crate::api::types::TokenResponse, Instant),
     ) -> Result<AccessToken, AuthError> {
         let inner = &self.inner;
+        // Saved before the rest of the answer is judged: the server has already rotated the
+        // presented token, so dropping its successor would make the next renewal a replay
+        // (and the server revoke the family).
+        if let Some(new_rt) = resp
+            .refresh_token
+            .map(crate::redacted::RedactedString::into_secret)
+        {
+            self.save_rotated(presented, new_rt).await?;
+        }
         if !resp.token_type.eq_ignore_ascii_case("DPoP") {
             return Err(AuthError::NotDpopBound {
                 token_type: resp.token_type,
             });
         }
         let lifetime = token_lifetime(resp.expires_in);
-        if let Some(new_rt) = resp
-            .refresh_token
-            .map(crate::redacted::RedactedString::into_secret)
-        {
-            // Persist before use: if the process dies after this, the family is not lost.
-            let store = self.store();
-            let record =
-                RefreshTokenRecord::new(new_rt, Some(inner.config.token_url.as_str().to_owned()));
-            let saved = store.save_refresh_token(presented, &record).await;
-            match saved {
-                Ok(()) => inner.has_refresh_token.store(true, Ordering::Relaxed),
-                // A writer that ignores the lock replaced the token meanwhile: keep its token
-                // (the next renewal reads it) and use this access token, which is valid.
-                Err(e) if e.is_conflict() => tracing::warn!(
-                    client_id = %inner.config.client_id,
-                    "another writer replaced the refresh token during this renewal; keeping the stored one"
-                ),
-                Err(e) => return Err(AuthError::Store(e)),
-            }
-        }
         let leeway = inner.config.leeway.min(lifetime / 2);
         let scopes = resp
             .scope

@@ -85,7 +85,10 @@ impl TokenManager {
             let received = Instant::now();
             let (status, headers, body) = match sent {
                 Ok(answer) => return Ok((answer.into_inner(), received)),
-                Err(e) => token_failure(e, url).await.map_err(Failure::Other)?,
+                Err(e) => {
+                    self.save_salvaged_refresh_token(&grant, &e).await?;
+                    token_failure(e, url).await.map_err(Failure::Other)?
+                }
             };
             let has_nonce = headers.contains_key("dpop-nonce");
             let err: Option<crate::api::types::OAuthErrorResponse> =
@@ -127,6 +130,46 @@ impl TokenManager {
                 }
             }
         }
+    }
+}
+
+impl TokenManager {
+    /// A success answer that is not a token response (no `access_token`, a field of the wrong
+    /// type) may still carry the refresh token the server rotated: saved before the answer is
+    /// refused, as `accept` does for a well-formed one.
+    async fn save_salvaged_refresh_token(
+        &self,
+        grant: &Grant<'_>,
+        e: &progenitor_client::Error<crate::api::ByteStream>,
+    ) -> Result<(), Failure> {
+        #[derive(serde::Deserialize)]
+        struct Rotated {
+            refresh_token: Option<crate::redacted::RedactedString>,
+        }
+        let progenitor_client::Error::InvalidResponsePayload(body, _) = e else {
+            return Ok(());
+        };
+        let Ok(Rotated {
+            refresh_token: Some(rt),
+        }) = serde_json::from_slice::<Rotated>(body)
+        else {
+            return Ok(());
+        };
+        let rt = rt.into_secret();
+        if rt.expose_secret().is_empty() {
+            return Ok(());
+        }
+        let presented = match grant {
+            Grant::Refresh(presented) => Some(*presented),
+            Grant::ClientCredentials => None,
+        };
+        tracing::warn!(
+            client_id = %self.inner.config.client_id,
+            "the token endpoint's answer is not a token response, but it rotated the refresh token: saving the new one"
+        );
+        self.save_rotated(presented, rt)
+            .await
+            .map_err(Failure::Other)
     }
 }
 

@@ -7,7 +7,8 @@
 //! (`GET /api/payment-intents`, newest first):
 //!
 //! - [`PaymentIntents::get`] pages through the list until it meets the id (one request for a
-//!   recent intent; never more pages than `total` allows).
+//!   recent intent; never more pages than `total` allows, and never past the newest 5,000
+//!   intents or a minute, whatever `total` the server claims).
 //! - [`TurnIntents`] notes the newest intent ids before a turn; afterwards
 //!   [`PaymentIntents::created_in_turn`] lists the intents that are new since then and belong
 //!   to the turn's conversation, and adds any intent id the stream's tool events named. This
@@ -44,8 +45,9 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::PaymentIntents;
 use crate::error::{Error, Result};
@@ -60,6 +62,29 @@ const MAX_POLL: Duration = Duration::from_secs(5);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
 /// Page size used to look for one intent.
 const LOOKUP_PER_PAGE: u64 = 50;
+/// The most payment intents one lookup walks (newest first): a server that claims a billion
+/// intents, or pages that never end, cost at most this many items (100 requests).
+const LOOKUP_MAX_INTENTS: usize = 5_000;
+/// How long a lookup may take when no wait bounds it ([`PaymentIntents::get`],
+/// [`PaymentIntents::created_in_turn`]).
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How far past a wait's deadline a lookup already in flight may run before it is cut: the
+/// wait returns within its timeout plus a second.
+const GRACE: Duration = Duration::from_millis(700);
+
+/// `from + d`, or far ahead when that overflows (`Duration::MAX`).
+fn deadline_after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// A lookup cut at its deadline, as the error its caller returns.
+fn lookup_timed_out(operation: &'static str, started: Instant) -> Error {
+    Error::Timeout {
+        what: crate::error::Awaited::Response { operation },
+        waited: started.elapsed(),
+    }
+}
 
 /// Where a payment intent stands, from its approval and execution statuses.
 ///
@@ -183,8 +208,10 @@ impl std::fmt::Debug for WaitForOutcome<'_> {
 }
 
 impl<'a> WaitForOutcome<'a> {
-    /// How long to wait for a final stage (default [`DEFAULT_WAIT`], 10 minutes). With
-    /// `Duration::ZERO` the intent is read once.
+    /// How long to wait for a final stage (default [`DEFAULT_WAIT`], 10 minutes). The time
+    /// covers every lookup: the wait returns within it plus a second, however slow the server
+    /// or long its list. With `Duration::ZERO` the intent is read once (if the server answers
+    /// within that second).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -210,42 +237,64 @@ impl<'a> IntoFuture for WaitForOutcome<'a> {
                 timeout,
                 mut on_change,
             } = self;
-            let started = tokio::time::Instant::now();
+            let started = Instant::now();
+            let deadline = deadline_after(started, timeout);
+            // Every lookup runs under the wait's deadline (one in flight when it passes gets
+            // `GRACE`), so the timeout counts the lookups too, not only the sleeps between.
+            let cutoff = deadline + GRACE;
             let mut interval = FIRST_POLL;
             let mut last: Option<(ApprovalStatus, PaymentStatus)> = None;
+            let mut seen: Option<PaymentIntent> = None;
             loop {
-                let intent = match intents.get(&id).await {
-                    Ok(intent) => intent,
+                let read = intents
+                    .find_until(&id, "payment_intents.wait_for_outcome", cutoff)
+                    .await;
+                let now = Instant::now();
+                match read {
+                    Some(Ok(intent)) => {
+                        let status = (
+                            intent.approval_status.clone(),
+                            intent.execution_status.clone(),
+                        );
+                        if last.as_ref() != Some(&status) {
+                            if let Some(f) = on_change.as_mut() {
+                                f(&intent);
+                            }
+                            last = Some(status);
+                        }
+                        seen = Some(intent);
+                    }
+                    // Cut at the deadline: the intent as last read is the answer.
+                    None if seen.is_some() => {}
+                    None => {
+                        return Err(Error::Timeout {
+                            what: crate::error::Awaited::Decision { intent_id: id },
+                            waited: started.elapsed(),
+                        });
+                    }
                     // A transient failure (after the retry policy's own retries) does not end
                     // the wait while time is left.
-                    Err(e) if e.is_retryable() && started.elapsed() + interval < timeout => {
+                    Some(Err(e)) if e.is_retryable() && now + interval < deadline => {
                         tracing::debug!(error = %e, "reading the payment intent failed; trying again");
-                        tokio::time::sleep(interval).await;
-                        interval = (interval * 3 / 2).min(MAX_POLL);
-                        continue;
                     }
-                    Err(e) => return Err(e),
-                };
-                let status = (
-                    intent.approval_status.clone(),
-                    intent.execution_status.clone(),
-                );
-                if last.as_ref() != Some(&status) {
-                    if let Some(f) = on_change.as_mut() {
-                        f(&intent);
-                    }
-                    last = Some(status);
+                    Some(Err(e)) => return Err(e),
                 }
-                let stage = IntentStage::of(&intent);
-                let waited = started.elapsed();
-                if stage.is_final() || waited >= timeout {
+                let settled = seen.as_ref().is_some_and(|i| IntentStage::of(i).is_final());
+                if let Some(intent) = seen.as_ref().filter(|_| settled || now >= deadline) {
                     return Ok(IntentOutcome {
-                        intent,
-                        stage,
-                        waited,
+                        stage: IntentStage::of(intent),
+                        intent: intent.clone(),
+                        waited: started.elapsed(),
                     });
                 }
-                tokio::time::sleep(interval.min(timeout - waited)).await;
+                if now >= deadline {
+                    // Only failed reads so far, and no time left for another.
+                    return Err(Error::Timeout {
+                        what: crate::error::Awaited::Decision { intent_id: id },
+                        waited: started.elapsed(),
+                    });
+                }
+                tokio::time::sleep_until((now + interval).min(deadline)).await;
                 interval = (interval * 3 / 2).min(MAX_POLL);
             }
         })
@@ -301,16 +350,41 @@ impl<'a> PaymentIntents<'a> {
     ///
     /// The API has no single-intent endpoint: this pages through the list (newest first, 50 a
     /// page) and stops at the first match, so a recent intent costs one request; it never asks
-    /// for more pages than the list's `total` holds.
+    /// for more pages than the list's `total` holds, and looks among the newest 5,000 intents
+    /// at most (an older one is [`Error::UnknownId`] too). It takes a minute at most, whatever
+    /// the server does: past that, [`Error::Timeout`].
     pub async fn get(&self, id: &str) -> Result<PaymentIntent> {
-        let all = self.list().per_page(LOOKUP_PER_PAGE).all();
-        let mut all = std::pin::pin!(all);
-        while let Some(intent) = all.try_next().await? {
-            if intent.id == id {
-                return Ok(intent);
+        const OP: &str = "payment_intents.get";
+        let started = Instant::now();
+        self.find_until(id, OP, deadline_after(started, LOOKUP_TIMEOUT))
+            .await
+            .unwrap_or_else(|| Err(lookup_timed_out(OP, started)))
+    }
+
+    /// Walks the list (newest first) until it meets `id`: at most [`LOOKUP_MAX_INTENTS`] items
+    /// and until `cutoff` (`None` when the cutoff came first), whatever `total` the server
+    /// claims.
+    async fn find_until(
+        &self,
+        id: &str,
+        operation: &'static str,
+        cutoff: Instant,
+    ) -> Option<Result<PaymentIntent>> {
+        let walk = async {
+            let all = self
+                .list()
+                .per_page(LOOKUP_PER_PAGE)
+                .all()
+                .take(LOOKUP_MAX_INTENTS);
+            let mut all = std::pin::pin!(all);
+            while let Some(intent) = all.try_next().await? {
+                if intent.id == id {
+                    return Ok(intent);
+                }
             }
-        }
-        Err(not_found(id, "payment_intents.get"))
+            Err(not_found(id, operation))
+        };
+        tokio::time::timeout_at(cutoff, walk).await.ok()
     }
 
     /// Waits for the owner's decision on the intent `id` and, once approved, for the payment to
@@ -348,15 +422,24 @@ impl<'a> PaymentIntents<'a> {
     /// ([`TurnIntents::observe`]).
     ///
     /// Usually one request. Intents that other conversations created meanwhile are left out;
-    /// so is an intent the server lists under another conversation id.
+    /// so is an intent the server lists under another conversation id. Bounded whatever the
+    /// server claims: the walk stops after the newest 5,000 intents, and the whole call (the
+    /// walk and the lookups of named intents) after a minute, with [`Error::Timeout`].
     pub async fn created_in_turn(
         &self,
         turn: &TurnIntents,
         conversation_id: &str,
     ) -> Result<Vec<PaymentIntent>> {
-        let mut created = Vec::new();
-        {
-            let all = self.list().per_page(LOOKUP_PER_PAGE).all();
+        const OP: &str = "payment_intents.created_in_turn";
+        let started = Instant::now();
+        let cutoff = deadline_after(started, LOOKUP_TIMEOUT);
+        let walk = async {
+            let mut created = Vec::new();
+            let all = self
+                .list()
+                .per_page(LOOKUP_PER_PAGE)
+                .all()
+                .take(LOOKUP_MAX_INTENTS);
             let mut all = std::pin::pin!(all);
             while let Some(intent) = all.try_next().await? {
                 if turn.before.contains(&intent.id) {
@@ -371,21 +454,26 @@ impl<'a> PaymentIntents<'a> {
                     created.push(intent);
                 }
             }
-        }
+            Ok::<_, Error>(created)
+        };
+        let mut created = tokio::time::timeout_at(cutoff, walk)
+            .await
+            .unwrap_or_else(|_| Err(lookup_timed_out(OP, started)))?;
         created.reverse();
         for id in &turn.named {
             if created.iter().any(|c| &c.id == id) {
                 continue;
             }
-            match self.get(id).await {
-                Ok(intent) => created.push(intent),
-                Err(Error::UnknownId { .. }) => {
+            match self.find_until(id, "payment_intents.get", cutoff).await {
+                None => return Err(lookup_timed_out(OP, started)),
+                Some(Ok(intent)) => created.push(intent),
+                Some(Err(Error::UnknownId { .. })) => {
                     tracing::warn!(
                         payment_intent_id = %id,
                         "the chat stream named a payment intent the list does not have"
                     );
                 }
-                Err(e) => return Err(e),
+                Some(Err(e)) => return Err(e),
             }
         }
         Ok(created)

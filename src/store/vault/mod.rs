@@ -20,14 +20,15 @@ use crate::vault::{Answer, DENIED_HINT, VaultClient, VaultError};
 pub use crate::vault::{VaultAuth, VaultConfig};
 
 mod kv;
+mod lock;
 
 use kv::Cas;
 
 impl VaultConfig {
-    /// This instance's refresh-token slot (default `default`). Give each concurrently
-    /// running SDK instance its own slot: there is no lock across hosts, so two instances on
-    /// one slot can present the same refresh token, which the server takes for a replay (the
-    /// check-and-set save then reports the conflict, but the family is already revoked).
+    /// This instance's refresh-token slot (default `default`). Instances on one slot, on this
+    /// host or others, take turns renewing through a lock held in Vault
+    /// (`<path>/refresh-tokens/<slot>.lock`, see [`CredentialStore::lock_refresh_token`]), so
+    /// none presents a token another has rotated; a slot per instance saves them the waiting.
     pub fn refresh_token_slot(mut self, slot: impl Into<String>) -> Self {
         self.slot = super::file::slot_file_stem(&slot.into());
         self
@@ -424,6 +425,14 @@ impl CredentialStore for VaultStore {
             Err(e) => report.problems.push(StoreProblem::from_error(&e)),
         }
         report
+    }
+
+    /// A lock held in Vault itself (`<path>/refresh-tokens/<slot>.lock`), so renewals on one
+    /// slot take turns across processes and hosts: taken by a check-and-set write, kept by a
+    /// lease the holder renews, released when the guard is dropped, and taken over from a
+    /// holder that stopped renewing it for 30 s. Waits up to 60 s for another holder.
+    async fn lock_refresh_token(&self) -> Result<super::RefreshTokenLock, StoreError> {
+        self.lock_slot().await
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
