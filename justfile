@@ -102,9 +102,14 @@ semver-check baseline="":
     echo "ralio: public API of the working tree against $base"
     cargo semver-checks check-release -p ralio --all-features --baseline-rev "$base"
 
-# run the local Ralio sandbox API
+# run the local Ralio sandbox API (its owner's console: http://127.0.0.1:8080/sandbox/console)
 sandbox:
     cargo run -p ralio-sandbox -- --addr 127.0.0.1:8080
+
+# the owner's console in headless Chromium (apt-get install chromium chromium-driver): the
+# browser tests, saving what the owner sees as docs/console.png (the README's picture)
+console-screenshot:
+    RALIO_CONSOLE_SCREENSHOT="{{justfile_directory()}}/docs/console.png" cargo test -p ralio-cli --test console approve_in_the_browser_while_the_cli_and_the_sdk_wait
 
 # package every publishable crate and build each from its tarball (dependency order; nothing is
 # published), build the CLI without its `sandbox` feature, check the MSRV against Cargo.lock

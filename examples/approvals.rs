@@ -121,7 +121,9 @@ async fn wait(
             let _ = seen_rx.await;
             match reason {
                 None => {
-                    println!("  (the owner approves {id} in the console)");
+                    println!(
+                        "  (the example plays the owner and approves {id}; `ralio sandbox` has a console to do it by hand)"
+                    );
                     sandbox.approve_intent(id)?;
                 }
                 Some(reason) => {

@@ -62,7 +62,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             println!("Waiting for the owner's decision…");
             let owner = async {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                println!("(the owner approves {} in the console)", pending.id);
+                println!(
+                    "(the quickstart plays the owner and approves {}; to play it yourself, run \
+                     `ralio sandbox` and open its console)",
+                    pending.id
+                );
                 sandbox.approve_intent(&pending.id)
             };
             let wait = client
@@ -74,7 +78,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             decided?.intent
         }
         common::Target::Server => {
-            println!("Approve it in the Ralio console; waiting up to 2 minutes…");
+            println!(
+                "Approve it in the Ralio console (against `ralio sandbox`: its console, \
+                 /sandbox/console); waiting up to 2 minutes…"
+            );
             client
                 .payment_intents()
                 .wait_for_outcome(&pending.id)

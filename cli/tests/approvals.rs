@@ -167,11 +167,27 @@ async fn wait_exits_0_when_approved_and_executed() {
             format!(
                 "waiting for the owner to approve or reject {id} (GBP 250.00 to Erin) (up to 10m 00s)…"
             ),
+            // The sandbox serves the owner's console: the command says where it is.
+            format!(
+                "as the owner, approve or reject it in the sandbox's console: {}",
+                env.sandbox.console_url().unwrap()
+            ),
             format!("{id}: awaiting_approval (approval pending_approval, execution not_started)"),
             format!("{id}: executed (approval approved_by_user, execution completed)"),
         ],
         "{stderr}"
     );
+}
+
+/// A sandbox without the admin API serves no console: the wait names none.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_names_no_console_where_there_is_none() {
+    let env = Env::with(Sandbox::builder().seed(1)).await;
+    env.register().await;
+    let id = pending_payment(&env, "Pay £250 to Erin for the June rent").await;
+    let run = env.run(&["intents", "wait", &id, "--timeout", "1s"]).await;
+    assert_eq!(run.code, 5, "{}", run.transcript());
+    assert!(!run.stderr.contains("console"), "{}", run.transcript());
 }
 
 /// Exit 4: rejected by the owner, with the reason; `--json` gives one object with the outcome.

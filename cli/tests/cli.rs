@@ -548,6 +548,18 @@ async fn sandbox_command_serves_a_registrable_api() {
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     let url = v["base_url"].as_str().unwrap();
     let ticket = v["ticket"].as_str().unwrap();
+    // The owner's console is served beside the API, to its own address.
+    assert_eq!(v["console_url"], format!("{url}/sandbox/console"));
+    let page = reqwest::get(format!("{url}/sandbox/console"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Payments waiting for your approval")
+    );
     let reg = run_cmd(&["register", "--ticket", ticket], "", url, dir.path()).await;
     assert_eq!(reg.code, 0, "{}", reg.transcript());
     let chat = run_cmd(

@@ -78,8 +78,38 @@
 //! | `POST /sandbox/bindings/{client_id}/revoke` | | `204` |
 //! | `POST /sandbox/bindings/{client_id}/revoke-refresh-family` | | `204` |
 //! | `POST /sandbox/nonce/rotate` | | `204` |
+//! | `GET /sandbox/console` | | the owner's console, an HTML page ([`Sandbox::console_url`]) |
+//! | `GET /sandbox/console/fragment` | | the page's live part, HTML |
+//! | `GET /sandbox/console/events` | | `text/event-stream`: `changed` when what the page shows changed |
 //!
 //! Unknown ids answer `404`, an intent that is not pending `409`, both `{"detail": "…"}`.
+//!
+//! The admin API answers only requests whose `Host` is the sandbox's own address or public URL
+//! (a guard against DNS rebinding). It refuses writes (any method but `GET`, `HEAD`, `OPTIONS`)
+//! that a browser marks as coming from another origin (`Sec-Fetch-Site` other than
+//! `same-origin` or `none`, an `Origin` other than the sandbox's) with `403`, and bodies a page
+//! may send cross-origin without a preflight (form data, plain text) with `415`; it grants no
+//! CORS preflight. A program that sends no `Origin` (curl, a test) is served.
+//!
+//! # The owner's console
+//!
+//! `/sandbox/console` lets a person play the account owner in a browser: approve or reject
+//! pending payment intents (a rejection asks for the reason) and pending legacy registrations,
+//! see the balance, spend limit, approval threshold and recent activity, and mint a ticket. It
+//! is server-rendered HTML (every string from the state escaped) with a small script and a
+//! stylesheet embedded in the crate; its `Content-Security-Policy` allows nothing but its own
+//! origin and no framing. Open pages follow an event stream and fetch the live part again when
+//! something changed, so a program waiting with `wait_for_outcome` sees the owner's click at
+//! its next poll.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ralio_sandbox::SandboxError> {
+//! use ralio_sandbox::{Sandbox, TicketSpec};
+//! let sandbox = Sandbox::builder().seed(7).start().await?;
+//! let ticket = sandbox.mint_ticket(TicketSpec::default());
+//! println!("{} {}", sandbox.base_url(), ticket.len());
+//! # Ok(()) }
+//! ```
 
 // Handlers answer early with a ready `Response` as the error side; it is not a hot path.
 #![allow(clippy::result_large_err)]
@@ -404,6 +434,8 @@ impl Drop for Sandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Open console pages hold event streams, which graceful shutdown would wait for.
+        self.state.close_changes();
     }
 }
 
@@ -435,6 +467,17 @@ impl Sandbox {
     /// The address the sandbox listens on (the port chosen when the builder asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The owner's console, `…/sandbox/console`, when the admin API is on
+    /// ([`SandboxBuilder::admin_api`]): a page where a person approves or rejects pending
+    /// payments and registrations, sees the balance, limits and recent activity, and mints
+    /// tickets. It answers only requests addressed to this sandbox's own address.
+    pub fn console_url(&self) -> Option<String> {
+        self.state
+            .config
+            .admin_api
+            .then(|| format!("{}{}", self.base_url, console::PATH))
     }
 
     /// The absolute token URL (`aud` of client assertions, `htu` of token-endpoint proofs).
@@ -528,6 +571,7 @@ pub use variants::{ANSWERS_ENV, Answers, plain_401_every};
 mod admin;
 mod agent;
 mod auth;
+mod console;
 mod jose;
 mod oauth;
 mod registration;

@@ -1,7 +1,8 @@
 //! `ralio-sandbox`: runs the local Ralio API until interrupted.
 //!
-//! Prints exactly one JSON line to stdout, `{"base_url": "…", "ticket": "ralio-reg-…"}`, then logs
-//! requests (route, status, time; never a secret) to stderr.
+//! Prints exactly one JSON line to stdout, `{"base_url": "…", "ticket": "ralio-reg-…",
+//! "console_url": "…/sandbox/console"}` (`console_url` is `null` without the admin API), then
+//! logs requests (route, status, time; never a secret) to stderr.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -121,7 +122,11 @@ async fn main() -> ExitCode {
         }
     };
     let ticket = sandbox.mint_ticket(TicketSpec::default());
-    let line = serde_json::json!({ "base_url": sandbox.base_url(), "ticket": ticket });
+    let line = serde_json::json!({
+        "base_url": sandbox.base_url(),
+        "ticket": ticket,
+        "console_url": sandbox.console_url(),
+    });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
@@ -130,7 +135,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    tracing::info!(target: "ralio_sandbox", base_url = sandbox.base_url(), admin_api = admin, "serving");
+    tracing::info!(target: "ralio_sandbox", base_url = sandbox.base_url(), admin_api = admin, console = sandbox.console_url().unwrap_or_default(), "serving");
     if tokio::signal::ctrl_c().await.is_err() {
         eprintln!("ralio-sandbox: cannot listen for Ctrl-C; stopping");
     }

@@ -224,6 +224,8 @@ pub(crate) async fn register(
             expires_at: now + ChronoDuration::seconds(crate::state::LEGACY_PENDING_SECS),
             status: PendingStatus::Pending,
         });
+        drop(inner);
+        st.changed();
         return (
             StatusCode::ACCEPTED,
             axum::Json(json!({ "fingerprint": key.jkt, "poll_token": poll_token })),

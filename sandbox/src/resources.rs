@@ -122,13 +122,12 @@ fn chat_request(
             ));
         }
     }
-    Ok(agent::run_turn(
-        &mut inner,
-        &st.config,
-        &agent_id,
-        conversation_id,
-        &message,
-    ))
+    let turn = agent::run_turn(&mut inner, &st.config, &agent_id, conversation_id, &message);
+    drop(inner);
+    if turn.payment_intent_id.is_some() {
+        st.changed();
+    }
+    Ok(turn)
 }
 
 pub(crate) async fn chat(

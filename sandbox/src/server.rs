@@ -15,7 +15,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::state::Shared;
-use crate::{Config, NonceMode, Sandbox, SandboxError, admin, oauth, registration, resources};
+use crate::{
+    Config, NonceMode, Sandbox, SandboxError, admin, console, oauth, registration, resources,
+};
 
 const OPENAPI: &str = include_str!("../openapi/ralio.json");
 
@@ -86,6 +88,11 @@ pub(crate) async fn start(config: Config) -> Result<Sandbox, SandboxError> {
         let hosts = Arc::new(own_hosts(local, state.base_url.as_str()));
         app = app.merge(
             admin::router(state.clone())
+                .merge(console::router())
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::<str>::from(state.base_url.as_str()),
+                    no_cross_origin_writes,
+                ))
                 .route_layer(middleware::from_fn_with_state(hosts, own_host_only)),
         );
     }
@@ -165,6 +172,82 @@ async fn own_host_only(
              public URL (a guard against DNS rebinding from a web page)",
         ),
     }
+}
+
+/// A web page in the owner's browser can send a request to the sandbox's port with no help
+/// from DNS: a form post or a `no-cors` fetch to `http://127.0.0.1:PORT/sandbox/…` carries this
+/// sandbox's own `Host`. Browsers say where such a request comes from, so admin writes (any
+/// method but GET, HEAD and OPTIONS) are refused when `Sec-Fetch-Site` says another site or
+/// origin, when `Origin` names another origin than the `Host` the request was sent to, or when the
+/// body is one of the types a page may send cross-origin without asking (form data, plain text):
+/// the admin API reads JSON only. A request with none of these headers (curl, a test, the SDK)
+/// is no browser's, and passes. A cross-origin request with a JSON body needs a CORS preflight,
+/// which the sandbox never grants. The same scheme as Go's `http.CrossOriginProtection`.
+async fn no_cross_origin_writes(
+    State(base_url): State<Arc<str>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let refuse = |why: &str| {
+        detail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "The admin API refuses writes from web pages of other origins ({why}): use the \
+                 console at {} on this sandbox's own address, or send the request from a program",
+                console::PATH
+            ),
+        )
+    };
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return refuse("Sec-Fetch-Site is not same-origin");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if !same_origin(origin.to_str().ok(), host, &base_url) {
+            return refuse("Origin is not this sandbox");
+        }
+    }
+    let simple_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start().to_ascii_lowercase())
+        .is_some_and(|v| {
+            [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "text/plain",
+            ]
+            .iter()
+            .any(|t| v.starts_with(t))
+        });
+    if simple_body {
+        return detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The admin API reads JSON bodies only: send Content-Type: application/json (or no body)",
+        );
+    }
+    next.run(req).await
+}
+
+/// Whether a browser's `Origin` is this sandbox: `http://` and the `Host` the request was sent
+/// to (the console's own requests), or the public URL's origin (behind a proxy).
+fn same_origin(origin: Option<&str>, host: Option<&str>, base_url: &str) -> bool {
+    let Some(origin) = origin else {
+        return false;
+    };
+    origin.eq_ignore_ascii_case(base_url)
+        || host.is_some_and(|h| {
+            origin
+                .strip_prefix("http://")
+                .is_some_and(|o| o.eq_ignore_ascii_case(h))
+        })
 }
 
 /// Every response carries `Date` from the server's (possibly offset) clock: the SDK measures clock

@@ -51,6 +51,16 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) base_url: String,
     inner: Mutex<Inner>,
+    /// What the console's open pages follow: bumped when something they show changes.
+    changes: tokio::sync::watch::Sender<Changes>,
+}
+
+/// The console's change signal: a counter, and whether the sandbox is shutting down (then the
+/// pages' event streams end, so no open page keeps the server from stopping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    pub(crate) seq: u64,
+    pub(crate) closed: bool,
 }
 
 pub(crate) struct Ticket {
@@ -256,7 +266,24 @@ impl Shared {
             config,
             base_url,
             inner: Mutex::new(inner),
+            changes: tokio::sync::watch::Sender::new(Changes::default()),
         }
+    }
+
+    /// Tells the console's open pages that what they show changed (an intent or registration
+    /// created or decided, money moved).
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|c| c.seq = c.seq.wrapping_add(1));
+    }
+
+    /// Ends the console's event streams: the sandbox is stopping.
+    pub(crate) fn close_changes(&self) {
+        self.changes.send_modify(|c| c.closed = true);
+    }
+
+    /// A receiver of the change signal, for one open console page.
+    pub(crate) fn watch_changes(&self) -> tokio::sync::watch::Receiver<Changes> {
+        self.changes.subscribe()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -306,33 +333,11 @@ impl Shared {
         key: &str,
         approve: bool,
     ) -> Result<Option<String>, SandboxError> {
-        let mut inner = self.lock();
-        let now = inner.now();
-        let idx = inner
-            .pending
-            .iter()
-            .position(|p| {
-                (p.poll_token == key || p.jkt == key)
-                    && p.status == PendingStatus::Pending
-                    && p.expires_at > now
-            })
-            .ok_or(SandboxError::UnknownRegistration)?;
-        if !approve {
-            inner.pending[idx].status = PendingStatus::Rejected;
-            return Ok(None);
+        let decided = self.lock().decide_registration(key, approve);
+        if decided.is_ok() {
+            self.changed();
         }
-        let client_id = inner.new_id("cb");
-        let p = &inner.pending[idx];
-        let binding = Binding {
-            key: p.key.clone(),
-            jkt: p.jkt.clone(),
-            agent_id: p.agent_id.clone(),
-            scopes: p.scopes.clone(),
-            revoked: false,
-        };
-        inner.pending[idx].status = PendingStatus::Active(client_id.clone());
-        inner.bindings.insert(client_id.clone(), binding);
-        Ok(Some(client_id))
+        decided
     }
 
     pub(crate) fn pending_registration_fingerprints(&self) -> Vec<String> {
@@ -347,7 +352,11 @@ impl Shared {
     }
 
     pub(crate) fn decide_intent(&self, id: &str, reason: Option<&str>) -> Result<(), SandboxError> {
-        self.lock().decide_intent(id, reason)
+        let decided = self.lock().decide_intent(id, reason);
+        if decided.is_ok() {
+            self.changed();
+        }
+        decided
     }
 
     pub(crate) fn pending_intent_ids(&self) -> Vec<String> {
@@ -540,6 +549,42 @@ impl Inner {
         }
         w.1 += 1;
         if w.1 > limit { Err(1) } else { Ok(()) }
+    }
+
+    /// Approves (a new binding; its client id) or rejects a pending legacy registration, found
+    /// by poll token or key fingerprint.
+    pub(crate) fn decide_registration(
+        &mut self,
+        key: &str,
+        approve: bool,
+    ) -> Result<Option<String>, SandboxError> {
+        let inner = self;
+        let now = inner.now();
+        let idx = inner
+            .pending
+            .iter()
+            .position(|p| {
+                (p.poll_token == key || p.jkt == key)
+                    && p.status == PendingStatus::Pending
+                    && p.expires_at > now
+            })
+            .ok_or(SandboxError::UnknownRegistration)?;
+        if !approve {
+            inner.pending[idx].status = PendingStatus::Rejected;
+            return Ok(None);
+        }
+        let client_id = inner.new_id("cb");
+        let p = &inner.pending[idx];
+        let binding = Binding {
+            key: p.key.clone(),
+            jkt: p.jkt.clone(),
+            agent_id: p.agent_id.clone(),
+            scopes: p.scopes.clone(),
+            revoked: false,
+        };
+        inner.pending[idx].status = PendingStatus::Active(client_id.clone());
+        inner.bindings.insert(client_id.clone(), binding);
+        Ok(Some(client_id))
     }
 
     pub(crate) fn decide_intent(

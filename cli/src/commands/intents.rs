@@ -694,6 +694,14 @@ pub async fn wait_all(
     let deadline = window.deadline;
     let mut stages = Vec::new();
     let mut interrupted = false;
+    let awaiting = intents
+        .iter()
+        .any(|i| IntentStage::of(i) == IntentStage::AwaitingApproval);
+    // Against a sandbox, the person trying this plays the owner: say where, once.
+    let mut console = match awaiting && !ctx.json {
+        true => super::console::sandbox_console(&ctx.api_url).await,
+        false => None,
+    };
     for intent in intents {
         let stage = IntentStage::of(intent);
         let waited = if interrupted || stage.is_final() {
@@ -715,6 +723,16 @@ pub async fn wait_all(
                 emit(
                     To::Err,
                     &format!("{} (up to {})…", waiting_for(intent), human_duration(left)),
+                )?;
+            }
+            if stage == IntentStage::AwaitingApproval
+                && let Some(console) = console.take()
+            {
+                emit(
+                    To::Err,
+                    &format!(
+                        "as the owner, approve or reject it in the sandbox's console: {console}"
+                    ),
                 )?;
             }
             wait_one(ctx, client, intent, window).await?

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod chat;
+pub mod console;
 pub mod doctor;
 pub mod intents;
 pub mod list;

@@ -82,6 +82,22 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     };
     // Said once without a terminal, and again when the server's status changes.
     let waiting_noted = Arc::new(std::sync::Mutex::new(None::<Option<String>>));
+    // Against a sandbox, the person trying this plays the owner: where to approve, said once
+    // when the registration waits.
+    let console = match ctx.json {
+        true => None,
+        false => super::console::sandbox_console(&ctx.api_url).await,
+    };
+    let console =
+        std::sync::Mutex::new(console.map(|url| {
+            format!("as the owner, approve or reject it in the sandbox's console: {url}")
+        }));
+    let console_once = move || {
+        console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
     let progress_bar = spinner.clone();
     let json = ctx.json;
     let mut metadata = serde_json::Map::new();
@@ -105,11 +121,16 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
                     ..
                 },
                 Some(bar),
-            ) => bar.set_message(waiting_line(
-                fingerprint,
-                status.as_deref(),
-                Some(*remaining),
-            )),
+            ) => {
+                if let Some(hint) = console_once() {
+                    bar.println(hint);
+                }
+                bar.set_message(waiting_line(
+                    fingerprint,
+                    status.as_deref(),
+                    Some(*remaining),
+                ));
+            }
             // Without a terminal, say it once instead of animating (and again when the
             // server's status changes).
             (
@@ -129,6 +150,9 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
                 if noted.as_ref().is_none_or(|last| last.as_deref() != shown) {
                     *noted = Some(shown.map(str::to_owned));
                     note(format!("{}…", waiting_line(fingerprint, shown, None)));
+                }
+                if let Some(hint) = console_once() {
+                    note(hint);
                 }
             }
             _ => {}

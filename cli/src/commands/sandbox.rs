@@ -28,14 +28,23 @@ pub async fn run(ctx: &Context, args: SandboxArgs) -> Result<(), CliError> {
         .start()
         .await?;
     let url = sandbox.base_url().to_owned();
+    let console = sandbox.console_url();
     let ticket = sandbox.mint_ticket(TicketSpec::default());
     if ctx.json {
-        out_json(&serde_json::json!({ "base_url": url, "ticket": ticket }))?;
+        out_json(
+            &serde_json::json!({ "base_url": url, "console_url": console, "ticket": ticket }),
+        )?;
     } else {
         let mut text = format!(
             "{} listening on {url} (Ctrl-C stops it; nothing it holds is kept)\n\n",
             "Ralio sandbox".bold()
         );
+        if let Some(console) = &console {
+            text.push_str(&format!(
+                "{}\n  {console}\n\n",
+                "Play the account owner in a browser (approve payments, mint tickets):".bold()
+            ));
+        }
         text.push_str(&format!(
             "{}\n  export RALIO_API_URL={url}\n  export RALIO_CONFIG_DIR=\"$(mktemp -d)\"   # keep sandbox credentials apart\n  ralio register   # paste the ticket when asked: {ticket}\n  ralio chat \"What is my current balance?\"\n  ralio chat \"Pay £20 to Alice for lunch\"\n  ralio intents\n\n",
             "Point the CLI at it:".bold()

@@ -2,6 +2,7 @@
 
 mod agent;
 mod common;
+mod console;
 mod ops;
 mod protocol;
 mod strict;

@@ -487,7 +487,9 @@ async fn binary_prints_one_json_line_and_serves() {
     let ticket = info["ticket"].as_str().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"));
     assert!(ticket.starts_with("ralio-reg-"));
-    assert_eq!(info.as_object().unwrap().len(), 2);
+    // The owner's console, beside the API (the admin API is on for a loopback address).
+    assert_eq!(info["console_url"], format!("{base}/sandbox/console"));
+    assert_eq!(info.as_object().unwrap().len(), 3);
 
     let key = Key::new();
     let res = http()
