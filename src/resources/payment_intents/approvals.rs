@@ -79,9 +79,12 @@ fn deadline_after(from: Instant, d: Duration) -> Instant {
 }
 
 /// A lookup cut at its deadline, as the error its caller returns.
-fn lookup_timed_out(operation: &'static str, started: Instant) -> Error {
+fn lookup_timed_out(operation: &'static str, origin: &str, started: Instant) -> Error {
     Error::Timeout {
-        what: crate::error::Awaited::Response { operation },
+        what: crate::error::Awaited::Response {
+            operation,
+            origin: Some(origin.to_owned()),
+        },
         waited: started.elapsed(),
     }
 }
@@ -358,7 +361,7 @@ impl<'a> PaymentIntents<'a> {
         let started = Instant::now();
         self.find_until(id, OP, deadline_after(started, LOOKUP_TIMEOUT))
             .await
-            .unwrap_or_else(|| Err(lookup_timed_out(OP, started)))
+            .unwrap_or_else(|| Err(lookup_timed_out(OP, self.client.base_url(), started)))
     }
 
     /// Walks the list (newest first) until it meets `id`: at most [`LOOKUP_MAX_INTENTS`] items
@@ -458,14 +461,14 @@ impl<'a> PaymentIntents<'a> {
         };
         let mut created = tokio::time::timeout_at(cutoff, walk)
             .await
-            .unwrap_or_else(|_| Err(lookup_timed_out(OP, started)))?;
+            .unwrap_or_else(|_| Err(lookup_timed_out(OP, self.client.base_url(), started)))?;
         created.reverse();
         for id in &turn.named {
             if created.iter().any(|c| &c.id == id) {
                 continue;
             }
             match self.find_until(id, "payment_intents.get", cutoff).await {
-                None => return Err(lookup_timed_out(OP, started)),
+                None => return Err(lookup_timed_out(OP, self.client.base_url(), started)),
                 Some(Ok(intent)) => created.push(intent),
                 Some(Err(Error::UnknownId { .. })) => {
                     tracing::warn!(
