@@ -13,6 +13,7 @@ use super::{
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
     StoreLocation, StoreName, StoreProblem, StoreReport, same_secret,
 };
+use super::reference::{Loaded, reference_of, unnamed_signer};
 use crate::keys::PrivateKey;
 
 const CREDENTIALS_FILE: &str = "credentials.json";
@@ -61,6 +62,10 @@ struct CredentialsFile {
     key_path: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     auth_method: Option<serde_json::Value>,
+    /// This SDK only: the [`KeyReference`](crate::keys::KeyReference) of a key that stays in
+    /// its hardware (`key_path` then holds the same text, which the Python SDK cannot open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_ref: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -255,7 +260,7 @@ impl FileStore {
         }
     }
 
-    fn load_identity_blocking(&self) -> Result<Option<Identity>, StoreError> {
+    fn load_identity_blocking(&self) -> Result<Option<Loaded>, StoreError> {
         let path = self.credentials_path();
         let Some(raw) =
             read_optional(&path).map_err(self.io_err(format!("read {}", path.display())))?
@@ -279,6 +284,14 @@ impl FileStore {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
         };
+        if let Some(serde_json::Value::String(text)) = file.key_ref {
+            return Ok(Some(Loaded::Reference {
+                client_id,
+                text,
+                recorded_jkt: key_jkt,
+                what: path.display().to_string(),
+            }));
+        }
         let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
             return Err(corrupt("it has neither key_path nor key_jkt"));
         };
@@ -301,7 +314,7 @@ impl FileStore {
             thumbprint = %key.thumbprint(),
             "loaded the identity"
         );
-        Ok(Some(Identity::new(client_id, key)))
+        Ok(Some(Loaded::Identity(Identity::new(client_id, key))))
     }
 
     /// The key file `credentials.json` names: its `key_path` as written (a relative one is
@@ -366,18 +379,23 @@ impl FileStore {
 
     fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
         super::check_saved_client_id(&self.name(), identity)?;
-        let IdentityKey::Local(key) = identity.key() else {
-            return Err(StoreError::Config {
-                store: self.name(),
-                reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
-            });
+        // A key in its hardware: the reference, where the Python SDK looks for `key_path` (it
+        // then says the key file is missing, naming the reference, instead of misreading it).
+        let (key_path, key_jkt, key_ref) = match (identity.key(), reference_of(identity.key())) {
+            (IdentityKey::Local(key), _) => {
+                let path = self.write_key(key, true)?;
+                let path = path.to_string_lossy().into_owned();
+                (path, key.thumbprint().as_str().to_owned(), None)
+            }
+            (IdentityKey::Remote(_), Some((text, jkt))) => (text.clone(), jkt, Some(text)),
+            (IdentityKey::Remote(_), None) => return Err(unnamed_signer(&self.name())),
         };
-        let key_path = self.write_key(key, true)?;
         let file = CredentialsFile {
             client_id: Some(identity.client_id().into()),
-            key_jkt: Some(key.thumbprint().as_str().into()),
-            key_path: Some(key_path.to_string_lossy().into_owned().into()),
+            key_jkt: Some(key_jkt.into()),
+            key_path: Some(key_path.clone().into()),
             auth_method: Some("private_key_jwt".into()),
+            key_ref: key_ref.map(Into::into),
         };
         let mut json = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
             store: self.name(),
@@ -393,10 +411,10 @@ impl FileStore {
         tracing::debug!(
             store = %self.describe(),
             client_id = %identity.client_id(),
-            key = %key_path.display(),
+            key = %key_path,
             "saved the identity"
         );
-        Ok(key_path.display().to_string())
+        Ok(key_path)
     }
 
     /// [`CredentialStore::report`], file by file: a failure in one file is recorded and the
@@ -479,6 +497,9 @@ impl FileStore {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
         };
+        if file.key_ref.is_some() {
+            return; // a key reference: `report` opens it
+        }
         let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
             problems.push(corrupt("it has neither key_path nor key_jkt"));
             return;
@@ -657,7 +678,10 @@ impl CredentialStore for FileStore {
     }
 
     async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
-        self.blocking(|s| s.load_identity_blocking()).await
+        match self.blocking(|s| s.load_identity_blocking()).await? {
+            Some(loaded) => loaded.open(&self.name()).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
@@ -725,7 +749,14 @@ impl CredentialStore for FileStore {
     async fn report(&self) -> StoreReport {
         let describe = self.describe();
         match self.blocking(|s| Ok(s.report_blocking())).await {
-            Ok(report) => report,
+            Ok(mut report) => {
+                if let Ok(Some(loaded @ Loaded::Reference { .. })) =
+                    self.blocking(|s| s.load_identity_blocking()).await
+                {
+                    super::reference::report_key(&mut report, loaded, &self.name()).await;
+                }
+                report
+            }
             Err(e) => {
                 let mut report = StoreReport::new(StoreKind::File, describe, StoreLocation::Other);
                 report.problems.push(StoreProblem::from_error(&e));

@@ -38,6 +38,7 @@ mod file;
 mod keyring;
 mod lock;
 mod memory;
+mod reference;
 mod report;
 #[cfg(feature = "vault")]
 mod vault;
@@ -47,6 +48,7 @@ pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
+pub use reference::open_key;
 pub use report::{
     FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
 };
@@ -59,7 +61,9 @@ pub use vault::{VaultAuth, VaultConfig, VaultStore};
 pub enum IdentityKey {
     /// The private key itself, held in this process.
     Local(PrivateKey),
-    /// A signer whose key lives elsewhere (a Vault Transit key, an HSM, ...).
+    /// A signer whose key lives elsewhere (a PKCS#11 token, AWS KMS, a Vault Transit key).
+    /// Stores save it by its [`KeyReference`](crate::keys::KeyReference)
+    /// ([`Signer::key_location`]).
     Remote(Arc<dyn Signer>),
 }
 
