@@ -78,11 +78,17 @@ impl AwsKmsSigner {
             reference: reference.clone(),
             reason: reason.to_owned(),
         };
-        if answer.key_usage().is_some_and(|u| *u != KeyUsageType::SignVerify) {
+        if answer
+            .key_usage()
+            .is_some_and(|u| *u != KeyUsageType::SignVerify)
+        {
             return Err(unsuitable("its key usage is not SIGN_VERIFY"));
         }
         // KMS names the spec; moto leaves it out, and the public key below says it anyway.
-        if answer.key_spec().is_some_and(|s| *s != KeySpec::EccNistP256) {
+        if answer
+            .key_spec()
+            .is_some_and(|s| *s != KeySpec::EccNistP256)
+        {
             return Err(unsuitable(
                 "it is not an ECC_NIST_P256 key; ES256 needs P-256",
             ));
@@ -120,7 +126,9 @@ impl AwsKmsSigner {
             .create_key()
             .key_spec(KeySpec::EccNistP256)
             .key_usage(KeyUsageType::SignVerify)
-            .description("ralio credential binding key (ES256 for DPoP proofs and client assertions)")
+            .description(
+                "ralio credential binding key (ES256 for DPoP proofs and client assertions)",
+            )
             .send()
             .await
             .map_err(|e| open_error(&reference, e))?;
@@ -265,9 +273,10 @@ impl KmsFailure {
                 ),
             ) => Kind::Denied,
             (_, Some("DisabledException" | "KMSInvalidStateException")) => Kind::Disabled,
-            (_, Some("InvalidArnException" | "InvalidKeyUsageException" | "ValidationException")) => {
-                Kind::Config
-            }
+            (
+                _,
+                Some("InvalidArnException" | "InvalidKeyUsageException" | "ValidationException"),
+            ) => Kind::Config,
             (
                 _,
                 Some(
@@ -280,11 +289,21 @@ impl KmsFailure {
             _ => Kind::Other,
         };
         let hint = match kind {
-            Kind::NotFound => "KMS has no such key in this account and region; check the key id, alias and AWS_REGION",
-            Kind::Denied => "KMS refused these AWS credentials; check that the role or user may call kms:GetPublicKey and kms:Sign on the key (its IAM and key policies), and that the credentials are current",
-            Kind::Disabled => "the key is disabled or pending deletion; enable it (`aws kms enable-key`) or cancel its deletion",
-            Kind::Config => "the request could not be built or was refused as invalid; check the region, the credentials and the key id",
-            Kind::Unreachable => "KMS could not be reached or did not answer in time; check the network, AWS_REGION and AWS_ENDPOINT_URL, then retry (nothing stored was changed)",
+            Kind::NotFound => {
+                "KMS has no such key in this account and region; check the key id, alias and AWS_REGION"
+            }
+            Kind::Denied => {
+                "KMS refused these AWS credentials; check that the role or user may call kms:GetPublicKey and kms:Sign on the key (its IAM and key policies), and that the credentials are current"
+            }
+            Kind::Disabled => {
+                "the key is disabled or pending deletion; enable it (`aws kms enable-key`) or cancel its deletion"
+            }
+            Kind::Config => {
+                "the request could not be built or was refused as invalid; check the region, the credentials and the key id"
+            }
+            Kind::Unreachable => {
+                "KMS could not be reached or did not answer in time; check the network, AWS_REGION and AWS_ENDPOINT_URL, then retry (nothing stored was changed)"
+            }
             Kind::Other => "KMS refused the request",
         };
         Self {

@@ -22,9 +22,7 @@ use super::reference::{KeyCreation, KeyLocation, KeyReference, OpenKeyError, Pkc
 use super::{PublicJwk, SignError, Signer, Thumbprint};
 
 /// DER of the P-256 (prime256v1) OID: what `CKA_EC_PARAMS` holds for a P-256 key.
-const P256_PARAMS: &[u8] = &[
-    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-];
+const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// At most this many sessions sign at once; more callers wait for one to be free. Tokens
 /// limit sessions (smart cards to a handful), and one signature takes well under a
@@ -139,7 +137,11 @@ impl Signer for Pkcs11Signer {
 
 impl Inner {
     fn sign_blocking(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
-        let session = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let session = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let session = match session {
             Some(session) => session,
             None => self
@@ -297,7 +299,10 @@ fn open_blocking(uri: &Pkcs11Uri, creation: KeyCreation) -> Result<Pkcs11Signer,
         facts.label,
         hex(&facts.id),
     );
-    let name = format!("PKCS#11 key \"{}\" in token \"{}\"", facts.label, token.label);
+    let name = format!(
+        "PKCS#11 key \"{}\" in token \"{}\"",
+        facts.label, token.label
+    );
     tracing::debug!(key = %name, thumbprint = %thumbprint, extractable = ?facts.extractable, "opened the PKCS#11 key");
     Ok(Pkcs11Signer {
         inner: Arc::new(Inner {
@@ -332,11 +337,13 @@ fn find_token(
     uri: &Pkcs11Uri,
     reference: &str,
 ) -> Result<(Slot, TokenFacts), OpenKeyError> {
-    let slots = ctx.get_slots_with_token().map_err(|e| OpenKeyError::Backend {
-        reference: reference.to_owned(),
-        hint: "the PKCS#11 module could not list its slots".to_owned(),
-        source: Box::new(e),
-    })?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| OpenKeyError::Backend {
+            reference: reference.to_owned(),
+            hint: "the PKCS#11 module could not list its slots".to_owned(),
+            source: Box::new(e),
+        })?;
     let mut found = Vec::new();
     for slot in slots {
         if uri.slot_id().is_some_and(|id| id != slot.id()) {

@@ -206,10 +206,7 @@ impl fmt::Debug for Pkcs11Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Uri")
             .field("uri", &self.to_string())
-            .field(
-                "pin_value",
-                &self.pin_value.as_ref().map(|_| "[redacted]"),
-            )
+            .field("pin_value", &self.pin_value.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -253,8 +250,11 @@ impl Pkcs11Uri {
                 }
                 // Attributes that narrow the library or slot: nothing to check them against
                 // that the token's own attributes do not already pin.
-                "library-manufacturer" | "library-description" | "library-version"
-                | "slot-description" | "slot-manufacturer" => {}
+                "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer" => {}
                 other if other.starts_with("x-") => {}
                 other => {
                     return Err(KeyReferenceError::new(format!(
@@ -264,7 +264,11 @@ impl Pkcs11Uri {
                 }
             }
         }
-        for (attr, raw) in query.map(|q| pairs(q, '&')).transpose()?.unwrap_or_default() {
+        for (attr, raw) in query
+            .map(|q| pairs(q, '&'))
+            .transpose()?
+            .unwrap_or_default()
+        {
             match attr {
                 "module-path" => set(
                     &mut uri.module_path,
@@ -379,6 +383,7 @@ impl Pkcs11Uri {
     /// The user PIN: `pin-value`, else the first line of the `pin-source` file, else
     /// [`PKCS11_PIN_VAR`]; `Ok(None)` when none is given. The error names the file, never
     /// its content.
+    #[cfg(feature = "pkcs11")]
     pub(crate) fn resolve_pin(&self) -> Result<Option<SecretString>, PinError> {
         if let Some(pin) = &self.pin_value {
             return Ok(Some(pin.clone()));
@@ -401,6 +406,7 @@ impl Pkcs11Uri {
     }
 
     /// The PIN's source in words (for messages): never the PIN itself.
+    #[cfg(feature = "pkcs11")]
     pub(crate) fn pin_origin(&self) -> String {
         if self.pin_value.is_some() {
             "the URI's pin-value".to_owned()
@@ -413,6 +419,7 @@ impl Pkcs11Uri {
 }
 
 /// A `pin-source` file that could not be read.
+#[cfg(feature = "pkcs11")]
 #[derive(Debug, thiserror::Error)]
 #[error("could not read the PIN file {}", path.display())]
 pub(crate) struct PinError {
@@ -469,9 +476,8 @@ fn pairs(text: &str, sep: char) -> Result<Vec<(&str, &str)>, KeyReferenceError> 
     text.split(sep)
         .filter(|part| !part.is_empty())
         .map(|part| {
-            part.split_once('=').ok_or_else(|| {
-                KeyReferenceError::new("every PKCS#11 URI attribute is name=value")
-            })
+            part.split_once('=')
+                .ok_or_else(|| KeyReferenceError::new("every PKCS#11 URI attribute is name=value"))
         })
         .collect()
 }
@@ -543,7 +549,9 @@ impl KmsKeyId {
         let arn_kms = text.starts_with("arn:")
             && text.split(':').nth(2) == Some("kms")
             && text.split(':').count() >= 6;
-        let alias = text.strip_prefix("alias/").is_some_and(|name| !name.is_empty());
+        let alias = text
+            .strip_prefix("alias/")
+            .is_some_and(|name| !name.is_empty());
         (arn_kms || alias).then(|| Self::new(text))
     }
 
@@ -612,7 +620,9 @@ pub enum KeyCreation {
 #[non_exhaustive]
 pub enum OpenKeyError {
     /// This build of the SDK cannot open this kind of key.
-    #[error("the key {reference} needs ralio's cargo feature `{feature}`, which this build does not have; rebuild with `--features {feature}`")]
+    #[error(
+        "the key {reference} needs ralio's cargo feature `{feature}`, which this build does not have; rebuild with `--features {feature}`"
+    )]
     FeatureDisabled {
         /// The reference.
         reference: String,
@@ -722,7 +732,10 @@ impl KeyReference {
     #[cfg(test)]
     fn pin_value(&self) -> Option<&str> {
         match self {
-            Self::Pkcs11(uri) => uri.pin_value.as_ref().map(secrecy::ExposeSecret::expose_secret),
+            Self::Pkcs11(uri) => uri
+                .pin_value
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
             _ => None,
         }
     }
@@ -757,10 +770,16 @@ mod tests {
         for (text, why) in [
             ("pkcs11:token=t", "names no key"),
             ("pkcs11:token=t;object=a;object=b", "twice"),
-            ("pkcs11:token=t;object=a;type=public", "type other than private"),
+            (
+                "pkcs11:token=t;object=a;type=public",
+                "type other than private",
+            ),
             ("pkcs11:token=t;object=a;bogus=1", "unknown attribute"),
             ("pkcs11:token=t;object=%zz", "bad %-escape"),
-            ("pkcs11:token=t;object=a?pin-value=secret-pin&nope=1", "unknown query"),
+            (
+                "pkcs11:token=t;object=a?pin-value=secret-pin&nope=1",
+                "unknown query",
+            ),
         ] {
             let err = KeyReference::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
@@ -773,7 +792,9 @@ mod tests {
         let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let r = KeyReference::parse(arn).unwrap();
         assert_eq!(r.to_string(), arn);
-        let KeyReference::AwsKms(id) = &r else { panic!() };
+        let KeyReference::AwsKms(id) = &r else {
+            panic!()
+        };
         assert_eq!(id.region(), Some("eu-west-1"));
         assert_eq!(
             KeyReference::parse("alias/ralio").unwrap().to_string(),

@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
     StoreLocation, StoreName, StoreProblem, StoreReport, same_secret,
 };
-use super::reference::{Loaded, reference_of, unnamed_signer};
 use crate::keys::PrivateKey;
 
 const CREDENTIALS_FILE: &str = "credentials.json";

@@ -7,12 +7,12 @@ use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringErro
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::RefreshTokenRecord;
+use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
     RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
     same_secret,
 };
-use super::reference::{Loaded, reference_of, unnamed_signer};
 use crate::keys::PrivateKey;
 
 const CLIENT_ID_ACCOUNT: &str = "client-id";

@@ -39,7 +39,8 @@ pub async fn open_key(
             .map_err(|e| match e {
                 StoreError::Missing { .. } => OpenKeyError::KeyNotFound {
                     reference: reference.to_string(),
-                    hint: "create it (`bao write -f transit/keys/<name> type=ecdsa-p256`)".to_owned(),
+                    hint: "create it (`bao write -f transit/keys/<name> type=ecdsa-p256`)"
+                        .to_owned(),
                 },
                 other => backend(other),
             })?;
@@ -53,9 +54,12 @@ pub async fn open_key(
 pub(crate) fn reference_of(key: &IdentityKey) -> Option<(String, String)> {
     match key {
         IdentityKey::Local(_) => None,
-        IdentityKey::Remote(signer) => signer
-            .key_location()
-            .map(|l| (l.reference.to_string(), signer.thumbprint().as_str().to_owned())),
+        IdentityKey::Remote(signer) => signer.key_location().map(|l| {
+            (
+                l.reference.to_string(),
+                signer.thumbprint().as_str().to_owned(),
+            )
+        }),
     }
 }
 

@@ -12,7 +12,11 @@ mod decoding;
 mod entropy;
 mod error_chain;
 mod fuzz_seeds;
+#[cfg(any(feature = "pkcs11", feature = "aws-kms"))]
+mod hardware;
 mod hostile;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod register;
 mod rotation;
 mod seam;
