@@ -70,11 +70,8 @@ pub fn validate_base_url(url: &str) -> std::result::Result<String, ConfigError> 
         }
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ConfigError::Invalid {
-            what: "API URL",
-            problem: format!(
-                "{url:?} has a query or fragment; give only the origin, such as https://api.ralio.co"
-            ),
+        return Err(ConfigError::UrlNotAnOrigin {
+            url: url.to_owned(),
         });
     }
     Ok(trimmed.to_owned())

@@ -74,7 +74,7 @@ pub mod types;
 mod vault;
 
 pub use client::{RalioClient, RalioClientBuilder};
-pub use error::{ApiError, ConfigError, Error, Result, ValidationIssue};
+pub use error::{ApiError, ConfigError, Error, Result};
 pub use resources::Page;
 pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents};
 pub use scope::Scope;

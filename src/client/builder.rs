@@ -282,6 +282,7 @@ pub(super) fn token_manager(
     let mut config = TokenManagerConfig::ralio(&shared.base_url, client_id).map_err(|source| {
         Error::Credential {
             operation: op,
+            step: None,
             source: Box::new(source),
         }
     })?;
@@ -296,6 +297,7 @@ pub(super) fn token_manager(
     }
     builder.build().map_err(|source| Error::Credential {
         operation: op,
+        step: None,
         source: Box::new(source),
     })
 }

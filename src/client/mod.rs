@@ -15,13 +15,12 @@ use http::HeaderValue;
 use reqwest_middleware::Middleware;
 
 use crate::api::{self, ByteStream};
-use crate::auth::{AuthError, TokenManager};
-use crate::error::{ApiError, ConfigError, Error, RequestKind, Result};
+use crate::auth::TokenManager;
+use crate::error::{ConfigError, Error, Result};
 use crate::keys::Signer;
 use crate::resources::{Agents, Chat, PaymentIntents, Transactions};
 use crate::scope::Scope;
 use crate::transport::RetryPolicy;
-use crate::transport::retry::{AttemptTimedOut, Attempts};
 
 mod builder;
 
@@ -145,11 +144,7 @@ impl RalioClient {
             return Err(ConfigError::EmptyScopes.into());
         }
         let Some(auth) = &self.inner.auth else {
-            return Err(ConfigError::Invalid {
-                what: "with_scopes",
-                problem: "this client has no credentials to mint narrower tokens with".to_owned(),
-            }
-            .into());
+            return Err(ConfigError::NoClientCredentials { operation: OP }.into());
         };
         let granted = match auth.tokens.token_info() {
             Some(info) => info.scopes,
@@ -157,7 +152,7 @@ impl RalioClient {
                 auth.tokens
                     .access_token()
                     .await
-                    .map_err(|e| map_auth_error(OP, e))?;
+                    .map_err(|e| crate::error::from_auth_error(OP, e))?;
                 auth.tokens
                     .token_info()
                     .map(|i| i.scopes)
@@ -276,7 +271,7 @@ impl RalioClient {
     {
         match fut.await {
             Ok(value) => Ok(value),
-            Err(e) => Err(map_error(operation, e).await),
+            Err(e) => Err(crate::error::from_call(operation, e).await),
         }
     }
 
@@ -333,118 +328,6 @@ impl<'a> LowLevelApi<'a> {
         self.client
             .call_raw("api", operation(&self.client.inner.api))
             .await
-    }
-}
-
-/// Map a generated call's error to [`Error`], once. The attempt count comes from the
-/// response's extensions ([`Attempts`], put there by the retry layer).
-async fn map_error(operation: &'static str, mut e: progenitor_client::Error<ByteStream>) -> Error {
-    use progenitor_client::Error as P;
-    if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
-        return map_middleware_error(operation, mw);
-    }
-    match e {
-        P::ErrorResponse(rv) => {
-            let status = rv.status();
-            let headers = rv.headers().clone();
-            let body = crate::transport::body::read_error_body(rv.into_inner().into_inner()).await;
-            Error::from_api_error(
-                ApiError::from_parts(status, &headers, &body).with_operation(operation),
-            )
-        }
-        P::UnexpectedResponse(resp) => {
-            let status = resp.status();
-            let attempts = resp
-                .extensions()
-                .get::<Attempts>()
-                .map_or(1, |a| a.0.max(1));
-            let headers = resp.headers().clone();
-            let body = crate::transport::body::read_error_body(resp.bytes_stream()).await;
-            Error::from_api_error(
-                ApiError::from_parts(status, &headers, &body)
-                    .with_operation(operation)
-                    .with_attempts(attempts),
-            )
-        }
-        P::CommunicationError(source)
-        | P::ResponseBodyError(source)
-        | P::InvalidUpgrade(source) => Error::transport(operation, RequestKind::Resource, source),
-        P::InvalidResponsePayload(_, source) => Error::Decode {
-            operation,
-            expected: "the documented JSON",
-            source,
-        },
-        P::InvalidRequest(problem) => Error::Config(ConfigError::Invalid {
-            what: operation,
-            problem,
-        }),
-        P::Custom(problem) => Error::Config(ConfigError::Invalid {
-            what: operation,
-            problem,
-        }),
-    }
-}
-
-/// Map a failure inside the middleware stack.
-pub(crate) fn map_middleware_error(operation: &'static str, e: reqwest_middleware::Error) -> Error {
-    match e {
-        reqwest_middleware::Error::Reqwest(source) => {
-            Error::transport(operation, RequestKind::Resource, source)
-        }
-        reqwest_middleware::Error::Middleware(e) => {
-            if let Some(t) = e.downcast_ref::<AttemptTimedOut>() {
-                return Error::Timeout {
-                    what: format!("a response to {operation}"),
-                    waited: t.after,
-                };
-            }
-            match e.downcast::<AuthError>() {
-                Ok(auth) => map_auth_error(operation, auth),
-                Err(e) => Error::Middleware {
-                    operation,
-                    // The middleware's own error, as itself (`downcast_ref` finds it).
-                    source: e.reallocate_into_boxed_dyn_error_without_backtrace(),
-                },
-            }
-        }
-    }
-}
-
-/// The token endpoint's refusals become the HTTP classes callers already handle (an invalid
-/// client is an [`Error::Auth`], an invalid scope an [`Error::Permission`], a 429 a
-/// [`Error::RateLimit`]); transport failures a [`Error::Transport`]; the rest
-/// [`Error::Credential`] with the auth error as the cause.
-pub(crate) fn map_auth_error(operation: &'static str, e: AuthError) -> Error {
-    match e {
-        AuthError::TokenRefused {
-            status,
-            error,
-            description,
-        } => {
-            let api =
-                ApiError::new(status, Some(error.clone()), description).with_operation(operation);
-            let api = Box::new(api);
-            match (status.as_u16(), error.as_str()) {
-                (_, "invalid_scope") | (403, _) => Error::Permission(api),
-                (429, _) => Error::RateLimit(api),
-                (s, _) if s >= 500 => Error::Api(api),
-                _ => Error::Auth(api),
-            }
-        }
-        // `Error::Transport` names no URL itself: the token URL goes back into the cause, so
-        // the chain shows it once.
-        AuthError::TokenTransport { url, source } => Error::transport(
-            operation,
-            RequestKind::Token,
-            match url::Url::parse(&url) {
-                Ok(url) => source.with_url(url),
-                Err(_) => source,
-            },
-        ),
-        other => Error::Credential {
-            operation,
-            source: Box::new(other),
-        },
     }
 }
 

@@ -439,7 +439,7 @@ fn plain_http_only_for_loopback() {
     ));
     assert!(matches!(
         validate_base_url("https://x/?a=1"),
-        Err(ConfigError::Invalid { .. })
+        Err(ConfigError::UrlNotAnOrigin { .. })
     ));
 }
 

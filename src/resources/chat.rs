@@ -81,12 +81,17 @@ impl SendMessage<'_> {
         self
     }
 
-    /// Built from its required fields: an optional field the API adds is one more setter, a
-    /// required one a compile error here.
-    async fn body(&self) -> Result<api::types::builder::ChatRequest> {
+    /// The request body, built from its required fields (an optional field the API adds is
+    /// one more setter, a required one a compile error here); the agent lookup's failure is
+    /// named after `operation`, the call the caller made.
+    async fn body(&self, operation: &'static str) -> Result<api::types::builder::ChatRequest> {
         let agent_id = match &self.agent_id {
             Some(id) => id.clone(),
-            None => self.client.single_agent().await?,
+            None => self
+                .client
+                .single_agent()
+                .await
+                .map_err(|e| e.during(operation))?,
         };
         Ok(
             api::types::ChatRequest::builder(agent_id, self.message.clone())
@@ -103,7 +108,7 @@ impl<'a> IntoFuture for SendMessage<'a> {
         let waited = self.timeout;
         let at = deadline_from_now(waited);
         let turn = async move {
-            let body = self.body().await?;
+            let body = self.body("chat.send").await?;
             let api = &self.client.inner.api;
             let r = self
                 .client
@@ -114,7 +119,7 @@ impl<'a> IntoFuture for SendMessage<'a> {
         Box::pin(async move {
             tokio::time::timeout_at(at, turn).await.unwrap_or_else(|_| {
                 Err(Error::Timeout {
-                    what: "the chat reply (the agent may have acted: check the payment intents before sending again)".to_owned(),
+                    what: crate::error::Awaited::ChatReply,
                     waited,
                 })
             })
@@ -167,7 +172,7 @@ impl<'a> IntoFuture for StreamMessage<'a> {
             let at = deadline_from_now(d);
             let max_events = self.0.max_events;
             let open = async {
-                let body = self.0.body().await?;
+                let body = self.0.body("chat.stream").await?;
                 let client = self.0.client;
                 let api = &client.inner.api;
                 let bytes = client

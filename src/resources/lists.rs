@@ -414,7 +414,7 @@ mod tests {
                 Ok(Page::new(vec![1u64], 5, 1, 1))
             } else {
                 Err(crate::Error::Timeout {
-                    what: "test".into(),
+                    what: crate::error::Awaited::ChatReply,
                     waited: std::time::Duration::ZERO,
                 })
             })

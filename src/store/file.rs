@@ -777,8 +777,16 @@ impl CredentialStore for FileStore {
         for path in paths {
             // Only remove the file if it still holds this key: never delete someone else's key.
             match self.read_key(&path) {
-                Ok(found) if found.thumbprint() == key.thumbprint() => fs::remove_file(&path)
-                    .map_err(self.io_err(format!("remove {}", path.display())))?,
+                Ok(found) if found.thumbprint() == key.thumbprint() => {
+                    fs::remove_file(&path)
+                        .map_err(self.io_err(format!("remove {}", path.display())))?;
+                    // No empty `keys/` left behind (`remove_dir` keeps a directory that is not
+                    // empty).
+                    let keys = self.dir.join(KEYS_DIR);
+                    if path.parent() == Some(keys.as_path()) {
+                        let _ = fs::remove_dir(&keys);
+                    }
+                }
                 _ => {}
             }
         }

@@ -23,7 +23,7 @@ pub struct TokenAnswerFacts {
 /// manager does, including the clock arithmetic the lifetime meets.
 pub fn token_answer(status: StatusCode, retry_after: &str, body: &[u8]) -> TokenAnswerFacts {
     let now = SystemTime::now();
-    let retry_after = crate::error::parse_retry_after(retry_after, now);
+    let retry_after = crate::transport::retry::parse_retry_after(retry_after, now);
     if let Some(wait) = retry_after {
         // What the retry layer and callers do with it.
         let _ = Instant::now() + wait;

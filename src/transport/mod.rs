@@ -27,6 +27,7 @@ use crate::auth::{DpopAuth, TokenManager};
 
 pub(crate) mod body;
 pub(crate) mod challenge;
+pub(crate) mod failure;
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;
 pub(crate) mod hooks;

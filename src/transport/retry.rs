@@ -38,8 +38,6 @@ use rand::Rng;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::error::parse_retry_after;
-
 /// How failed requests are retried. `Default`: up to 3 retries, 200 ms doubling to 5 s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -435,6 +433,25 @@ async fn read_whole(response: Response) -> reqwest_middleware::Result<Response> 
 #[error("internal error in the retry layer: no request left to send; report this")]
 struct NoRequestToRetry;
 
+/// `Retry-After` is either delta-seconds or an HTTP date.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        Duration::try_from_secs_f64(secs).ok()?
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    // A server number that a caller will add to a clock: bounded, so `now + wait` cannot
+    // overflow anywhere.
+    Some(wait.min(RETRY_AFTER_MAX))
+}
+
+/// The longest `Retry-After` the SDK reports (longer values are cut to this).
+pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,29 +494,6 @@ mod tests {
             !retryable(&Method::POST, Outcome::SentMaybe),
             "never after a timeout"
         );
-    }
-
-    /// `Error::is_retryable` and the retry layer answer from the same classifier: for every
-    /// error status, "retryable" means the layer retries a GET; a POST only on 429.
-    #[test]
-    fn is_retryable_and_the_policy_agree_on_every_status() {
-        use crate::error::{ApiError, Error};
-        let expected_get = [408, 429, 502, 503, 504];
-        for code in 400..=599u16 {
-            let status = StatusCode::from_u16(code).unwrap();
-            let err =
-                Error::from_api_error(ApiError::from_parts(status, &http::HeaderMap::new(), b""));
-            let get = retryable(&Method::GET, Outcome::of_status(status));
-            assert_eq!(get, expected_get.contains(&code), "GET {code}");
-            assert_eq!(err.is_retryable(), get, "Error::is_retryable for {code}");
-            assert_eq!(
-                retryable(&Method::POST, Outcome::of_status(status)),
-                code == 429,
-                "POST {code}"
-            );
-        }
-        // 408 and 500, the statuses the two definitions used to disagree on, are in the loop
-        // above with their expected answers (408 retryable for a GET, 500 for nothing).
     }
 
     #[test]

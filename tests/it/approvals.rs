@@ -37,7 +37,7 @@ async fn get_finds_an_intent_past_the_first_page_and_says_not_found_otherwise() 
     assert_eq!(lists() - before, 2, "two pages, then it stops");
 
     let err = client.payment_intents().get("pi_nope").await.unwrap_err();
-    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(matches!(err, Error::UnknownId { .. }), "{err:?}");
     assert!(err.to_string().contains("pi_nope"), "{err}");
 }
 
@@ -123,7 +123,7 @@ async fn wait_for_outcome_reports_each_change_and_each_final_stage() {
         .wait_for_outcome("pi_nope")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(matches!(err, Error::UnknownId { .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -123,16 +123,22 @@ async fn a_consumed_ticket_says_when_and_asks_for_revocation_and_leaves_no_key()
     assert!(used_at.is_some(), "the sandbox reports when it was used");
     let message = err.to_string();
     assert!(message.contains("used at"), "{message}");
-    assert!(
-        message.contains("revoke the credential it created"),
-        "{message}"
+    assert!(message.contains("if it was you"), "{message}");
+    assert!(message.contains("ralio whoami"), "{message}");
+    assert!(!message.contains("someone else"), "{message}");
+    assert_eq!(
+        message.matches("revoke").count(),
+        1,
+        "advice once: {message}"
     );
     assert!(
         !message.contains(&ticket),
         "the ticket never shows: {message}"
     );
-    // The key written before the request is gone again, and no identity was saved.
+    // The key written before the request is gone again, with the directory it created, and no
+    // identity was saved.
     assert!(pem_files(&dir.path().join("keys")).is_empty());
+    assert!(!dir.path().join("keys").exists(), "no empty keys/ left");
     assert!(store.load_identity().await.unwrap().is_none());
 }
 

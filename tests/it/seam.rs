@@ -193,11 +193,17 @@ async fn a_connection_failure_is_a_transport_error() {
         .await
         .unwrap();
     let err = client.agents().list().await.unwrap_err();
-    let Error::Transport { source, .. } = &err else {
+    let Error::Transport {
+        source, failure, ..
+    } = &err
+    else {
         panic!("expected Error::Transport, got {err:?}");
     };
     assert!(source.is_connect(), "{source:?}");
-    assert!(err.is_retryable());
+    // Nothing listens there: most likely a wrong URL, which retrying does not fix.
+    assert_eq!(*failure, ralio::error::TransportFailure::ConnectionRefused);
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains(&base), "{err}");
 }
 
 #[tokio::test]

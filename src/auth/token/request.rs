@@ -135,52 +135,33 @@ impl TokenManager {
 ///
 /// [`ERROR_BODY_CAP`]: crate::transport::body::ERROR_BODY_CAP
 async fn token_failure(
-    mut e: progenitor_client::Error<crate::api::ByteStream>,
+    e: progenitor_client::Error<crate::api::ByteStream>,
     url: &str,
 ) -> Result<(http::StatusCode, HeaderMap, Zeroizing<Vec<u8>>), AuthError> {
-    use crate::transport::body::read_error_body;
-    use progenitor_client::Error as P;
-    // The URL is printed once, by the outer error: reqwest's own message would repeat it.
-    let transport = |source: reqwest::Error| AuthError::TokenTransport {
-        url: url.to_owned(),
-        source: source.without_url(),
-    };
-    if let Some(mw) = crate::transport::hooks::take_middleware_error(&mut e) {
-        return Err(match mw {
-            reqwest_middleware::Error::Reqwest(source) => transport(source),
-            reqwest_middleware::Error::Middleware(source) => match source.downcast::<AuthError>() {
-                Ok(auth) => auth,
-                Err(source) => AuthError::TokenRequestFailed {
-                    url: url.to_owned(),
-                    source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
-                },
+    use crate::transport::failure::{CallFailure, unpack};
+    match unpack(e).await {
+        CallFailure::Answer(answer) => Ok((answer.status, answer.headers, answer.body)),
+        // The URL is printed once, by the outer error: reqwest's own message would repeat it.
+        CallFailure::Transport(source) => Err(AuthError::TokenTransport {
+            url: url.to_owned(),
+            source: source.without_url(),
+        }),
+        CallFailure::Middleware(source) => Err(match source.downcast::<AuthError>() {
+            Ok(auth) => auth,
+            Err(source) => AuthError::TokenRequestFailed {
+                url: url.to_owned(),
+                source: source.reallocate_into_boxed_dyn_error_without_backtrace(),
             },
-        });
-    }
-    // The body may echo a token: keep our copy in a buffer that is wiped on drop.
-    match e {
-        P::ErrorResponse(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let body = read_error_body(answer.into_inner().into_inner()).await;
-            Ok((status, headers, Zeroizing::new(body)))
-        }
-        P::UnexpectedResponse(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let body = read_error_body(answer.bytes_stream()).await;
-            Ok((status, headers, Zeroizing::new(body)))
-        }
-        P::CommunicationError(source) | P::InvalidUpgrade(source) => Err(transport(source)),
-        P::ResponseBodyError(_) => Err(AuthError::TokenResponse {
+        }),
+        CallFailure::Body(_) => Err(AuthError::TokenResponse {
             status: http::StatusCode::OK,
             reason: "the body could not be read in full (cut short, or over the size cap)",
         }),
-        P::InvalidResponsePayload(..) => Err(AuthError::TokenResponse {
+        CallFailure::Payload(_) => Err(AuthError::TokenResponse {
             status: http::StatusCode::OK,
             reason: "the body is not a JSON token response with access_token and token_type",
         }),
-        P::InvalidRequest(problem) | P::Custom(problem) => Err(AuthError::TokenRequestFailed {
+        CallFailure::Request(problem) => Err(AuthError::TokenRequestFailed {
             url: url.to_owned(),
             source: problem.into(),
         }),

@@ -48,7 +48,7 @@ use futures::TryStreamExt as _;
 use serde::Serialize;
 
 use super::PaymentIntents;
-use crate::error::{ApiError, Error, Result};
+use crate::error::{Error, Result};
 use crate::stream::ChatEvent;
 use crate::types::{ApprovalStatus, PaymentIntent, PaymentStatus};
 
@@ -288,19 +288,15 @@ impl TurnIntents {
 }
 
 fn not_found(id: &str, operation: &'static str) -> Error {
-    Error::from_api_error(
-        ApiError::from_parts(
-            http::StatusCode::NOT_FOUND,
-            &http::HeaderMap::new(),
-            format!("no payment intent with id {id:?} among this credential's payment intents")
-                .as_bytes(),
-        )
-        .with_operation(operation),
-    )
+    Error::UnknownId {
+        operation,
+        resource: crate::error::ResourceKind::PaymentIntent,
+        id: id.to_owned(),
+    }
 }
 
 impl<'a> PaymentIntents<'a> {
-    /// One payment intent by id. Fails with [`Error::NotFound`] when no intent of this
+    /// One payment intent by id. Fails with [`Error::UnknownId`] when no intent of this
     /// credential has it.
     ///
     /// The API has no single-intent endpoint: this pages through the list (newest first, 50 a
@@ -326,7 +322,7 @@ impl<'a> PaymentIntents<'a> {
     /// wait can be resumed with another call. Polls start 500 ms apart and back off to every
     /// 5 s; each poll is one [`get`](Self::get). A retryable failure of one poll (a 503, a rate
     /// limit) does not end the wait while time is left; any other error does
-    /// ([`Error::NotFound`] for an unknown id).
+    /// ([`Error::UnknownId`] for an unknown id).
     pub fn wait_for_outcome(&self, id: impl Into<String>) -> WaitForOutcome<'a> {
         WaitForOutcome {
             intents: *self,
@@ -383,7 +379,7 @@ impl<'a> PaymentIntents<'a> {
             }
             match self.get(id).await {
                 Ok(intent) => created.push(intent),
-                Err(Error::NotFound(_)) => {
+                Err(Error::UnknownId { .. }) => {
                     tracing::warn!(
                         payment_intent_id = %id,
                         "the chat stream named a payment intent the list does not have"

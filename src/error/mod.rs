@@ -14,25 +14,36 @@
 //! | [`Error::Registration`] | registration refused | get a new ticket from the owner |
 //! | [`Error::Credential`] | the auth layer failed (signing, token answer, store) | see the cause |
 //! | [`Error::Config`] | local configuration problem | fix the configuration |
-//! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later |
+//! | [`Error::Transport`] | the request could not be sent or its answer not read | retry later; a refused connection: fix the API URL |
 //! | [`Error::UntrustedCertificate`] | this client does not trust the server's TLS certificate | trust its CA, or fix the URL |
 //! | [`Error::Decode`] | the server answered something the SDK could not read | report it |
 //! | [`Error::Stream`] | a chat stream failed | check the payment intents before sending again |
 //! | [`Error::Timeout`] | a deadline given by the caller passed | wait longer or check later |
+//! | [`Error::UnknownId`] | an id looked up among the credential's own resources is not there | check the id |
+//!
+//! `{e}` is one sentence; `{e:?}` (what `main` prints when it returns the error) adds the cause
+//! chain, and `{e:#?}` the structure. Every failed call is mapped here, once (the `map` submodule).
 //!
 //! HTTP errors keep the status, the server's detail, the `WWW-Authenticate` header and the
 //! request id ([`ApiError`]). No message ever contains a token, a proof, an assertion or key
 //! material: the server's error bodies never echo them, and the SDK does not add them.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
-use crate::stream::StreamError;
-use crate::transport::body::ERROR_BODY_CAP;
-use crate::transport::challenge::auth_error;
 use crate::transport::retry;
+
+mod api_error;
+mod map;
+mod registration;
+mod stream;
+
+pub use api_error::ApiError;
+pub(crate) use map::{from_auth_error, from_call, registration_call};
+pub use registration::{RegistrationError, RegistrationErrorCode};
+pub use stream::StreamError;
 
 /// A request the SDK sends: the call's own, or one it makes for the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,42 +64,15 @@ impl fmt::Display for RequestKind {
     }
 }
 
-impl Error {
-    /// A transport failure of `request` as the error it is: a refused server certificate, else
-    /// [`Error::Transport`].
-    pub(crate) fn transport(
-        operation: &'static str,
-        request: RequestKind,
-        source: reqwest::Error,
-    ) -> Error {
-        if crate::transport::tls::untrusted_certificate(&source).is_some() {
-            Error::UntrustedCertificate {
-                operation,
-                request,
-                source,
-            }
-        } else {
-            Error::Transport { operation, source }
-        }
-    }
-}
-
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A server detail longer than this many characters is shortened in messages.
-const DETAIL_DISPLAY_CAP: usize = 500;
-
-/// Headers that carry a request id, in order of preference.
-const REQUEST_ID_HEADERS: [&str; 4] = [
-    "x-request-id",
-    "request-id",
-    "x-correlation-id",
-    "x-amzn-requestid",
-];
-
 /// Every error the SDK returns.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Display` is one sentence that says what failed and what to do; `{:?}` (what `main`
+/// prints when it returns this error) is that sentence followed by its causes, one a line;
+/// `{:#?}` shows the structure (variant and fields).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// HTTP 401: the access token, the DPoP proof or the client assertion was refused.
@@ -114,7 +98,7 @@ pub enum Error {
     Validation(Box<ApiError>),
 
     /// HTTP 429: rate limited. [`Error::retry_after`] says how long the server asked to wait.
-    #[error("rate limited ({0}); back off{hint} and retry", hint = retry_hint(.0.retry_after))]
+    #[error("rate limited ({0}); back off{hint} and retry", hint = retry_hint(.0.retry_after()))]
     RateLimit(Box<ApiError>),
 
     /// Any other HTTP error status.
@@ -123,16 +107,19 @@ pub enum Error {
 
     /// Registration of a credential binding failed (invalid, expired or consumed ticket, …).
     #[error(transparent)]
-    Registration(#[from] crate::register::RegistrationError),
+    Registration(#[from] RegistrationError),
 
     /// The auth layer could not authenticate a request (signing, the token endpoint's answer,
     /// the refresh-token store, a repeated DPoP challenge).
-    #[error("{operation}: could not authenticate the request with this credential")]
+    #[error("{}: could not authenticate the request with this credential", Call(operation, *step))]
     #[non_exhaustive]
     Credential {
-        /// The operation that failed.
+        /// The call that failed (for example `chat.send`).
         operation: &'static str,
-        /// The auth layer's error (boxed: it is large, and this is the rare path).
+        /// The step inside that call that failed, when it is another operation (for example
+        /// `agents.list`, the agent lookup of `chat.send`).
+        step: Option<&'static str>,
+        /// The auth layer's error (boxed: it keeps [`Error`] small).
         #[source]
         source: Box<crate::auth::AuthError>,
     },
@@ -142,14 +129,20 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     /// The request could not be sent, or its response could not be read.
-    #[error(
-        "{operation}: could not reach the Ralio API or read its answer; check the network and retry"
-    )]
+    #[error("{}", transport_message(operation, *step, *failure, target.as_deref()))]
     #[non_exhaustive]
     Transport {
-        /// The operation that failed (for example `transactions.list`).
+        /// The call that failed (for example `transactions.list`).
         operation: &'static str,
-        /// The underlying I/O or HTTP error.
+        /// The step inside that call that failed, when it is another operation (for example
+        /// `agents.list`, the agent lookup of `chat.send`).
+        step: Option<&'static str>,
+        /// How the request failed: refused, timed out, …
+        failure: TransportFailure,
+        /// Where the request went: origin and path, without the query (for example
+        /// `http://127.0.0.1:8080/oauth/token` when the token request failed).
+        target: Option<String>,
+        /// The underlying I/O or HTTP error (its own message leaves the URL to `target`).
         #[source]
         source: reqwest::Error,
     },
@@ -199,9 +192,24 @@ pub enum Error {
     #[non_exhaustive]
     Timeout {
         /// What was awaited.
-        what: String,
+        what: Awaited,
         /// How long the SDK waited.
         waited: Duration,
+    },
+
+    /// A resource looked up by id among this credential's own was not there. No HTTP 404 came
+    /// back: the API has no endpoint for one such resource, so the SDK searched the list.
+    #[error(
+        "{operation}: no {resource} with id {id:?} among this credential's {resource}s; check the id"
+    )]
+    #[non_exhaustive]
+    UnknownId {
+        /// The operation that searched (for example `payment_intents.get`).
+        operation: &'static str,
+        /// What kind of resource was looked for.
+        resource: ResourceKind,
+        /// The id that was not found.
+        id: String,
     },
 
     /// A failure inside the middleware stack that is none of the above.
@@ -216,6 +224,182 @@ pub enum Error {
     },
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return self.fmt_structure(f);
+        }
+        write!(f, "{self}")?;
+        let mut cause = std::error::Error::source(self);
+        if cause.is_some() {
+            f.write_str("\n\nCaused by:")?;
+        }
+        let mut n = 0;
+        while let Some(e) = cause {
+            write!(f, "\n    {n}: {e}")?;
+            n += 1;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The variant and its fields, for `{:#?}`.
+    fn fmt_structure(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Auth(e) => f.debug_tuple("Auth").field(e).finish(),
+            Error::Permission(e) => f.debug_tuple("Permission").field(e).finish(),
+            Error::NotFound(e) => f.debug_tuple("NotFound").field(e).finish(),
+            Error::Validation(e) => f.debug_tuple("Validation").field(e).finish(),
+            Error::RateLimit(e) => f.debug_tuple("RateLimit").field(e).finish(),
+            Error::Api(e) => f.debug_tuple("Api").field(e).finish(),
+            Error::Registration(e) => f.debug_tuple("Registration").field(e).finish(),
+            Error::Config(e) => f.debug_tuple("Config").field(e).finish(),
+            Error::Stream(e) => f.debug_tuple("Stream").field(e).finish(),
+            Error::Credential {
+                operation,
+                step,
+                source,
+            } => f
+                .debug_struct("Credential")
+                .field("operation", operation)
+                .field("step", step)
+                .field("source", source)
+                .finish(),
+            Error::Transport {
+                operation,
+                step,
+                failure,
+                target,
+                source,
+            } => f
+                .debug_struct("Transport")
+                .field("operation", operation)
+                .field("step", step)
+                .field("failure", failure)
+                .field("target", target)
+                .field("source", source)
+                .finish(),
+            Error::UntrustedCertificate {
+                operation,
+                request,
+                source,
+            } => f
+                .debug_struct("UntrustedCertificate")
+                .field("operation", operation)
+                .field("request", request)
+                .field("source", source)
+                .finish(),
+            Error::Decode {
+                operation,
+                expected,
+                source,
+            } => f
+                .debug_struct("Decode")
+                .field("operation", operation)
+                .field("expected", expected)
+                .field("source", source)
+                .finish(),
+            Error::Timeout { what, waited } => f
+                .debug_struct("Timeout")
+                .field("what", what)
+                .field("waited", waited)
+                .finish(),
+            Error::UnknownId {
+                operation,
+                resource,
+                id,
+            } => f
+                .debug_struct("UnknownId")
+                .field("operation", operation)
+                .field("resource", resource)
+                .field("id", id)
+                .finish(),
+            Error::Middleware { operation, source } => f
+                .debug_struct("Middleware")
+                .field("operation", operation)
+                .field("source", source)
+                .finish(),
+        }
+    }
+}
+
+/// How a request failed without an answer ([`Error::Transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The address refused the connection: nothing listens there, most likely a wrong URL.
+    ConnectionRefused,
+    /// Connecting or waiting for the answer took longer than the timeout.
+    TimedOut,
+    /// The connection could not be made (name resolution, TLS, a reset).
+    Connect,
+    /// The request was sent, or may have been, and its answer could not be read.
+    Exchange,
+}
+
+impl TransportFailure {
+    /// Classifies a reqwest error.
+    pub(crate) fn of(e: &reqwest::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                return TransportFailure::ConnectionRefused;
+            }
+            cause = c.source();
+        }
+        if e.is_timeout() {
+            TransportFailure::TimedOut
+        } else if e.is_connect() {
+            TransportFailure::Connect
+        } else {
+            TransportFailure::Exchange
+        }
+    }
+}
+
+/// `chat.send`, or `chat.send (during agents.list)`.
+struct Call<'a>(&'a str, Option<&'a str>);
+
+impl fmt::Display for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(step) if step != self.0 => write!(f, "{} (during {step})", self.0),
+            _ => f.write_str(self.0),
+        }
+    }
+}
+
+fn transport_message(
+    operation: &str,
+    step: Option<&str>,
+    failure: TransportFailure,
+    target: Option<&str>,
+) -> String {
+    let call = Call(operation, step);
+    let target = target.unwrap_or("the Ralio API");
+    match failure {
+        TransportFailure::ConnectionRefused => format!(
+            "{call}: {target} refused the connection: nothing listens there; check the API URL \
+             (RALIO_API_URL, or the base URL given to the client)"
+        ),
+        TransportFailure::TimedOut => {
+            format!("{call}: {target} did not answer in time; check the network and retry")
+        }
+        TransportFailure::Connect => format!(
+            "{call}: could not connect to {target}; check the API URL, the network and the TLS \
+             settings, then retry"
+        ),
+        TransportFailure::Exchange => format!(
+            "{call}: the request to {target} failed before its answer was read; check the \
+             network and retry"
+        ),
+    }
+}
+
 fn retry_hint(after: Option<Duration>) -> String {
     match after {
         Some(d) => format!(" for {}s", d.as_secs().max(1)),
@@ -224,12 +408,12 @@ fn retry_hint(after: Option<Duration>) -> String {
 }
 
 fn api_hint(e: &ApiError) -> &'static str {
-    let chat = e.operation.is_some_and(|op| op.starts_with("chat."));
-    if chat && e.status.is_server_error() {
+    let chat = e.operation().is_some_and(|op| op.starts_with("chat."));
+    if chat && e.status().is_server_error() {
         "; the agent may have acted on the message: check the payment intents before sending it again"
-    } else if is_retryable_status(e.status) {
+    } else if is_retryable_status(e.status()) {
         "; this is usually temporary: retry later"
-    } else if e.status.is_server_error() {
+    } else if e.status().is_server_error() {
         "; report it with the request id"
     } else {
         ""
@@ -257,7 +441,13 @@ impl Error {
             | Error::NotFound(e)
             | Error::Validation(e)
             | Error::RateLimit(e)
-            | Error::Api(e) => retry::Outcome::of_status(e.status),
+            | Error::Api(e) => retry::Outcome::of_status(e.status()),
+            // A refused connection to the configured address is a wrong URL more often than a
+            // server restarting: the retry layer has already tried again where it could.
+            Error::Transport {
+                failure: TransportFailure::ConnectionRefused,
+                ..
+            } => return false,
             Error::Transport { source, .. } => retry::Outcome::of_reqwest(source),
             Error::Timeout { .. } => retry::Outcome::SentMaybe,
             Error::Stream(e) => return e.is_retryable(),
@@ -281,7 +471,7 @@ impl Error {
 
     /// The HTTP status of the error response, when there was one.
     pub fn status(&self) -> Option<StatusCode> {
-        self.api_error().map(|e| e.status)
+        self.api_error().map(ApiError::status)
     }
 
     /// The server's human-readable detail, when there was one.
@@ -306,13 +496,49 @@ impl Error {
 
     /// How long the server asked to wait before retrying (`Retry-After`), when it said.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.api_error().and_then(|e| e.retry_after)
+        self.api_error().and_then(|e| e.retry_after())
+    }
+
+    /// The same error, named after the caller's call `operation`, the operation that failed
+    /// kept as the step inside it (`chat.send` during `agents.list`).
+    pub(crate) fn during(self, operation: &'static str) -> Self {
+        match self {
+            Error::Transport {
+                operation: step,
+                step: None,
+                failure,
+                target,
+                source,
+            } => Error::Transport {
+                operation,
+                step: Some(step),
+                failure,
+                target,
+                source,
+            },
+            Error::Credential {
+                operation: step,
+                step: None,
+                source,
+            } => Error::Credential {
+                operation,
+                step: Some(step),
+                source,
+            },
+            Error::Auth(e) => Error::Auth(Box::new(e.during(operation))),
+            Error::Permission(e) => Error::Permission(Box::new(e.during(operation))),
+            Error::NotFound(e) => Error::NotFound(Box::new(e.during(operation))),
+            Error::Validation(e) => Error::Validation(Box::new(e.during(operation))),
+            Error::RateLimit(e) => Error::RateLimit(Box::new(e.during(operation))),
+            Error::Api(e) => Error::Api(Box::new(e.during(operation))),
+            other => other,
+        }
     }
 
     /// Classify an HTTP error response into the variant a caller acts on.
     pub(crate) fn from_api_error(e: ApiError) -> Self {
         let e = Box::new(e);
-        match e.status.as_u16() {
+        match e.status().as_u16() {
             401 => Error::Auth(e),
             403 => Error::Permission(e),
             404 => Error::NotFound(e),
@@ -320,331 +546,6 @@ impl Error {
             429 => Error::RateLimit(e),
             _ => Error::Api(e),
         }
-    }
-}
-
-/// The details of an HTTP error response.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    status: StatusCode,
-    code: Option<String>,
-    detail: Option<String>,
-    body: Option<serde_json::Value>,
-    www_authenticate: Option<String>,
-    request_id: Option<String>,
-    retry_after: Option<Duration>,
-    operation: Option<&'static str>,
-    attempts: u32,
-}
-
-impl ApiError {
-    /// Build the details from a status, the response headers and (up to 64 KiB of) the body.
-    ///
-    /// Understands FastAPI bodies (`{"detail": "text"}`, `{"detail": {error, error_description,
-    /// used_at?, used_by_host?}}`, `{"detail": [validation errors]}`), OAuth bodies (`{error,
-    /// error_description}`) and raw text. For a 401 with an empty body the detail comes from
-    /// `WWW-Authenticate`.
-    pub fn from_parts(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
-        let body = &body[..body.len().min(ERROR_BODY_CAP)];
-        let www_authenticate = header_str(headers, http::header::WWW_AUTHENTICATE.as_str());
-        let request_id = REQUEST_ID_HEADERS
-            .iter()
-            .find_map(|h| header_str(headers, h));
-        let retry_after = header_str(headers, http::header::RETRY_AFTER.as_str())
-            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
-        let (code, detail, json) = parse_body(body);
-        // The challenges fill in what the body did not say (a 401 often has an empty body).
-        let (code, detail) = match (code, detail) {
-            (code, detail) if code.is_some() && detail.is_some() => (code, detail),
-            (code, detail) => match auth_error(headers) {
-                Some(challenge) => (
-                    code.or(Some(challenge.code)),
-                    detail.or(challenge.description),
-                ),
-                None => (code, detail),
-            },
-        };
-        ApiError {
-            status,
-            code,
-            detail,
-            body: json,
-            www_authenticate,
-            request_id,
-            retry_after,
-            operation: None,
-            attempts: 1,
-        }
-    }
-
-    /// Details known without a response body (for example from the auth layer's error).
-    pub(crate) fn new(status: StatusCode, code: Option<String>, detail: Option<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            detail,
-            body: None,
-            www_authenticate: None,
-            request_id: None,
-            retry_after: None,
-            operation: None,
-            attempts: 1,
-        }
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The server's human-readable detail.
-    pub fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
-    }
-
-    /// The machine-readable error code (`invalid_token`, `ticket_expired`, …) when present.
-    pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
-    }
-
-    /// The body as JSON, when it was JSON (for example FastAPI's list of validation errors).
-    pub fn body(&self) -> Option<&serde_json::Value> {
-        self.body.as_ref()
-    }
-
-    /// The field errors of a validation failure (FastAPI's `{"detail": [{loc, msg, type}]}`,
-    /// usually a 422), one per field, in the server's order; empty for any other answer.
-    /// [`detail`](Self::detail) joins the same list into one line for people.
-    pub fn validation_errors(&self) -> Vec<ValidationIssue> {
-        let Some(serde_json::Value::Array(items)) =
-            self.body.as_ref().and_then(|b| b.get("detail"))
-        else {
-            return Vec::new();
-        };
-        items.iter().map(ValidationIssue::from_json).collect()
-    }
-
-    /// The `WWW-Authenticate` header.
-    pub fn www_authenticate(&self) -> Option<&str> {
-        self.www_authenticate.as_deref()
-    }
-
-    /// The request id from the response headers.
-    pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    /// The server's `Retry-After`, in seconds or as an HTTP date, converted to a duration.
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-
-    /// The SDK operation that failed (for example `transactions.list`), when known.
-    pub fn operation(&self) -> Option<&'static str> {
-        self.operation
-    }
-
-    /// How many attempts were made before giving up (1 when the call was not retried).
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    pub(crate) fn with_operation(mut self, operation: &'static str) -> Self {
-        self.operation = Some(operation);
-        self
-    }
-
-    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts;
-        self
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(op) = self.operation {
-            write!(f, "{op}: ")?;
-        }
-        write!(f, "HTTP {}", self.status.as_u16())?;
-        if let Some(reason) = self.status.canonical_reason() {
-            write!(f, " {reason}")?;
-        }
-        match (&self.code, &self.detail) {
-            (Some(code), Some(detail)) => write!(f, ": {code}: {}", shorten(detail))?,
-            (Some(code), None) => write!(f, ": {code}")?,
-            (None, Some(detail)) => write!(f, ": {}", shorten(detail))?,
-            (None, None) => {}
-        }
-        if self.attempts > 1 {
-            write!(f, ", after {} attempts", self.attempts)?;
-        }
-        if let Some(id) = &self.request_id {
-            write!(f, ", request id {id}")?;
-        }
-        Ok(())
-    }
-}
-
-fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
-    match s.char_indices().nth(DETAIL_DISPLAY_CAP) {
-        Some((cut, _)) => format!("{}…", &s[..cut]).into(),
-        None => s.into(),
-    }
-}
-
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-/// `Retry-After` is either delta-seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let wait = if let Ok(secs) = value.parse::<u64>() {
-        Duration::from_secs(secs)
-    } else if let Ok(secs) = value.parse::<f64>() {
-        Duration::try_from_secs_f64(secs).ok()?
-    } else {
-        let at = httpdate::parse_http_date(value).ok()?;
-        at.duration_since(now).unwrap_or(Duration::ZERO)
-    };
-    // A server number that a caller will add to a clock: bounded, so `now + wait` cannot
-    // overflow anywhere.
-    Some(wait.min(RETRY_AFTER_MAX))
-}
-
-/// The longest `Retry-After` the SDK reports (longer values are cut to this).
-pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// `(code, detail, json)` from an error body.
-fn parse_body(body: &[u8]) -> (Option<String>, Option<String>, Option<serde_json::Value>) {
-    use serde_json::Value;
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        let text = String::from_utf8_lossy(body).trim().to_owned();
-        return (None, (!text.is_empty()).then_some(text), None);
-    };
-    let (code, detail) = match &json {
-        Value::Object(map) => match map.get("detail") {
-            Some(detail) => describe_detail(detail),
-            None => match (map.get("error"), map.get("error_description")) {
-                (Some(Value::String(code)), desc) => (
-                    Some(code.clone()),
-                    desc.and_then(Value::as_str).map(str::to_owned),
-                ),
-                _ => (None, Some(json.to_string())),
-            },
-        },
-        Value::Null => (None, None),
-        Value::String(s) => (None, Some(s.clone())),
-        other => (None, Some(other.to_string())),
-    };
-    (code, detail.filter(|d| !d.is_empty()), Some(json))
-}
-
-/// FastAPI's `detail`: a string, an object (`error`, `error_description`, `used_at`,
-/// `used_by_host`, …) or a list of validation errors.
-fn describe_detail(detail: &serde_json::Value) -> (Option<String>, Option<String>) {
-    use serde_json::Value;
-    match detail {
-        Value::String(s) => (None, Some(s.clone())),
-        Value::Object(map) => {
-            let code = map.get("error").and_then(Value::as_str).map(str::to_owned);
-            let mut text = map
-                .get("error_description")
-                .or_else(|| map.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let used_at = map.get("used_at").and_then(Value::as_str);
-            let used_by = map.get("used_by_host").and_then(Value::as_str);
-            if used_at.is_some() || used_by.is_some() {
-                let mut extra = String::from("used");
-                if let Some(at) = used_at {
-                    extra.push_str(&format!(" at {at}"));
-                }
-                if let Some(by) = used_by {
-                    extra.push_str(&format!(" by {by}"));
-                }
-                text = Some(match text {
-                    Some(t) => format!("{t} ({extra})"),
-                    None => extra,
-                });
-            }
-            if code.is_none() && text.is_none() {
-                return (None, Some(detail.to_string()));
-            }
-            (code, text)
-        }
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(describe_validation_item).collect();
-            (None, Some(parts.join("; ")))
-        }
-        Value::Null => (None, None),
-        other => (None, Some(other.to_string())),
-    }
-}
-
-/// One FastAPI validation error: `{loc: ["query", "page"], msg, type}` → `query.page: msg`.
-/// One field error of a validation failure: see [`ApiError::validation_errors`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ValidationIssue {
-    /// Where the error is (`["query", "page"]`, `["body", "amount"]`); list indexes as text.
-    pub location: Vec<String>,
-    /// The server's message (`msg`), or the item itself as JSON when it has none.
-    pub message: String,
-    /// The machine-readable kind (`type`, e.g. `greater_than_equal`), when given.
-    pub kind: Option<String>,
-}
-
-impl ValidationIssue {
-    fn from_json(item: &serde_json::Value) -> Self {
-        use serde_json::Value;
-        let location = item
-            .get("loc")
-            .and_then(Value::as_array)
-            .map(|parts| {
-                parts
-                    .iter()
-                    .map(|p| match p {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let message = item
-            .get("msg")
-            .and_then(Value::as_str)
-            .map_or_else(|| item.to_string(), str::to_owned);
-        let kind = item.get("type").and_then(Value::as_str).map(str::to_owned);
-        Self {
-            location,
-            message,
-            kind,
-        }
-    }
-}
-
-fn describe_validation_item(item: &serde_json::Value) -> String {
-    use serde_json::Value;
-    let loc = item.get("loc").and_then(Value::as_array).map(|parts| {
-        parts
-            .iter()
-            .map(|p| match p {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(".")
-    });
-    let msg = item.get("msg").and_then(Value::as_str);
-    match (loc, msg) {
-        (Some(loc), Some(msg)) => format!("{loc}: {msg}"),
-        (None, Some(msg)) => msg.to_owned(),
-        _ => item.to_string(),
     }
 }
 
@@ -749,21 +650,95 @@ pub enum ConfigError {
     #[error("could not build the HTTP client; check the TLS and proxy settings of the environment")]
     HttpClient(#[source] reqwest::Error),
 
-    /// A value in the builder or the environment is out of range or malformed.
-    #[error("{what}: {problem}")]
+    /// The API URL has a query or fragment: only an origin can be used.
+    #[error(
+        "the API URL {url:?} has a query or fragment; give only the origin, such as https://api.ralio.co"
+    )]
     #[non_exhaustive]
-    Invalid {
-        /// The setting at fault.
-        what: &'static str,
-        /// What is wrong with it and how to fix it.
-        problem: String,
+    UrlNotAnOrigin {
+        /// The URL as given.
+        url: String,
     },
+
+    /// The call needs credentials and the client was built without any.
+    #[error(
+        "{operation}: this client has no credentials; build it with credentials (RalioClient::from_env, or a credential store)"
+    )]
+    #[non_exhaustive]
+    NoClientCredentials {
+        /// The call that needs them.
+        operation: &'static str,
+    },
+
+    /// A value given to a call could not be put into the request (the generated layer refused
+    /// it). Nothing was sent.
+    #[error("{operation}: the request could not be built ({detail}); check the arguments")]
+    #[non_exhaustive]
+    InvalidRequest {
+        /// The operation.
+        operation: &'static str,
+        /// What the generated layer said.
+        detail: String,
+    },
+}
+
+/// What a [`Error::Timeout`] was waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Awaited {
+    /// A response to one attempt of an API call (the per-attempt time limit).
+    #[non_exhaustive]
+    Response {
+        /// The operation (for example `transactions.list`).
+        operation: &'static str,
+    },
+    /// The reply to a chat message. The agent may have acted meanwhile.
+    ChatReply,
+    /// The owner's decision on a payment intent.
+    #[non_exhaustive]
+    Decision {
+        /// The payment intent.
+        intent_id: String,
+    },
+}
+
+impl fmt::Display for Awaited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Awaited::Response { operation } => write!(f, "a response to {operation}"),
+            Awaited::ChatReply => f.write_str(
+                "the chat reply (the agent may have acted: check the payment intents before sending again)",
+            ),
+            Awaited::Decision { intent_id } => {
+                write!(f, "a decision on payment intent {intent_id}")
+            }
+        }
+    }
+}
+
+/// A kind of resource, as [`Error::UnknownId`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResourceKind {
+    /// A payment intent.
+    PaymentIntent,
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResourceKind::PaymentIntent => "payment intent",
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::transport::body::ERROR_BODY_CAP;
+    use crate::transport::retry::{RETRY_AFTER_MAX, parse_retry_after};
+    use http::{HeaderMap, HeaderValue};
+    use std::time::SystemTime;
 
     fn api(status: u16, headers: &[(&str, &str)], body: &str) -> Error {
         let mut map = HeaderMap::new();
@@ -813,15 +788,23 @@ mod tests {
         );
         assert!(e.api_error().unwrap().body().unwrap()["detail"].is_array());
         let issues = e.api_error().unwrap().validation_errors();
-        assert_eq!(issues.len(), 2);
-        assert_eq!(issues[0].location, ["query", "page"]);
-        assert_eq!(
-            issues[0].message,
-            "Input should be greater than or equal to 1"
+        // The second item lacks the documented `type`: it is described, not read as a field
+        // error.
+        assert_eq!(issues.len(), 1);
+        let loc: Vec<String> = issues[0].loc.iter().map(ToString::to_string).collect();
+        assert_eq!(loc, ["query", "page"]);
+        assert_eq!(issues[0].msg, "Input should be greater than or equal to 1");
+        assert_eq!(issues[0].type_, "greater_than_equal");
+        let documented = api(
+            422,
+            &[],
+            r#"{"detail":[{"loc":["body","amount"],"msg":"too big","type":"less_than"},{"loc":["query","per_page",0],"msg":"bad","type":"int"}]}"#,
         );
-        assert_eq!(issues[0].kind.as_deref(), Some("greater_than_equal"));
-        assert_eq!(issues[1].location, ["query", "per_page", "0"]);
-        assert_eq!(issues[1].kind, None);
+        assert_eq!(
+            documented.detail(),
+            Some("body.amount: too big; query.per_page.0: bad")
+        );
+        assert_eq!(documented.api_error().unwrap().validation_errors().len(), 2);
         // Any other body has no field errors.
         let other = api(400, &[], r#"{"detail":"bad request"}"#);
         assert!(other.api_error().unwrap().validation_errors().is_empty());
@@ -978,7 +961,9 @@ mod tests {
                 granted: vec![crate::Scope::AgentsExecute, crate::Scope::TransactionsRead],
             }),
             Error::Timeout {
-                what: "a decision on payment intent pi_1".into(),
+                what: Awaited::Decision {
+                    intent_id: "pi_1".into(),
+                },
                 waited: Duration::from_secs(30),
             },
         ];
@@ -992,5 +977,45 @@ mod tests {
         let e = api(500, &[], "boom");
         assert!(e.source().is_none());
         assert_eq!(e.to_string().matches("boom").count(), 1);
+    }
+
+    /// `Error::is_retryable` and the retry layer answer from the same classifier: for every
+    /// error status, "retryable" means the layer retries a GET; a POST only on 429.
+    #[test]
+    fn is_retryable_and_the_policy_agree_on_every_status() {
+        use crate::transport::retry::{Outcome, retryable};
+        use http::Method;
+        let expected_get = [408, 429, 502, 503, 504];
+        for code in 400..=599u16 {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err =
+                Error::from_api_error(ApiError::from_parts(status, &http::HeaderMap::new(), b""));
+            let get = retryable(&Method::GET, Outcome::of_status(status));
+            assert_eq!(err.is_retryable(), get, "{code}");
+            assert_eq!(get, expected_get.contains(&code), "GET {code}");
+            assert_eq!(
+                retryable(&Method::POST, Outcome::of_status(status)),
+                code == 429,
+                "POST {code}"
+            );
+        }
+        // The two statuses the two definitions used to disagree on.
+        for code in [408, 500] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err =
+                Error::from_api_error(ApiError::from_parts(status, &http::HeaderMap::new(), b""));
+            assert_eq!(
+                err.is_retryable(),
+                retryable(&Method::GET, Outcome::of_status(status))
+            );
+        }
+        assert!(
+            !Error::from_api_error(ApiError::from_parts(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &http::HeaderMap::new(),
+                b""
+            ))
+            .is_retryable()
+        );
     }
 }
