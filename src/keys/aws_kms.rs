@@ -101,11 +101,19 @@ impl AwsKmsSigner {
         let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&public, false);
         let public_jwk = PublicJwk::from_sec1_bytes(point.as_bytes())
             .map_err(|_| unsuitable("its public key is not a P-256 key"))?;
-        let key_arn = answer
+        let mut key_arn = answer
             .key_id()
             .filter(|id| !id.is_empty())
             .unwrap_or(key.as_str())
             .to_owned();
+        // KMS answers the key's ARN; an emulator may answer its bare id. The ARN (with its
+        // region) is what a store should record; without kms:DescribeKey the id will do.
+        if !key_arn.starts_with("arn:")
+            && let Ok(described) = client.describe_key().key_id(&key_arn).send().await
+            && let Some(arn) = described.key_metadata().and_then(|m| m.arn())
+        {
+            key_arn = arn.to_owned();
+        }
         let thumbprint = public_jwk.thumbprint();
         tracing::debug!(key = %key_arn, thumbprint = %thumbprint, "opened the AWS KMS key");
         Ok(Self {
@@ -302,15 +310,21 @@ impl KmsFailure {
                 "the request could not be built or was refused as invalid; check the region, the credentials and the key id"
             }
             Kind::Unreachable => {
-                "KMS could not be reached or did not answer in time; check the network, AWS_REGION and AWS_ENDPOINT_URL, then retry (nothing stored was changed)"
+                "KMS is unavailable (no connection, a timeout, throttling or an internal error); check the network, AWS_REGION and AWS_ENDPOINT_URL, then retry (nothing stored was changed)"
             }
             Kind::Other => "KMS refused the request",
         };
-        Self {
-            kind,
-            hint,
-            detail: DisplayErrorContext(&error).to_string(),
-        }
+        // The service's own words; never the raw response (it is noise, and a response body
+        // is not this SDK's to print).
+        let detail = match (code, error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code,
+            (None, _) => match &error {
+                SdkError::ResponseError(_) => "the response could not be read".to_owned(),
+                other => DisplayErrorContext(other).to_string(),
+            },
+        };
+        Self { kind, hint, detail }
     }
 }
 

@@ -6,6 +6,8 @@ mod auth_keys;
 mod auth_proofs;
 mod auth_sandbox;
 mod auth_tracing;
+#[cfg(feature = "aws-kms")]
+mod aws_kms;
 mod capture;
 mod client_e2e;
 mod decoding;

@@ -222,6 +222,24 @@ async fn pkcs11_key_generated_in_the_token_registers_mints_calls_refreshes_and_r
         let signature = loaded_signer.sign_es256(message).await.unwrap();
         verify_independently(loaded_signer.public_jwk(), message, &signature);
     }
+    // The latency of one signature in the token (the README quotes it).
+    const N: u32 = 200;
+    let mut signed = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..N {
+        let message = format!("message {i}");
+        signed.push((
+            message.clone(),
+            loaded_signer.sign_es256(message.as_bytes()).await.unwrap(),
+        ));
+    }
+    eprintln!(
+        "PKCS#11 (SoftHSM) sign: {:?} per signature, sequential",
+        started.elapsed() / N
+    );
+    for (message, signature) in &signed {
+        verify_independently(loaded_signer.public_jwk(), message.as_bytes(), signature);
+    }
 
     // The store's report (`ralio doctor`) names the token and says the key is not extractable.
     let report = store.report().await;
