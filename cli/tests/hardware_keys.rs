@@ -114,3 +114,32 @@ async fn register_with_a_pkcs11_key_then_chat_and_doctor_show_a_non_extractable_
         stored
     );
 }
+
+#[cfg(feature = "aws-kms")]
+#[tokio::test(flavor = "multi_thread")]
+async fn register_with_an_aws_kms_alias_then_chat_and_doctor_name_the_key() {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_KMS") else {
+        return unavailable("AWS KMS emulator (AWS_ENDPOINT_URL_KMS and the AWS_* settings)");
+    };
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL_KMS must be a loopback emulator, not {endpoint}"
+    );
+    let env = Env::new().await;
+    let alias = format!(
+        "alias/ralio-cli-{}-{}",
+        std::process::id(),
+        env.sandbox.base_url().len()
+    );
+    let doctor = register_and_use(&env, &alias, &[]).await;
+    let location = check(&doctor, "key location");
+    assert_eq!(location["status"], "ok", "{doctor}");
+    let detail = location["detail"].as_str().unwrap();
+    assert!(detail.contains("AWS KMS key arn:aws:kms:"), "{detail}");
+    // The store pins the key's ARN, not the alias.
+    let stored = std::fs::read_to_string(env.config_dir().join("credentials.json")).unwrap();
+    assert!(
+        stored.contains("arn:aws:kms:") && !stored.contains(&alias),
+        "{stored}"
+    );
+}

@@ -518,3 +518,72 @@ async fn pkcs11_existing_key_is_found_by_label_and_the_pin_never_shows() {
         assert!(!shown.contains(&token.pin), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn pkcs11_pin_never_reaches_a_log() {
+    let Some(_) = token() else { return };
+    crate::capture::run_child(
+        "pkcs11::child_registers_and_calls_at_trace",
+        "child done: trace without the PIN",
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "run by pkcs11_pin_never_reaches_a_log"]
+async fn child_registers_and_calls_at_trace() {
+    if !crate::capture::in_child() {
+        return;
+    }
+    let capture = crate::capture::Capture::install_global();
+    let Some(token) = token() else { return };
+    let sb = Sandbox::builder().start().await.unwrap();
+    // The PIN in the URI itself (pin-value), the form most likely to be echoed.
+    let text = format!(
+        "pkcs11:token={};object={}?module-path={}&pin-value={}",
+        token.label,
+        unique("trace"),
+        token.module.display(),
+        token.pin
+    );
+    let signer = open_key(&KeyReference::parse(&text).unwrap(), KeyCreation::IfMissing)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let binding = register(
+        &store,
+        RegisterOptions::new()
+            .base_url(sb.base_url())
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .signer(Arc::clone(&signer)),
+    )
+    .await
+    .unwrap();
+    let client = RalioClient::builder()
+        .base_url(sb.base_url())
+        .identity(Identity::with_signer(binding.client_id, signer))
+        .build()
+        .await
+        .unwrap();
+    client.transactions().list().await.unwrap();
+    // The stored reference has no pin-value: opening it needs the PIN from elsewhere.
+    let stored = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    assert!(
+        !stored.contains("pin-value") && !stored.contains(&token.pin),
+        "{stored}"
+    );
+    let err = store.load_identity().await;
+    let shown = format!("{err:?}");
+    assert!(!shown.contains(&token.pin), "{shown}");
+    let logs = capture.text();
+    assert!(
+        logs.contains("opened the PKCS#11 key"),
+        "nothing was logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&token.pin),
+        "the PIN reached the log:\n{logs}"
+    );
+    println!("child done: trace without the PIN");
+}
