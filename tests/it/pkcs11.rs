@@ -587,3 +587,41 @@ async fn child_registers_and_calls_at_trace() {
     );
     println!("child done: trace without the PIN");
 }
+
+/// The official Python SDK, pointed at a directory whose key is a PKCS#11 reference, fails
+/// with its own clear error (the key is missing at the reference it names) and never reads
+/// anything else as the key. Runs when `RALIO_PYTHON_SDK` points at an unpacked ralio 0.1.4
+/// wheel (see tests/fixtures/python-store-README.md).
+#[tokio::test]
+async fn pkcs11_reference_is_refused_clearly_by_the_python_sdk() {
+    let Some(token) = token() else { return };
+    let Ok(sdk) = std::env::var("RALIO_PYTHON_SDK") else {
+        eprintln!(
+            "skipping the Python check: set RALIO_PYTHON_SDK to an unpacked ralio 0.1.4 wheel"
+        );
+        return;
+    };
+    let sb = Sandbox::builder().start().await.unwrap();
+    let (dir, _, _) = registered(&token, &sb).await;
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-key-ref-check.py");
+    let python = std::env::var("RALIO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = std::process::Command::new(python)
+        .env("PYTHONPATH", sdk)
+        .arg(script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("the Python SDK said: {said}");
+    // "Private key missing at pkcs11:token=…": its own message, naming the reference.
+    assert!(
+        said.contains("Private key missing at pkcs11:token="),
+        "{said}"
+    );
+}
