@@ -625,3 +625,66 @@ async fn pkcs11_reference_is_refused_clearly_by_the_python_sdk() {
         "{said}"
     );
 }
+
+/// The PKCS#11 signer driving a software TPM: swtpm, behind tpm2-abrmd, through Debian's
+/// `libtpm2-pkcs11-1` (`.ci/run` sets it up; see there for the commands). Set
+/// `RALIO_TEST_TPM_TOKEN` and `RALIO_TEST_TPM_PIN` (and `TPM2_PKCS11_STORE`,
+/// `TPM2_PKCS11_TCTI` for the module itself).
+#[tokio::test]
+async fn tpm_key_generated_in_a_software_tpm_registers_and_signs() {
+    let module = std::env::var("RALIO_TEST_TPM_MODULE")
+        .unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so".to_owned());
+    let (Ok(label), Ok(pin)) = (
+        std::env::var("RALIO_TEST_TPM_TOKEN"),
+        std::env::var("RALIO_TEST_TPM_PIN"),
+    ) else {
+        return unavailable(
+            "software TPM token",
+            "install swtpm, tpm2-abrmd, libtss2-tcti-tabrmd0 and libtpm2-pkcs11-tools, start them and add a token as .ci/run does, and set RALIO_TEST_TPM_TOKEN and RALIO_TEST_TPM_PIN",
+        )
+        .unwrap_or(());
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, &pin).unwrap();
+    let uri = Pkcs11Uri::new(&label, unique("tpm"))
+        .with_module_path(&module)
+        .with_pin_source(pin_file.to_string_lossy().into_owned());
+    let signer = Pkcs11Signer::open_or_generate(&uri).await.unwrap();
+    assert_eq!(signer.extractable(), Some(false));
+    let location = signer.key_location().unwrap();
+    eprintln!("TPM key: {}", location.description);
+    let signer: Arc<dyn Signer> = Arc::new(signer);
+
+    let sb = Sandbox::builder().start().await.unwrap();
+    let store = FileStore::new(dir.path().join("store"));
+    let binding = register(
+        &store,
+        RegisterOptions::new()
+            .base_url(sb.base_url())
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .signer(Arc::clone(&signer)),
+    )
+    .await
+    .unwrap();
+    let verified = Verified::new(signer);
+    let client = RalioClient::builder()
+        .base_url(sb.base_url())
+        .identity(Identity::with_signer(binding.client_id, verified.clone()))
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        client.transactions().list().await.unwrap();
+    }
+    eprintln!(
+        "TPM: 5 calls, {} signatures, in {:?}",
+        verified.signatures(),
+        started.elapsed()
+    );
+    assert!(verified.signatures() >= 5);
+    // Opened again from the stored reference.
+    let loaded = store.load_identity().await.unwrap().unwrap();
+    assert_eq!(loaded.thumbprint(), verified.thumbprint());
+}
