@@ -696,7 +696,7 @@ pub enum OpenKeyError {
 }
 
 impl OpenKeyError {
-    /// `Some(feature)` when only a missing cargo feature stands in the way.
+    /// The refusal to open `reference` in a build without its feature.
     pub(crate) fn feature_disabled(reference: &KeyReference) -> Self {
         Self::FeatureDisabled {
             reference: reference.to_string(),

@@ -688,3 +688,49 @@ async fn tpm_key_generated_in_a_software_tpm_registers_and_signs() {
     let loaded = store.load_identity().await.unwrap().unwrap();
     assert_eq!(loaded.thumbprint(), verified.thumbprint());
 }
+
+/// The keyring and Vault stores keep a PKCS#11 key by its reference too (and the file store
+/// keeps a Vault Transit key by its reference): one notion for every store.
+#[cfg(all(feature = "keyring", feature = "vault", target_os = "linux"))]
+#[tokio::test]
+async fn pkcs11_reference_is_kept_by_the_keyring_and_vault_stores() {
+    use ralio::store::{KeyringBackend, KeyringStore, VaultStore};
+    let Some(token) = token() else { return };
+    let signer: Arc<dyn Signer> = Arc::new(
+        Pkcs11Signer::open_or_generate(&token.fresh_key("stores"))
+            .await
+            .unwrap(),
+    );
+    let identity = Identity::with_signer("cb_hardware_1", Arc::clone(&signer));
+    let mut stores: Vec<Box<dyn CredentialStore>> = Vec::new();
+    if crate::store_keyring::available(KeyringBackend::KeyUtils).await {
+        stores.push(Box::new(KeyringStore::with_backend(
+            unique("ralio-test"),
+            KeyringBackend::KeyUtils,
+        )));
+    }
+    if let Some(config) = crate::store_vault::vault().await {
+        stores.push(Box::new(
+            VaultStore::new(config.path(unique("ralio-ref"))).unwrap(),
+        ));
+    }
+    for store in stores {
+        store.save_identity(&identity).await.unwrap();
+        let loaded = store.load_identity().await.unwrap().unwrap();
+        assert_eq!(loaded.client_id(), "cb_hardware_1", "{}", store.describe());
+        assert_eq!(
+            loaded.thumbprint(),
+            signer.thumbprint(),
+            "{}",
+            store.describe()
+        );
+        let IdentityKey::Remote(loaded) = loaded.key() else {
+            panic!("{}: not a remote key", store.describe())
+        };
+        let signature = loaded.sign_es256(b"stored by reference").await.unwrap();
+        verify_independently(signer.public_jwk(), b"stored by reference", &signature);
+        let report = store.report().await;
+        let location = report.key.unwrap().location.unwrap();
+        assert_eq!(location.extractable, Some(false), "{}", store.describe());
+    }
+}
