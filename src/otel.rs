@@ -9,9 +9,8 @@
 //! Trace Context level 1) rather than through `opentelemetry_sdk`'s propagator, to keep the SDK
 //! and its global state out of the dependency tree.
 
-use http::{Extensions, HeaderValue};
+use http::HeaderValue;
 use opentelemetry::trace::TraceContextExt;
-use reqwest_middleware::{Middleware, Next};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `traceparent` value of the current span, if it belongs to a valid trace.
@@ -32,25 +31,14 @@ pub(crate) fn current_traceparent() -> Option<(String, Option<String>)> {
     Some((parent, (!state.is_empty()).then_some(state)))
 }
 
-/// The middleware adding `traceparent` / `tracestate`.
-pub(crate) struct TraceParent;
-
-#[async_trait::async_trait]
-impl Middleware for TraceParent {
-    async fn handle(
-        &self,
-        mut req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        if let Some((parent, state)) = current_traceparent() {
-            if let Ok(v) = HeaderValue::from_str(&parent) {
-                req.headers_mut().insert("traceparent", v);
-            }
-            if let Some(Ok(v)) = state.map(|s| HeaderValue::from_str(&s)) {
-                req.headers_mut().insert("tracestate", v);
-            }
+/// Adds `traceparent` / `tracestate` to a request, from the current span.
+pub(crate) fn add_traceparent(req: &mut reqwest::Request) {
+    if let Some((parent, state)) = current_traceparent() {
+        if let Ok(v) = HeaderValue::from_str(&parent) {
+            req.headers_mut().insert("traceparent", v);
         }
-        next.run(req, extensions).await
+        if let Some(Ok(v)) = state.map(|s| HeaderValue::from_str(&s)) {
+            req.headers_mut().insert("tracestate", v);
+        }
     }
 }

@@ -82,3 +82,59 @@ impl<'de> Deserialize<'de> for RedactedString {
         String::deserialize(deserializer).map(Self::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RedactedString;
+
+    /// Every secret of the wire types (a token answer read from the server, a registration
+    /// request built for it) stays out of `Debug`, while the value itself survives the round
+    /// trip through JSON; equality compares the secrets.
+    #[test]
+    fn secrets_in_the_wire_types_never_reach_debug() {
+        let answer: crate::api::types::TokenResponse = serde_json::from_value(serde_json::json!({
+            "access_token": "at-SECRET-1",
+            "refresh_token": "rt-SECRET-2",
+            "token_type": "DPoP",
+            "expires_in": 300,
+            "scope": "agents:execute",
+        }))
+        .unwrap();
+        let shown = format!("{answer:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert_eq!(answer.access_token.expose_secret(), "at-SECRET-1");
+        assert_eq!(
+            answer
+                .refresh_token
+                .as_ref()
+                .map(RedactedString::expose_secret),
+            Some("rt-SECRET-2")
+        );
+        let back = serde_json::to_value(&answer).unwrap();
+        assert_eq!(back["access_token"], "at-SECRET-1");
+
+        let jwk: crate::api::types::PublicKeyJwk = serde_json::from_value(serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA",
+        }))
+        .unwrap();
+        let request = crate::api::types::RegistrationRequest::builder(
+            jwk,
+            RedactedString::new("ralio-reg-SECRET-3"),
+        );
+        let request: crate::api::types::RegistrationRequest = request.try_into().unwrap();
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert_eq!(
+            serde_json::to_value(&request).unwrap()["ticket"],
+            "ralio-reg-SECRET-3"
+        );
+
+        assert_eq!(answer.access_token, RedactedString::from("at-SECRET-1"));
+        assert_ne!(answer.access_token, RedactedString::from("at-SECRET-X"));
+        assert_ne!(
+            answer.access_token,
+            RedactedString::from("at-SECRET-1-longer")
+        );
+    }
+}

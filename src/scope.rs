@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 ///     .collect::<Result<_, _>>()?;
 /// assert_eq!(scopes, [Scope::AgentsExecute, Scope::TransactionsRead]);
 /// assert_eq!(Scope::from("reports:read").to_string(), "reports:read");
-/// # Ok::<(), ralio::scope::InvalidScope>(())
+/// # Ok::<(), ralio::types::InvalidScope>(())
 /// ```
 #[derive(Debug, Clone, Eq)]
 #[non_exhaustive]

@@ -1,5 +1,7 @@
 //! The SDK's resource types: the types generated from `openapi/ralio.json`, re-exported under
-//! their public names, and the few hand-written types the generator maps schema fields to.
+//! their public names, and the few hand-written types the generator maps schema fields to:
+//! the open enums, [`Scope`] (an OAuth scope, as the public API takes and returns it) and
+//! [`RedactedString`] (every secret field of the generated types).
 //!
 //! Nothing here mirrors a schema object. [`Agent`], [`Message`], [`ChatResponse`]
 //! ([`ChatReply`]), [`Transaction`], [`PaymentIntent`], [`PaymentInstruction`] and the list
@@ -20,6 +22,9 @@
 
 pub use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use crate::redacted::RedactedString;
+pub use crate::scope::{InvalidScope, Scope};
 
 pub use crate::api::types::{
     Agent, ChatRequest, ChatResponse, Message, PaymentInstruction, PaymentIntent,
@@ -149,7 +154,10 @@ open_enum! {
     }
 }
 
-pub mod de {
+// Which readers the generated code calls depends on the document (the type table in
+// `openapi/rust_types.rs` names them all), so some may go unused by a given build.
+#[allow(dead_code)]
+pub(crate) mod de {
     //! The readers the generator attaches to fields (`#[serde(deserialize_with = …)]`), chosen
     //! by the field's type in `openapi/rust_types.rs`. They read while serde decodes the
     //! response: no second pass over the body.
@@ -341,26 +349,18 @@ mod tests {
     #[test]
     fn timestamps_read_leniently() {
         let t = |s: &str| de::parse_time(s).map(|t| t.to_rfc3339());
-        assert_eq!(
-            t("2026-01-05T10:00:00Z").as_deref(),
-            Some("2026-01-05T10:00:00+00:00")
-        );
-        assert_eq!(
-            t("2026-01-05T11:00:00+01:00").as_deref(),
-            Some("2026-01-05T10:00:00+00:00")
-        );
-        assert_eq!(
-            t("2026-01-05T10:00:00.123456").as_deref(),
-            Some("2026-01-05T10:00:00.123456+00:00")
-        );
-        assert_eq!(
-            t("2026-01-05 10:00:00").as_deref(),
-            Some("2026-01-05T10:00:00+00:00")
-        );
-        assert_eq!(
-            t("2026-01-05").as_deref(),
-            Some("2026-01-05T00:00:00+00:00")
-        );
+        for (given, read) in [
+            ("2026-01-05T10:00:00Z", "2026-01-05T10:00:00+00:00"),
+            ("2026-01-05T11:00:00+01:00", "2026-01-05T10:00:00+00:00"),
+            (
+                "2026-01-05T10:00:00.123456",
+                "2026-01-05T10:00:00.123456+00:00",
+            ),
+            ("2026-01-05 10:00:00", "2026-01-05T10:00:00+00:00"),
+            ("2026-01-05", "2026-01-05T00:00:00+00:00"),
+        ] {
+            assert_eq!(t(given).as_deref(), Some(read), "{given}");
+        }
         assert_eq!(t("yesterday"), None);
         assert_eq!(t(""), None);
     }

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ralio::auth::TokenManager;
-use ralio::config::env_var;
 use ralio::store::{CredentialStore, FileStore, KeyringStore, VaultStore};
 use ralio::{ConfigError, RalioClient};
 
 use crate::cli::{GlobalArgs, StoreKind};
+use crate::env::var as env_var;
 use crate::error::CliError;
 
 /// The keyring service name the CLI uses unless `RALIO_KEYRING_SERVICE` names another.
@@ -33,13 +33,13 @@ pub struct Context {
 impl Context {
     /// Flag, else environment variable, else default (PROTOCOL.md precedence).
     pub fn resolve(global: &GlobalArgs) -> Result<Self, CliError> {
-        let raw_url = global
-            .api_url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| env_var(ralio::config::ENV_API_URL))
-            .unwrap_or_else(|| ralio::config::DEFAULT_API_URL.to_owned());
-        let api_url = ralio::config::validate_base_url(&raw_url).map_err(ralio::Error::from)?;
+        // The flag, else what the SDK resolves (RALIO_API_URL, else production), checked
+        // by the SDK's rules before anything is sent.
+        let mut builder = RalioClient::builder();
+        if let Some(url) = global.api_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            builder = builder.base_url(url);
+        }
+        let api_url = builder.resolved_base_url()?;
         let config_dir = match global
             .config_dir
             .clone()
@@ -91,7 +91,9 @@ impl Context {
             }
             StoreKind::Vault => Ok(Arc::new(VaultStore::new(
                 ralio::store::VaultConfig::from_env()
-                    .map_err(|e| CliError::VaultSettings { missing: e.0 })?
+                    .map_err(|e| CliError::VaultSettings {
+                        missing: e.name().to_owned(),
+                    })?
                     .refresh_token_slot(REFRESH_TOKEN_SLOT),
             )?)),
         }

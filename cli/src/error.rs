@@ -59,7 +59,7 @@ pub enum CliError {
     )]
     VaultSettings {
         /// The variable that is unset.
-        missing: &'static str,
+        missing: String,
     },
     /// The sandbox could not start.
     #[cfg(feature = "sandbox")]

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod context;
+mod env;
 mod error;
 mod output;
 mod terminal;
@@ -27,7 +28,7 @@ fn init_tracing(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = match ralio::config::env_var("RUST_LOG") {
+    let filter = match crate::env::var("RUST_LOG") {
         Some(spec) if verbose == 0 => tracing_subscriber::EnvFilter::new(spec),
         _ => tracing_subscriber::EnvFilter::new(default),
     };

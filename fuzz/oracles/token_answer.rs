@@ -33,4 +33,10 @@ pub fn check(data: &[u8]) {
     if let Some(wait) = facts.retry_after {
         assert!(wait <= day, "Retry-After {wait:?}");
     }
+    // A success is never read as a refusal, nor a refusal as a usable token.
+    if status.is_success() {
+        assert!(facts.error.is_none(), "{status}: {:?}", facts.error);
+    } else {
+        assert!(facts.lifetime.is_none(), "{status}: {:?}", facts.lifetime);
+    }
 }

@@ -9,12 +9,10 @@ use reqwest_middleware::Middleware;
 
 use super::{AuthParts, RalioClient, Shared};
 use crate::auth::{TokenManager, TokenManagerConfig};
-use crate::config::{
-    DEFAULT_API_URL, DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ENV_API_URL, env_var,
-    validate_base_url,
-};
+use crate::config::{DEFAULT_READ_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, env_var};
 use crate::error::{ConfigError, Error, Result};
 use crate::keys::{PrivateKey, Signer};
+use crate::origin::resolve_base_url;
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
 use crate::transport::{HttpConfig, RetryPolicy};
@@ -75,6 +73,15 @@ impl RalioClientBuilder {
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
         self
+    }
+
+    /// The API origin [`build`](Self::build) will use: the one given to
+    /// [`base_url`](Self::base_url), else `RALIO_API_URL`, else `https://api.ralio.co`, without
+    /// a trailing `/`. Fails as `build` would with [`ConfigError::InvalidUrl`],
+    /// [`ConfigError::InsecureUrl`] (plain `http://` off loopback) or
+    /// [`ConfigError::UnsupportedScheme`]. Sends nothing.
+    pub fn resolved_base_url(&self) -> Result<String> {
+        Ok(resolve_base_url(self.base_url.as_deref())?)
     }
 
     /// Ask for tokens narrowed to these scopes (default: everything the binding holds):
@@ -236,10 +243,7 @@ impl RalioClientBuilder {
 
     /// Build without an auth layer (in-crate tests against a mock server).
     pub(crate) fn build_unauthenticated(self) -> Result<RalioClient> {
-        let base_url = match self.base_url.or_else(|| env_var(ENV_API_URL)) {
-            Some(url) => validate_base_url(&url)?,
-            None => DEFAULT_API_URL.to_owned(),
-        };
+        let base_url = resolve_base_url(self.base_url.as_deref())?;
         let agent = match &self.user_agent_suffix {
             Some(suffix) => format!("ralio-rust/{} {suffix}", env!("CARGO_PKG_VERSION")),
             None => format!("ralio-rust/{}", env!("CARGO_PKG_VERSION")),

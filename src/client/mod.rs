@@ -110,7 +110,9 @@ impl RalioClient {
         let mw = crate::transport::stack(
             shared.http.clone(),
             &shared.stack_settings(),
-            crate::transport::Inner::Resources(auth.as_ref().map(|auth| auth.tokens.clone())),
+            crate::transport::Inner::Resources(auth.as_ref().map(|auth| {
+                Arc::new(crate::auth::DpopAuth::new(auth.tokens.clone())) as Arc<dyn Middleware>
+            })),
         );
         let api = api::Client::new_with_client(&shared.base_url, shared.http.clone(), mw);
         RalioClient {

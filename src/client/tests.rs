@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::validate_base_url;
+use crate::origin::validate_base_url;
 use crate::stream::ChatStream;
 use crate::types::{PaymentStatus, Transaction};
 use axum::Router;
@@ -135,9 +135,7 @@ async fn start(mock: Mock) -> (RalioClient, Arc<Mock>) {
         .route("/api/chat", post(chat))
         .route("/api/chat/stream", post(chat_stream))
         .with_state(Arc::clone(&mock));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(app).await;
     let client = RalioClient::builder()
         .base_url(format!("http://{addr}"))
         .retry_policy(
@@ -483,9 +481,7 @@ async fn a_silent_stream_hits_the_read_idle_timeout_over_http() {
     let app = Router::new()
         .route("/api/chat/stream", post(silent))
         .with_state(Arc::clone(&mock));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(app).await;
     let client = RalioClient::builder()
         .base_url(format!("http://{addr}"))
         .read_idle_timeout(Some(Duration::from_millis(200)))
@@ -504,19 +500,26 @@ async fn a_silent_stream_hits_the_read_idle_timeout_over_http() {
     assert!(stream.next().await.is_none());
 }
 
-/// Runs in a child process with a global subscriber: thread-local subscribers can miss
-/// events while other tests of this binary register theirs in parallel.
-#[tokio::test]
-async fn each_call_gets_a_span_with_operation_status_attempt_and_latency() {
+/// Serves `app` on a loopback port; its address.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Runs the ignored test `test` of this binary alone in a child process with `env` set, and
+/// checks it passed and printed `marker` (so a child that skipped its body fails the parent).
+async fn run_child(test: &str, env: &str, marker: &str) {
     let out = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "client::tests::span_child",
+            test,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("RALIO_SPAN_CHILD", "1")
+        .env(env, "1")
         .output()
         .await
         .unwrap();
@@ -526,7 +529,14 @@ async fn each_call_gets_a_span_with_operation_status_attempt_and_latency() {
         "child failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("SPAN OK"), "{stdout}");
+    assert!(stdout.contains(marker), "{stdout}");
+}
+
+/// Runs in a child process with a global subscriber: thread-local subscribers can miss
+/// events while other tests of this binary register theirs in parallel.
+#[tokio::test]
+async fn each_call_gets_a_span_with_operation_status_attempt_and_latency() {
+    run_child("client::tests::span_child", "RALIO_SPAN_CHILD", "SPAN OK").await;
 }
 
 #[tokio::test]
@@ -584,25 +594,12 @@ async fn span_child() {
 #[cfg(feature = "opentelemetry")]
 #[tokio::test]
 async fn traceparent_comes_from_the_current_span() {
-    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "client::tests::traceparent_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RALIO_OTEL_CHILD", "1")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("TRACEPARENT OK"), "{stdout}");
+    run_child(
+        "client::tests::traceparent_child",
+        "RALIO_OTEL_CHILD",
+        "TRACEPARENT OK",
+    )
+    .await;
 }
 
 #[cfg(feature = "opentelemetry")]
@@ -731,9 +728,7 @@ async fn dropping_a_chat_stream_closes_the_connection() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(app).await;
     let client = RalioClient::builder()
         .base_url(format!("http://{addr}"))
         .read_idle_timeout(None)

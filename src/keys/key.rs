@@ -375,21 +375,37 @@ impl PrivateKey {
 
     /// Loads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
-        let (label, der) = decode_pem_block(pem)?;
-        if label == "PRIVATE KEY" {
-            Self::from_pkcs8_der(&der)
-        } else {
-            Err(classify_label(label, "PRIVATE KEY (PKCS#8)"))
-        }
+        Self::from_pem_labelled(
+            pem,
+            "PRIVATE KEY",
+            "PRIVATE KEY (PKCS#8)",
+            Self::from_pkcs8_der,
+        )
     }
 
     /// Loads a SEC1 PEM (`-----BEGIN EC PRIVATE KEY-----`).
     pub fn from_sec1_pem(pem: &str) -> Result<Self, KeyError> {
-        let (label, der) = decode_pem_block(pem)?;
-        if label == "EC PRIVATE KEY" {
-            Self::from_sec1_der(&der)
+        Self::from_pem_labelled(
+            pem,
+            "EC PRIVATE KEY",
+            "EC PRIVATE KEY (SEC1)",
+            Self::from_sec1_der,
+        )
+    }
+
+    /// A PEM block that must carry `label`, its DER read by `read`; another label is the
+    /// error `classify_label` gives for one that is not `expected`.
+    fn from_pem_labelled(
+        pem: &str,
+        label: &str,
+        expected: &'static str,
+        read: fn(&[u8]) -> Result<Self, KeyError>,
+    ) -> Result<Self, KeyError> {
+        let (found, der) = decode_pem_block(pem)?;
+        if found == label {
+            read(&der)
         } else {
-            Err(classify_label(label, "EC PRIVATE KEY (SEC1)"))
+            Err(classify_label(found, expected))
         }
     }
 

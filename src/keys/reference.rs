@@ -67,17 +67,8 @@ impl KeyReference {
         ))
     }
 
-    /// Whether `text` looks like a reference rather than a file path: it starts with
-    /// `pkcs11:`, `vault-transit:`, `aws-kms:`, `arn:` or `alias/`.
-    pub fn looks_like_reference(text: &str) -> bool {
-        let text = text.trim();
-        ["pkcs11:", "vault-transit:", "aws-kms:", "arn:", "alias/"]
-            .iter()
-            .any(|prefix| text.starts_with(prefix))
-    }
-
     /// The cargo feature that opens this kind of key.
-    pub fn feature(&self) -> &'static str {
+    pub(crate) fn feature(&self) -> &'static str {
         match self {
             Self::Pkcs11(_) => "pkcs11",
             Self::AwsKms(_) => "aws-kms",
@@ -375,11 +366,6 @@ impl Pkcs11Uri {
         self.pin_source.as_deref()
     }
 
-    /// Whether the URI carried a `pin-value` (which is never printed or stored).
-    pub fn has_pin_value(&self) -> bool {
-        self.pin_value.is_some()
-    }
-
     /// The user PIN: `pin-value`, else the first line of the `pin-source` file, else
     /// [`PKCS11_PIN_VAR`]; `Ok(None)` when none is given. The error names the file, never
     /// its content.
@@ -602,6 +588,24 @@ pub struct KeyLocation {
     pub extractable: Option<bool>,
 }
 
+impl KeyLocation {
+    /// The key `reference` names, described as `description` (for a [`Signer`] of your own;
+    /// `extractable` unknown).
+    pub fn new(reference: KeyReference, description: impl Into<String>) -> Self {
+        Self {
+            reference,
+            description: description.into(),
+            extractable: None,
+        }
+    }
+
+    /// The same location, saying whether the backend lets the private key be read out.
+    pub fn with_extractable(mut self, extractable: bool) -> Self {
+        self.extractable = Some(extractable);
+        self
+    }
+}
+
 /// Whether opening a key may create it when it does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -623,6 +627,7 @@ pub enum OpenKeyError {
     #[error(
         "the key {reference} needs ralio's cargo feature `{feature}`, which this build does not have; rebuild with `--features {feature}`"
     )]
+    #[non_exhaustive]
     FeatureDisabled {
         /// The reference.
         reference: String,
@@ -631,6 +636,7 @@ pub enum OpenKeyError {
     },
     /// Something the reference needs is not configured (the module, the PIN, the region).
     #[error("the key {reference} cannot be opened: {reason}")]
+    #[non_exhaustive]
     Config {
         /// The reference.
         reference: String,
@@ -639,6 +645,7 @@ pub enum OpenKeyError {
     },
     /// The token refused the PIN.
     #[error("the token of {reference} refused the PIN from {origin}{}", if *locked { "; the PIN is locked: unlock it with the token's security officer PIN" } else { "; check the PIN (a wrong PIN counts against the token's retry limit)" })]
+    #[non_exhaustive]
     PinRefused {
         /// The reference.
         reference: String,
@@ -649,6 +656,7 @@ pub enum OpenKeyError {
     },
     /// No token matches the reference (removed, not initialised, another label).
     #[error("no token matches {reference}; {hint}")]
+    #[non_exhaustive]
     TokenNotFound {
         /// The reference.
         reference: String,
@@ -657,6 +665,7 @@ pub enum OpenKeyError {
     },
     /// The token or KMS has no such key.
     #[error("the key {reference} does not exist; {hint}")]
+    #[non_exhaustive]
     KeyNotFound {
         /// The reference.
         reference: String,
@@ -665,6 +674,7 @@ pub enum OpenKeyError {
     },
     /// The key exists but is not a P-256 signing key.
     #[error("the key {reference} cannot sign ES256: {reason}")]
+    #[non_exhaustive]
     Unsuitable {
         /// The reference.
         reference: String,
@@ -673,6 +683,7 @@ pub enum OpenKeyError {
     },
     /// The backend refused this process access (an IAM policy, a key policy).
     #[error("access to the key {reference} was denied; {hint}")]
+    #[non_exhaustive]
     Denied {
         /// The reference.
         reference: String,
@@ -684,6 +695,7 @@ pub enum OpenKeyError {
     },
     /// The backend failed or could not be reached.
     #[error("the key {reference} could not be opened; {hint}")]
+    #[non_exhaustive]
     Backend {
         /// The reference.
         reference: String,
@@ -808,8 +820,6 @@ mod tests {
         assert_eq!(t.to_string(), "vault-transit:transit/agent");
         assert!(KeyReference::parse("/home/me/.ralio/keys/x.pem").is_err());
         assert!(KeyReference::parse("arn:aws:s3:::bucket").is_err());
-        assert!(KeyReference::looks_like_reference("pkcs11:object=a"));
-        assert!(!KeyReference::looks_like_reference("/tmp/key.pem"));
     }
 
     #[test]

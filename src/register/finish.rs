@@ -25,25 +25,25 @@ pub(super) async fn finish(
         Some(key) => Identity::new(client_id.clone(), key.clone()),
         None => Identity::with_signer(client_id.clone(), Arc::clone(&staged.signer)),
     };
-    let key_location =
-        store
-            .save_identity(&identity)
-            .await
-            .map_err(|source| RegistrationError::SaveFailed {
-                client_id: client_id.clone(),
-                staged_key: staged.location.clone(),
-                source: Box::new(source),
-            })?;
+    // A failed write names the staged key when it may be the only copy left.
+    let save_failed = |staged_key: Option<String>| {
+        let client_id = client_id.clone();
+        move |source| RegistrationError::SaveFailed {
+            client_id,
+            staged_key,
+            source: Box::new(source),
+        }
+    };
+    let key_location = store
+        .save_identity(&identity)
+        .await
+        .map_err(save_failed(staged.location.clone()))?;
 
     // Tokens of an earlier identity in this slot belong to another binding.
     store
         .clear_refresh_token()
         .await
-        .map_err(|source| RegistrationError::SaveFailed {
-            client_id: client_id.clone(),
-            staged_key: None,
-            source: Box::new(source),
-        })?;
+        .map_err(save_failed(None))?;
     let first_token = |source| RegistrationError::FirstToken {
         client_id: client_id.clone(),
         source: Box::new(source),
@@ -62,11 +62,7 @@ pub(super) async fn finish(
         store
             .save_refresh_token(None, &record)
             .await
-            .map_err(|source| RegistrationError::SaveFailed {
-                client_id: client_id.clone(),
-                staged_key: staged.location.clone(),
-                source: Box::new(source),
-            })?;
+            .map_err(save_failed(staged.location.clone()))?;
     }
     let granted = tokens
         .token_info()

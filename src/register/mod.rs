@@ -43,14 +43,11 @@ pub use options::{RegisterOptions, RegistrationProgress};
 
 use finish::{finish, settle};
 use poll::poll;
-use request::{registration_api, resolve_base_url, submit_and_finish};
+use request::{registration_api, submit_and_finish};
 use staging::{Staged, ensure_slot_free, stage, trimmed_ticket};
 
 /// Variable holding the default registration ticket.
-pub const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
-/// Variable holding the API origin (the one in [`crate::config`]).
-pub const API_URL_VAR: &str = crate::config::ENV_API_URL;
-pub use crate::config::DEFAULT_API_URL;
+const TICKET_VAR: &str = "RALIO_REGISTRATION_TICKET";
 
 const REGISTRATIONS_PATH: &str = "/api/credential-bindings/registrations";
 
@@ -86,8 +83,8 @@ pub async fn register(
         .or_else(|| crate::config::env_var(TICKET_VAR).map(SecretString::from))
         .ok_or(RegistrationError::MissingTicket)?;
     let ticket = trimmed_ticket(ticket)?;
-    let base = crate::config::validate_base_url(&resolve_base_url(options.base_url.as_deref()))
-        .map_err(RegistrationError::InvalidUrl)?;
+    let explicit = options.base_url.as_deref().filter(|s| !s.is_empty());
+    let base = crate::origin::resolve_base_url(explicit).map_err(RegistrationError::InvalidUrl)?;
     ensure_slot_free(store, &options).await?;
     let staged = stage(store, &options).await?;
     let result = submit_and_finish(store, &base, &ticket, &staged, &options).await;
@@ -125,10 +122,10 @@ pub async fn resume(
         .ok_or_else(|| RegistrationError::NothingToResume {
             store: store.describe(),
         })?;
-    let base = crate::config::validate_base_url(pending.base_url())
+    let base = crate::origin::validate_base_url(pending.base_url())
         .map_err(RegistrationError::InvalidUrl)?;
     if let Some(given) = options.base_url.as_deref().filter(|s| !s.is_empty()) {
-        let given = crate::config::validate_base_url(given.trim_end_matches('/'))
+        let given = crate::origin::validate_base_url(given.trim_end_matches('/'))
             .map_err(RegistrationError::InvalidUrl)?;
         if given != base {
             return Err(RegistrationError::PendingElsewhere {

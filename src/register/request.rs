@@ -7,8 +7,7 @@ use super::finish::finish;
 use super::poll::poll;
 use super::staging::Staged;
 use super::{
-    API_URL_VAR, Binding, DEFAULT_API_URL, REGISTRATIONS_PATH, RegisterOptions, RegistrationError,
-    RegistrationProgress,
+    Binding, REGISTRATIONS_PATH, RegisterOptions, RegistrationError, RegistrationProgress,
 };
 use crate::api::types::RegisterCredentialBindingResponse;
 use crate::keys::Signer;
@@ -99,15 +98,6 @@ pub(super) fn checked_client_id(client_id: String) -> Result<String, Registratio
             status: StatusCode::CREATED,
             reason: format!("the client_id it returned is not a valid client id ({why})"),
         })
-}
-
-pub(super) fn resolve_base_url(explicit: Option<&str>) -> String {
-    let from_env = crate::config::env_var(API_URL_VAR);
-    let chosen = explicit
-        .filter(|s| !s.is_empty())
-        .or(from_env.as_deref().filter(|s| !s.is_empty()))
-        .unwrap_or(DEFAULT_API_URL);
-    chosen.trim_end_matches('/').to_owned()
 }
 
 /// The registration endpoint's generated client: the registration's one HTTP client (no

@@ -301,41 +301,36 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn walks_every_page_and_stops_at_total() {
+    /// Every item of a walk over `total` items, `per_page` a page, and the pages it asked for.
+    async fn walk(total: u64, per_page: u64) -> (Vec<u64>, Vec<u64>) {
         let calls = Arc::new(Mutex::new(vec![]));
-        let all: Vec<u64> = paginate(1, server(7, 3, calls.clone()))
+        let all: Vec<u64> = paginate(1, server(total, per_page, calls.clone()))
             .try_collect()
             .await
             .unwrap();
+        let asked = calls.lock().unwrap().clone();
+        (all, asked)
+    }
+
+    #[tokio::test]
+    async fn walks_every_page_and_stops_at_total() {
+        let (all, asked) = walk(7, 3).await;
         assert_eq!(all, (0..7).collect::<Vec<_>>());
-        assert_eq!(
-            *calls.lock().unwrap(),
-            vec![1, 2, 3],
-            "no request past the last page"
-        );
+        assert_eq!(asked, vec![1, 2, 3], "no request past the last page");
     }
 
     #[tokio::test]
     async fn exact_multiple_does_not_fetch_an_empty_page() {
-        let calls = Arc::new(Mutex::new(vec![]));
-        let all: Vec<u64> = paginate(1, server(6, 3, calls.clone()))
-            .try_collect()
-            .await
-            .unwrap();
+        let (all, asked) = walk(6, 3).await;
         assert_eq!(all.len(), 6);
-        assert_eq!(*calls.lock().unwrap(), vec![1, 2]);
+        assert_eq!(asked, vec![1, 2]);
     }
 
     #[tokio::test]
     async fn empty_list_makes_one_request() {
-        let calls = Arc::new(Mutex::new(vec![]));
-        let all: Vec<u64> = paginate(1, server(0, 3, calls.clone()))
-            .try_collect()
-            .await
-            .unwrap();
+        let (all, asked) = walk(0, 3).await;
         assert!(all.is_empty());
-        assert_eq!(*calls.lock().unwrap(), vec![1]);
+        assert_eq!(asked, vec![1]);
     }
 
     #[tokio::test]

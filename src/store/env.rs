@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::NamedStore;
 use super::file::read_secret_file;
 use super::{
     CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError,
-    StoreKind, StoreLocation, StoreName, StoreReport,
+    StoreKind, StoreLocation, StoreReport,
 };
 use crate::keys::PrivateKey;
 
@@ -146,13 +147,6 @@ impl EnvStore {
     }
 }
 
-impl EnvStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        StoreName::new(StoreKind::Env, self.describe())
-    }
-}
-
 #[async_trait]
 impl CredentialStore for EnvStore {
     fn describe(&self) -> String {
@@ -252,4 +246,8 @@ impl CredentialStore for EnvStore {
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
         Ok(self.refresh_token.lock().await)
     }
+}
+
+impl NamedStore for EnvStore {
+    const KIND: StoreKind = StoreKind::Env;
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::NamedStore;
 use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
@@ -664,11 +665,8 @@ impl FileStore {
     }
 }
 
-impl FileStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        StoreName::new(StoreKind::File, self.describe())
-    }
+impl NamedStore for FileStore {
+    const KIND: StoreKind = StoreKind::File;
 }
 
 #[async_trait]

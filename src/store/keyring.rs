@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use keyring_core::{CredentialStore as PlatformStore, Entry, Error as KeyringError};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::NamedStore;
 use super::RefreshTokenRecord;
 use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
@@ -472,11 +473,8 @@ fn staged_account(key: &PrivateKey) -> String {
     format!("staged-key/{}", key.thumbprint().as_str())
 }
 
-impl KeyringStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        self.shared.name()
-    }
+impl NamedStore for KeyringStore {
+    const KIND: StoreKind = StoreKind::Keyring;
 }
 
 #[async_trait]

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use super::NamedStore;
 use super::{
     CredentialStore, Identity, MemorySlot, PendingRegistration, RefreshTokenLock,
-    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreName, StoreReport,
+    RefreshTokenRecord, StoreError, StoreKind, StoreLocation, StoreReport,
 };
 
 /// Credentials in memory: for tests and short-lived processes. Nothing survives the process.
@@ -43,13 +44,6 @@ impl MemoryStore {
         let store = Self::default();
         *guard(&store.inner.identity) = Some(identity);
         store
-    }
-}
-
-impl MemoryStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        StoreName::new(StoreKind::Memory, self.describe())
     }
 }
 
@@ -117,4 +111,8 @@ impl CredentialStore for MemoryStore {
         *guard(&self.inner.pending) = None;
         Ok(())
     }
+}
+
+impl NamedStore for MemoryStore {
+    const KIND: StoreKind = StoreKind::Memory;
 }

@@ -43,15 +43,15 @@ mod report;
 #[cfg(feature = "vault")]
 mod vault;
 
+#[cfg(feature = "vault")]
+pub use crate::config::MissingEnvVar;
 pub use env::EnvStore;
 pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
 pub use reference::open_key;
-pub use report::{
-    FileLocation, KEY_ALGORITHM, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport,
-};
+pub use report::{FileLocation, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport};
 #[cfg(feature = "vault")]
 pub use vault::{VaultAuth, VaultConfig, VaultStore};
 
@@ -493,6 +493,17 @@ impl StoreKind {
             Self::Memory => "memory",
             Self::Other => "other",
         }
+    }
+}
+
+/// A store of this crate, named in its errors by its kind and [description](CredentialStore::describe).
+pub(crate) trait NamedStore: CredentialStore {
+    /// The store's kind.
+    const KIND: StoreKind;
+
+    /// This store in errors.
+    fn name(&self) -> StoreName {
+        StoreName::new(Self::KIND, self.describe())
     }
 }
 

@@ -1,5 +1,9 @@
-//! A structured account of what a credential store holds, for diagnostics (`ralio doctor`):
-//! where it keeps things, what is there, and what is wrong. See [`CredentialStore::report`].
+//! A structured account of what a credential store holds, for diagnostics: where it keeps
+//! things, what is there, and what is wrong. See [`CredentialStore::report`].
+//!
+//! Public because only the store can see its own details (file paths and modes, entries
+//! staged for a registration) and a service's health check needs them as much as `ralio
+//! doctor` does; the types are `#[non_exhaustive]`, so a store can report more later.
 //!
 //! A report never holds a secret: no private key, refresh token, PEM text or JWK member `d`,
 //! neither in its fields nor in its `Debug` output. It names keys by their RFC 7638 thumbprint.
@@ -10,7 +14,7 @@ use std::path::PathBuf;
 use super::{CredentialStore, IdentityKey, StoreError, StoreKind};
 
 /// The algorithm of every key this SDK uses.
-pub const KEY_ALGORITHM: &str = "ES256 (P-256)";
+const KEY_ALGORITHM: &str = "ES256 (P-256)";
 
 /// What a credential store holds and where, from [`CredentialStore::report`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +187,7 @@ impl Presence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyReport {
-    /// Always [`KEY_ALGORITHM`].
+    /// Always `"ES256 (P-256)"`: the algorithm of every key this SDK uses.
     pub algorithm: &'static str,
     /// The key's RFC 7638 thumbprint (`jkt`).
     pub thumbprint: String,

@@ -72,10 +72,29 @@ where
     }
 }
 
+/// A response taken apart (its URL and parts), put back together around `body`.
+pub(crate) fn reassemble(
+    url: url::Url,
+    parts: http::response::Parts,
+    body: impl Into<reqwest::Body>,
+) -> Result<reqwest::Response, http::Error> {
+    use reqwest::ResponseBuilderExt as _;
+    let mut builder = http::Response::builder()
+        .status(parts.status)
+        .version(parts.version)
+        .url(url);
+    if let Some(headers) = builder.headers_mut() {
+        *headers = parts.headers;
+    }
+    if let Some(extensions) = builder.extensions_mut() {
+        extensions.extend(parts.extensions);
+    }
+    builder.body(body.into()).map(reqwest::Response::from)
+}
+
 /// Wraps the body of `response` so that reading past [`SUCCESS_BODY_CAP`] fails, unless
 /// `operation_id` is a streaming operation.
 pub(crate) fn cap_body(response: reqwest::Response, operation_id: &str) -> reqwest::Response {
-    use reqwest::ResponseBuilderExt as _;
     if is_streaming_operation(operation_id) {
         return response;
     }
@@ -90,19 +109,9 @@ pub(crate) fn cap_body(response: reqwest::Response, operation_id: &str) -> reqwe
     }
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-    let mut builder = http::Response::builder()
-        .status(parts.status)
-        .version(parts.version)
-        .url(url);
-    if let Some(headers) = builder.headers_mut() {
-        *headers = parts.headers;
-    }
-    if let Some(extensions) = builder.extensions_mut() {
-        extensions.extend(parts.extensions);
-    }
     let limited = reqwest::Body::wrap(http_body_util::Limited::new(body, SUCCESS_BODY_CAP));
-    match builder.body(limited) {
-        Ok(response) => reqwest::Response::from(response),
+    match reassemble(url, parts, limited) {
+        Ok(response) => response,
         // Every part came from a valid response; this cannot fail, and if it did the caller
         // would get a clear error rather than a panic.
         Err(_) => super::hooks::carrier(None),

@@ -23,13 +23,9 @@ use http::{Extensions, HeaderValue};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use tracing::Instrument as _;
 
-use crate::auth::{DpopAuth, TokenManager};
-
 pub(crate) mod body;
 pub(crate) mod challenge;
 pub(crate) mod failure;
-#[cfg(any(fuzzing, test))]
-pub mod fuzzing;
 pub(crate) mod hooks;
 pub(crate) mod retry;
 pub(crate) mod tls;
@@ -124,19 +120,22 @@ impl HttpConfig {
     }
 }
 
-/// Sets `User-Agent` on every request.
-pub(crate) struct UserAgent(HeaderValue);
+/// A layer that edits each request before passing it on (the `User-Agent`, a fixed target
+/// URL, trace headers).
+pub(crate) struct EditRequest<F>(pub(crate) F);
 
 #[async_trait::async_trait]
-impl Middleware for UserAgent {
+impl<F> Middleware for EditRequest<F>
+where
+    F: Fn(&mut reqwest::Request) + Send + Sync + 'static,
+{
     async fn handle(
         &self,
         mut req: reqwest::Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        req.headers_mut()
-            .insert(http::header::USER_AGENT, self.0.clone());
+        (self.0)(&mut req);
         next.run(req, extensions).await
     }
 }
@@ -180,10 +179,11 @@ pub(crate) const DEFAULT_USER_AGENT: &str = concat!("ralio-rust/", env!("CARGO_P
 
 /// What sits inside the common layers of a stack.
 pub(crate) enum Inner {
-    /// Resource calls: the DPoP auth layer when there are credentials, directly inside the
-    /// retry layer so it can resend from the retry layer's copy of each request. Answers may
-    /// be streams: each attempt's limit covers the wait for the response headers.
-    Resources(Option<TokenManager>),
+    /// Resource calls: the DPoP auth layer (`crate::auth::DpopAuth`) when there are
+    /// credentials, directly inside the retry layer so it can resend from the retry layer's
+    /// copy of each request. Answers may be streams: each attempt's limit covers the wait for
+    /// the response headers.
+    Resources(Option<Arc<dyn Middleware>>),
     /// The token endpoint and registration: small answers, read whole within each attempt's
     /// limit (a server trickling a body cannot hold the request open), with this layer (the
     /// token request's own proof) innermost, and every request sent to `target` when set (a
@@ -205,26 +205,35 @@ pub(crate) fn stack(
     inner: Inner,
 ) -> ClientWithMiddleware {
     let (innermost, target, shares_copy, whole_answer) = match inner {
-        Inner::Resources(tokens) => {
-            let shares = tokens.is_some();
-            let auth = tokens.map(|t| Arc::new(DpopAuth::new(t)) as Arc<dyn Middleware>);
+        Inner::Resources(auth) => {
+            let shares = auth.is_some();
             (auth, None, shares, false)
         }
         Inner::SmallAnswers { innermost, target } => (innermost, target, false, true),
     };
     let mut stack = reqwest_middleware::ClientBuilder::new(http);
     if let Some(target) = target {
-        stack = stack.with(Target(target));
+        // Every request to one URL (a token endpoint whose path is not the generated
+        // operation's `/oauth/token`).
+        stack = stack.with(EditRequest(move |req: &mut reqwest::Request| {
+            *req.url_mut() = target.clone();
+        }));
     }
     stack = stack
-        .with(UserAgent(settings.user_agent.clone()))
+        .with(EditRequest({
+            let agent = settings.user_agent.clone();
+            move |req: &mut reqwest::Request| {
+                req.headers_mut()
+                    .insert(http::header::USER_AGENT, agent.clone());
+            }
+        }))
         .with(RequestSpan);
     for m in &settings.extra {
         stack = stack.with_arc(Arc::clone(m));
     }
     #[cfg(feature = "opentelemetry")]
     {
-        stack = stack.with(crate::otel::TraceParent);
+        stack = stack.with(EditRequest(crate::otel::add_traceparent));
     }
     let mut retry = RetryMiddleware::new(settings.retry.clone())
         .with_attempt_timeout(Some(settings.read_timeout));
@@ -287,22 +296,5 @@ impl Middleware for RequestSpan {
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         );
         result
-    }
-}
-
-/// Sends every request to one URL (a token endpoint whose path is not the generated
-/// operation's `/oauth/token`).
-struct Target(url::Url);
-
-#[async_trait::async_trait]
-impl Middleware for Target {
-    async fn handle(
-        &self,
-        mut req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        *req.url_mut() = self.0.clone();
-        next.run(req, extensions).await
     }
 }

@@ -405,27 +405,13 @@ impl Middleware for RetryMiddleware {
 /// bytes: past it the answer is cut, and reads as an unreadable answer). A body that fails
 /// midway is the transport error it is.
 async fn read_whole(response: Response) -> reqwest_middleware::Result<Response> {
-    use reqwest::ResponseBuilderExt as _;
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
     let body = http_body_util::BodyExt::into_data_stream(body);
     let bytes = super::body::read_capped(body, super::body::SUCCESS_BODY_CAP)
         .await
         .map_err(|(_, e)| e)?;
-    let mut builder = http::Response::builder()
-        .status(parts.status)
-        .version(parts.version)
-        .url(url);
-    if let Some(headers) = builder.headers_mut() {
-        *headers = parts.headers;
-    }
-    if let Some(extensions) = builder.extensions_mut() {
-        extensions.extend(parts.extensions);
-    }
-    builder
-        .body(bytes)
-        .map(Response::from)
-        .map_err(reqwest_middleware::Error::middleware)
+    super::body::reassemble(url, parts, bytes).map_err(reqwest_middleware::Error::middleware)
 }
 
 /// Internal invariant failure of the retry loop.

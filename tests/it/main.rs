@@ -17,8 +17,10 @@ mod fuzz_seeds;
 #[cfg(any(feature = "pkcs11", feature = "aws-kms"))]
 mod hardware;
 mod hostile;
+mod layout;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
+mod public_api;
 mod register;
 mod rotation;
 mod seam;

@@ -32,7 +32,7 @@ fn ticket(args: &RegisterArgs) -> Result<Option<String>, CliError> {
         })?;
         return Ok(Some(ticket));
     }
-    let from_env = std::env::var(ralio::register::TICKET_VAR).is_ok_and(|v| !v.trim().is_empty());
+    let from_env = crate::env::var(crate::env::TICKET_VAR).is_some();
     if from_env || !std::io::stdin().is_terminal() {
         return Ok(None);
     }

@@ -1,5 +1,6 @@
 //! The KV v2 side of [`VaultStore`]: reads with their version, and check-and-set writes.
 
+use crate::store::NamedStore;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
@@ -38,14 +39,7 @@ impl VaultStore {
         rest: &str,
         action: &str,
     ) -> Result<Option<(Value, u64)>, StoreError> {
-        let answer = self
-            .call(
-                action,
-                reqwest::Method::GET,
-                &self.kv_path("data", rest),
-                None,
-            )
-            .await?;
+        let answer = self.read_data(rest, action).await?;
         let Answer::Ok(value) = answer else {
             return Ok(None);
         };
@@ -59,6 +53,17 @@ impl VaultStore {
         }
     }
 
+    /// The answer to a read of the KV v2 secret at `rest`.
+    async fn read_data(&self, rest: &str, action: &str) -> Result<Answer, StoreError> {
+        self.call(
+            action,
+            reqwest::Method::GET,
+            &self.kv_path("data", rest),
+            None,
+        )
+        .await
+    }
+
     /// The current version of a KV v2 secret (0 when it never existed or its metadata was
     /// deleted): what a write must send as `cas` to replace it.
     pub(super) async fn current_version(
@@ -66,14 +71,7 @@ impl VaultStore {
         rest: &str,
         action: &str,
     ) -> Result<u64, StoreError> {
-        let answer = self
-            .call(
-                action,
-                reqwest::Method::GET,
-                &self.kv_path("data", rest),
-                None,
-            )
-            .await?;
+        let answer = self.read_data(rest, action).await?;
         // A soft-deleted secret answers 404 but keeps its version, which `cas` must name.
         let (Answer::Ok(value) | Answer::NotFound(value)) = answer else {
             return Ok(0);

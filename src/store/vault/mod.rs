@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::NamedStore;
 use super::{
     CredentialStore, Identity, IdentityKey, PendingRegistration, Presence, RefreshTokenRecord,
     StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
@@ -215,11 +216,8 @@ impl VaultStore {
     }
 }
 
-impl VaultStore {
-    /// This store in errors: its kind and description.
-    pub(crate) fn name(&self) -> StoreName {
-        StoreName::new(StoreKind::Vault, self.describe())
-    }
+impl NamedStore for VaultStore {
+    const KIND: StoreKind = StoreKind::Vault;
 }
 
 #[async_trait]

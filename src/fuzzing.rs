@@ -75,10 +75,10 @@ pub fn registration_answer(status: StatusCode, body: &[u8]) -> Option<String> {
 /// `fuzz/oracles/`, shared with the fuzz targets) in the normal test suite. Here rather than in
 /// `tests/it/fuzz_seeds.rs` with the other targets: these entry points are not public.
 #[cfg(test)]
-#[path = "../../fuzz/oracles/registration_answer.rs"]
+#[path = "../fuzz/oracles/registration_answer.rs"]
 mod registration_oracle;
 #[cfg(test)]
-#[path = "../../fuzz/oracles/token_answer.rs"]
+#[path = "../fuzz/oracles/token_answer.rs"]
 mod token_oracle;
 
 #[cfg(test)]
