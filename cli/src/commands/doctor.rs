@@ -579,7 +579,8 @@ async fn file_checks(
 fn key_location(report: &StoreReport) -> Option<Check> {
     const NAME: &str = "key location";
     let location = report.key.as_ref()?.location.as_ref()?;
-    let detail = format!("{} ({})", location.description, location.reference.kind());
+    // The description names the kind ("PKCS#11 token …", "AWS KMS key …").
+    let detail = location.description.clone();
     Some(match location.extractable {
         Some(true) => Check::fail(
             NAME,
