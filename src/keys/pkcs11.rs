@@ -286,7 +286,7 @@ fn open_blocking(uri: &Pkcs11Uri, creation: KeyCreation) -> Result<Pkcs11Signer,
     let thumbprint = public_jwk.thumbprint();
     // The stored reference pins the key by its id as well as its label, and the token by its
     // serial, so another key given the same label later is never picked up in its place.
-    let mut pinned = uri.clone();
+    let mut pinned = uri.clone().without_pin();
     if pinned.id().is_none() && !facts.id.is_empty() {
         pinned = pinned.with_id(facts.id.clone());
     }

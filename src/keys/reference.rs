@@ -366,6 +366,13 @@ impl Pkcs11Uri {
         self.pin_source.as_deref()
     }
 
+    /// The same reference without its `pin-value`: what a signer keeps once it is logged in.
+    #[cfg(feature = "pkcs11")]
+    pub(crate) fn without_pin(mut self) -> Self {
+        self.pin_value = None;
+        self
+    }
+
     /// The user PIN: `pin-value`, else the first line of the `pin-source` file, else
     /// [`PKCS11_PIN_VAR`]; `Ok(None)` when none is given. The error names the file, never
     /// its content.
@@ -735,6 +742,13 @@ impl KeyReference {
                 let signer = super::aws_kms::AwsKmsSigner::open_with(id, creation).await?;
                 Ok(Arc::new(signer))
             }
+            #[cfg(feature = "vault")]
+            Self::VaultTransit(_) => Err(OpenKeyError::Config {
+                reference: self.to_string(),
+                reason: "a Vault Transit key needs a Vault connection: open it with ralio::store::open_key (VAULT_ADDR and VAULT_TOKEN) or VaultStore::transit_signer".to_owned(),
+            }),
+            // Reached in builds without one of the features above.
+            #[allow(unreachable_patterns)]
             _ => Err(OpenKeyError::feature_disabled(self)),
         }
     }
