@@ -238,7 +238,7 @@ impl VaultClient {
                 ),
             });
         }
-        let http = reqwest::Client::builder()
+        let http = crate::transport::tls::with_shared_tls(reqwest::Client::builder())
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(30))
             // reqwest keeps `X-Vault-Token` (and bodies) on a redirect to another origin.

@@ -112,6 +112,10 @@ impl HttpConfig {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_backstop);
+        if self.configure.is_empty() {
+            // No caller settings: the process's one TLS configuration (one root store).
+            builder = tls::with_shared_tls(builder);
+        }
         for configure in &self.configure {
             builder = configure(builder);
         }

@@ -3,6 +3,7 @@
 //! wrong host), which retrying cannot fix and "check the network" does not describe.
 
 use std::error::Error as StdError;
+use std::sync::{Arc, OnceLock};
 
 /// Why the server's certificate was refused, when that is why `error` happened.
 pub(crate) fn untrusted_certificate(error: &reqwest::Error) -> Option<CertificateProblem> {
@@ -136,5 +137,72 @@ pub(crate) fn shown_url(error: &reqwest::Error) -> String {
     match error.url() {
         Some(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
         None => "?".to_owned(),
+    }
+}
+
+/// How many times this process built the shared TLS configuration (once, or never).
+#[cfg(test)]
+static SHARED_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The TLS configuration every HTTP client the SDK builds without the caller's adjustments
+/// shares ([`HttpConfig`](super::HttpConfig), the Vault client): the platform's certificate
+/// verifier, which reads the system's root store on its first handshake and keeps it, so a
+/// process reads it once however many clients it builds (a registration then a client, a
+/// client per tenant, a Vault store beside them). It is what reqwest builds by default: the
+/// process's rustls crypto provider (else aws-lc-rs), TLS 1.2 and 1.3, ALPN `h2` then
+/// `http/1.1`. `None` when the platform verifier cannot be made; each client then builds its
+/// own, as reqwest does.
+pub(crate) fn shared_client_config() -> Option<rustls::ClientConfig> {
+    static SHARED: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            #[cfg(test)]
+            SHARED_BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let provider = rustls::crypto::CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+            let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).ok()?;
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(rustls::ALL_VERSIONS)
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(config)
+        })
+        .clone()
+}
+
+/// `builder` with the [shared TLS configuration](shared_client_config), when there is one.
+/// Only for a builder the caller does not adjust: a preconfigured TLS backend would silently
+/// drop the roots, certificates and TLS settings a caller adds.
+pub(crate) fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match shared_client_config() {
+        Some(config) => builder.tls_backend_preconfigured(config),
+        None => builder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every client built without the caller's adjustments shares one verifier (one root
+    /// store), and still negotiates HTTP/2 where the server offers it.
+    #[test]
+    fn clients_without_adjustments_share_one_tls_configuration() {
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(super::super::HttpConfig::default().client().unwrap());
+        }
+        clients.push(with_shared_tls(reqwest::Client::builder()).build().unwrap());
+        assert_eq!(SHARED_BUILT.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let config = shared_client_config().unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(SHARED_BUILT.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -217,3 +217,82 @@ async fn private_ca_child() {
     assert_eq!(handshakes.load(Ordering::SeqCst), before + 1, "tried once");
     println!("TLS OK");
 }
+
+/// The clients the SDK builds without the caller's TLS settings share one TLS configuration
+/// (the platform verifier, one root store per process): over real TLS, with the test CA as
+/// the system's only root (`SSL_CERT_FILE`, read by the platform verifier on Linux), a
+/// registration and then a client both verify the server and run, and ALPN still offers
+/// HTTP/2.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn clients_without_tls_settings_trust_the_system_roots() {
+    // The child writes its CA there before its first handshake reads the file.
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("roots.pem");
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tls::system_roots_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RALIO_TLS_CHILD", "1")
+        .env("SSL_CERT_FILE", &roots)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("SYSTEM ROOTS OK"),
+        "the child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+#[ignore = "run by clients_without_tls_settings_trust_the_system_roots in a child process"]
+async fn system_roots_child() {
+    if std::env::var_os("RALIO_TLS_CHILD").is_none() {
+        return;
+    }
+    // This CA is the only root: the server certificate comes from it.
+    let pki = pki();
+    let roots = std::env::var_os("SSL_CERT_FILE").unwrap();
+    std::fs::write(&roots, &pki.ca_pem).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let sb = Sandbox::builder()
+        .public_url(Some(&url))
+        .start()
+        .await
+        .unwrap();
+    let mut server = pki.server;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let handshakes = terminate_tls(listener, server, sb.local_addr());
+
+    let store = Arc::new(MemoryStore::new());
+    register(
+        &*store,
+        RegisterOptions::new()
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .base_url(&url),
+    )
+    .await
+    .unwrap();
+    let client = RalioClient::builder()
+        .base_url(&url)
+        .store(Arc::clone(&store) as Arc<dyn CredentialStore>)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.agents().list().await.unwrap().len(), 1);
+    // Registration's client and the resource client: two clients, each its own connection.
+    assert!(handshakes.load(Ordering::SeqCst) >= 2);
+    println!("SYSTEM ROOTS OK");
+}
