@@ -130,6 +130,14 @@ pub struct RegisterArgs {
     /// when it runs out, the registration is kept and `ralio register --resume` continues it
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     pub approval_timeout: std::time::Duration,
+    /// Register a key that stays in its hardware instead of generating one in a file: a
+    /// PKCS#11 URI (`pkcs11:token=…;object=…?module-path=…&pin-source=…`; generated in the
+    /// token, sensitive and not extractable, when it does not exist; the PIN from pin-source
+    /// or RALIO_PKCS11_PIN), an AWS KMS key ARN or `alias/…` (created when the alias names
+    /// none), or `vault-transit:<mount>/<key>`. The store keeps this reference, never the key
+    /// or the PIN
+    #[arg(long, value_name = "REFERENCE", value_parser = <ralio::keys::KeyReference as std::str::FromStr>::from_str)]
+    pub key: Option<ralio::keys::KeyReference>,
 }
 
 /// `ralio chat`.

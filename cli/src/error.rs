@@ -42,6 +42,9 @@ pub enum CliError {
     /// Registration failed.
     #[error(transparent)]
     Registration(#[from] RegistrationError),
+    /// The key given with `register --key` could not be opened or created.
+    #[error(transparent)]
+    Key(#[from] ralio::keys::OpenKeyError),
     /// No credentials in the store.
     #[error(
         "no credentials in the {store}; run `ralio register` and paste the ticket from the owner when asked"
@@ -125,6 +128,7 @@ impl CliError {
             CliError::Auth(e) => auth_exit_code(e),
             CliError::Registration(e) => registration_exit_code(e),
             CliError::Store(_)
+            | CliError::Key(_)
             | CliError::NoCredentials { .. }
             | CliError::VaultSettings { .. }
             | CliError::DoctorFailed { .. } => EXIT_AUTH_CONFIG,

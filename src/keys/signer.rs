@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 
 use super::key::{PublicJwk, Thumbprint};
+use super::reference::KeyLocation;
 
 /// A boxed error from a signing backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -89,6 +90,14 @@ pub trait Signer: std::any::Any + Send + Sync + std::fmt::Debug {
 
     /// Signs `message`, returning the raw 64-byte `r‖s` signature.
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError>;
+
+    /// Where the key lives, when it is named by a [`KeyReference`](super::KeyReference) a store
+    /// can write down and open again (a PKCS#11 key, an AWS KMS key, a Vault Transit key).
+    /// `None` (the default): the key cannot be found again from a name, so only a store that
+    /// holds the key itself can save an identity with it.
+    fn key_location(&self) -> Option<KeyLocation> {
+        None
+    }
 
     /// Signs without awaiting when the key is local; `None` (the default) means "use
     /// [`Signer::sign_es256`]". Lets the in-memory key skip the future on the hot path.

@@ -8,41 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{PublicJwk, SignError, Signer, Thumbprint};
+use super::{KeyLocation, KeyReference, PublicJwk, SignError, Signer, Thumbprint, TransitKey};
 use crate::vault::{Answer, VaultClient};
-
-/// Which Transit key: its mount and its name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TransitKey {
-    mount: String,
-    name: String,
-}
-
-impl TransitKey {
-    /// Key `name` on the Transit mount `mount` (surrounding `/` are dropped from the mount).
-    pub fn new(mount: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            mount: mount.into().trim_matches('/').to_owned(),
-            name: name.into(),
-        }
-    }
-
-    /// The Transit secrets engine's mount, such as `transit`.
-    pub fn mount(&self) -> &str {
-        &self.mount
-    }
-
-    /// The key's name on that mount.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl fmt::Display for TransitKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.mount, self.name)
-    }
-}
 
 /// A [`Signer`] whose P-256 key lives in Vault Transit and never leaves it.
 ///
@@ -68,8 +35,8 @@ impl fmt::Debug for TransitSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransitSigner")
             .field("addr", &self.client.config.addr)
-            .field("mount", &self.key.mount)
-            .field("key", &self.key.name)
+            .field("mount", &self.key.mount())
+            .field("key", &self.key.name())
             .field("version", &self.version)
             .field("thumbprint", &self.thumbprint.as_str())
             .finish()
@@ -119,13 +86,24 @@ impl Signer for TransitSigner {
         &self.thumbprint
     }
 
+    fn key_location(&self) -> Option<KeyLocation> {
+        Some(KeyLocation {
+            reference: KeyReference::VaultTransit(self.key.clone()),
+            description: format!(
+                "Vault Transit key {} version {} at {}",
+                self.key, self.version, self.client.config.addr
+            ),
+            extractable: None,
+        })
+    }
+
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let body = json!({
             "input": STANDARD.encode(message),
             "key_version": self.version,
             "marshaling_algorithm": "jws",
         });
-        let path = format!("{}/sign/{}/sha2-256", self.key.mount, self.key.name);
+        let path = format!("{}/sign/{}/sha2-256", self.key.mount(), self.key.name());
         let answer = self
             .client
             .call("sign", reqwest::Method::POST, &path, Some(&body))
@@ -177,12 +155,5 @@ mod tests {
         let jws = URL_SAFE_NO_PAD.encode(expected);
         assert_eq!(raw_signature(&format!("vault:v3:{jws}")), Some(expected));
         assert_eq!(raw_signature("vault:v1:not base64!"), None);
-    }
-
-    #[test]
-    fn a_transit_key_names_its_mount_and_key() {
-        let key = TransitKey::new("/transit/", "agent");
-        assert_eq!((key.mount(), key.name()), ("transit", "agent"));
-        assert_eq!(key.to_string(), "transit/agent");
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::NamedStore;
-use super::file::read_secret_file;
+use super::private_files::read_secret_file;
 use super::{
     CredentialStore, Identity, MemorySlot, RefreshTokenLock, RefreshTokenRecord, StoreError,
     StoreKind, StoreLocation, StoreReport,

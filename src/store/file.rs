@@ -1,7 +1,7 @@
 //! The file store: `~/.ralio`, in the layout the Python SDK reads and writes.
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -9,6 +9,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::NamedStore;
+use super::private_files::{
+    absolute, ensure_private_dir, read_optional, read_secret_file, write_atomic,
+};
+use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
@@ -62,6 +66,10 @@ struct CredentialsFile {
     key_path: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     auth_method: Option<serde_json::Value>,
+    /// This SDK only: the [`KeyReference`](crate::keys::KeyReference) of a key that stays in
+    /// its hardware (`key_path` then holds the same text, which the Python SDK cannot open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_ref: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -282,7 +290,7 @@ impl FileStore {
         }
     }
 
-    fn load_identity_blocking(&self) -> Result<Option<Identity>, StoreError> {
+    fn load_identity_blocking(&self) -> Result<Option<Loaded>, StoreError> {
         let path = self.credentials_path();
         let Some(raw) =
             read_optional(&path).map_err(self.io_err(format!("read {}", path.display())))?
@@ -306,6 +314,14 @@ impl FileStore {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
         };
+        if let Some(serde_json::Value::String(text)) = file.key_ref {
+            return Ok(Some(Loaded::Reference {
+                client_id,
+                text,
+                recorded_jkt: key_jkt,
+                what: path.display().to_string(),
+            }));
+        }
         let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
             return Err(corrupt("it has neither key_path nor key_jkt"));
         };
@@ -328,7 +344,7 @@ impl FileStore {
             thumbprint = %key.thumbprint(),
             "loaded the identity"
         );
-        Ok(Some(Identity::new(client_id, key)))
+        Ok(Some(Loaded::Identity(Identity::new(client_id, key))))
     }
 
     /// The key file `credentials.json` names: its `key_path` as written (a relative one is
@@ -397,18 +413,23 @@ impl FileStore {
 
     fn save_identity_blocking(&self, identity: &Identity) -> Result<String, StoreError> {
         super::check_saved_client_id(&self.name(), identity)?;
-        let IdentityKey::Local(key) = identity.key() else {
-            return Err(StoreError::Config {
-                store: self.name(),
-                reason: "the file store keeps private keys in files; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
-            });
+        // A key in its hardware: the reference, where the Python SDK looks for `key_path` (it
+        // then says the key file is missing, naming the reference, instead of misreading it).
+        let (key_path, key_jkt, key_ref) = match (identity.key(), reference_of(identity.key())) {
+            (IdentityKey::Local(key), _) => {
+                let path = self.write_key(self.target_key_path(key), key, true)?;
+                let path = path.to_string_lossy().into_owned();
+                (path, key.thumbprint().as_str().to_owned(), None)
+            }
+            (IdentityKey::Remote(_), Some((text, jkt))) => (text.clone(), jkt, Some(text)),
+            (IdentityKey::Remote(_), None) => return Err(unnamed_signer(&self.name())),
         };
-        let key_path = self.write_key(self.target_key_path(key), key, true)?;
         let file = CredentialsFile {
             client_id: Some(identity.client_id().into()),
-            key_jkt: Some(key.thumbprint().as_str().into()),
-            key_path: Some(key_path.to_string_lossy().into_owned().into()),
+            key_jkt: Some(key_jkt.into()),
+            key_path: Some(key_path.clone().into()),
             auth_method: Some("private_key_jwt".into()),
+            key_ref: key_ref.map(Into::into),
         };
         let mut json = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
             store: self.name(),
@@ -422,17 +443,19 @@ impl FileStore {
         write_atomic(&path, &json, true)
             .map_err(self.io_err(format!("write {}", path.display())))?;
         // The identity now holds the key (at the configured key path): its staged copy goes.
-        let staged = self.staged_key_path(key);
-        if self.key_path.is_some() && absolute(&staged) != key_path {
-            self.remove_key_file_holding(&staged, key)?;
+        if let IdentityKey::Local(key) = identity.key() {
+            let staged = self.staged_key_path(key);
+            if self.key_path.is_some() && absolute(&staged).as_path() != Path::new(&key_path) {
+                self.remove_key_file_holding(&staged, key)?;
+            }
         }
         tracing::debug!(
             store = %self.describe(),
             client_id = %identity.client_id(),
-            key = %key_path.display(),
+            key = %key_path,
             "saved the identity"
         );
-        Ok(key_path.display().to_string())
+        Ok(key_path)
     }
 
     /// [`CredentialStore::report`], file by file: a failure in one file is recorded and the
@@ -515,6 +538,9 @@ impl FileStore {
             Some(serde_json::Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
             _ => None,
         };
+        if file.key_ref.is_some() {
+            return; // a key reference: `report` opens it
+        }
         let Some(key_path) = self.resolve_key_path(file.key_path, key_jkt.as_deref()) else {
             problems.push(corrupt("it has neither key_path nor key_jkt"));
             return;
@@ -690,7 +716,10 @@ impl CredentialStore for FileStore {
     }
 
     async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
-        self.blocking(|s| s.load_identity_blocking()).await
+        match self.blocking(|s| s.load_identity_blocking()).await? {
+            Some(loaded) => loaded.open(&self.name()).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
@@ -771,7 +800,14 @@ impl CredentialStore for FileStore {
     async fn report(&self) -> StoreReport {
         let describe = self.describe();
         match self.blocking(|s| Ok(s.report_blocking())).await {
-            Ok(report) => report,
+            Ok(mut report) => {
+                if let Ok(Some(loaded @ Loaded::Reference { .. })) =
+                    self.blocking(|s| s.load_identity_blocking()).await
+                {
+                    super::reference::report_key(&mut report, loaded, &self.name()).await;
+                }
+                report
+            }
             Err(e) => {
                 let mut report = StoreReport::new(StoreKind::File, describe, StoreLocation::Other);
                 report.problems.push(StoreProblem::from_error(&e));
@@ -831,131 +867,6 @@ pub(crate) fn slot_file_stem(slot: &str) -> String {
             }
         })
         .collect()
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads a file holding a secret, refusing it when group or others may access it.
-pub(super) fn read_secret_file(
-    path: &Path,
-    store: &StoreName,
-) -> Result<Option<secrecy::SecretBox<Vec<u8>>>, StoreError> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StoreError::Io {
-                store: store.clone(),
-                action: format!("open {}", path.display()),
-                source,
-            });
-        }
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = file
-            .metadata()
-            .map_err(|source| StoreError::Io {
-                store: store.clone(),
-                action: format!("inspect {}", path.display()),
-                source,
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(StoreError::InsecurePermissions {
-                store: store.clone(),
-                path: path.to_path_buf(),
-                mode: mode & 0o777,
-            });
-        }
-    }
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| StoreError::Io {
-        store: store.clone(),
-        action: format!("read {}", path.display()),
-        source,
-    })?;
-    Ok(Some(secrecy::SecretBox::new(Box::new(bytes))))
-}
-
-/// Creates `dir` (and parents) and makes it private to the owner (0700).
-fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        // `mode` is masked by the umask and skipped for directories that already existed.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-    }
-    #[cfg(not(unix))]
-    {
-        fs::create_dir_all(dir)
-    }
-}
-
-/// Takes the lock named `name` in the per-user lock directory (`~/.ralio/locks` of the user's
-/// home directory, whatever the environment says); see [`super::lock`].
-#[cfg(feature = "keyring")]
-pub(super) async fn lock_named(
-    name: &str,
-    store: &StoreName,
-) -> Result<RefreshTokenLock, StoreError> {
-    let dir = super::lock::default_lock_dir(store)?;
-    super::lock::lock_named_in(&dir, name, store).await
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
-/// mode 0600 before any byte is written, flushed, renamed over `path`, then the directory is
-/// flushed so the rename survives a crash. With `overwrite` false an existing `path` is left
-/// alone and the error kind is `AlreadyExists`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if overwrite {
-        tmp.persist(path).map_err(|e| e.error)?;
-    } else {
-        tmp.persist_noclobber(path).map_err(|e| e.error)?;
-    }
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::NamedStore;
 use super::RefreshTokenRecord;
+use super::reference::{Loaded, reference_of, unnamed_signer};
 use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
     RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
@@ -77,7 +78,7 @@ impl KeyringBackend {
 /// | account | secret |
 /// | --- | --- |
 /// | `client-id` | the binding's client id |
-/// | `<client_id>` | the private key, PKCS#8 PEM |
+/// | `<client_id>` | the private key, PKCS#8 PEM; or, for a key that stays in its hardware, `{"key_ref": <KeyReference>, "key_jkt": …}` |
 /// | `<client_id>/refresh-token/<slot>` | this instance's refresh token (slot `default` unless set): `{"refresh_token": …, "issuer": <token URL>}`, or the bare token when no issuer was recorded |
 /// | `staged-key/<jkt>` | a key being registered, until its identity is saved |
 /// | `pending-registration` | a legacy registration waiting for approval (JSON with its poll token) |
@@ -329,7 +330,7 @@ impl Shared {
         format!("{client_id}/refresh-token/{}", self.slot)
     }
 
-    fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+    fn load_identity(&self) -> Result<Option<Loaded>, StoreError> {
         let Some(client_id) = self.client_id()? else {
             return Ok(None);
         };
@@ -341,21 +342,37 @@ impl Shared {
                     .to_owned(),
             });
         };
+        if let Some((text, recorded_jkt)) = key_reference_entry(pem.expose_secret()) {
+            return Ok(Some(Loaded::Reference {
+                what: format!("entry {client_id}"),
+                client_id,
+                text,
+                recorded_jkt,
+            }));
+        }
         let key =
             PrivateKey::from_pem(pem.expose_secret()).map_err(|source| StoreError::InvalidKey {
                 store: self.name(),
                 what: format!("entry {client_id}"),
                 source,
             })?;
-        Ok(Some(Identity::new(client_id, key)))
+        Ok(Some(Loaded::Identity(Identity::new(client_id, key))))
     }
 
-    fn save_identity(&self, client_id: &str, key: &PrivateKey) -> Result<String, StoreError> {
-        self.set(client_id, key.to_pkcs8_pem().expose_secret())?;
+    /// Saves `entry` (a PEM key, or a key reference) as `client_id`'s key.
+    fn save_identity(
+        &self,
+        client_id: &str,
+        entry: &SecretString,
+        staged: Option<&PrivateKey>,
+    ) -> Result<String, StoreError> {
+        self.set(client_id, entry.expose_secret())?;
         // The client id goes last: a half-saved identity stays invisible.
         self.set(CLIENT_ID_ACCOUNT, client_id)?;
         // The identity now holds the key: its staged copy is no longer needed.
-        if let Err(e) = self.delete(&staged_account(key)) {
+        if let Some(key) = staged
+            && let Err(e) = self.delete(&staged_account(key))
+        {
             tracing::warn!(error = %e, "could not remove the staged copy of a saved key");
         }
         Ok(format!(
@@ -364,6 +381,20 @@ impl Shared {
             self.service
         ))
     }
+}
+
+/// The reference and recorded thumbprint of a key entry that holds `{"key_ref": …}`.
+fn key_reference_entry(text: &str) -> Option<(String, Option<String>)> {
+    if !text.starts_with('{') {
+        return None;
+    }
+    let entry: serde_json::Value = serde_json::from_str(text).ok()?;
+    let key_ref = entry.get("key_ref")?.as_str()?.to_owned();
+    let jkt = entry
+        .get("key_jkt")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    Some((key_ref, jkt))
 }
 
 /// A refresh-token entry: `{"refresh_token": …, "issuer": …}`, or a bare token (written
@@ -406,6 +437,8 @@ impl Shared {
                 let account = self.refresh_account(&client_id);
                 refresh_account = Some(account.clone());
                 match self.get(&client_id) {
+                    // A key reference: `report` opens it.
+                    Ok(Some(pem)) if key_reference_entry(pem.expose_secret()).is_some() => {}
                     Ok(Some(pem)) => match PrivateKey::from_pem(pem.expose_secret()) {
                         Ok(key) => report.key = Some(KeyReport::of(&IdentityKey::Local(key))),
                         Err(e) => report.problems.push(StoreProblem::Corrupt {
@@ -452,19 +485,27 @@ impl CredentialStore for KeyringStore {
     }
 
     async fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
-        self.run(|s| s.load_identity()).await
+        match self.run(|s| s.load_identity()).await? {
+            Some(loaded) => loaded.open(&self.name()).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         super::check_saved_client_id(&self.name(), identity)?;
-        let IdentityKey::Local(key) = identity.key() else {
-            return Err(StoreError::Config {
-                store: self.name(),
-                reason: "the keyring store keeps private keys; an identity whose key lives in a remote signer cannot be saved here".to_owned(),
-            });
+        let (entry, staged) = match (identity.key(), reference_of(identity.key())) {
+            (IdentityKey::Local(key), _) => (key.to_pkcs8_pem(), Some(key.clone())),
+            (IdentityKey::Remote(_), Some((key_ref, key_jkt))) => (
+                SecretString::from(
+                    serde_json::json!({"key_ref": key_ref, "key_jkt": key_jkt}).to_string(),
+                ),
+                None,
+            ),
+            (IdentityKey::Remote(_), None) => return Err(unnamed_signer(&self.name())),
         };
-        let (client_id, key) = (identity.client_id().to_owned(), key.clone());
-        self.run(move |s| s.save_identity(&client_id, &key)).await
+        let client_id = identity.client_id().to_owned();
+        self.run(move |s| s.save_identity(&client_id, &entry, staged.as_ref()))
+            .await
     }
 
     async fn load_refresh_token(&self) -> Result<Option<RefreshTokenRecord>, StoreError> {
@@ -597,7 +638,14 @@ impl CredentialStore for KeyringStore {
     async fn report(&self) -> StoreReport {
         let describe = self.describe();
         match self.run(|s| Ok(s.report())).await {
-            Ok(report) => report,
+            Ok(mut report) => {
+                if let Ok(Some(loaded @ Loaded::Reference { .. })) =
+                    self.run(|s| s.load_identity()).await
+                {
+                    super::reference::report_key(&mut report, loaded, &self.name()).await;
+                }
+                report
+            }
             Err(e) => {
                 let mut report =
                     StoreReport::new(StoreKind::Keyring, describe, StoreLocation::Other);
@@ -614,6 +662,6 @@ impl CredentialStore for KeyringStore {
             self.shared.service,
             self.shared.slot
         );
-        super::file::lock_named(&name, &self.name()).await
+        super::lock::lock_named(&name, &self.name()).await
     }
 }

@@ -208,6 +208,17 @@ fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Takes the lock named `name` in the per-user lock directory (`~/.ralio/locks` of the user's
+/// home directory, whatever the environment says).
+#[cfg(feature = "keyring")]
+pub(super) async fn lock_named(
+    name: &str,
+    store: &StoreName,
+) -> Result<RefreshTokenLock, StoreError> {
+    let dir = default_lock_dir(store)?;
+    lock_named_in(&dir, name, store).await
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};

@@ -38,6 +38,8 @@ mod file;
 mod keyring;
 mod lock;
 mod memory;
+mod private_files;
+mod reference;
 mod report;
 #[cfg(feature = "vault")]
 mod vault;
@@ -49,6 +51,7 @@ pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring::{KeyringBackend, KeyringStore};
 pub use memory::MemoryStore;
+pub use reference::open_key;
 pub use report::{FileLocation, KeyReport, Presence, StoreLocation, StoreProblem, StoreReport};
 #[cfg(feature = "vault")]
 pub use vault::{VaultAuth, VaultConfig, VaultStore};
@@ -59,7 +62,9 @@ pub use vault::{VaultAuth, VaultConfig, VaultStore};
 pub enum IdentityKey {
     /// The private key itself, held in this process.
     Local(PrivateKey),
-    /// A signer whose key lives elsewhere (a Vault Transit key, an HSM, ...).
+    /// A signer whose key lives elsewhere (a PKCS#11 token, AWS KMS, a Vault Transit key).
+    /// Stores save it by its [`KeyReference`](crate::keys::KeyReference)
+    /// ([`Signer::key_location`]).
     Remote(Arc<dyn Signer>),
 }
 

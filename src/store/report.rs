@@ -193,22 +193,31 @@ pub struct KeyReport {
     pub thumbprint: String,
     /// The thumbprint the store recorded with the identity (`key_jkt`), when it records one.
     pub recorded_thumbprint: Option<String>,
-    /// `true` when the private key is held elsewhere (a Vault Transit key).
+    /// `true` when the private key is held elsewhere (a PKCS#11 token, AWS KMS, Vault
+    /// Transit).
     pub remote: bool,
+    /// Where a remote key lives (its reference, the token or KMS key, whether it is
+    /// extractable), when its signer names it.
+    pub location: Option<crate::keys::KeyLocation>,
 }
 
 impl KeyReport {
     /// The report of `key`.
     pub fn of(key: &IdentityKey) -> Self {
-        let (thumbprint, remote) = match key {
-            IdentityKey::Local(key) => (key.thumbprint().as_str().to_owned(), false),
-            IdentityKey::Remote(signer) => (signer.thumbprint().as_str().to_owned(), true),
+        let (thumbprint, remote, location) = match key {
+            IdentityKey::Local(key) => (key.thumbprint().as_str().to_owned(), false, None),
+            IdentityKey::Remote(signer) => (
+                signer.thumbprint().as_str().to_owned(),
+                true,
+                signer.key_location(),
+            ),
         };
         Self {
             algorithm: KEY_ALGORITHM,
             thumbprint,
             recorded_thumbprint: None,
             remote,
+            location,
         }
     }
 

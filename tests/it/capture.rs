@@ -56,6 +56,11 @@ pub(crate) fn in_child() -> bool {
 /// Runs the ignored test `test` (its full path, `module::name`) alone in a child process and
 /// asserts that it passed and printed `marker` (so a child that returned early cannot pass).
 pub(crate) async fn run_child(test: &str, marker: &str) {
+    run_child_with(test, marker, &[]).await;
+}
+
+/// [`run_child`] with `vars` set in the child's environment.
+pub(crate) async fn run_child_with(test: &str, marker: &str, vars: &[(&str, &str)]) {
     let out = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -65,6 +70,7 @@ pub(crate) async fn run_child(test: &str, marker: &str) {
             "--test-threads=1",
         ])
         .env(CHILD_VAR, "1")
+        .envs(vars.iter().copied())
         .output()
         .await
         .unwrap();

@@ -6,6 +6,8 @@ mod auth_keys;
 mod auth_proofs;
 mod auth_sandbox;
 mod auth_tracing;
+#[cfg(feature = "aws-kms")]
+mod aws_kms;
 mod capture;
 mod client_e2e;
 mod decoding;
@@ -13,8 +15,12 @@ mod entropy;
 mod error_chain;
 mod fuzz_seeds;
 mod generated_docs;
+#[cfg(any(feature = "pkcs11", feature = "aws-kms"))]
+mod hardware;
 mod hostile;
 mod layout;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod public_api;
 mod readme;
 mod readme_testing;

@@ -36,7 +36,7 @@ fn platform(backend: KeyringBackend) -> Arc<PlatformStore> {
 
 /// Whether `backend` keeps what is written to it (a write, then a read from a new handle on
 /// another thread); under CI a missing backend fails the test.
-async fn available(backend: KeyringBackend) -> bool {
+pub(crate) async fn available(backend: KeyringBackend) -> bool {
     let service = unique_service();
     let key = PrivateKey::generate().unwrap();
     let probe = async {

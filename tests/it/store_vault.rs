@@ -31,7 +31,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// The server's config, or `None` (skip) when there is none and we are not under CI.
-async fn vault() -> Option<VaultConfig> {
+pub(crate) async fn vault() -> Option<VaultConfig> {
     let fail = |why: String| {
         let message = format!("vault backend unavailable ({why}); {HOW_TO_START}");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -654,4 +654,42 @@ async fn vault_refresh_token_lock_waits_for_a_holder_and_takes_over_from_a_dead_
         "not before the lease lapsed"
     );
     drop(taken);
+}
+
+/// The file store keeps a Transit key by its reference (`vault-transit:<mount>/<key>`) and opens
+/// it again with the Vault settings of the environment.
+#[tokio::test]
+async fn vault_transit_key_is_kept_by_reference_in_the_file_store() {
+    let Some(config) = vault().await else { return };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let vault = VaultStore::new(config.path(unique("ralio-ref"))).unwrap();
+    let transit = transit_mount().await;
+    let signer = Arc::new(
+        vault
+            .create_transit_key(&transit, &unique("ralio-ref-key"))
+            .await
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ralio::store::FileStore::new(dir.path());
+    register(
+        &store,
+        RegisterOptions::new()
+            .base_url(sandbox.base_url())
+            .ticket(sandbox.mint_ticket(TicketSpec::default()))
+            .signer(signer.clone()),
+    )
+    .await
+    .unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("credentials.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        stored["key_ref"],
+        format!("vault-transit:{transit}/{}", signer.key().name())
+    );
+    let identity = store.load_identity().await.unwrap().unwrap();
+    assert_eq!(identity.thumbprint(), signer.thumbprint());
+    let signature = identity.signer().sign_es256(b"m").await.unwrap();
+    assert!(signer.public_jwk().verify_es256(b"m", &signature));
 }

@@ -331,6 +331,12 @@ fn report_json(report: &StoreReport) -> serde_json::Value {
             "thumbprint": k.thumbprint,
             "recorded_thumbprint": k.recorded_thumbprint,
             "remote": k.remote,
+            "location": k.location.as_ref().map(|l| json!({
+                "reference": l.reference.to_string(),
+                "kind": l.reference.kind(),
+                "description": l.description,
+                "extractable": l.extractable,
+            })),
         })),
         "refresh_token": presence(report.refresh_token),
         "issuer": report.issuer,
@@ -541,6 +547,10 @@ async fn file_checks(
     checks.push(credentials);
     let key_file = match (&loc.key_file, failed) {
         (Some(key_file), false) => key_file,
+        // `key_ref`: a key that stays in its hardware.
+        (None, false) if report.client_id.is_some() => {
+            return referenced_key_checks(store, report, checks).await;
+        }
         _ => return None,
     };
     checks.push(key_permissions(report, key_file, loc.key_file_mode));
@@ -562,6 +572,55 @@ async fn file_checks(
     report.key.as_ref()?;
     let key = PrivateKey::from_pem_file(key_file).ok()?;
     Some(Credentials::KeyFile(Identity::new(client_id, key)))
+}
+
+/// The `key location` check of a key that stays in its hardware: where it is (the token and
+/// the key, or the KMS key) and whether it can be read out. Never the PIN.
+fn key_location(report: &StoreReport) -> Option<Check> {
+    const NAME: &str = "key location";
+    let location = report.key.as_ref()?.location.as_ref()?;
+    // The description names the kind ("PKCS#11 token …", "AWS KMS key …").
+    let detail = location.description.clone();
+    Some(match location.extractable {
+        Some(true) => Check::fail(
+            NAME,
+            format!(
+                "{detail}: the token lets the private key be read out (CKA_EXTRACTABLE is true)"
+            ),
+            "register a key generated in the token (`ralio register --force --key 'pkcs11:…;object=<new label>'` makes it sensitive and not extractable)",
+        ),
+        Some(false) => Check::ok(NAME, format!("{detail}; not extractable")),
+        None => Check::ok(NAME, detail),
+    })
+}
+
+/// The file store's checks for a key reference: the key opened (or why not), where it lives,
+/// and its thumbprint.
+async fn referenced_key_checks(
+    store: Arc<dyn CredentialStore>,
+    report: &StoreReport,
+    checks: &mut Vec<Check>,
+) -> Option<Credentials> {
+    let Some(key) = &report.key else {
+        for problem in &report.problems {
+            let mut check = other_problem(problem);
+            check.name = "key location";
+            checks.push(check);
+        }
+        return None;
+    };
+    checks.extend(key_location(report));
+    checks.push(match &key.recorded_thumbprint {
+        Some(jkt) => Check::ok(
+            "key thumbprint",
+            format!("the key matches the stored thumbprint {jkt}"),
+        ),
+        None => Check::skip("key thumbprint", "credentials.json has no key_jkt"),
+    });
+    for problem in &report.problems {
+        checks.push(other_problem(problem));
+    }
+    matches!(store.load_identity().await, Ok(Some(_))).then_some(Credentials::Store(store))
 }
 
 /// The checks of a keyring or Vault store, which guard the key themselves, from its report.
@@ -608,10 +667,13 @@ async fn store_checks(
         "credentials",
         format!("{client_id} in the {}", report.description),
     ));
-    checks.push(Check::skip(
-        "key permissions",
-        format!("{guard} guards the key"),
-    ));
+    match key_location(report) {
+        Some(check) => checks.push(check),
+        None => checks.push(Check::skip(
+            "key permissions",
+            format!("{guard} guards the key"),
+        )),
+    }
     checks.push(match &key.recorded_thumbprint {
         Some(jkt) if key.mismatched() => Check::fail(
             "key thumbprint",

@@ -165,6 +165,10 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     if !args.scopes.is_empty() {
         options = options.requested_scopes(args.scopes);
     }
+    if let Some(reference) = &args.key {
+        let signer = ralio::store::open_key(reference, ralio::keys::KeyCreation::IfMissing).await?;
+        options = options.signer(signer);
+    }
     let result = if args.resume {
         resume(store.as_ref(), options).await
     } else {

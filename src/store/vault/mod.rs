@@ -64,6 +64,8 @@ struct IdentitySecret {
     private_key_pem: Option<String>,
     transit_mount: Option<String>,
     transit_key: Option<String>,
+    key_ref: Option<String>,
+    key_jkt: Option<String>,
 }
 
 /// A [`VaultError`] as the [`StoreError`] of the store (or Transit key) named `store`.
@@ -246,6 +248,17 @@ impl CredentialStore for VaultStore {
             })?;
             return Ok(Some(Identity::new(client_id, key)));
         }
+        if let Some(text) = secret.key_ref {
+            return super::reference::open_stored(
+                &self.name(),
+                &what,
+                client_id,
+                &text,
+                secret.key_jkt.as_deref(),
+            )
+            .await
+            .map(Some);
+        }
         match (secret.transit_mount, secret.transit_key) {
             (Some(mount), Some(key)) => {
                 let signer = self.transit_signer(&mount, &key).await?;
@@ -270,19 +283,25 @@ impl CredentialStore for VaultStore {
             IdentityKey::Remote(signer) => {
                 // The Transit signers this SDK builds carry their key's name; any other signer
                 // cannot be found again from what this store could record.
-                let signer: &dyn std::any::Any = signer.as_ref();
-                let Some(transit) = signer.downcast_ref::<TransitSigner>() else {
-                    return Err(StoreError::Config {
-                        store: self.name(),
-                        reason: "only local keys and Vault Transit signers can be saved in the vault store".to_owned(),
-                    });
-                };
-                json!({
-                    "client_id": identity.client_id(),
-                    "transit_mount": transit.key().mount(),
-                    "transit_key": transit.key().name(),
-                    "key_jkt": transit.thumbprint().as_str(),
-                })
+                // Any other key by its reference (PKCS#11, AWS KMS).
+                let any: &dyn std::any::Any = signer.as_ref();
+                match (
+                    any.downcast_ref::<TransitSigner>(),
+                    super::reference::reference_of(identity.key()),
+                ) {
+                    (Some(transit), _) => json!({
+                        "client_id": identity.client_id(),
+                        "transit_mount": transit.key().mount(),
+                        "transit_key": transit.key().name(),
+                        "key_jkt": transit.thumbprint().as_str(),
+                    }),
+                    (None, Some((key_ref, key_jkt))) => json!({
+                        "client_id": identity.client_id(),
+                        "key_ref": key_ref,
+                        "key_jkt": key_jkt,
+                    }),
+                    (None, None) => return Err(super::reference::unnamed_signer(&self.name())),
+                }
             }
         };
         if !self
