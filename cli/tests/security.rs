@@ -768,27 +768,16 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
         })
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !seen.lock().unwrap().contains("awaiting_approval") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the wait did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until(deadline, "the wait did not start", || {
+        seen.lock().unwrap().contains("awaiting_approval")
+    })
+    .await;
     let polling = tokens.arrived.load(Ordering::SeqCst);
-    while tokens.arrived.load(Ordering::SeqCst) == polling {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no renewal during the wait"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let pid = wait.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    until(deadline, "no renewal during the wait", || {
+        tokens.arrived.load(Ordering::SeqCst) != polling
+    })
+    .await;
+    interrupt(&wait);
     let status = tokio::time::timeout(std::time::Duration::from_secs(15), wait.wait())
         .await
         .unwrap()
@@ -868,19 +857,11 @@ async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotat
     // The new process renews first thing; once the sandbox has rotated the refresh token (the
     // answer is still held back), Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tokens.forwarded.load(Ordering::SeqCst) == forwarded {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command did not renew"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    let pid = command.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    until(deadline, "the command did not renew", || {
+        tokens.forwarded.load(Ordering::SeqCst) != forwarded
+    })
+    .await;
+    interrupt(&command);
     let out = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         command.wait().await
     })
@@ -902,4 +883,22 @@ async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotat
         "the rotated refresh token was lost (a replay, then a mint)"
     );
     assert_eq!(after.refreshes - before.refreshes, 1);
+}
+
+/// Polls `done` every few milliseconds until it holds; fails with `what` once `deadline` passed.
+async fn until(deadline: std::time::Instant, what: &str, done: impl Fn() -> bool) {
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
 }
