@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::auth_sandbox::{auth_error, claims, http};
-use crate::support::{held, holding};
+use crate::support::{held, held_token, holding};
 
 // ---- a small OAuth + resource server whose answers the test chooses ----
 
@@ -271,11 +271,7 @@ async fn refused_refresh_falls_back_to_one_mint(status: u16, body: serde_json::V
         ["client_credentials", "refresh rt-0", "client_credentials"]
     );
     assert_eq!(
-        held(&store)
-            .await
-            .map(|r| r.refresh_token)
-            .unwrap()
-            .expose_secret(),
+        held_token(&store).await,
         "rt-2",
         "the new family's token replaced the refused one"
     );
@@ -313,14 +309,7 @@ async fn a_5xx_on_refresh_keeps_the_refresh_token_and_reports_the_error() {
         ["client_credentials", "refresh rt-0"],
         "no mint"
     );
-    assert_eq!(
-        held(&store)
-            .await
-            .map(|r| r.refresh_token)
-            .unwrap()
-            .expose_secret(),
-        "rt-0"
-    );
+    assert_eq!(held_token(&store).await, "rt-0");
 }
 
 // ---- issue 14.9: a renewal outlives its caller ----
@@ -349,15 +338,7 @@ async fn a_dropped_caller_does_not_lose_the_rotated_refresh_token() {
     // A caller refused with the first token gets the renewal that was in flight.
     let second = tm.force_refresh(&first).await.unwrap();
     assert_eq!(second.expose_secret(), "at-1");
-    assert_eq!(
-        held(&store)
-            .await
-            .map(|r| r.refresh_token)
-            .unwrap()
-            .expose_secret(),
-        "rt-1",
-        "saved"
-    );
+    assert_eq!(held_token(&store).await, "rt-1", "saved");
     // The next renewal presents the rotated token, not a replay of rt-0.
     mock.refresh_gate.as_ref().unwrap().add_permits(1);
     tm.force_refresh(&second).await.unwrap();
@@ -385,14 +366,7 @@ async fn a_refresh_token_of_another_issuer_is_never_sent_and_is_kept() {
             .iter()
             .all(|f| f.values().all(|v| !v.contains("production")))
     );
-    assert_eq!(
-        held(&store)
-            .await
-            .map(|r| r.refresh_token)
-            .unwrap()
-            .expose_secret(),
-        "rt-production"
-    );
+    assert_eq!(held_token(&store).await, "rt-production");
     assert_eq!(
         held(&store).await.and_then(|r| r.issuer).as_deref(),
         Some(production)
@@ -413,14 +387,7 @@ async fn a_refresh_token_of_this_issuer_or_of_no_recorded_issuer_is_used() {
         let tm = manager(&base, store.clone());
         tm.access_token().await.unwrap();
         assert_eq!(grants(&mock), ["refresh rt-saved"]);
-        assert_eq!(
-            held(&store)
-                .await
-                .map(|r| r.refresh_token)
-                .unwrap()
-                .expose_secret(),
-            "rt-0"
-        );
+        assert_eq!(held_token(&store).await, "rt-0");
         assert_eq!(
             held(&store).await.and_then(|r| r.issuer).as_deref(),
             Some(token_url.as_str()),

@@ -39,6 +39,17 @@ pub(crate) async fn held(
     store.load_refresh_token().await.unwrap()
 }
 
+/// The refresh token `store` holds, as text (the store must hold one).
+pub(crate) async fn held_token(store: &ralio::store::MemoryStore) -> String {
+    use secrecy::ExposeSecret as _;
+    held(store)
+        .await
+        .expect("the store holds a refresh token")
+        .refresh_token
+        .expose_secret()
+        .to_owned()
+}
+
 /// A memory store holding the refresh token `token`, issued by `issuer` when given.
 pub(crate) async fn holding(
     token: secrecy::SecretString,
