@@ -25,8 +25,8 @@
 //! - **The client**: [`RalioClient`] (construction with [`RalioClient::builder`] /
 //!   [`RalioClientBuilder`] or [`RalioClient::from_env`]) in [`client`]; its settings
 //!   ([`RetryPolicy`], timeouts, the HTTP client's TLS and proxy settings through
-//!   [`configure_http`](RalioClientBuilder::configure_http), the caller's middleware) on the
-//!   builder.
+//!   [`configure_http`](RalioClientBuilder::configure_http) and a [`ConfigureHttp`] closure,
+//!   the caller's middleware) on the builder.
 //! - **The resources**: [`resources`], one handle per resource
 //!   ([`agents`](RalioClient::agents), [`chat`](RalioClient::chat) (send and stream),
 //!   [`transactions`](RalioClient::transactions),
@@ -45,7 +45,8 @@
 //!   DPoP-bound tokens: [`auth`] (token manager, DPoP proofs, the `reqwest-middleware`
 //!   layer; [`RetryMiddleware`] is the retry layer for such a stack).
 //! - **Keys**: [`keys`]: the P-256 [`PrivateKey`](keys::PrivateKey), the
-//!   [`Signer`](keys::Signer) trait for keys that live elsewhere, and the Vault Transit signer.
+//!   [`Signer`](keys::Signer) trait for keys that live elsewhere (a PKCS#11 token, AWS KMS),
+//!   and the Vault Transit, PKCS#11 and AWS KMS signers.
 //! - **Credential stores**: [`store`]: the [`CredentialStore`](store::CredentialStore)
 //!   trait (implement it for your own store), the file, keyring, Vault, environment and
 //!   memory stores, and [`CredentialStore::report`](store::CredentialStore::report): what a
@@ -103,7 +104,7 @@ pub use error::{ApiError, ConfigError, Error, Result};
 pub use resources::Page;
 pub use resources::payment_intents::{IntentOutcome, IntentStage, TurnIntents, WaitForOutcome};
 pub use stream::{ChatEvent, ChatStream, StreamError, StreamedReply, ToolEvent};
-pub use transport::{RetryMiddleware, RetryPolicy};
+pub use transport::{ConfigureHttp, RetryMiddleware, RetryPolicy};
 pub use types::{
     Agent, ApprovalStatus, ChatReply, ChatResponse, Decimal, Message, MessageRole,
     PaymentInstruction, PaymentIntent, PaymentStatus, Scope, Transaction,

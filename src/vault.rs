@@ -304,15 +304,15 @@ impl VaultClient {
         Ok(token)
     }
 
-    /// One authenticated call to `/v1/<api_path>`; `action` says what it is for, in errors.
-    pub(crate) async fn call(
-        &self,
-        action: &str,
-        method: reqwest::Method,
-        api_path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, VaultError> {
-        let url = format!("{}/v1/{api_path}", self.config.addr);
+    /// One authenticated call; an AppRole login that expired is renewed once.
+    pub(crate) async fn call(&self, call: VaultCall<'_>) -> Result<Answer, VaultError> {
+        let VaultCall {
+            action,
+            method,
+            path,
+            body,
+        } = call;
+        let url = format!("{}/v1/{path}", self.config.addr);
         let mut relogged = false;
         loop {
             let token = self.token().await?;
@@ -449,6 +449,43 @@ impl VaultClient {
     }
 }
 
+/// One request to Vault's HTTP API: what it is for (`action`, named in errors), the method,
+/// the path under `/v1/` and the JSON body.
+pub(crate) struct VaultCall<'a> {
+    action: &'a str,
+    method: reqwest::Method,
+    path: String,
+    body: Option<&'a Value>,
+}
+
+impl<'a> VaultCall<'a> {
+    pub(crate) fn get(action: &'a str, path: impl Into<String>) -> Self {
+        Self::new(action, reqwest::Method::GET, path.into(), None)
+    }
+
+    pub(crate) fn post(action: &'a str, path: impl Into<String>, body: &'a Value) -> Self {
+        Self::new(action, reqwest::Method::POST, path.into(), Some(body))
+    }
+
+    pub(crate) fn delete(action: &'a str, path: impl Into<String>) -> Self {
+        Self::new(action, reqwest::Method::DELETE, path.into(), None)
+    }
+
+    fn new(
+        action: &'a str,
+        method: reqwest::Method,
+        path: String,
+        body: Option<&'a Value>,
+    ) -> Self {
+        Self {
+            action,
+            method,
+            path,
+            body,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,28 +498,31 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
+    const ADDR: (&str, &str) = ("VAULT_ADDR", "http://127.0.0.1:8200");
+
+    /// The `Debug` text of the settings read from these variables.
+    fn debug_of(pairs: &[(&str, &str)]) -> String {
+        format!("{:?}", VaultConfig::from_lookup(lookup(pairs)).unwrap())
+    }
+
     #[test]
     fn vault_settings_take_a_token_or_approle() {
-        let token = VaultConfig::from_lookup(lookup(&[
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+        let shown = debug_of(&[
+            ADDR,
             ("VAULT_TOKEN", "s.secret"),
             ("VAULT_ROLE_ID", "role"),
             ("VAULT_SECRET_ID", "sid"),
-        ]))
-        .unwrap();
-        let shown = format!("{token:?}");
+        ]);
         assert!(shown.contains("Token([redacted])"), "{shown}");
         assert!(!shown.contains("s.secret"), "{shown}");
 
-        let approle = VaultConfig::from_lookup(lookup(&[
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+        let shown = debug_of(&[
+            ADDR,
             ("VAULT_ROLE_ID", "role-1"),
             ("VAULT_SECRET_ID", "sid-secret"),
             ("RALIO_VAULT_MOUNT", "kv"),
             ("RALIO_VAULT_PATH", "agents/a"),
-        ]))
-        .unwrap();
-        let shown = format!("{approle:?}");
+        ]);
         assert!(shown.contains("AppRole"), "{shown}");
         assert!(shown.contains("mount: \"approle\""), "{shown}");
         assert!(!shown.contains("role-1"), "no role id in Debug: {shown}");
@@ -528,17 +568,16 @@ mod tests {
 
     #[test]
     fn vault_settings_name_the_missing_variable() {
-        let addr = ("VAULT_ADDR", "http://127.0.0.1:8200");
         assert_eq!(
             VaultConfig::from_lookup(lookup(&[])).unwrap_err(),
             MissingEnvVar("VAULT_ADDR")
         );
         assert_eq!(
-            VaultConfig::from_lookup(lookup(&[addr])).unwrap_err(),
+            VaultConfig::from_lookup(lookup(&[ADDR])).unwrap_err(),
             MissingEnvVar("VAULT_TOKEN")
         );
         assert_eq!(
-            VaultConfig::from_lookup(lookup(&[addr, ("VAULT_ROLE_ID", "r")])).unwrap_err(),
+            VaultConfig::from_lookup(lookup(&[ADDR, ("VAULT_ROLE_ID", "r")])).unwrap_err(),
             MissingEnvVar("VAULT_SECRET_ID")
         );
     }

@@ -20,7 +20,7 @@ pub fn check(data: &[u8]) {
             let jwk = key.to_private_jwk();
             let again = PrivateKey::from_jwk(jwk.expose_secret()).expect("our own JWK loads");
             assert_eq!(again.thumbprint(), key.thumbprint());
-            assert_eq!(key.public_jwk().thumbprint(), *key.thumbprint());
+            assert_eq!(key.public_jwk().thumbprint(), key.thumbprint());
         }
         Err(e) => {
             let parsed = serde_json::from_str::<serde_json::Value>(text).ok();

@@ -26,7 +26,7 @@ use crate::keys::{PublicJwk, SignError, Signer, Thumbprint};
 ///
 /// [`Htu::parse`] refuses a URL with a query or fragment (for configured URLs, where one is a
 /// mistake); [`Htu::from_request_url`] drops them (for request URLs, which may carry a query).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Htu(String);
 
 /// Why a URL cannot be an `htu`.
@@ -91,12 +91,6 @@ impl Htu {
 impl fmt::Display for Htu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Htu {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Htu({})", self.0)
     }
 }
 

@@ -15,9 +15,10 @@ use crate::keys::{PrivateKey, Signer};
 use crate::origin::resolve_base_url;
 use crate::scope::Scope;
 use crate::store::{CredentialStore, EnvStore, FileStore, Identity};
-use crate::transport::{HttpConfig, RetryPolicy};
+use crate::transport::{ConfigureHttp, HttpConfig, Layers, RetryPolicy};
 
 /// Where the builder gets the identity from.
+#[derive(Debug)]
 pub(super) enum CredentialSource {
     None,
     Store(Arc<dyn CredentialStore>),
@@ -26,6 +27,7 @@ pub(super) enum CredentialSource {
 
 /// Builds a [`RalioClient`].
 #[must_use]
+#[derive(Debug)]
 pub struct RalioClientBuilder {
     base_url: Option<String>,
     scopes: Option<Vec<Scope>>,
@@ -34,21 +36,8 @@ pub struct RalioClientBuilder {
     user_agent_suffix: Option<String>,
     retry: RetryPolicy,
     http: HttpConfig,
-    extra: Vec<Arc<dyn Middleware>>,
+    extra: Layers,
     credentials: CredentialSource,
-}
-
-impl std::fmt::Debug for RalioClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RalioClientBuilder")
-            .field("base_url", &self.base_url)
-            .field("scopes", &self.scopes)
-            .field("http", &self.http)
-            .field("read_timeout", &self.read_timeout)
-            .field("read_idle_timeout", &self.read_idle_timeout)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for RalioClientBuilder {
@@ -61,7 +50,7 @@ impl Default for RalioClientBuilder {
             user_agent_suffix: None,
             retry: RetryPolicy::default(),
             http: HttpConfig::default(),
-            extra: Vec::new(),
+            extra: Layers::default(),
             credentials: CredentialSource::None,
         }
     }
@@ -137,9 +126,7 @@ impl RalioClientBuilder {
     /// a per-read timeout as long as the longer of the [`read_timeout`](Self::read_timeout)
     /// and the [`read_idle_timeout`](Self::read_idle_timeout) plus a second, no total
     /// timeout), then `configure` (calls add up, in order), then redirects are switched off,
-    /// whatever `configure` set: a redirect would re-send a client assertion, a refresh token
-    /// or a registration ticket to whatever origin it names, and a DPoP proof is bound to the
-    /// URL it was signed for.
+    /// whatever `configure` set ([`ConfigureHttp`] says why).
     ///
     /// That one client sends every request of this client and of its
     /// [`with_scopes`](RalioClient::with_scopes) siblings: resource calls and the token
@@ -157,11 +144,8 @@ impl RalioClientBuilder {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn configure_http(
-        mut self,
-        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
-    ) -> Self {
-        self.http.configure(Arc::new(configure));
+    pub fn configure_http(mut self, configure: impl ConfigureHttp) -> Self {
+        self.http.configure(configure);
         self
     }
 

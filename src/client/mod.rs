@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     pub(crate) read_timeout: Duration,
     pub(crate) read_idle: Option<Duration>,
     pub(crate) user_agent: HeaderValue,
-    pub(crate) extra: Vec<Arc<dyn Middleware>>,
+    pub(crate) extra: crate::transport::Layers,
 }
 
 impl Shared {

@@ -53,6 +53,10 @@ impl Mock {
         }
         Some(resp)
     }
+    /// Answers the next requests to `route` with these statuses and bodies, in order.
+    fn answer(&self, route: &'static str, answers: Vec<(u16, &'static str)>) {
+        self.script.lock().unwrap().insert(route, answers);
+    }
     fn hits(&self, route: &'static str) -> u32 {
         self.hits.lock().unwrap().get(route).copied().unwrap_or(0)
     }
@@ -147,34 +151,48 @@ async fn start(mock: Mock) -> (RalioClient, Arc<Mock>) {
     (client, mock)
 }
 
+/// A chat stream from `app`, served here and read with `idle` as the read-idle timeout, past
+/// its first event (checked to be a text delta).
+async fn stream_after_first_delta(app: Router, idle: Option<Duration>) -> crate::ChatStream {
+    let addr = serve(app).await;
+    let client = RalioClient::builder()
+        .base_url(format!("http://{addr}"))
+        .read_idle_timeout(idle)
+        .build_unauthenticated()
+        .unwrap();
+    let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(crate::ChatEvent::TextDelta { .. }))
+    ));
+    stream
+}
+
 fn one_agent() -> Mock {
-    let m = Mock::default();
+    one_agent_with(|_| ())
+}
+
+/// [`one_agent`], with `set` applied.
+fn one_agent_with(set: impl FnOnce(&mut Mock)) -> Mock {
+    let mut m = Mock::default();
     m.agents
         .lock()
         .unwrap()
         .push(serde_json::json!({"id": "ag_1", "name": "Payments"}));
+    set(&mut m);
     m
 }
 
 #[tokio::test]
 async fn a_get_survives_503s_and_reports_attempts_on_failure() {
-    let m = Mock {
-        transactions: 3,
-        ..one_agent()
-    };
-    m.script
-        .lock()
-        .unwrap()
-        .insert("transactions", vec![(503, "busy"), (502, ""), (504, "")]);
+    let m = one_agent_with(|m| m.transactions = 3);
+    m.answer("transactions", vec![(503, "busy"), (502, ""), (504, "")]);
     let (client, mock) = start(m).await;
     let page = client.transactions().list().await.unwrap();
     assert_eq!(page.len(), 3);
     assert_eq!(mock.hits("transactions"), 4);
     // Four 503s in a row exhaust the 3 retries: the error says how many attempts.
-    mock.script
-        .lock()
-        .unwrap()
-        .insert("transactions", vec![(503, r#"{"detail":"down"}"#); 4]);
+    mock.answer("transactions", vec![(503, r#"{"detail":"down"}"#); 4]);
     let err = client.transactions().list().await.unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(err.api_error().unwrap().attempts(), 4);
@@ -185,19 +203,12 @@ async fn a_get_survives_503s_and_reports_attempts_on_failure() {
 #[tokio::test]
 async fn a_chat_post_is_never_retried_after_a_5xx() {
     let (client, mock) = start(one_agent()).await;
-    mock.script
-        .lock()
-        .unwrap()
-        .insert("chat", vec![(500, "boom"), (200, "")]);
-    let err = client
-        .chat()
-        .send("Pay £25 to Bob")
-        .agent_id("ag_1")
-        .await
-        .unwrap_err();
+    mock.answer("chat", vec![(500, "boom"), (200, "")]);
+    // The one agent is looked up first: only the POST counts below.
+    let err = client.chat().send("Pay £25 to Bob").await.unwrap_err();
     assert!(matches!(err, Error::Api(_)), "{err:?}");
     assert_eq!(mock.hits("chat"), 1, "the server saw exactly one POST");
-    mock.script.lock().unwrap().insert("chat", vec![(503, "")]);
+    mock.answer("chat", vec![(503, "")]);
     assert!(client.chat().send("x").agent_id("ag_1").await.is_err());
     assert_eq!(mock.hits("chat"), 2);
 }
@@ -205,10 +216,7 @@ async fn a_chat_post_is_never_retried_after_a_5xx() {
 #[tokio::test]
 async fn a_chat_post_is_retried_after_a_429() {
     let (client, mock) = start(one_agent()).await;
-    mock.script
-        .lock()
-        .unwrap()
-        .insert("chat", vec![(429, r#"{"detail":"slow down"}"#)]);
+    mock.answer("chat", vec![(429, r#"{"detail":"slow down"}"#)]);
     let reply = client.chat().send("hi").agent_id("ag_1").await.unwrap();
     assert_eq!(reply.reply, "to ag_1");
     assert_eq!(mock.hits("chat"), 2);
@@ -216,14 +224,8 @@ async fn a_chat_post_is_retried_after_a_429() {
 
 #[tokio::test]
 async fn retries_can_be_switched_off() {
-    let m = Mock {
-        transactions: 1,
-        ..one_agent()
-    };
-    m.script
-        .lock()
-        .unwrap()
-        .insert("transactions", vec![(503, "")]);
+    let m = one_agent_with(|m| m.transactions = 1);
+    m.answer("transactions", vec![(503, "")]);
     let mock = Arc::new(m);
     let (client, mock2) = start(Arc::into_inner(mock).unwrap()).await;
     let client = RalioClient::builder()
@@ -263,7 +265,7 @@ async fn zero_or_several_agents_is_a_clear_error() {
 #[tokio::test]
 async fn error_statuses_map_to_typed_errors_with_details() {
     let (client, mock) = start(one_agent()).await;
-    mock.script.lock().unwrap().insert(
+    mock.answer(
         "transactions",
         vec![
             (403, r#"{"detail":"Missing scope: transactions:read"}"#),
@@ -290,10 +292,7 @@ async fn error_statuses_map_to_typed_errors_with_details() {
     assert!(matches!(e, Error::Api(_)));
     assert_eq!(e.detail(), Some("plain text"));
     // A 429 that outlives the retries is a RateLimit error.
-    mock.script
-        .lock()
-        .unwrap()
-        .insert("agents", vec![(429, ""); 4]);
+    mock.answer("agents", vec![(429, ""); 4]);
     let e = client.agents().list().await.unwrap_err();
     assert!(matches!(e, Error::RateLimit(_)), "{e:?}");
     assert_eq!(e.retry_after(), Some(Duration::ZERO));
@@ -301,11 +300,7 @@ async fn error_statuses_map_to_typed_errors_with_details() {
 
 #[tokio::test]
 async fn pages_and_the_lazy_stream_over_all_pages() {
-    let (client, mock) = start(Mock {
-        transactions: 7,
-        ..one_agent()
-    })
-    .await;
+    let (client, mock) = start(one_agent_with(|m| m.transactions = 7)).await;
     let page = client
         .transactions()
         .list()
@@ -344,26 +339,17 @@ async fn streaming_chat_yields_typed_events() {
     assert_eq!(events.len(), 3);
     assert!(matches!(&events[2], Ok(crate::ChatEvent::Reply(r)) if r.text == "Hello"));
     let (client, mock) = start(one_agent()).await;
-    mock.script.lock().unwrap().insert(
+    mock.answer(
         "chat_stream",
         vec![(403, r#"{"detail":"Missing scope: agents:execute"}"#)],
     );
-    let err = client
-        .chat()
-        .stream("hi")
-        .agent_id("ag_1")
-        .await
-        .unwrap_err();
+    let err = client.chat().stream("hi").await.unwrap_err();
     assert!(matches!(err, Error::Permission(_)));
 }
 
 #[tokio::test]
 async fn a_stream_of_keep_alives_only_ends_at_the_turn_deadline() {
-    let (client, mock) = start(Mock {
-        endless_stream: true,
-        ..one_agent()
-    })
-    .await;
+    let (client, mock) = start(one_agent_with(|m| m.endless_stream = true)).await;
     // Keep-alives every 20 ms keep the 300 ms read-idle timer from ever firing.
     let mut stream = client
         .chat()
@@ -393,11 +379,7 @@ async fn a_stream_of_keep_alives_only_ends_at_the_turn_deadline() {
 
 #[tokio::test]
 async fn a_hung_server_is_a_timeout_error_after_the_retries() {
-    let (client, mock) = start(Mock {
-        hang: true,
-        ..one_agent()
-    })
-    .await;
+    let (client, mock) = start(one_agent_with(|m| m.hang = true)).await;
     let err = client.transactions().list().await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     // A timed-out GET is retried: the first attempt and the policy's 3 retries reached it.
@@ -481,17 +463,7 @@ async fn a_silent_stream_hits_the_read_idle_timeout_over_http() {
     let app = Router::new()
         .route("/api/chat/stream", post(silent))
         .with_state(Arc::clone(&mock));
-    let addr = serve(app).await;
-    let client = RalioClient::builder()
-        .base_url(format!("http://{addr}"))
-        .read_idle_timeout(Some(Duration::from_millis(200)))
-        .build_unauthenticated()
-        .unwrap();
-    let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(crate::ChatEvent::TextDelta { .. }))
-    ));
+    let mut stream = stream_after_first_delta(app, Some(Duration::from_millis(200))).await;
     let err = stream.next().await.unwrap().unwrap_err();
     assert!(
         matches!(err, Error::Stream(crate::StreamError::IdleTimeout { .. })),
@@ -566,14 +538,8 @@ async fn span_child() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let m = Mock {
-        transactions: 2,
-        ..one_agent()
-    };
-    m.script
-        .lock()
-        .unwrap()
-        .insert("transactions", vec![(503, "")]);
+    let m = one_agent_with(|m| m.transactions = 2);
+    m.answer("transactions", vec![(503, "")]);
     let (client, _mock) = start(m).await;
     client.transactions().list().await.unwrap();
     let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
@@ -650,10 +616,7 @@ async fn traceparent_child() {
 #[tokio::test]
 async fn an_unreadable_answer_is_a_decode_error() {
     let (client, mock) = start(one_agent()).await;
-    mock.script
-        .lock()
-        .unwrap()
-        .insert("transactions", vec![(200, "{\"transactions\": 12}")]);
+    mock.answer("transactions", vec![(200, "{\"transactions\": 12}")]);
     let err = client.transactions().list().await.unwrap_err();
     assert!(
         matches!(
@@ -667,7 +630,7 @@ async fn an_unreadable_answer_is_a_decode_error() {
     );
     assert!(!err.is_retryable());
     // A float amount is refused rather than rounded.
-    mock.script.lock().unwrap().insert(
+    mock.answer(
         "transactions",
         vec![(
             200,
@@ -728,17 +691,7 @@ async fn dropping_a_chat_stream_closes_the_connection() {
             }
         }),
     );
-    let addr = serve(app).await;
-    let client = RalioClient::builder()
-        .base_url(format!("http://{addr}"))
-        .read_idle_timeout(None)
-        .build_unauthenticated()
-        .unwrap();
-    let mut stream = client.chat().stream("hi").agent_id("ag_1").await.unwrap();
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(crate::ChatEvent::TextDelta { .. }))
-    ));
+    let mut stream = stream_after_first_delta(app, None).await;
     assert!(
         !closed.load(Ordering::SeqCst),
         "the server is still streaming"

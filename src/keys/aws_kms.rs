@@ -11,7 +11,7 @@ use pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
 use super::reference::{KeyCreation, KeyLocation, KeyReference, KmsKeyId, OpenKeyError};
-use super::{PublicJwk, SignError, Signer, Thumbprint};
+use super::{PublicJwk, SignError, Signer};
 
 /// KMS signs a message of at most this many bytes with `MessageType=RAW`.
 const RAW_LIMIT: usize = 4096;
@@ -39,14 +39,13 @@ pub struct AwsKmsSigner {
     client: Client,
     key_arn: String,
     public_jwk: PublicJwk,
-    thumbprint: Thumbprint,
 }
 
 impl fmt::Debug for AwsKmsSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsKmsSigner")
             .field("key", &self.key_arn)
-            .field("thumbprint", &self.thumbprint.as_str())
+            .field("thumbprint", &self.public_jwk.thumbprint().as_str())
             .finish()
     }
 }
@@ -114,13 +113,11 @@ impl AwsKmsSigner {
         {
             key_arn = arn.to_owned();
         }
-        let thumbprint = public_jwk.thumbprint();
-        tracing::debug!(key = %key_arn, thumbprint = %thumbprint, "opened the AWS KMS key");
+        tracing::debug!(key = %key_arn, thumbprint = %public_jwk.thumbprint(), "opened the AWS KMS key");
         Ok(Self {
             client,
             key_arn,
             public_jwk,
-            thumbprint,
         })
     }
 
@@ -197,19 +194,6 @@ impl Signer for AwsKmsSigner {
         &self.public_jwk
     }
 
-    fn thumbprint(&self) -> &Thumbprint {
-        &self.thumbprint
-    }
-
-    fn key_location(&self) -> Option<KeyLocation> {
-        Some(KeyLocation {
-            reference: KeyReference::AwsKms(KmsKeyId::new(self.key_arn.clone())),
-            description: format!("AWS KMS key {}", self.key_arn),
-            // KMS never exports an asymmetric private key.
-            extractable: Some(false),
-        })
-    }
-
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let name = || format!("AWS KMS key {}", self.key_arn);
         let request = self
@@ -236,6 +220,15 @@ impl Signer for AwsKmsSigner {
         let signature = p256::ecdsa::Signature::from_der(der.as_ref())
             .map_err(|_| SignError::bad_signature(name()))?;
         Ok(signature.to_bytes().into())
+    }
+
+    fn key_location(&self) -> Option<KeyLocation> {
+        Some(KeyLocation {
+            reference: KeyReference::AwsKms(KmsKeyId::new(self.key_arn.clone())),
+            description: format!("AWS KMS key {}", self.key_arn),
+            // KMS never exports an asymmetric private key.
+            extractable: Some(false),
+        })
     }
 }
 

@@ -118,6 +118,9 @@ pub struct PublicJwk {
     y: String,
     #[serde(skip)]
     point: Vec<u8>,
+    /// Computed once, when the JWK is built: every proof names it.
+    #[serde(skip)]
+    thumbprint: Thumbprint,
 }
 
 #[derive(Deserialize)]
@@ -186,12 +189,16 @@ impl PublicJwk {
         point.extend_from_slice(y);
         p256::PublicKey::from_sec1_bytes(&point)
             .map_err(|_| malformed("the public point is not on the P-256 curve"))?;
+        let x = URL_SAFE_NO_PAD.encode(x);
+        let y = URL_SAFE_NO_PAD.encode(y);
+        let digest = Sha256::digest(canonical_json(&x, &y).as_bytes());
         Ok(Self {
             crv: "P-256".to_owned(),
             kty: "EC".to_owned(),
-            x: URL_SAFE_NO_PAD.encode(x),
-            y: URL_SAFE_NO_PAD.encode(y),
+            x,
+            y,
             point,
+            thumbprint: Thumbprint(URL_SAFE_NO_PAD.encode(digest)),
         })
     }
 
@@ -265,15 +272,13 @@ impl PublicJwk {
 
     /// The canonical RFC 7638 JSON: `{"crv":"P-256","kty":"EC","x":"…","y":"…"}`.
     pub fn to_json(&self) -> String {
-        format!(
-            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
-            self.crv, self.kty, self.x, self.y
-        )
+        canonical_json(&self.x, &self.y)
     }
 
-    /// The RFC 7638 thumbprint: base64url(SHA-256(canonical JSON)).
-    pub fn thumbprint(&self) -> Thumbprint {
-        Thumbprint(URL_SAFE_NO_PAD.encode(Sha256::digest(self.to_json().as_bytes())))
+    /// The RFC 7638 thumbprint: base64url(SHA-256(canonical JSON)), computed when the JWK was
+    /// built.
+    pub fn thumbprint(&self) -> &Thumbprint {
+        &self.thumbprint
     }
 
     /// Verifies a raw `r‖s` ES256 signature over `message` with this key.
@@ -282,6 +287,11 @@ impl PublicJwk {
             .verify(message, signature)
             .is_ok()
     }
+}
+
+/// The RFC 7638 canonical JSON of a P-256 public key (members sorted, no whitespace).
+fn canonical_json(x: &str, y: &str) -> String {
+    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
 }
 
 impl fmt::Debug for PublicJwk {
@@ -294,7 +304,7 @@ impl fmt::Debug for PublicJwk {
 ///
 /// Public information (it identifies a key, like a fingerprint), so it displays freely. Ralio
 /// uses it as the `kid` of client assertions and as the token's `cnf.jkt`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Thumbprint(String);
 
@@ -318,12 +328,6 @@ impl fmt::Display for Thumbprint {
     }
 }
 
-impl fmt::Debug for Thumbprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Thumbprint({})", self.0)
-    }
-}
-
 impl AsRef<str> for Thumbprint {
     fn as_ref(&self) -> &str {
         &self.0
@@ -344,7 +348,6 @@ struct Inner {
     pkcs8_pem: SecretString,
     signing: EcdsaKeyPair,
     public_jwk: PublicJwk,
-    thumbprint: Thumbprint,
 }
 
 impl PrivateKey {
@@ -507,14 +510,12 @@ impl PrivateKey {
                 operation: "encode the key as PKCS#8",
             })?;
         let pkcs8_pem = SecretString::from(pem.as_str());
-        let thumbprint = public_jwk.thumbprint();
         Ok(Self {
             inner: Arc::new(Inner {
                 secret,
                 pkcs8_pem,
                 signing,
                 public_jwk,
-                thumbprint,
             }),
         })
     }
@@ -545,7 +546,7 @@ impl PrivateKey {
 
     /// The RFC 7638 thumbprint of the public key.
     pub fn thumbprint(&self) -> &Thumbprint {
-        &self.inner.thumbprint
+        self.inner.public_jwk.thumbprint()
     }
 
     /// Signs `message` with ES256 and returns the raw `r‖s` signature, synchronously.
@@ -565,7 +566,7 @@ impl PrivateKey {
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrivateKey")
-            .field("thumbprint", &self.inner.thumbprint.as_str())
+            .field("thumbprint", &self.thumbprint().as_str())
             .field("secret", &"[redacted]")
             .finish()
     }
@@ -575,10 +576,6 @@ impl fmt::Debug for PrivateKey {
 impl Signer for PrivateKey {
     fn public_jwk(&self) -> &PublicJwk {
         &self.inner.public_jwk
-    }
-
-    fn thumbprint(&self) -> &Thumbprint {
-        &self.inner.thumbprint
     }
 
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {

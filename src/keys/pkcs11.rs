@@ -19,7 +19,7 @@ use cryptoki::slot::Slot;
 use sha2::{Digest as _, Sha256};
 
 use super::reference::{KeyCreation, KeyLocation, KeyReference, OpenKeyError, Pkcs11Uri};
-use super::{PublicJwk, SignError, Signer, Thumbprint};
+use super::{PublicJwk, SignError, Signer};
 
 /// DER of the P-256 (prime256v1) OID: what `CKA_EC_PARAMS` holds for a P-256 key.
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -47,7 +47,6 @@ const MAX_SESSIONS: usize = 4;
 pub struct Pkcs11Signer {
     inner: Arc<Inner>,
     public_jwk: PublicJwk,
-    thumbprint: Thumbprint,
     location: KeyLocation,
 }
 
@@ -66,7 +65,7 @@ impl fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Signer")
             .field("key", &self.location.reference.to_string())
-            .field("thumbprint", &self.thumbprint.as_str())
+            .field("thumbprint", &self.public_jwk.thumbprint().as_str())
             .field("extractable", &self.location.extractable)
             .finish()
     }
@@ -111,14 +110,6 @@ impl Signer for Pkcs11Signer {
         &self.public_jwk
     }
 
-    fn thumbprint(&self) -> &Thumbprint {
-        &self.thumbprint
-    }
-
-    fn key_location(&self) -> Option<KeyLocation> {
-        Some(self.location.clone())
-    }
-
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
         let inner = Arc::clone(&self.inner);
@@ -132,6 +123,10 @@ impl Signer for Pkcs11Signer {
         tokio::task::spawn_blocking(move || inner.sign_blocking(&digest))
             .await
             .map_err(|join| SignError::backend(name, join))?
+    }
+
+    fn key_location(&self) -> Option<KeyLocation> {
+        Some(self.location.clone())
     }
 }
 
@@ -283,7 +278,6 @@ fn open_blocking(uri: &Pkcs11Uri, creation: KeyCreation) -> Result<Pkcs11Signer,
             reference: reference.clone(),
             reason: format!("its public point is not a P-256 point ({e})"),
         })?;
-    let thumbprint = public_jwk.thumbprint();
     // The stored reference pins the key by its id as well as its label, and the token by its
     // serial, so another key given the same label later is never picked up in its place.
     let mut pinned = uri.clone().without_pin();
@@ -303,7 +297,7 @@ fn open_blocking(uri: &Pkcs11Uri, creation: KeyCreation) -> Result<Pkcs11Signer,
         "PKCS#11 key \"{}\" in token \"{}\"",
         facts.label, token.label
     );
-    tracing::debug!(key = %name, thumbprint = %thumbprint, extractable = ?facts.extractable, "opened the PKCS#11 key");
+    tracing::debug!(key = %name, thumbprint = %public_jwk.thumbprint(), extractable = ?facts.extractable, "opened the PKCS#11 key");
     Ok(Pkcs11Signer {
         inner: Arc::new(Inner {
             ctx,
@@ -315,7 +309,6 @@ fn open_blocking(uri: &Pkcs11Uri, creation: KeyCreation) -> Result<Pkcs11Signer,
             name,
         }),
         public_jwk,
-        thumbprint,
         location: KeyLocation {
             reference: KeyReference::Pkcs11(pinned),
             description,

@@ -65,10 +65,10 @@ impl SignError {
 /// this trait to keep the key anywhere else: a PKCS#11 token or HSM, a cloud KMS. What an
 /// implementation must give:
 ///
-/// - [`public_jwk`](Self::public_jwk) and [`thumbprint`](Self::thumbprint), computed once when
-///   the signer is built (read the public key from the backend then; build the JWK with
-///   [`PublicJwk::from_sec1_bytes`] or [`PublicJwk::from_public_key_pem`]). They are called on
-///   every proof, so they must not block or fail.
+/// - [`public_jwk`](Self::public_jwk), computed once when the signer is built (read the public
+///   key from the backend then; build the JWK with [`PublicJwk::from_sec1_bytes`] or
+///   [`PublicJwk::from_public_key_pem`]). It is called on every proof, so it must not block or
+///   fail. The JWK carries its thumbprint, computed with it, so the two cannot disagree.
 /// - [`sign_es256`](Self::sign_es256): async, so a network or hardware round trip is fine.
 ///   The message is the JWS signing input: hash it with SHA-256 (or ask the backend for
 ///   "ECDSA with SHA-256" over the message) and return the raw 64-byte `r‖s` form, converting
@@ -82,11 +82,9 @@ impl SignError {
 /// [`Any`]: std::any::Any
 #[async_trait]
 pub trait Signer: std::any::Any + Send + Sync + std::fmt::Debug {
-    /// The canonical public JWK of the key.
+    /// The canonical public JWK of the key; its [thumbprint](PublicJwk::thumbprint) names the
+    /// key everywhere (the assertion's `kid`, the token's `cnf.jkt`, the stores).
     fn public_jwk(&self) -> &PublicJwk;
-
-    /// The RFC 7638 thumbprint of [`Signer::public_jwk`].
-    fn thumbprint(&self) -> &Thumbprint;
 
     /// Signs `message`, returning the raw 64-byte `r‖s` signature.
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError>;
@@ -104,5 +102,13 @@ pub trait Signer: std::any::Any + Send + Sync + std::fmt::Debug {
     fn try_sign_es256_now(&self, message: &[u8]) -> Option<Result<[u8; 64], SignError>> {
         let _ = message;
         None
+    }
+}
+
+impl dyn Signer {
+    /// The RFC 7638 thumbprint of the signer's key: [`public_jwk`](Signer::public_jwk)'s
+    /// [`thumbprint`](PublicJwk::thumbprint).
+    pub fn thumbprint(&self) -> &Thumbprint {
+        self.public_jwk().thumbprint()
     }
 }

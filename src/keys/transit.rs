@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{KeyLocation, KeyReference, PublicJwk, SignError, Signer, Thumbprint, TransitKey};
-use crate::vault::{Answer, VaultClient};
+use super::{KeyLocation, KeyReference, PublicJwk, SignError, Signer, TransitKey};
+use crate::vault::{Answer, VaultCall, VaultClient};
 
 /// A [`Signer`] whose P-256 key lives in Vault Transit and never leaves it.
 ///
@@ -28,7 +28,6 @@ pub struct TransitSigner {
     key: TransitKey,
     version: u64,
     public_jwk: PublicJwk,
-    thumbprint: Thumbprint,
 }
 
 impl fmt::Debug for TransitSigner {
@@ -38,7 +37,7 @@ impl fmt::Debug for TransitSigner {
             .field("mount", &self.key.mount())
             .field("key", &self.key.name())
             .field("version", &self.version)
-            .field("thumbprint", &self.thumbprint.as_str())
+            .field("thumbprint", &self.public_jwk.thumbprint().as_str())
             .finish()
     }
 }
@@ -51,13 +50,11 @@ impl TransitSigner {
         version: u64,
         public_jwk: PublicJwk,
     ) -> Self {
-        let thumbprint = public_jwk.thumbprint();
         Self {
             client,
             key,
             version,
             public_jwk,
-            thumbprint,
         }
     }
 
@@ -82,21 +79,6 @@ impl Signer for TransitSigner {
         &self.public_jwk
     }
 
-    fn thumbprint(&self) -> &Thumbprint {
-        &self.thumbprint
-    }
-
-    fn key_location(&self) -> Option<KeyLocation> {
-        Some(KeyLocation {
-            reference: KeyReference::VaultTransit(self.key.clone()),
-            description: format!(
-                "Vault Transit key {} version {} at {}",
-                self.key, self.version, self.client.config.addr
-            ),
-            extractable: None,
-        })
-    }
-
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let body = json!({
             "input": STANDARD.encode(message),
@@ -106,7 +88,7 @@ impl Signer for TransitSigner {
         let path = format!("{}/sign/{}/sha2-256", self.key.mount(), self.key.name());
         let answer = self
             .client
-            .call("sign", reqwest::Method::POST, &path, Some(&body))
+            .call(VaultCall::post("sign", path, &body))
             .await
             .map_err(|e| SignError::backend(self.name(), e))?;
         let bad = || SignError::bad_signature(self.name());
@@ -118,6 +100,17 @@ impl Signer for TransitSigner {
             .and_then(Value::as_str)
             .ok_or_else(bad)?;
         raw_signature(text).ok_or_else(bad)
+    }
+
+    fn key_location(&self) -> Option<KeyLocation> {
+        Some(KeyLocation {
+            reference: KeyReference::VaultTransit(self.key.clone()),
+            description: format!(
+                "Vault Transit key {} version {} at {}",
+                self.key, self.version, self.client.config.addr
+            ),
+            extractable: None,
+        })
     }
 }
 

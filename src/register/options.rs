@@ -8,6 +8,7 @@ use secrecy::SecretString;
 
 use crate::keys::Signer;
 use crate::scope::Scope;
+use crate::transport::ConfigureHttp;
 
 /// What registration reports to a [`RegisterOptions::on_progress`] callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,16 +141,11 @@ impl RegisterOptions {
 
     /// Adjusts the HTTP client registration builds (TLS roots, a client certificate, a
     /// proxy), as [`RalioClientBuilder::configure_http`](crate::RalioClientBuilder::configure_http)
-    /// does: the SDK's timeouts first (10 s to connect), then `configure` (calls add up, in
-    /// order), then redirects switched off whatever `configure` set (a redirect would re-send
-    /// the ticket to whatever origin it names). That one client sends the registration, the
-    /// legacy flow's polls and the first token request; each answer must arrive, whole,
+    /// does (see [`ConfigureHttp`]; 10 s to connect). That one client sends the registration,
+    /// the legacy flow's polls and the first token request; each answer must arrive, whole,
     /// within 60 s.
-    pub fn configure_http(
-        mut self,
-        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
-    ) -> Self {
-        self.http.configure(Arc::new(configure));
+    pub fn configure_http(mut self, configure: impl ConfigureHttp) -> Self {
+        self.http.configure(configure);
         self
     }
 

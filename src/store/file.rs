@@ -503,10 +503,7 @@ impl FileStore {
                 return;
             }
             Err(e) => {
-                problems.push(StoreProblem::Io {
-                    action: format!("read {shown}"),
-                    reason: e.to_string(),
-                });
+                problems.push(StoreProblem::io(format!("read {shown}"), &e));
                 return;
             }
         };
@@ -571,10 +568,7 @@ impl FileStore {
                 return;
             }
             Err(e) => {
-                problems.push(StoreProblem::Io {
-                    action: format!("inspect {key_shown}"),
-                    reason: e.to_string(),
-                });
+                problems.push(StoreProblem::io(format!("inspect {key_shown}"), &e));
                 return;
             }
         }
@@ -583,10 +577,7 @@ impl FileStore {
         let pem = match fs::read(&key_path) {
             Ok(bytes) => secrecy::SecretBox::new(Box::new(bytes)),
             Err(e) => {
-                problems.push(StoreProblem::Io {
-                    action: format!("read {key_shown}"),
-                    reason: e.to_string(),
-                });
+                problems.push(StoreProblem::io(format!("read {key_shown}"), &e));
                 return;
             }
         };
@@ -798,22 +789,10 @@ impl CredentialStore for FileStore {
     }
 
     async fn report(&self) -> StoreReport {
-        let describe = self.describe();
-        match self.blocking(|s| Ok(s.report_blocking())).await {
-            Ok(mut report) => {
-                if let Ok(Some(loaded @ Loaded::Reference { .. })) =
-                    self.blocking(|s| s.load_identity_blocking()).await
-                {
-                    super::reference::report_key(&mut report, loaded, &self.name()).await;
-                }
-                report
-            }
-            Err(e) => {
-                let mut report = StoreReport::new(StoreKind::File, describe, StoreLocation::Other);
-                report.problems.push(StoreProblem::from_error(&e));
-                report
-            }
-        }
+        let read = self.blocking(|s| Ok(s.report_blocking())).await;
+        let loaded = self.blocking(|s| s.load_identity_blocking());
+        let (kind, describe) = (StoreKind::File, self.describe());
+        super::reference::report_with_key(read, loaded, kind, describe, &self.name()).await
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {

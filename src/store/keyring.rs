@@ -636,23 +636,10 @@ impl CredentialStore for KeyringStore {
     /// Reads the client-id, key and refresh-token entries. Staged keys are not listed (the
     /// keyring backends offer no portable search): `staged_keys` is `None`.
     async fn report(&self) -> StoreReport {
-        let describe = self.describe();
-        match self.run(|s| Ok(s.report())).await {
-            Ok(mut report) => {
-                if let Ok(Some(loaded @ Loaded::Reference { .. })) =
-                    self.run(|s| s.load_identity()).await
-                {
-                    super::reference::report_key(&mut report, loaded, &self.name()).await;
-                }
-                report
-            }
-            Err(e) => {
-                let mut report =
-                    StoreReport::new(StoreKind::Keyring, describe, StoreLocation::Other);
-                report.problems.push(StoreProblem::from_error(&e));
-                report
-            }
-        }
+        let read = self.run(|s| Ok(s.report())).await;
+        let loaded = self.run(|s| s.load_identity());
+        let (kind, describe) = (StoreKind::Keyring, self.describe());
+        super::reference::report_with_key(read, loaded, kind, describe, &self.name()).await
     }
 
     async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {

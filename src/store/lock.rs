@@ -225,6 +225,17 @@ mod tests {
 
     use super::*;
 
+    /// Takes the lock `name` in `dir`, as a store named "test store".
+    async fn lock(dir: &Path, name: &str) -> Result<RefreshTokenLock, StoreError> {
+        lock_named_in(dir, name, &crate::store::StoreName::other("test store")).await
+    }
+
+    /// Takes and releases the lock `name` in `dir`, and returns the path of its file.
+    async fn lock_file(dir: &Path, name: &str) -> std::path::PathBuf {
+        drop(lock(dir, name).await.unwrap());
+        fs::read_dir(dir).unwrap().next().unwrap().unwrap().path()
+    }
+
     #[tokio::test]
     async fn the_lock_directory_is_made_private_and_the_lock_works() {
         let tmp = tempfile::tempdir().unwrap();
@@ -232,11 +243,9 @@ mod tests {
         // A directory of ours that others may enter (a wrong umask, an old version).
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let lock = lock_named_in(&dir, "a", &crate::store::StoreName::other("test store"))
-            .await
-            .unwrap();
+        let held = lock(&dir, "a").await.unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-        drop(lock);
+        drop(held);
         let files: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(files.len(), 1);
         let file = files[0].as_ref().unwrap().path();
@@ -249,18 +258,11 @@ mod tests {
         let dir = tmp.path().join("locks");
         fs::create_dir(&dir).unwrap();
         // Find the name the lock will use, then plant a link there to a file elsewhere.
-        drop(
-            lock_named_in(&dir, "b", &crate::store::StoreName::other("test store"))
-                .await
-                .unwrap(),
-        );
-        let name = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        let name = lock_file(&dir, "b").await;
         fs::remove_file(&name).unwrap();
         let target = tmp.path().join("victim");
         std::os::unix::fs::symlink(&target, &name).unwrap();
-        let err = lock_named_in(&dir, "b", &crate::store::StoreName::other("test store"))
-            .await
-            .unwrap_err();
+        let err = lock(&dir, "b").await.unwrap_err();
         assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
         assert!(
             !target.exists(),
@@ -275,9 +277,7 @@ mod tests {
         fs::create_dir(&real).unwrap();
         let link = tmp.path().join("locks");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let err = lock_named_in(&link, "c", &crate::store::StoreName::other("test store"))
-            .await
-            .unwrap_err();
+        let err = lock(&link, "c").await.unwrap_err();
         assert!(err.to_string().contains("is not a directory"), "{err}");
 
         // Another user's directory: only root can make one here.
@@ -285,22 +285,13 @@ mod tests {
             let foreign = tmp.path().join("foreign");
             fs::create_dir(&foreign).unwrap();
             std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-            let err = lock_named_in(&foreign, "c", &crate::store::StoreName::other("test store"))
-                .await
-                .unwrap_err();
+            let err = lock(&foreign, "c").await.unwrap_err();
             assert!(err.to_string().contains("belongs to another user"), "{err}");
             // And a lock file planted by another user in our own directory.
             let ours = tmp.path().join("ours");
-            drop(
-                lock_named_in(&ours, "d", &crate::store::StoreName::other("test store"))
-                    .await
-                    .unwrap(),
-            );
-            let file = fs::read_dir(&ours).unwrap().next().unwrap().unwrap().path();
+            let file = lock_file(&ours, "d").await;
             std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
-            let err = lock_named_in(&ours, "d", &crate::store::StoreName::other("test store"))
-                .await
-                .unwrap_err();
+            let err = lock(&ours, "d").await.unwrap_err();
             assert!(
                 err.to_string().contains("not a regular file of this user"),
                 "{err}"
@@ -313,19 +304,12 @@ mod tests {
     async fn a_lock_held_elsewhere_times_out_with_a_clear_error() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("locks");
-        drop(
-            lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
-                .await
-                .unwrap(),
-        );
-        let path = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        let path = lock_file(&dir, "e").await;
         // Another open file description, as another process would have.
         let holder = File::open(&path).unwrap();
         holder.lock().unwrap();
         let start = tokio::time::Instant::now();
-        let err = lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
-            .await
-            .unwrap_err();
+        let err = lock(&dir, "e").await.unwrap_err();
         assert!(start.elapsed() >= LOCK_WAIT);
         let StoreError::LockTimeout { waited, .. } = &err else {
             panic!("{err:?}");
@@ -336,10 +320,6 @@ mod tests {
         assert!(text.contains(&path.display().to_string()), "{text}");
         // Released: the next taker gets it.
         drop(holder);
-        drop(
-            lock_named_in(&dir, "e", &crate::store::StoreName::other("test store"))
-                .await
-                .unwrap(),
-        );
+        drop(lock(&dir, "e").await.unwrap());
     }
 }

@@ -282,9 +282,9 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     /// staged key must never replace the live one: a refused re-registration leaves the
     /// previous binding working. The file store writes `keys/<jkt>.pem` (refusing, unless
     /// `overwrite` is set, when a configured key path already holds a file); the keyring and
-    /// Vault stores write a `staged-key` entry. `save_identity` moves the key into place. A store that cannot save an identity at all refuses here, so
-    /// nothing is sent. The default does nothing, which suits stores whose keys live only in
-    /// this process.
+    /// Vault stores write a `staged-key` entry. `save_identity` moves the key into place. A
+    /// store that cannot save an identity at all refuses here, so nothing is sent. The default
+    /// does nothing, which suits stores whose keys live only in this process.
     async fn stage_key(
         &self,
         key: &PrivateKey,

@@ -179,9 +179,28 @@ impl Loaded {
     }
 }
 
-/// Fills `report.key` by opening the stored reference (which logs in to a token: the report
-/// then says whether the key is extractable), or records why it cannot be opened.
-pub(crate) async fn report_key(report: &mut super::StoreReport, loaded: Loaded, store: &StoreName) {
+/// The report of a store that reads its entries itself (`read`: the file and keyring
+/// stores), completed, when the identity names a key by reference, by opening that key
+/// (`loaded` reads the identity; it runs only when `read` succeeded). A store that cannot be
+/// read gives a report of kind `kind` whose one problem says why.
+pub(crate) async fn report_with_key(
+    read: Result<super::StoreReport, StoreError>,
+    loaded: impl std::future::Future<Output = Result<Option<Loaded>, StoreError>>,
+    kind: super::StoreKind,
+    describe: String,
+    store: &StoreName,
+) -> super::StoreReport {
+    let mut report = match read {
+        Ok(report) => report,
+        Err(e) => {
+            let mut report = super::StoreReport::new(kind, describe, super::StoreLocation::Other);
+            report.problems.push(super::StoreProblem::from_error(&e));
+            return report;
+        }
+    };
+    let Ok(Some(loaded @ Loaded::Reference { .. })) = loaded.await else {
+        return report;
+    };
     let recorded = match &loaded {
         Loaded::Reference { recorded_jkt, .. } => recorded_jkt.clone(),
         Loaded::Identity(_) => None,
@@ -194,4 +213,5 @@ pub(crate) async fn report_key(report: &mut super::StoreReport, loaded: Loaded, 
         }
         Err(e) => report.problems.push(super::StoreProblem::from_error(&e)),
     }
+    report
 }

@@ -282,6 +282,14 @@ pub enum StoreProblem {
 }
 
 impl StoreProblem {
+    /// An I/O failure while doing `action` (which names the path).
+    pub(crate) fn io(action: String, e: &std::io::Error) -> Self {
+        Self::Io {
+            action,
+            reason: e.to_string(),
+        }
+    }
+
     /// The problem a store error describes.
     pub fn from_error(e: &StoreError) -> Self {
         match e {

@@ -32,9 +32,33 @@ pub(crate) mod tls;
 
 pub use retry::{RetryMiddleware, RetryPolicy};
 
-/// A caller's adjustment of the `reqwest::ClientBuilder` the SDK builds its client from.
-pub(crate) type ConfigureHttp =
-    Arc<dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync>;
+/// A caller's adjustment of the `reqwest::ClientBuilder` the SDK builds its HTTP client from:
+/// any `Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static`, given to
+/// [`RalioClientBuilder::configure_http`](crate::RalioClientBuilder::configure_http),
+/// [`RegisterOptions::configure_http`](crate::register::RegisterOptions::configure_http) or
+/// [`TokenManagerBuilder::configure_http`](crate::auth::TokenManagerBuilder::configure_http).
+///
+/// Each of those builds one client: the SDK's timeouts first (the connect timeout, a per-read
+/// timeout, no total timeout), then the adjustments in the order given, then redirects
+/// switched off whatever an adjustment set (a redirect would re-send a client assertion, a
+/// refresh token or a registration ticket to whatever origin it names, and a DPoP proof is
+/// bound to the URL it was signed for). TLS roots (a private CA), client certificates,
+/// proxies, pool and keep-alive settings reach every request that client sends.
+///
+/// ```
+/// fn trust(ca: reqwest::Certificate) -> impl ralio::ConfigureHttp {
+///     move |http: reqwest::ClientBuilder| http.add_root_certificate(ca.clone())
+/// }
+/// ```
+pub trait ConfigureHttp:
+    Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static
+{
+}
+
+impl<F> ConfigureHttp for F where
+    F: Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static
+{
+}
 
 /// What the one HTTP client is built from: the SDK's timeouts, the caller's adjustments in
 /// the order given, and never a redirect. Clones share the client once it is built
@@ -43,7 +67,7 @@ pub(crate) type ConfigureHttp =
 pub(crate) struct HttpConfig {
     connect_timeout: Duration,
     read_backstop: Duration,
-    configure: Vec<ConfigureHttp>,
+    configure: Vec<Arc<dyn ConfigureHttp>>,
     built: Arc<OnceLock<reqwest::Client>>,
 }
 
@@ -94,8 +118,8 @@ impl HttpConfig {
     }
 
     /// Adds an adjustment, applied after the SDK's settings and the earlier adjustments.
-    pub(crate) fn configure(&mut self, configure: ConfigureHttp) {
-        self.configure.push(configure);
+    pub(crate) fn configure(&mut self, configure: impl ConfigureHttp) {
+        self.configure.push(Arc::new(configure));
         self.built = Arc::default();
     }
 
@@ -144,25 +168,30 @@ where
     }
 }
 
-/// The settings every stack shares: the `User-Agent`, the caller's middleware, the retry
-/// policy and the per-attempt time limit.
-#[derive(Clone)]
-pub(crate) struct StackSettings {
-    pub(crate) user_agent: HeaderValue,
-    pub(crate) extra: Vec<Arc<dyn Middleware>>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) read_timeout: Duration,
+/// The caller's own middleware, in the order added; `Debug` shows how many.
+#[derive(Clone, Default)]
+pub(crate) struct Layers(Vec<Arc<dyn Middleware>>);
+
+impl Layers {
+    pub(crate) fn push(&mut self, layer: Arc<dyn Middleware>) {
+        self.0.push(layer);
+    }
 }
 
-impl std::fmt::Debug for StackSettings {
+impl std::fmt::Debug for Layers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StackSettings")
-            .field("user_agent", &self.user_agent)
-            .field("extra", &self.extra.len())
-            .field("retry", &self.retry)
-            .field("read_timeout", &self.read_timeout)
-            .finish()
+        write!(f, "{} middleware", self.0.len())
     }
+}
+
+/// The settings every stack shares: the `User-Agent`, the caller's middleware, the retry
+/// policy and the per-attempt time limit.
+#[derive(Debug, Clone)]
+pub(crate) struct StackSettings {
+    pub(crate) user_agent: HeaderValue,
+    pub(crate) extra: Layers,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) read_timeout: Duration,
 }
 
 impl Default for StackSettings {
@@ -171,7 +200,7 @@ impl Default for StackSettings {
     fn default() -> Self {
         StackSettings {
             user_agent: HeaderValue::from_static(DEFAULT_USER_AGENT),
-            extra: Vec::new(),
+            extra: Layers::default(),
             retry: RetryPolicy::default(),
             read_timeout: crate::config::DEFAULT_READ_TIMEOUT,
         }
@@ -232,7 +261,7 @@ pub(crate) fn stack(
             }
         }))
         .with(RequestSpan);
-    for m in &settings.extra {
+    for m in &settings.extra.0 {
         stack = stack.with_arc(Arc::clone(m));
     }
     #[cfg(feature = "opentelemetry")]

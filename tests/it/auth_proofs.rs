@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ralio::auth::{Htu, JwsSigner, ProofRequest};
-use ralio::keys::{PrivateKey, PublicJwk, SignError, Signer, Thumbprint};
+use ralio::keys::{PrivateKey, PublicJwk, SignError, Signer};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -131,9 +131,6 @@ struct RemoteSigner {
 impl Signer for RemoteSigner {
     fn public_jwk(&self) -> &PublicJwk {
         self.key.public_jwk()
-    }
-    fn thumbprint(&self) -> &Thumbprint {
-        self.key.thumbprint()
     }
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         tokio::task::yield_now().await;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
-use ralio::keys::{KeyLocation, PublicJwk, SignError, Signer, Thumbprint};
+use ralio::keys::{KeyLocation, PublicJwk, SignError, Signer};
 
 /// `None` (skip) with `how` printed, or a panic under `CI=true`.
 pub(crate) fn unavailable<T>(what: &str, how: &str) -> Option<T> {
@@ -53,10 +53,6 @@ impl Verified {
 impl Signer for Verified {
     fn public_jwk(&self) -> &PublicJwk {
         self.inner.public_jwk()
-    }
-
-    fn thumbprint(&self) -> &Thumbprint {
-        self.inner.thumbprint()
     }
 
     fn key_location(&self) -> Option<KeyLocation> {

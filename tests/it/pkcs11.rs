@@ -503,7 +503,7 @@ async fn pkcs11_existing_key_is_found_by_label_and_the_pin_never_shows() {
     );
     let reference = KeyReference::parse(&text).unwrap();
     let signer = open_key(&reference, KeyCreation::Existing).await.unwrap();
-    assert_eq!(signer.thumbprint(), generated.thumbprint());
+    assert_eq!(signer.public_jwk().thumbprint(), generated.public_jwk().thumbprint());
     let signature = signer.sign_es256(b"message").await.unwrap();
     verify_independently(signer.public_jwk(), b"message", &signature);
     // The PIN is in no printed form: the reference, the signer's Debug and location.
@@ -686,7 +686,7 @@ async fn tpm_key_generated_in_a_software_tpm_registers_and_signs() {
     assert!(verified.signatures() >= 5);
     // Opened again from the stored reference.
     let loaded = store.load_identity().await.unwrap().unwrap();
-    assert_eq!(loaded.thumbprint(), verified.thumbprint());
+    assert_eq!(loaded.thumbprint(), verified.public_jwk().thumbprint());
 }
 
 /// The keyring and Vault stores keep a PKCS#11 key by its reference too (and the file store

@@ -938,9 +938,17 @@ fn describe_item(item: &Item, path: &str) -> Vec<String> {
     out
 }
 
-/// The public members of an impl block of a public type at `path`.
+/// The public members of an impl block of a public type at `path` (`<dyn path>` for an
+/// inherent impl on a trait object).
 fn describe_impl(imp: &syn::ItemImpl, path: &str) -> Vec<String> {
     let mut out = Vec::new();
+    let dyn_path;
+    let path = if matches!(&*imp.self_ty, syn::Type::TraitObject(_)) {
+        dyn_path = format!("<dyn {path}>");
+        dyn_path.as_str()
+    } else {
+        path
+    };
     if imp.trait_.is_some() {
         // The header as written, the type named by its public path (its generics kept).
         let mut head = imp.clone();
@@ -994,6 +1002,17 @@ fn type_path(ty: &syn::Type) -> Option<Vec<String>> {
         ),
         syn::Type::Group(g) => type_path(&g.elem),
         syn::Type::Paren(p) => type_path(&p.elem),
+        // `impl dyn Trait { … }`: inherent methods of the trait object, listed under the trait.
+        syn::Type::TraitObject(t) => t.bounds.iter().find_map(|bound| match bound {
+            syn::TypeParamBound::Trait(tb) => Some(
+                tb.path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect(),
+            ),
+            _ => None,
+        }),
         _ => None,
     }
 }

@@ -20,6 +20,7 @@ use super::{AccessToken, TokenInfo, TokenManagerConfig, origin_of, same_origin, 
 use crate::keys::{Signer, Thumbprint};
 use crate::scope::Scope;
 use crate::store::{CredentialStore, MemoryStore, RefreshTokenRecord};
+use crate::transport::ConfigureHttp;
 
 /// How long to wait before trying an early renewal again after one failed.
 const EARLY_RENEWAL_BACKOFF: Duration = Duration::from_secs(5);
@@ -39,15 +40,10 @@ pub struct TokenManagerBuilder {
 
 impl TokenManagerBuilder {
     /// Adjusts the HTTP client the manager builds for its token requests (TLS roots, a client
-    /// certificate, a proxy): the SDK's timeouts first (10 s to connect), then `configure`
-    /// (calls add up, in order), then redirects switched off whatever `configure` set (a
-    /// 307/308 would re-send the client assertion or refresh token, and the DPoP proof, to
-    /// whatever origin it names). Each token request's answer must arrive, whole, within 60 s.
-    pub fn configure_http(
-        mut self,
-        configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
-    ) -> Self {
-        self.http.configure(Arc::new(configure));
+    /// certificate, a proxy), as [`ConfigureHttp`] says (10 s to connect). Each token
+    /// request's answer must arrive, whole, within 60 s.
+    pub fn configure_http(mut self, configure: impl ConfigureHttp) -> Self {
+        self.http.configure(configure);
         self
     }
 

@@ -45,7 +45,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -364,6 +364,15 @@ impl<'a> PaymentIntents<'a> {
             .unwrap_or_else(|| Err(lookup_timed_out(OP, self.client.base_url(), started)))
     }
 
+    /// The newest [`LOOKUP_MAX_INTENTS`] intents, newest first, [`LOOKUP_PER_PAGE`] a page:
+    /// the bounded walk every lookup makes, whatever `total` the server claims.
+    fn newest(&self) -> impl Stream<Item = Result<PaymentIntent>> + Send + 'a {
+        self.list()
+            .per_page(LOOKUP_PER_PAGE)
+            .all()
+            .take(LOOKUP_MAX_INTENTS)
+    }
+
     /// Walks the list (newest first) until it meets `id`: at most [`LOOKUP_MAX_INTENTS`] items
     /// and until `cutoff` (`None` when the cutoff came first), whatever `total` the server
     /// claims.
@@ -374,12 +383,7 @@ impl<'a> PaymentIntents<'a> {
         cutoff: Instant,
     ) -> Option<Result<PaymentIntent>> {
         let walk = async {
-            let all = self
-                .list()
-                .per_page(LOOKUP_PER_PAGE)
-                .all()
-                .take(LOOKUP_MAX_INTENTS);
-            let mut all = std::pin::pin!(all);
+            let mut all = std::pin::pin!(self.newest());
             while let Some(intent) = all.try_next().await? {
                 if intent.id == id {
                     return Ok(intent);
@@ -438,12 +442,7 @@ impl<'a> PaymentIntents<'a> {
         let cutoff = deadline_after(started, LOOKUP_TIMEOUT);
         let walk = async {
             let mut created = Vec::new();
-            let all = self
-                .list()
-                .per_page(LOOKUP_PER_PAGE)
-                .all()
-                .take(LOOKUP_MAX_INTENTS);
-            let mut all = std::pin::pin!(all);
+            let mut all = std::pin::pin!(self.newest());
             while let Some(intent) = all.try_next().await? {
                 if turn.before.contains(&intent.id) {
                     break;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::VaultStore;
 use crate::store::{RefreshTokenRecord, StoreError, same_secret};
-use crate::vault::Answer;
+use crate::vault::{Answer, VaultCall};
 
 /// The check-and-set of a KV v2 write. Every write sends one, so a mount (or path) with
 /// `cas_required=true` accepts it.
@@ -23,13 +23,8 @@ pub(super) enum Cas {
 impl VaultStore {
     /// Deletes a KV v2 secret with all its versions (its metadata); a missing one is no error.
     pub(super) async fn delete(&self, rest: &str, action: &str) -> Result<(), StoreError> {
-        self.call(
-            action,
-            reqwest::Method::DELETE,
-            &self.kv_path("metadata", rest),
-            None,
-        )
-        .await?;
+        self.call(VaultCall::delete(action, self.kv_path("metadata", rest)))
+            .await?;
         Ok(())
     }
 
@@ -54,14 +49,21 @@ impl VaultStore {
     }
 
     /// The answer to a read of the KV v2 secret at `rest`.
-    async fn read_data(&self, rest: &str, action: &str) -> Result<Answer, StoreError> {
-        self.call(
-            action,
-            reqwest::Method::GET,
-            &self.kv_path("data", rest),
-            None,
-        )
-        .await
+    pub(super) async fn read_data(&self, rest: &str, action: &str) -> Result<Answer, StoreError> {
+        self.call(VaultCall::get(action, self.kv_path("data", rest)))
+            .await
+    }
+
+    /// The answer to a write of `body` (`{"data": …, "options": {"cas": …}}`) to the KV v2
+    /// secret at `rest`.
+    pub(super) async fn write_data(
+        &self,
+        rest: &str,
+        action: &str,
+        body: &Value,
+    ) -> Result<Answer, StoreError> {
+        self.call(VaultCall::post(action, self.kv_path("data", rest), body))
+            .await
     }
 
     /// The current version of a KV v2 secret (0 when it never existed or its metadata was
@@ -100,9 +102,7 @@ impl VaultStore {
                 Cas::Replace => self.current_version(rest, action).await?,
             };
             let body = json!({ "data": data, "options": { "cas": version } });
-            match self.call(action, reqwest::Method::POST, &self.kv_path("data", rest), Some(&body))
-                .await?
-            {
+            match self.write_data(rest, action, &body).await? {
                 Answer::Ok(_) => return Ok(true),
                 Answer::CasMismatch => {}
                 Answer::NotFound(_) | Answer::Forbidden(_) => return Err(StoreError::Missing {
@@ -119,12 +119,10 @@ impl VaultStore {
     /// folder does not exist.
     pub(super) async fn list_staged(&self) -> Result<Vec<String>, StoreError> {
         let answer = self
-            .call(
+            .call(VaultCall::get(
                 "list the staged keys",
-                reqwest::Method::GET,
-                &format!("{}?list=true", self.kv_path("metadata", "staged-keys")),
-                None,
-            )
+                format!("{}?list=true", self.kv_path("metadata", "staged-keys")),
+            ))
             .await?;
         let Answer::Ok(value) = answer else {
             return Ok(Vec::new());

@@ -48,14 +48,7 @@ impl VaultStore {
     }
 
     async fn read_lock(&self, rest: &str) -> Result<Seen, StoreError> {
-        let answer = self
-            .call(
-                ACTION,
-                reqwest::Method::GET,
-                &self.kv_path("data", rest),
-                None,
-            )
-            .await?;
+        let answer = self.read_data(rest, ACTION).await?;
         let version_of = |value: &Value| {
             value
                 .pointer("/data/metadata/version")
@@ -93,15 +86,7 @@ impl VaultStore {
         cas: u64,
     ) -> Result<Option<u64>, StoreError> {
         let body = json!({ "data": data, "options": { "cas": cas } });
-        match self
-            .call(
-                ACTION,
-                reqwest::Method::POST,
-                &self.kv_path("data", rest),
-                Some(&body),
-            )
-            .await?
-        {
+        match self.write_data(rest, ACTION, &body).await? {
             Answer::Ok(value) => Ok(Some(
                 value
                     .pointer("/data/version")

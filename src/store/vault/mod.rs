@@ -16,7 +16,7 @@ use super::{
     StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
 };
 use crate::keys::{PrivateKey, PublicJwk, Signer as _, TransitKey, TransitSigner};
-use crate::vault::{Answer, DENIED_HINT, VaultClient, VaultError};
+use crate::vault::{Answer, DENIED_HINT, VaultCall, VaultClient, VaultError};
 pub use crate::vault::{VaultAuth, VaultConfig};
 
 mod kv;
@@ -113,12 +113,10 @@ impl VaultStore {
         let store = StoreName::new(StoreKind::Vault, format!("vault transit key {key}"));
         let answer = self
             .client
-            .call(
+            .call(VaultCall::get(
                 "read the Transit key",
-                reqwest::Method::GET,
-                &format!("{}/keys/{}", key.mount(), key.name()),
-                None,
-            )
+                format!("{}/keys/{}", key.mount(), key.name()),
+            ))
             .await
             .map_err(|e| store_error(store.clone(), e))?;
         let Answer::Ok(value) = answer else {
@@ -171,26 +169,15 @@ impl VaultStore {
         let path = format!("{}/keys/{key}", mount.trim_matches('/'));
         let body =
             json!({"type": "ecdsa-p256", "exportable": false, "allow_plaintext_backup": false});
-        self.call(
-            "create the Transit key",
-            reqwest::Method::POST,
-            &path,
-            Some(&body),
-        )
-        .await?;
+        self.call(VaultCall::post("create the Transit key", path, &body))
+            .await?;
         self.transit_signer(mount, key).await
     }
 
     /// One call to Vault; a failure names this store.
-    async fn call(
-        &self,
-        action: &str,
-        method: reqwest::Method,
-        api_path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, StoreError> {
+    async fn call(&self, call: VaultCall<'_>) -> Result<Answer, StoreError> {
         self.client
-            .call(action, method, api_path, body)
+            .call(call)
             .await
             .map_err(|e| store_error(self.name(), e))
     }
@@ -293,7 +280,7 @@ impl CredentialStore for VaultStore {
                         "client_id": identity.client_id(),
                         "transit_mount": transit.key().mount(),
                         "transit_key": transit.key().name(),
-                        "key_jkt": transit.thumbprint().as_str(),
+                        "key_jkt": transit.public_jwk().thumbprint().as_str(),
                     }),
                     (None, Some((key_ref, key_jkt))) => json!({
                         "client_id": identity.client_id(),
