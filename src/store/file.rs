@@ -788,13 +788,6 @@ impl CredentialStore for FileStore {
         .map(|path| Some(path.display().to_string()))
     }
 
-    async fn report(&self) -> StoreReport {
-        let read = self.blocking(|s| Ok(s.report_blocking())).await;
-        let loaded = self.blocking(|s| s.load_identity_blocking());
-        let (kind, describe) = (StoreKind::File, self.describe());
-        super::reference::report_with_key(read, loaded, kind, describe, &self.name()).await
-    }
-
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
         // Never the configured key path: it holds the live key (or nothing), not a staged one.
         let mut paths = vec![self.staged_key_path(key)];
@@ -832,6 +825,13 @@ impl CredentialStore for FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err(format!("remove {}", path.display()))(e)),
         }
+    }
+
+    async fn report(&self) -> StoreReport {
+        let read = self.blocking(|s| Ok(s.report_blocking())).await;
+        let loaded = self.blocking(|s| s.load_identity_blocking());
+        let (kind, describe) = (StoreKind::File, self.describe());
+        super::reference::report_with_key(read, loaded, kind, describe, &self.name()).await
     }
 }
 

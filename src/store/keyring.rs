@@ -557,6 +557,16 @@ impl CredentialStore for KeyringStore {
         .await
     }
 
+    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
+        let name = format!(
+            "{}\n{}\n{}",
+            self.shared.backend.name(),
+            self.shared.service,
+            self.shared.slot
+        );
+        super::lock::lock_named(&name, &self.name()).await
+    }
+
     /// Writes the key to entry `staged-key/<jkt>` before the registration request, so a
     /// failure after the server accepted it cannot lose it; saving the identity removes it.
     async fn stage_key(
@@ -640,15 +650,5 @@ impl CredentialStore for KeyringStore {
         let loaded = self.run(|s| s.load_identity());
         let (kind, describe) = (StoreKind::Keyring, self.describe());
         super::reference::report_with_key(read, loaded, kind, describe, &self.name()).await
-    }
-
-    async fn lock_refresh_token(&self) -> Result<RefreshTokenLock, StoreError> {
-        let name = format!(
-            "{}\n{}\n{}",
-            self.shared.backend.name(),
-            self.shared.service,
-            self.shared.slot
-        );
-        super::lock::lock_named(&name, &self.name()).await
     }
 }

@@ -503,7 +503,10 @@ async fn pkcs11_existing_key_is_found_by_label_and_the_pin_never_shows() {
     );
     let reference = KeyReference::parse(&text).unwrap();
     let signer = open_key(&reference, KeyCreation::Existing).await.unwrap();
-    assert_eq!(signer.public_jwk().thumbprint(), generated.public_jwk().thumbprint());
+    assert_eq!(
+        signer.public_jwk().thumbprint(),
+        generated.public_jwk().thumbprint()
+    );
     let signature = signer.sign_es256(b"message").await.unwrap();
     verify_independently(signer.public_jwk(), b"message", &signature);
     // The PIN is in no printed form: the reference, the signer's Debug and location.

@@ -349,6 +349,14 @@ impl CredentialStore for VaultStore {
             .await
     }
 
+    /// A lock held in Vault itself (`<path>/refresh-tokens/<slot>.lock`), so renewals on one
+    /// slot take turns across processes and hosts: taken by a check-and-set write, kept by a
+    /// lease the holder renews, released when the guard is dropped, and taken over from a
+    /// holder that stopped renewing it for 30 s. Waits up to 60 s for another holder.
+    async fn lock_refresh_token(&self) -> Result<super::RefreshTokenLock, StoreError> {
+        self.lock_slot().await
+    }
+
     /// Writes the key to `<mount>/data/<path>/staged-keys/<jkt>` before the registration
     /// request, so a failure after the server accepted it (a refused identity write, a lost
     /// connection) cannot lose it. [`save_identity`](CredentialStore::save_identity) removes
@@ -377,68 +385,6 @@ impl CredentialStore for VaultStore {
             self.kv_path("data", &rest),
             self.client.config.addr
         )))
-    }
-
-    /// Reads the identity (with the thumbprint it records), the refresh token's presence and
-    /// issuer, and lists the staged keys.
-    async fn report(&self) -> StoreReport {
-        let c = &self.client.config;
-        let mut report = StoreReport::new(
-            StoreKind::Vault,
-            self.describe(),
-            StoreLocation::Vault {
-                addr: c.addr.clone(),
-                namespace: c.namespace.clone(),
-                mount: c.kv_mount.clone(),
-                path: c.path.clone(),
-                identity_secret: self.kv_path("data", "identity"),
-                refresh_token_secret: self.kv_path("data", &self.refresh_rest()),
-            },
-        );
-        let recorded = match self.read("identity", "read the identity").await {
-            Ok(found) => found.and_then(|(data, _)| {
-                data.get("key_jkt")
-                    .and_then(Value::as_str)
-                    .filter(|jkt| !jkt.is_empty())
-                    .map(str::to_owned)
-            }),
-            Err(_) => None,
-        };
-        report.fill_from(self).await;
-        if let Some(key) = report.key.as_mut() {
-            key.recorded_thumbprint = recorded;
-            if key.mismatched() {
-                report.problems.push(StoreProblem::ThumbprintMismatch {
-                    what: self.kv_path("data", "identity"),
-                    recorded: key.recorded_thumbprint.clone().unwrap_or_default(),
-                    found: key.thumbprint.clone(),
-                });
-            }
-        }
-        if report.refresh_token == Presence::Present
-            && let Ok(Some((data, _))) = self
-                .read(&self.refresh_rest(), "read the refresh token")
-                .await
-        {
-            report.issuer = data
-                .get("issuer")
-                .and_then(Value::as_str)
-                .filter(|i| !i.is_empty())
-                .map(str::to_owned);
-        }
-        match self.list_staged().await {
-            Ok(keys) => report.staged_keys = Some(keys),
-            Err(e) => report.problems.push(StoreProblem::from_error(&e)),
-        }
-        report
-    }
-
-    /// A lock held in Vault itself (`<path>/refresh-tokens/<slot>.lock`), so renewals on one
-    /// slot take turns across processes and hosts: taken by a check-and-set write, kept by a
-    /// lease the holder renews, released when the guard is dropped, and taken over from a
-    /// holder that stopped renewing it for 30 s. Waits up to 60 s for another holder.
-    async fn lock_refresh_token(&self) -> Result<super::RefreshTokenLock, StoreError> {
-        self.lock_slot().await
     }
 
     async fn discard_staged_key(&self, key: &PrivateKey) -> Result<(), StoreError> {
@@ -506,6 +452,60 @@ impl CredentialStore for VaultStore {
     async fn clear_pending_registration(&self) -> Result<(), StoreError> {
         self.delete(PENDING_REST, "remove the pending registration")
             .await
+    }
+
+    /// Reads the identity (with the thumbprint it records), the refresh token's presence and
+    /// issuer, and lists the staged keys.
+    async fn report(&self) -> StoreReport {
+        let c = &self.client.config;
+        let mut report = StoreReport::new(
+            StoreKind::Vault,
+            self.describe(),
+            StoreLocation::Vault {
+                addr: c.addr.clone(),
+                namespace: c.namespace.clone(),
+                mount: c.kv_mount.clone(),
+                path: c.path.clone(),
+                identity_secret: self.kv_path("data", "identity"),
+                refresh_token_secret: self.kv_path("data", &self.refresh_rest()),
+            },
+        );
+        let recorded = match self.read("identity", "read the identity").await {
+            Ok(found) => found.and_then(|(data, _)| {
+                data.get("key_jkt")
+                    .and_then(Value::as_str)
+                    .filter(|jkt| !jkt.is_empty())
+                    .map(str::to_owned)
+            }),
+            Err(_) => None,
+        };
+        report.fill_from(self).await;
+        if let Some(key) = report.key.as_mut() {
+            key.recorded_thumbprint = recorded;
+            if key.mismatched() {
+                report.problems.push(StoreProblem::ThumbprintMismatch {
+                    what: self.kv_path("data", "identity"),
+                    recorded: key.recorded_thumbprint.clone().unwrap_or_default(),
+                    found: key.thumbprint.clone(),
+                });
+            }
+        }
+        if report.refresh_token == Presence::Present
+            && let Ok(Some((data, _))) = self
+                .read(&self.refresh_rest(), "read the refresh token")
+                .await
+        {
+            report.issuer = data
+                .get("issuer")
+                .and_then(Value::as_str)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned);
+        }
+        match self.list_staged().await {
+            Ok(keys) => report.staged_keys = Some(keys),
+            Err(e) => report.problems.push(StoreProblem::from_error(&e)),
+        }
+        report
     }
 }
 
