@@ -691,7 +691,7 @@ async fn dropping_a_chat_stream_closes_the_connection() {
             }
         }),
     );
-    let mut stream = stream_after_first_delta(app, None).await;
+    let stream = stream_after_first_delta(app, None).await;
     assert!(
         !closed.load(Ordering::SeqCst),
         "the server is still streaming"
