@@ -709,3 +709,39 @@ async fn dropping_a_chat_stream_closes_the_connection() {
         "dropping the stream closed the connection"
     );
 }
+
+#[tokio::test]
+async fn the_builder_debug_shows_its_settings_and_no_secret() {
+    use crate::store::{CredentialStore as _, MemoryStore, RefreshTokenRecord};
+    use secrecy::ExposeSecret as _;
+    let key = crate::keys::PrivateKey::generate().unwrap();
+    let builder = RalioClient::builder()
+        .credentials("cb_debug", key.clone())
+        .user_agent_suffix("payroll-bot/2.1")
+        .middleware(Arc::new(crate::RetryMiddleware::default()));
+    let shown = format!("{builder:?}");
+    for part in [
+        "payroll-bot/2.1",
+        "1 middleware",
+        "cb_debug",
+        key.thumbprint().as_str(),
+    ] {
+        assert!(shown.contains(part), "{part} missing from {shown}");
+    }
+    let pem = key.to_pkcs8_pem();
+    let pem_body = pem.expose_secret().lines().nth(1).unwrap();
+    let jwk: serde_json::Value =
+        serde_json::from_str(key.to_private_jwk().expose_secret()).unwrap();
+    assert!(!shown.contains(pem_body), "{shown}");
+    assert!(!shown.contains(jwk["d"].as_str().unwrap()), "{shown}");
+
+    let store = MemoryStore::new();
+    let token = secrecy::SecretString::from("rt-builder-secret");
+    store
+        .save_refresh_token(None, &RefreshTokenRecord::new(token, None))
+        .await
+        .unwrap();
+    let shown = format!("{:?}", RalioClient::builder().store(Arc::new(store)));
+    assert!(shown.contains("MemoryStore"), "{shown}");
+    assert!(!shown.contains("rt-builder-secret"), "{shown}");
+}
