@@ -7,91 +7,9 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{BIN, Env};
+use common::{BIN, Env, Running, command, pending_payment};
 use ralio_sandbox::Sandbox;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
-
-/// The command with the test's environment, stdout and stderr piped.
-fn command(env: &Env, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(args)
-        .env("RALIO_API_URL", env.sandbox.base_url())
-        .env("RALIO_CONFIG_DIR", env.config_dir())
-        .env_remove("RALIO_STORE")
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// A running command whose stderr is read line by line.
-struct Running {
-    child: tokio::process::Child,
-    stderr: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
-    seen: String,
-}
-
-impl Running {
-    fn spawn(env: &Env, args: &[&str]) -> Running {
-        let mut child = command(env, args).spawn().unwrap();
-        let stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        Running {
-            child,
-            stderr,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads stderr until a line contains `needle`.
-    async fn until(&mut self, needle: &str) {
-        loop {
-            let line = self.stderr.next_line().await.unwrap();
-            let Some(line) = line else {
-                panic!("stderr ended before {needle:?}:\n{}", self.seen);
-            };
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-            if line.contains(needle) {
-                return;
-            }
-        }
-    }
-
-    /// Waits for the exit; the exit code, stdout, and all of stderr.
-    async fn finish(mut self) -> (i32, String, String) {
-        while let Some(line) = self.stderr.next_line().await.unwrap() {
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-        }
-        let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        let status = self.child.wait().await.unwrap();
-        (status.code().unwrap_or(-1), stdout, self.seen)
-    }
-}
-
-/// Registers, asks for a payment above the approval threshold, returns the pending intent id.
-async fn pending_payment(env: &Env, message: &str) -> String {
-    let before = env.sandbox.pending_intent_ids();
-    let run = env.run(&["chat", message]).await;
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("pending approval"),
-        "{}",
-        run.transcript()
-    );
-    let ids = env.sandbox.pending_intent_ids();
-    ids.into_iter().find(|id| !before.contains(id)).unwrap()
-}
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn show_prints_one_intent_in_full_and_as_json() {
@@ -151,7 +69,7 @@ async fn wait_exits_0_when_approved_and_executed() {
     env.register().await;
     let id = pending_payment(&env, "Pay £250 to Erin for the June rent").await;
 
-    let mut wait = Running::spawn(&env, &["intents", "wait", &id]);
+    let mut wait = Running::spawn(&env, &env.config_dir(), &["intents", "wait", &id], "");
     wait.until("awaiting_approval").await;
     env.sandbox.approve_intent(&id).unwrap();
     let (code, stdout, stderr) = wait.finish().await;
@@ -197,7 +115,7 @@ async fn wait_exits_4_when_rejected() {
     env.register().await;
     let id = pending_payment(&env, "Pay £250 to Erin for the June rent").await;
 
-    let mut wait = Running::spawn(&env, &["intents", "wait", &id]);
+    let mut wait = Running::spawn(&env, &env.config_dir(), &["intents", "wait", &id], "");
     wait.until("awaiting_approval").await;
     env.sandbox.reject_intent(&id, "Not this month").unwrap();
     let (code, stdout, stderr) = wait.finish().await;
@@ -257,7 +175,7 @@ async fn wait_exits_6_when_the_approved_payment_fails() {
         let run = env.run(&["chat", "Pay £90 to Gail"]).await;
         assert!(run.stdout.contains("Done"), "{}", run.transcript());
     }
-    let mut wait = Running::spawn(&env, &["intents", "wait", &id]);
+    let mut wait = Running::spawn(&env, &env.config_dir(), &["intents", "wait", &id], "");
     wait.until("awaiting_approval").await;
     env.sandbox.approve_intent(&id).unwrap();
     let (code, stdout, stderr) = wait.finish().await;
@@ -277,7 +195,7 @@ async fn ctrl_c_stops_waiting_and_says_the_intent_is_still_pending() {
     env.register().await;
     let id = pending_payment(&env, "Pay £250 to Erin for the June rent").await;
 
-    let mut wait = Running::spawn(&env, &["intents", "wait", &id]);
+    let mut wait = Running::spawn(&env, &env.config_dir(), &["intents", "wait", &id], "");
     wait.until("awaiting_approval").await;
     let pid = wait.child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
@@ -311,7 +229,9 @@ async fn chat_wait_waits_for_the_turns_intents() {
 
     let mut chat = Running::spawn(
         &env,
+        &env.config_dir(),
         &["chat", "--wait", "Pay £250 to Erin for the June rent"],
+        "",
     );
     chat.until("awaiting_approval").await;
     let id = env
@@ -493,7 +413,7 @@ async fn mcp_tools_get_and_wait_for_a_decision() {
 
     let env = Env::new().await;
     env.register().await;
-    let mut server = command(&env, &["mcp"])
+    let mut server = command(&env, &env.config_dir(), &["mcp"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();

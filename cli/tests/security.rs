@@ -7,6 +7,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use axum::extract::State;
 
 use common::{BIN, Env};
 use ralio_sandbox::{Sandbox, TicketSpec};
@@ -698,39 +702,8 @@ async fn mcp_read_only_serves_no_tool_that_can_pay_and_marks_server_text_as_data
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token() {
-    use axum::extract::{Request, State};
-    use axum::routing::post;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-    /// The token endpoint behind the proxy: forwarded at once (the sandbox rotates the refresh
-    /// token), answered late when armed, and every arrival counted.
-    #[derive(Default)]
-    struct SlowTokens {
-        armed: AtomicBool,
-        arrived: AtomicU32,
-        upstream: std::sync::OnceLock<String>,
-    }
-    async fn token(State(t): State<Arc<SlowTokens>>, req: Request) -> axum::response::Response {
-        let upstream = t.upstream.get().unwrap().clone();
-        t.arrived.fetch_add(1, Ordering::SeqCst);
-        let answer = hostile::forward(upstream, req).await;
-        if t.armed.load(Ordering::SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        }
-        answer
-    }
-
-    let tokens = Arc::new(SlowTokens::default());
-    let state = Arc::clone(&tokens);
-    let h = hostile::Hostile::start_with(
+    let (h, tokens) = behind_slow_tokens(
         Sandbox::builder().access_token_lifetime(std::time::Duration::from_secs(2)),
-        move |upstream| {
-            state.upstream.set(upstream).unwrap();
-            axum::Router::new()
-                .route("/oauth/token", post(token))
-                .with_state(state)
-        },
     )
     .await;
     let run = h.run(&["chat", "Pay £250 to Erin for the June rent"]).await;
@@ -739,18 +712,7 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
 
     tokens.armed.store(true, Ordering::SeqCst);
     tokens.arrived.store(0, Ordering::SeqCst);
-    let mut wait = tokio::process::Command::new(BIN)
-        .args(["intents", "wait", &id])
-        .env("RALIO_API_URL", &h.url)
-        .env("RALIO_CONFIG_DIR", h.dir.path())
-        .env_remove("RALIO_STORE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut wait = spawn(&h, &["intents", "wait", &id]);
     // Once the wait polls (its first status line: Ctrl-C now stops the wait, not the process),
     // the next renewal (2 s tokens are renewed a second before they expire) is the one that
     // Ctrl-C interrupts while it is in flight.
@@ -786,74 +748,20 @@ async fn ctrl_c_during_a_wait_lets_the_renewal_in_flight_save_the_rotated_token(
     let stderr = seen.lock().unwrap().clone();
     assert_eq!(status.code(), Some(5), "{stderr}");
 
-    // The next command renews with the token the interrupted renewal saved: a refresh, not a
-    // replay of the spent one (which revokes the family and falls back to a mint).
-    tokens.armed.store(false, Ordering::SeqCst);
-    let before = h.sandbox.counters();
-    let run = h.run(&["transactions"]).await;
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    let after = h.sandbox.counters();
-    assert_eq!(
-        after.token_mints - before.token_mints,
-        0,
-        "the rotated refresh token was lost (a replay, then a mint): {stderr}"
-    );
-    assert_eq!(after.refreshes - before.refreshes, 1);
+    next_command_refreshes(&h, &tokens, &stderr).await;
 }
 
 /// Ctrl-C during a plain command (no wait), while its token renewal is in flight: the command
 /// stops with 130, but only after the renewal saved the refresh token the server rotated.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotated_token() {
-    use axum::extract::{Request, State};
-    use axum::routing::post;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-    /// The token endpoint behind the proxy: forwarded at once (the sandbox rotates the refresh
-    /// token), answered 1.5 s late when armed; forwarded requests counted.
-    #[derive(Default)]
-    struct SlowTokens {
-        armed: AtomicBool,
-        forwarded: AtomicU32,
-        upstream: std::sync::OnceLock<String>,
-    }
-    async fn token(State(t): State<Arc<SlowTokens>>, req: Request) -> axum::response::Response {
-        let upstream = t.upstream.get().unwrap().clone();
-        let answer = hostile::forward(upstream, req).await;
-        t.forwarded.fetch_add(1, Ordering::SeqCst);
-        if t.armed.load(Ordering::SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        }
-        answer
-    }
-
-    let tokens = Arc::new(SlowTokens::default());
-    let state = Arc::clone(&tokens);
-    let h = hostile::Hostile::start_with(Sandbox::builder(), move |upstream| {
-        state.upstream.set(upstream).unwrap();
-        axum::Router::new()
-            .route("/oauth/token", post(token))
-            .with_state(state)
-    })
-    .await;
+    let (h, tokens) = behind_slow_tokens(Sandbox::builder()).await;
     let run = h.run(&["transactions"]).await;
     assert_eq!(run.code, 0, "{}", run.transcript());
 
     tokens.armed.store(true, Ordering::SeqCst);
     let forwarded = tokens.forwarded.load(Ordering::SeqCst);
-    let mut command = tokio::process::Command::new(BIN)
-        .args(["transactions"])
-        .env("RALIO_API_URL", &h.url)
-        .env("RALIO_CONFIG_DIR", h.dir.path())
-        .env_remove("RALIO_STORE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut command = spawn(&h, &["transactions"]);
     // The new process renews first thing; once the sandbox has rotated the refresh token (the
     // answer is still held back), Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -870,8 +778,70 @@ async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotat
     .unwrap();
     assert_eq!(out.code(), Some(130));
 
-    // The next command refreshes with the token the interrupted one saved, not a spent one
-    // (a replay revokes the family and falls back to a mint).
+    next_command_refreshes(&h, &tokens, "").await;
+}
+
+/// The token endpoint behind the proxy of the Ctrl-C tests: forwarded at once (the sandbox
+/// rotates the refresh token), answered 1.5 s late when armed; requests counted as they arrive
+/// and once forwarded.
+#[derive(Default)]
+struct SlowTokens {
+    armed: AtomicBool,
+    arrived: AtomicU32,
+    forwarded: AtomicU32,
+    upstream: std::sync::OnceLock<String>,
+}
+
+async fn slow_token(
+    State(t): State<Arc<SlowTokens>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let upstream = t.upstream.get().unwrap().clone();
+    t.arrived.fetch_add(1, Ordering::SeqCst);
+    let answer = hostile::forward(upstream, req).await;
+    t.forwarded.fetch_add(1, Ordering::SeqCst);
+    if t.armed.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    answer
+}
+
+/// The sandbox `sandbox` builds, behind a proxy whose token endpoint is [`SlowTokens`].
+async fn behind_slow_tokens(
+    sandbox: ralio_sandbox::SandboxBuilder,
+) -> (hostile::Hostile, Arc<SlowTokens>) {
+    let tokens = Arc::new(SlowTokens::default());
+    let state = Arc::clone(&tokens);
+    let h = hostile::Hostile::start_with(sandbox, move |upstream| {
+        state.upstream.set(upstream).unwrap();
+        axum::Router::new()
+            .route("/oauth/token", axum::routing::post(slow_token))
+            .with_state(state)
+    })
+    .await;
+    (h, tokens)
+}
+
+/// `ralio args` against `h` with its credentials: no stdin, stdout and stderr piped.
+fn spawn(h: &hostile::Hostile, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .env("RALIO_API_URL", &h.url)
+        .env("RALIO_CONFIG_DIR", h.dir.path())
+        .env_remove("RALIO_STORE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The next command renews with the refresh token the interrupted one saved: one refresh, not
+/// a replay of the spent token (which revokes the family and falls back to a mint). `stderr`:
+/// the interrupted command's, for the failure message.
+async fn next_command_refreshes(h: &hostile::Hostile, tokens: &SlowTokens, stderr: &str) {
     tokens.armed.store(false, Ordering::SeqCst);
     let before = h.sandbox.counters();
     let run = h.run(&["transactions"]).await;
@@ -880,7 +850,7 @@ async fn ctrl_c_during_a_plain_command_lets_the_renewal_in_flight_save_the_rotat
     assert_eq!(
         after.token_mints - before.token_mints,
         0,
-        "the rotated refresh token was lost (a replay, then a mint)"
+        "the rotated refresh token was lost (a replay, then a mint): {stderr}"
     );
     assert_eq!(after.refreshes - before.refreshes, 1);
 }

@@ -198,7 +198,7 @@ pub(crate) async fn register(
         || inner
             .pending
             .iter()
-            .any(|p| p.jkt == key.jkt && p.status == PendingStatus::Pending && p.expires_at > now);
+            .any(|p| p.jkt == key.jkt && p.waiting(now));
     if key_in_use {
         return reg_error(
             StatusCode::CONFLICT,

@@ -52,15 +52,9 @@ pub(crate) struct Shared {
     pub(crate) base_url: String,
     inner: Mutex<Inner>,
     /// What the console's open pages follow: bumped when something they show changes.
-    changes: tokio::sync::watch::Sender<Changes>,
-}
-
-/// The console's change signal: a counter, and whether the sandbox is shutting down (then the
-/// pages' event streams end, so no open page keeps the server from stopping).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Changes {
-    pub(crate) seq: u64,
-    pub(crate) closed: bool,
+    /// Its value: whether the sandbox is shutting down (then the pages' event streams end, so
+    /// no open page keeps the server from stopping); every send wakes the pages.
+    changes: tokio::sync::watch::Sender<bool>,
 }
 
 pub(crate) struct Ticket {
@@ -93,6 +87,13 @@ pub(crate) struct PendingRegistration {
     pub(crate) scopes: Vec<String>,
     pub(crate) expires_at: DateTime<Utc>,
     pub(crate) status: PendingStatus,
+}
+
+impl PendingRegistration {
+    /// Still waiting for the owner's decision at `now`: neither decided nor expired.
+    pub(crate) fn waiting(&self, now: DateTime<Utc>) -> bool {
+        self.status == PendingStatus::Pending && self.expires_at > now
+    }
 }
 
 pub(crate) struct AccessToken {
@@ -266,23 +267,23 @@ impl Shared {
             config,
             base_url,
             inner: Mutex::new(inner),
-            changes: tokio::sync::watch::Sender::new(Changes::default()),
+            changes: tokio::sync::watch::Sender::new(false),
         }
     }
 
     /// Tells the console's open pages that what they show changed (an intent or registration
     /// created or decided, money moved).
     pub(crate) fn changed(&self) {
-        self.changes.send_modify(|c| c.seq = c.seq.wrapping_add(1));
+        self.changes.send_modify(|_| ());
     }
 
     /// Ends the console's event streams: the sandbox is stopping.
     pub(crate) fn close_changes(&self) {
-        self.changes.send_modify(|c| c.closed = true);
+        self.changes.send_replace(true);
     }
 
     /// A receiver of the change signal, for one open console page.
-    pub(crate) fn watch_changes(&self) -> tokio::sync::watch::Receiver<Changes> {
+    pub(crate) fn watch_changes(&self) -> tokio::sync::watch::Receiver<bool> {
         self.changes.subscribe()
     }
 
@@ -346,7 +347,7 @@ impl Shared {
         inner
             .pending
             .iter()
-            .filter(|p| p.status == PendingStatus::Pending && p.expires_at > now)
+            .filter(|p| p.waiting(now))
             .map(|p| p.jkt.clone())
             .collect()
     }
@@ -563,11 +564,7 @@ impl Inner {
         let idx = inner
             .pending
             .iter()
-            .position(|p| {
-                (p.poll_token == key || p.jkt == key)
-                    && p.status == PendingStatus::Pending
-                    && p.expires_at > now
-            })
+            .position(|p| (p.poll_token == key || p.jkt == key) && p.waiting(now))
             .ok_or(SandboxError::UnknownRegistration)?;
         if !approve {
             inner.pending[idx].status = PendingStatus::Rejected;

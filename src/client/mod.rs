@@ -274,18 +274,7 @@ impl RalioClient {
     {
         match fut.await {
             Ok(value) => Ok(value),
-            Err(e) => {
-                let mut error = crate::error::from_call(operation, e).await;
-                // A timed-out attempt names where it waited (the mapper does not know it).
-                if let Error::Timeout {
-                    what: crate::error::Awaited::Response { origin, .. },
-                    ..
-                } = &mut error
-                {
-                    origin.get_or_insert_with(|| self.base_url().to_owned());
-                }
-                Err(error)
-            }
+            Err(e) => Err(crate::error::from_call(operation, self.base_url(), e).await),
         }
     }
 

@@ -17,9 +17,11 @@ impl ErrorAnswer {
     }
 }
 
-/// Maps a generated call's error for `operation` (for example `transactions.list`).
+/// Maps a generated call's error for `operation` (for example `transactions.list`) to the API
+/// at `origin`.
 pub(crate) async fn from_call(
     operation: &'static str,
+    origin: &str,
     e: progenitor_client::Error<crate::api::ByteStream>,
 ) -> Error {
     match unpack(e).await {
@@ -29,9 +31,11 @@ pub(crate) async fn from_call(
         CallFailure::Transport(source) | CallFailure::Body(source) => {
             transport(operation, RequestKind::Resource, source)
         }
-        CallFailure::Middleware(source) => {
-            from_middleware_error(operation, reqwest_middleware::Error::Middleware(source))
-        }
+        CallFailure::Middleware(source) => from_middleware_error(
+            operation,
+            origin,
+            reqwest_middleware::Error::Middleware(source),
+        ),
         CallFailure::Payload(source) => Error::Decode {
             operation,
             expected: "the documented JSON",
@@ -44,7 +48,11 @@ pub(crate) async fn from_call(
 }
 
 /// Maps a failure inside the middleware stack.
-fn from_middleware_error(operation: &'static str, e: reqwest_middleware::Error) -> Error {
+fn from_middleware_error(
+    operation: &'static str,
+    origin: &str,
+    e: reqwest_middleware::Error,
+) -> Error {
     match e {
         reqwest_middleware::Error::Reqwest(source) => {
             transport(operation, RequestKind::Resource, source)
@@ -54,8 +62,7 @@ fn from_middleware_error(operation: &'static str, e: reqwest_middleware::Error) 
                 return Error::Timeout {
                     what: Awaited::Response {
                         operation,
-                        // Filled in by the client, which knows its base URL.
-                        origin: None,
+                        origin: Some(origin.to_owned()),
                     },
                     waited: t.after,
                 };

@@ -7,7 +7,6 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
 use super::reference::{KeyCreation, KeyLocation, KeyReference, KmsKeyId, OpenKeyError};
@@ -66,7 +65,7 @@ impl AwsKmsSigner {
 
     /// Opens `key` through a client you configured.
     pub async fn from_client(client: Client, key: &KmsKeyId) -> Result<Self, OpenKeyError> {
-        let reference = KeyReference::AwsKms(key.clone()).to_string();
+        let reference = key.to_string();
         let answer = client
             .get_public_key()
             .key_id(key.as_str())
@@ -95,10 +94,7 @@ impl AwsKmsSigner {
         let der = answer
             .public_key()
             .ok_or_else(|| unsuitable("GetPublicKey returned no public key"))?;
-        let public = p256::PublicKey::from_public_key_der(der.as_ref())
-            .map_err(|_| unsuitable("its public key is not a P-256 key"))?;
-        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&public, false);
-        let public_jwk = PublicJwk::from_sec1_bytes(point.as_bytes())
+        let public_jwk = PublicJwk::from_public_key_der(der.as_ref())
             .map_err(|_| unsuitable("its public key is not a P-256 key"))?;
         let mut key_arn = answer
             .key_id()

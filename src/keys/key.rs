@@ -211,7 +211,6 @@ impl PublicJwk {
 
     /// Reads a `PUBLIC KEY` (SubjectPublicKeyInfo) PEM, as KMS and Vault Transit export it.
     pub fn from_public_key_pem(pem: &str) -> Result<Self, KeyError> {
-        use pkcs8::DecodePublicKey as _;
         let (label, der) = decode_pem_block(pem)?;
         if label != "PUBLIC KEY" {
             return Err(KeyError::UnexpectedPemLabel {
@@ -219,10 +218,17 @@ impl PublicJwk {
                 found: label,
             });
         }
-        let spki = pkcs8::SubjectPublicKeyInfoRef::try_from(der.as_slice())
+        Self::from_public_key_der(&der)
+    }
+
+    /// Reads a DER `SubjectPublicKeyInfo` (what AWS KMS `GetPublicKey` answers), checking it
+    /// is an EC P-256 key.
+    pub(crate) fn from_public_key_der(der: &[u8]) -> Result<Self, KeyError> {
+        use pkcs8::DecodePublicKey as _;
+        let spki = pkcs8::SubjectPublicKeyInfoRef::try_from(der)
             .map_err(|_| malformed("the PUBLIC KEY PEM is not valid SubjectPublicKeyInfo"))?;
         check_algorithm(spki.algorithm.oid, spki.algorithm.parameters_oid().ok())?;
-        let key = p256::PublicKey::from_public_key_der(&der)
+        let key = p256::PublicKey::from_public_key_der(der)
             .map_err(|_| malformed("the PUBLIC KEY PEM does not hold a valid P-256 point"))?;
         Self::from_p256(&key)
     }

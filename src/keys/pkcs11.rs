@@ -19,7 +19,7 @@ use cryptoki::slot::Slot;
 use sha2::{Digest as _, Sha256};
 
 use super::reference::{KeyCreation, KeyLocation, KeyReference, OpenKeyError, Pkcs11Uri};
-use super::{PublicJwk, SignError, Signer};
+use super::{BoxError, PublicJwk, SignError, Signer};
 
 /// DER of the P-256 (prime256v1) OID: what `CKA_EC_PARAMS` holds for a P-256 key.
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -113,16 +113,16 @@ impl Signer for Pkcs11Signer {
     async fn sign_es256(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
         let inner = Arc::clone(&self.inner);
+        let failed = |e: BoxError| SignError::backend(self.inner.name.clone(), e);
         let _permit = self
             .inner
             .permits
             .acquire()
             .await
-            .map_err(|e| SignError::backend(self.inner.name.clone(), e))?;
-        let name = self.inner.name.clone();
+            .map_err(|e| failed(e.into()))?;
         tokio::task::spawn_blocking(move || inner.sign_blocking(&digest))
             .await
-            .map_err(|join| SignError::backend(name, join))?
+            .map_err(|join| failed(join.into()))?
     }
 
     fn key_location(&self) -> Option<KeyLocation> {

@@ -91,7 +91,7 @@ impl fmt::Display for KeyReference {
         match self {
             Self::Pkcs11(uri) => uri.fmt(f),
             Self::AwsKms(id) => id.fmt(f),
-            Self::VaultTransit(key) => write!(f, "vault-transit:{}/{}", key.mount(), key.name()),
+            Self::VaultTransit(key) => write!(f, "vault-transit:{key}"),
         }
     }
 }

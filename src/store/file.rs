@@ -12,7 +12,7 @@ use super::NamedStore;
 use super::private_files::{
     absolute, ensure_private_dir, read_optional, read_secret_file, write_atomic,
 };
-use super::reference::{Loaded, reference_of, unnamed_signer};
+use super::reference::{Loaded, reference_of};
 use super::{
     CredentialStore, FileLocation, Identity, IdentityKey, KeyReport, MemorySlot,
     PendingRegistration, Presence, RefreshTokenLock, RefreshTokenRecord, StoreError, StoreKind,
@@ -415,14 +415,16 @@ impl FileStore {
         super::check_saved_client_id(&self.name(), identity)?;
         // A key in its hardware: the reference, where the Python SDK looks for `key_path` (it
         // then says the key file is missing, naming the reference, instead of misreading it).
-        let (key_path, key_jkt, key_ref) = match (identity.key(), reference_of(identity.key())) {
-            (IdentityKey::Local(key), _) => {
+        let (key_path, key_jkt, key_ref) = match identity.key() {
+            IdentityKey::Local(key) => {
                 let path = self.write_key(self.target_key_path(key), key, true)?;
                 let path = path.to_string_lossy().into_owned();
                 (path, key.thumbprint().as_str().to_owned(), None)
             }
-            (IdentityKey::Remote(_), Some((text, jkt))) => (text.clone(), jkt, Some(text)),
-            (IdentityKey::Remote(_), None) => return Err(unnamed_signer(&self.name())),
+            IdentityKey::Remote(signer) => {
+                let (text, jkt) = reference_of(signer.as_ref(), &self.name())?;
+                (text.clone(), jkt, Some(text))
+            }
         };
         let file = CredentialsFile {
             client_id: Some(identity.client_id().into()),

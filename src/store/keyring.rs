@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::NamedStore;
 use super::RefreshTokenRecord;
-use super::reference::{Loaded, reference_of, unnamed_signer};
+use super::reference::{Loaded, reference_of};
 use super::{
     CredentialStore, Identity, IdentityKey, KeyReport, PendingRegistration, Presence,
     RefreshTokenLock, StoreError, StoreKind, StoreLocation, StoreName, StoreProblem, StoreReport,
@@ -493,15 +493,13 @@ impl CredentialStore for KeyringStore {
 
     async fn save_identity(&self, identity: &Identity) -> Result<String, StoreError> {
         super::check_saved_client_id(&self.name(), identity)?;
-        let (entry, staged) = match (identity.key(), reference_of(identity.key())) {
-            (IdentityKey::Local(key), _) => (key.to_pkcs8_pem(), Some(key.clone())),
-            (IdentityKey::Remote(_), Some((key_ref, key_jkt))) => (
-                SecretString::from(
-                    serde_json::json!({"key_ref": key_ref, "key_jkt": key_jkt}).to_string(),
-                ),
-                None,
-            ),
-            (IdentityKey::Remote(_), None) => return Err(unnamed_signer(&self.name())),
+        let (entry, staged) = match identity.key() {
+            IdentityKey::Local(key) => (key.to_pkcs8_pem(), Some(key.clone())),
+            IdentityKey::Remote(signer) => {
+                let (key_ref, key_jkt) = reference_of(signer.as_ref(), &self.name())?;
+                let entry = serde_json::json!({"key_ref": key_ref, "key_jkt": key_jkt});
+                (SecretString::from(entry.to_string()), None)
+            }
         };
         let client_id = identity.client_id().to_owned();
         self.run(move |s| s.save_identity(&client_id, &entry, staged.as_ref()))

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, TryLockError};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::{RefreshTokenLock, StoreError, StoreName};
@@ -25,9 +25,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// `RALIO_CONFIG_DIR` or `HOME` when the database answers: a cron job or a `sudo -u` shell (no
 /// runtime directory, another `HOME`) and the desktop session of the same user must meet at
 /// the same lock, one per slot. Never a shared directory such as `/tmp`.
-// Named locks serve the keyring store (its tests run in every build).
-#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
-pub(crate) fn default_lock_dir(store: &StoreName) -> Result<PathBuf, StoreError> {
+#[cfg(feature = "keyring")]
+fn default_lock_dir(store: &StoreName) -> Result<std::path::PathBuf, StoreError> {
     #[cfg(unix)]
     if let Some(home) = account_home() {
         return Ok(home.join(".ralio").join("locks"));
@@ -44,9 +43,8 @@ pub(crate) fn default_lock_dir(store: &StoreName) -> Result<PathBuf, StoreError>
 
 /// This user's home directory from the password database (`getpwuid_r`), when it names a
 /// directory that exists.
-#[cfg(unix)]
-#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
-fn account_home() -> Option<PathBuf> {
+#[cfg(all(unix, feature = "keyring"))]
+fn account_home() -> Option<std::path::PathBuf> {
     use std::ffi::{CStr, OsStr};
     use std::os::unix::ffi::OsStrExt as _;
     let mut buf = vec![0u8; 4096];
@@ -73,7 +71,7 @@ fn account_home() -> Option<PathBuf> {
         }
         // SAFETY: getpwuid_r succeeded, so `pw_dir` points to a NUL-terminated string in `buf`.
         let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
-        let dir = PathBuf::from(OsStr::from_bytes(dir.to_bytes()));
+        let dir = std::path::PathBuf::from(OsStr::from_bytes(dir.to_bytes()));
         return (dir.is_absolute() && dir.is_dir()).then_some(dir);
     }
 }

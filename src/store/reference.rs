@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Identity, IdentityKey, StoreError, StoreName};
+use super::{Identity, StoreError, StoreName};
 use crate::keys::{KeyCreation, KeyReference, OpenKeyError, Signer};
 
 /// Opens the key `reference` names, creating it first with [`KeyCreation::IfMissing`] (a
@@ -50,21 +50,20 @@ pub async fn open_key(
     }
 }
 
-/// The text a store writes for `key`: its reference, when it has one.
-pub(crate) fn reference_of(key: &IdentityKey) -> Option<(String, String)> {
-    match key {
-        IdentityKey::Local(_) => None,
-        IdentityKey::Remote(signer) => signer.key_location().map(|l| {
-            (
-                l.reference.to_string(),
-                signer.thumbprint().as_str().to_owned(),
-            )
-        }),
-    }
+/// What `store` writes for a key that lives in `signer`: its reference and thumbprint, or the
+/// refusal to save a signer that no reference names (the store could not find it again).
+pub(crate) fn reference_of(
+    signer: &dyn Signer,
+    store: &StoreName,
+) -> Result<(String, String), StoreError> {
+    let location = signer.key_location().ok_or_else(|| unnamed_signer(store))?;
+    Ok((
+        location.reference.to_string(),
+        signer.thumbprint().as_str().to_owned(),
+    ))
 }
 
-/// The refusal to save a remote signer that no reference names.
-pub(crate) fn unnamed_signer(store: &StoreName) -> StoreError {
+fn unnamed_signer(store: &StoreName) -> StoreError {
     StoreError::Config {
         store: store.clone(),
         reason: "the identity's key lives in a signer that names no key reference (PKCS#11, AWS KMS, Vault Transit), so this store could not find it again; implement Signer::key_location, or keep the identity in a store of your own".to_owned(),
@@ -181,8 +180,9 @@ impl Loaded {
 
 /// The report of a store that reads its entries itself (`read`: the file and keyring
 /// stores), completed, when the identity names a key by reference, by opening that key
-/// (`loaded` reads the identity; it runs only when `read` succeeded). A store that cannot be
-/// read gives a report of kind `kind` whose one problem says why.
+/// (`loaded` reads the identity; it runs only when `read` succeeded without reporting a key of
+/// the store's own). A store that cannot be read gives a report of kind `kind` whose one
+/// problem says why.
 pub(crate) async fn report_with_key(
     read: Result<super::StoreReport, StoreError>,
     loaded: impl std::future::Future<Output = Result<Option<Loaded>, StoreError>>,
@@ -198,17 +198,22 @@ pub(crate) async fn report_with_key(
             return report;
         }
     };
-    let Ok(Some(loaded @ Loaded::Reference { .. })) = loaded.await else {
+    if report.key.is_some() {
+        return report; // a key of its own, already reported by `read`
+    }
+    let Ok(Some(Loaded::Reference {
+        client_id,
+        text,
+        recorded_jkt,
+        what,
+    })) = loaded.await
+    else {
         return report;
     };
-    let recorded = match &loaded {
-        Loaded::Reference { recorded_jkt, .. } => recorded_jkt.clone(),
-        Loaded::Identity(_) => None,
-    };
-    match loaded.open(store).await {
+    match open_stored(store, &what, client_id, &text, recorded_jkt.as_deref()).await {
         Ok(identity) => {
             let mut key = super::KeyReport::of(identity.key());
-            key.recorded_thumbprint = recorded;
+            key.recorded_thumbprint = recorded_jkt;
             report.key = Some(key);
         }
         Err(e) => report.problems.push(super::StoreProblem::from_error(&e)),

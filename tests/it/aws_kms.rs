@@ -23,11 +23,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use ralio::RalioClient;
 use ralio::keys::{AwsKmsSigner, KeyCreation, KeyReference, KmsKeyId};
-use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, FileStore, Identity, open_key};
-use ralio_sandbox::{Sandbox, TicketSpec};
+use ralio_sandbox::Sandbox;
 
-use crate::hardware::{Verified, chain, unavailable, verify_independently};
+use crate::hardware::{
+    Verified, call_refresh_and_rotate, chain, hundred_concurrent_calls, sign_in_sequence,
+    unavailable,
+};
+use crate::support::register_signer;
 
 const HOW_TO_START: &str = "start moto (`pip install 'moto[server]==5.2.6'; moto_server -H 127.0.0.1 -p 5123`) and set AWS_ENDPOINT_URL_KMS=http://127.0.0.1:5123, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (see tests/it/aws_kms.rs)";
 
@@ -79,15 +82,7 @@ async fn aws_kms_key_created_at_registration_mints_calls_refreshes_and_rotates()
     let store = FileStore::new(dir.path())
         .with_refresh_token_slot("worker")
         .unwrap();
-    register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(Arc::clone(&signer)),
-    )
-    .await
-    .unwrap();
+    register_signer(&sb, &store, Arc::clone(&signer)).await;
     // The store pins the key by its ARN, not the alias.
     let credentials: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("credentials.json")).unwrap())
@@ -96,51 +91,13 @@ async fn aws_kms_key_created_at_registration_mints_calls_refreshes_and_rotates()
     assert!(key_ref.starts_with("arn:aws:kms:us-east-1:"), "{key_ref}");
     assert!(!dir.path().join("keys").exists());
 
-    let client = RalioClient::builder()
-        .base_url(sb.base_url())
-        .store(Arc::new(
-            FileStore::new(dir.path())
-                .with_refresh_token_slot("worker")
-                .unwrap(),
-        ))
-        .build()
-        .await
-        .unwrap();
-    client.transactions().list().await.unwrap();
-    let tm = client.token_manager().unwrap();
-    let first = store.load_refresh_token().await.unwrap().unwrap();
-    tm.force_refresh(&tm.access_token().await.unwrap())
-        .await
-        .unwrap();
-    let second = store.load_refresh_token().await.unwrap().unwrap();
-    assert_ne!(
-        secrecy::ExposeSecret::expose_secret(&first.refresh_token),
-        secrecy::ExposeSecret::expose_secret(&second.refresh_token)
-    );
-    client.transactions().list().await.unwrap();
+    call_refresh_and_rotate(&sb, dir.path(), &store).await;
 
     // The loaded key signs, and each signature verifies independently; the latency of one
     // `Sign` call against the emulator is measured here (the README quotes it).
     let loaded = store.load_identity().await.unwrap().unwrap();
     assert_eq!(loaded.thumbprint(), signer.thumbprint());
-    let signer = loaded.signer();
-    const N: u32 = 20;
-    let mut signed = Vec::new();
-    let started = Instant::now();
-    for i in 0..N {
-        let message = format!("message {i}");
-        signed.push((
-            message.clone(),
-            signer.sign_es256(message.as_bytes()).await.unwrap(),
-        ));
-    }
-    eprintln!(
-        "AWS KMS (moto) Sign: {:?} per signature, sequential",
-        started.elapsed() / N
-    );
-    for (message, signature) in &signed {
-        verify_independently(signer.public_jwk(), message.as_bytes(), signature);
-    }
+    sign_in_sequence(&*loaded.signer(), 20, "AWS KMS (moto)").await;
     let report = store.report().await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let location = report.key.unwrap().location.unwrap();
@@ -158,36 +115,10 @@ async fn aws_kms_one_client_signs_100_concurrent_calls() {
         .unwrap();
     let verified = Verified::new(Arc::new(signer));
     let store = ralio::store::MemoryStore::new();
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(verified.clone()),
-    )
-    .await
-    .unwrap();
-    let client = RalioClient::builder()
-        .base_url(sb.base_url())
-        .identity(Identity::with_signer(binding.client_id, verified.clone()))
-        .build()
-        .await
-        .unwrap();
-    let before = verified.signatures();
-    let started = Instant::now();
-    let calls = (0..100).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move { client.transactions().list().await })
-    });
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
-    }
-    assert!(verified.signatures() - before >= 100);
-    eprintln!(
-        "AWS KMS (moto): 100 concurrent calls, {} signatures, in {:?}",
-        verified.signatures() - before,
-        started.elapsed()
-    );
+    let binding = register_signer(&sb, &store, verified.clone()).await;
+    let signatures =
+        hundred_concurrent_calls(&sb, binding.client_id, &verified, "AWS KMS (moto)").await;
+    assert!(signatures >= 100);
 }
 
 /// A KMS endpoint in front of moto that can refuse `Sign` as AWS does when a policy denies
@@ -282,15 +213,7 @@ async fn aws_kms_access_denied_outage_and_missing_key_say_what_to_fix_and_lose_n
     let store = FileStore::new(dir.path())
         .with_refresh_token_slot("worker")
         .unwrap();
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(signer.clone()),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(&sb, &store, signer.clone()).await;
     let snapshot = || {
         let mut files = Vec::new();
         for entry in walk(dir.path()) {

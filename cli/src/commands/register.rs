@@ -84,14 +84,7 @@ pub async fn run(ctx: &Context, args: RegisterArgs) -> Result<(), CliError> {
     let waiting_noted = Arc::new(std::sync::Mutex::new(None::<Option<String>>));
     // Against a sandbox, the person trying this plays the owner: where to approve, said once
     // when the registration waits.
-    let console = match ctx.json {
-        true => None,
-        false => super::console::sandbox_console(&ctx.api_url).await,
-    };
-    let console =
-        std::sync::Mutex::new(console.map(|url| {
-            format!("as the owner, approve or reject it in the sandbox's console: {url}")
-        }));
+    let console = std::sync::Mutex::new(super::console::owner_hint(ctx).await);
     let console_once = move || {
         console
             .lock()

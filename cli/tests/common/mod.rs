@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use ralio_sandbox::{Sandbox, TicketSpec};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ralio");
 
@@ -189,4 +189,97 @@ pub fn script_missing() -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
     eprintln!("skipping: {message}");
     true
+}
+
+/// `ralio args` against `env`'s sandbox with the credentials in `config_dir`: no stdin, stdout
+/// and stderr piped, killed when dropped.
+pub fn command(env: &Env, config_dir: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env("RALIO_API_URL", env.sandbox.base_url())
+        .env("RALIO_CONFIG_DIR", config_dir)
+        .env_remove("RALIO_STORE")
+        .env_remove("RALIO_REGISTRATION_TICKET")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A running `ralio` command whose stderr is read line by line.
+pub struct Running {
+    pub child: tokio::process::Child,
+    stderr: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    seen: String,
+}
+
+impl Running {
+    /// Starts [`command`] with `stdin` as its whole input.
+    pub fn spawn(env: &Env, config_dir: &Path, args: &[&str], stdin: &str) -> Running {
+        let mut child = command(env, config_dir, args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.to_owned();
+        tokio::spawn(async move {
+            let _ = input.write_all(stdin.as_bytes()).await;
+        });
+        let stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        Running {
+            child,
+            stderr,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads stderr until a line contains `needle`; returns that line.
+    pub async fn until(&mut self, needle: &str) -> String {
+        loop {
+            let Some(line) = self.stderr.next_line().await.unwrap() else {
+                panic!("stderr ended before {needle:?}:\n{}", self.seen);
+            };
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for the exit: the exit code, stdout, and all of stderr.
+    pub async fn finish(mut self) -> (i32, String, String) {
+        while let Some(line) = self.stderr.next_line().await.unwrap() {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        let status = self.child.wait().await.unwrap();
+        (status.code().unwrap_or(-1), stdout, self.seen)
+    }
+}
+
+/// `ralio chat MESSAGE` for a payment above the approval threshold (the credentials must be
+/// registered); the new pending intent's id.
+pub async fn pending_payment(env: &Env, message: &str) -> String {
+    let before = env.sandbox.pending_intent_ids();
+    let run = env.run(&["chat", message]).await;
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("pending approval"),
+        "{}",
+        run.transcript()
+    );
+    let ids = env.sandbox.pending_intent_ids();
+    ids.into_iter().find(|id| !before.contains(id)).unwrap()
 }

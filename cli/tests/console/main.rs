@@ -12,101 +12,16 @@
 mod common;
 mod webdriver;
 
-use std::process::Stdio;
 use std::sync::Arc;
 
-use common::{BIN, Env};
+use common::{Env, Running, pending_payment};
 use ralio::IntentStage;
 use ralio_sandbox::{Sandbox, TicketSpec};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use webdriver::Browser;
 
 /// One Chromium at a time: the tests of this file would otherwise start several at once.
 static ONE_BROWSER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
-/// A running `ralio` command whose stderr is read line by line.
-struct Running {
-    child: tokio::process::Child,
-    stderr: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
-    seen: String,
-}
-
-impl Running {
-    fn spawn(env: &Env, config_dir: &std::path::Path, args: &[&str], stdin: &str) -> Running {
-        let mut child = tokio::process::Command::new(BIN)
-            .args(args)
-            .env("RALIO_API_URL", env.sandbox.base_url())
-            .env("RALIO_CONFIG_DIR", config_dir)
-            .env_remove("RALIO_STORE")
-            .env_remove("RALIO_REGISTRATION_TICKET")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let stdin = stdin.to_owned();
-        tokio::spawn(async move {
-            let _ = input.write_all(stdin.as_bytes()).await;
-        });
-        let stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        Running {
-            child,
-            stderr,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads stderr until a line contains `needle`; returns that line.
-    async fn until(&mut self, needle: &str) -> String {
-        loop {
-            let Some(line) = self.stderr.next_line().await.unwrap() else {
-                panic!("stderr ended before {needle:?}:\n{}", self.seen);
-            };
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits for the exit: the exit code, stdout, and all of stderr.
-    async fn finish(mut self) -> (i32, String, String) {
-        while let Some(line) = self.stderr.next_line().await.unwrap() {
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-        }
-        let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        let status = self.child.wait().await.unwrap();
-        (status.code().unwrap_or(-1), stdout, self.seen)
-    }
-}
-
-/// `ralio chat MESSAGE` for a payment above the approval threshold; the new pending intent's id.
-async fn pending_payment(env: &Env, message: &str) -> String {
-    let before = env.sandbox.pending_intent_ids();
-    let run = env.run(&["chat", message]).await;
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("pending approval"),
-        "{}",
-        run.transcript()
-    );
-    let ids = env.sandbox.pending_intent_ids();
-    ids.into_iter().find(|id| !before.contains(id)).unwrap()
-}
 
 /// The SDK on the credentials `ralio register` stored (its own refresh-token slot).
 async fn sdk_client(env: &Env) -> ralio::RalioClient {

@@ -85,11 +85,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     secured(body.into_response(), content_type)
 }
 
+/// The live part of the page, rendered under the state lock.
+fn live(st: &Shared) -> String {
+    render::live(&st.lock(), &st.config).into_string()
+}
+
 async fn page(State(st): St) -> Response {
-    let live = {
-        let inner = st.lock();
-        render::live(&inner, &st.config).into_string()
-    };
+    let live = live(&st);
     let mut base = html::Html::default();
     base.text(&st.base_url);
     // The URL first, then the live part, whose text could otherwise hold a marker.
@@ -100,23 +102,19 @@ async fn page(State(st): St) -> Response {
 }
 
 async fn fragment(State(st): St) -> Response {
-    let live = {
-        let inner = st.lock();
-        render::live(&inner, &st.config).into_string()
-    };
-    secured(live.into_response(), "text/html; charset=utf-8")
+    secured(live(&st).into_response(), "text/html; charset=utf-8")
 }
 
 /// `event: changed` whenever what the page shows changed; ends when the sandbox stops.
 async fn events(State(st): St) -> Response {
     // A new receiver has seen the current value: it wakes on the next change.
     let changes = futures::stream::unfold(st.watch_changes(), |mut rx| async move {
-        if rx.borrow().closed {
+        if *rx.borrow() {
             return None;
         }
         tokio::select! {
             changed = rx.changed() => match changed {
-                Ok(()) if !rx.borrow().closed => Some((Bytes::from_static(b"event: changed\ndata: {}\n\n"), rx)),
+                Ok(()) if !*rx.borrow() => Some((Bytes::from_static(b"event: changed\ndata: {}\n\n"), rx)),
                 _ => None,
             },
             () = tokio::time::sleep(KEEP_ALIVE) => Some((Bytes::from_static(b": keep-alive\n\n"), rx)),

@@ -5,18 +5,19 @@ use chrono::{DateTime, Utc};
 
 use super::html::Html;
 use crate::Config;
-use crate::state::{Inner, PaymentIntent, PendingStatus, Transaction, money};
+use crate::state::{Inner, PaymentIntent, Transaction, money};
 
 /// Rows in each "recent" table.
 const RECENT: usize = 10;
 
 /// The live part of the page (what `/sandbox/console/fragment` answers).
 pub(crate) fn live(inner: &Inner, config: &Config) -> Html {
+    let intents = all_intents(inner);
     let mut h = Html::default();
-    h.fragment(pending_intents(inner, config))
+    h.fragment(pending_intents(&intents, config))
         .fragment(pending_registrations(inner, config))
         .fragment(account(inner, config))
-        .fragment(recent_intents(inner))
+        .fragment(recent_intents(&intents))
         .fragment(recent_transactions(inner));
     h
 }
@@ -61,6 +62,15 @@ fn status(value: &str) -> Html {
     h
 }
 
+/// `parts` joined by `; `, or `-` when there is none.
+fn joined<S: std::borrow::Borrow<str>>(parts: &[S]) -> String {
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// The payees' names only (the cards show the accounts too).
 fn payee_names(intent: &PaymentIntent) -> String {
     let names: Vec<&str> = intent
@@ -68,11 +78,7 @@ fn payee_names(intent: &PaymentIntent) -> String {
         .iter()
         .map(|i| i.creditor_name.as_deref().unwrap_or("unnamed payee"))
         .collect();
-    if names.is_empty() {
-        "-".to_owned()
-    } else {
-        names.join("; ")
-    }
+    joined(&names)
 }
 
 fn gbp(currency: &str, amount: &str) -> String {
@@ -95,11 +101,7 @@ fn payees(intent: &PaymentIntent) -> String {
             }
         })
         .collect();
-    if names.is_empty() {
-        "-".to_owned()
-    } else {
-        names.join("; ")
-    }
+    joined(&names)
 }
 
 fn references(intent: &PaymentIntent) -> String {
@@ -109,11 +111,7 @@ fn references(intent: &PaymentIntent) -> String {
         .filter_map(|i| i.reference.as_deref())
         .filter(|r| !r.is_empty())
         .collect();
-    if refs.is_empty() {
-        "-".to_owned()
-    } else {
-        refs.join("; ")
-    }
+    joined(&refs)
 }
 
 fn all_intents(inner: &Inner) -> Vec<&PaymentIntent> {
@@ -127,9 +125,10 @@ fn all_intents(inner: &Inner) -> Vec<&PaymentIntent> {
     intents
 }
 
-fn pending_intents(inner: &Inner, config: &Config) -> Html {
-    let pending: Vec<&PaymentIntent> = all_intents(inner)
-        .into_iter()
+fn pending_intents(intents: &[&PaymentIntent], config: &Config) -> Html {
+    let pending: Vec<&PaymentIntent> = intents
+        .iter()
+        .copied()
         .filter(|i| i.approval_status == "pending_approval")
         .collect();
     let mut h = Html::default();
@@ -178,11 +177,7 @@ fn pending_intents(inner: &Inner, config: &Config) -> Html {
 
 fn pending_registrations(inner: &Inner, config: &Config) -> Html {
     let now = inner.now();
-    let pending: Vec<_> = inner
-        .pending
-        .iter()
-        .filter(|p| p.status == PendingStatus::Pending && p.expires_at > now)
-        .collect();
+    let pending: Vec<_> = inner.pending.iter().filter(|p| p.waiting(now)).collect();
     let mut h = Html::default();
     // Registrations wait only in legacy mode; otherwise the section would always be empty.
     if !config.legacy_registration && pending.is_empty() {
@@ -248,8 +243,7 @@ fn account(inner: &Inner, config: &Config) -> Html {
     h
 }
 
-fn recent_intents(inner: &Inner) -> Html {
-    let intents = all_intents(inner);
+fn recent_intents(intents: &[&PaymentIntent]) -> Html {
     let mut h = Html::default();
     h.raw("<section id=\"recent-intents\" aria-labelledby=\"h-recent-intents\"><h2 id=\"h-recent-intents\">Recent payment intents</h2>");
     if intents.is_empty() {
@@ -257,7 +251,7 @@ fn recent_intents(inner: &Inner) -> Html {
         return h;
     }
     h.raw("<table><thead><tr><th scope=\"col\">Time (UTC)</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Payee</th><th scope=\"col\">Approval</th><th scope=\"col\">Execution</th><th scope=\"col\">Decision</th></tr></thead><tbody>");
-    for i in intents.into_iter().take(RECENT) {
+    for &i in intents.iter().take(RECENT) {
         h.raw("<tr data-intent-id=\"")
             .text(&i.id)
             .raw("\"><td class=\"nowrap\">")

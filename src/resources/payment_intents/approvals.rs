@@ -246,7 +246,7 @@ impl<'a> IntoFuture for WaitForOutcome<'a> {
             // `GRACE`), so the timeout counts the lookups too, not only the sleeps between.
             let cutoff = deadline + GRACE;
             let mut interval = FIRST_POLL;
-            let mut last: Option<(ApprovalStatus, PaymentStatus)> = None;
+            // The intent as last read.
             let mut seen: Option<PaymentIntent> = None;
             loop {
                 let read = intents
@@ -255,26 +255,18 @@ impl<'a> IntoFuture for WaitForOutcome<'a> {
                 let now = Instant::now();
                 match read {
                     Some(Ok(intent)) => {
-                        let status = (
-                            intent.approval_status.clone(),
-                            intent.execution_status.clone(),
-                        );
-                        if last.as_ref() != Some(&status) {
-                            if let Some(f) = on_change.as_mut() {
-                                f(&intent);
-                            }
-                            last = Some(status);
+                        let changed = seen.as_ref().is_none_or(|s| {
+                            (&s.approval_status, &s.execution_status)
+                                != (&intent.approval_status, &intent.execution_status)
+                        });
+                        if changed && let Some(f) = on_change.as_mut() {
+                            f(&intent);
                         }
                         seen = Some(intent);
                     }
-                    // Cut at the deadline: the intent as last read is the answer.
-                    None if seen.is_some() => {}
-                    None => {
-                        return Err(Error::Timeout {
-                            what: crate::error::Awaited::Decision { intent_id: id },
-                            waited: started.elapsed(),
-                        });
-                    }
+                    // Cut at the deadline (`now` is past it): the intent as last read is the
+                    // answer, or, with none read, the timeout below.
+                    None => {}
                     // A transient failure (after the retry policy's own retries) does not end
                     // the wait while time is left.
                     Some(Err(e)) if e.is_retryable() && now + interval < deadline => {
@@ -282,16 +274,17 @@ impl<'a> IntoFuture for WaitForOutcome<'a> {
                     }
                     Some(Err(e)) => return Err(e),
                 }
-                let settled = seen.as_ref().is_some_and(|i| IntentStage::of(i).is_final());
-                if let Some(intent) = seen.as_ref().filter(|_| settled || now >= deadline) {
+                if let Some(intent) =
+                    seen.take_if(|i| now >= deadline || IntentStage::of(i).is_final())
+                {
                     return Ok(IntentOutcome {
-                        stage: IntentStage::of(intent),
-                        intent: intent.clone(),
+                        stage: IntentStage::of(&intent),
+                        intent,
                         waited: started.elapsed(),
                     });
                 }
                 if now >= deadline {
-                    // Only failed reads so far, and no time left for another.
+                    // No intent read, and no time left for another read.
                     return Err(Error::Timeout {
                         what: crate::error::Awaited::Decision { intent_id: id },
                         waited: started.elapsed(),

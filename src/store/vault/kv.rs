@@ -38,10 +38,7 @@ impl VaultStore {
         let Answer::Ok(value) = answer else {
             return Ok(None);
         };
-        let version = value
-            .pointer("/data/metadata/version")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let version = kv_version(&value);
         match value.pointer("/data/data") {
             Some(data @ Value::Object(_)) => Ok(Some((data.clone(), version))),
             _ => Ok(None),
@@ -54,16 +51,34 @@ impl VaultStore {
             .await
     }
 
-    /// The answer to a write of `body` (`{"data": …, "options": {"cas": …}}`) to the KV v2
-    /// secret at `rest`.
-    pub(super) async fn write_data(
+    /// One check-and-set write of `data` to the KV v2 secret at `rest`, on `version`: the new
+    /// version, or `None` when another writer changed the secret first. A refused write is an
+    /// error naming the mount.
+    pub(super) async fn write_cas(
         &self,
         rest: &str,
         action: &str,
-        body: &Value,
-    ) -> Result<Answer, StoreError> {
-        self.call(VaultCall::post(action, self.kv_path("data", rest), body))
-            .await
+        data: &Value,
+        version: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let body = json!({ "data": data, "options": { "cas": version } });
+        match self
+            .call(VaultCall::post(action, self.kv_path("data", rest), &body))
+            .await?
+        {
+            Answer::Ok(value) => Ok(Some(
+                value
+                    .pointer("/data/version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(version.saturating_add(1)),
+            )),
+            Answer::CasMismatch => Ok(None),
+            Answer::NotFound(_) | Answer::Forbidden(_) => Err(StoreError::Missing {
+                store: self.name(),
+                what: format!("the KV v2 mount {}", self.client.config.kv_mount),
+                hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
+            }),
+        }
     }
 
     /// The current version of a KV v2 secret (0 when it never existed or its metadata was
@@ -78,10 +93,7 @@ impl VaultStore {
         let (Answer::Ok(value) | Answer::NotFound(value)) = answer else {
             return Ok(0);
         };
-        Ok(value
-            .pointer("/data/metadata/version")
-            .and_then(Value::as_u64)
-            .unwrap_or(0))
+        Ok(kv_version(&value))
     }
 
     /// Writes a KV v2 secret with check-and-set. `Ok(true)`: written; `Ok(false)`: another
@@ -101,15 +113,8 @@ impl VaultStore {
                 Cas::Version(version) => version,
                 Cas::Replace => self.current_version(rest, action).await?,
             };
-            let body = json!({ "data": data, "options": { "cas": version } });
-            match self.write_data(rest, action, &body).await? {
-                Answer::Ok(_) => return Ok(true),
-                Answer::CasMismatch => {}
-                Answer::NotFound(_) | Answer::Forbidden(_) => return Err(StoreError::Missing {
-                    store: self.name(),
-                    what: format!("the KV v2 mount {}", self.client.config.kv_mount),
-                    hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
-                }),
+            if self.write_cas(rest, action, data, version).await?.is_some() {
+                return Ok(true);
             }
         }
         Ok(false)
@@ -181,4 +186,12 @@ impl VaultStore {
             Err(StoreError::Conflict { store: self.name() })
         }
     }
+}
+
+/// The version of a KV v2 secret in a read's answer (0 when it has none).
+pub(super) fn kv_version(value: &Value) -> u64 {
+    value
+        .pointer("/data/metadata/version")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }

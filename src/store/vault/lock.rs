@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::VaultStore;
+use super::kv::kv_version;
 use crate::store::lock::LOCK_WAIT;
 use crate::store::{CredentialStore as _, NamedStore as _, RefreshTokenLock, StoreError};
 use crate::vault::Answer;
@@ -49,15 +50,9 @@ impl VaultStore {
 
     async fn read_lock(&self, rest: &str) -> Result<Seen, StoreError> {
         let answer = self.read_data(rest, ACTION).await?;
-        let version_of = |value: &Value| {
-            value
-                .pointer("/data/metadata/version")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
         Ok(match answer {
             Answer::Ok(value) => {
-                let version = version_of(&value);
+                let version = kv_version(&value);
                 let released = value
                     .pointer("/data/data/released")
                     .and_then(Value::as_bool)
@@ -71,35 +66,10 @@ impl VaultStore {
             }
             // Never written, or soft-deleted (its version is what `cas` must name).
             Answer::NotFound(value) => Seen::Free {
-                cas: version_of(&value),
+                cas: kv_version(&value),
             },
             _ => Seen::Free { cas: 0 },
         })
-    }
-
-    /// A check-and-set write of the lock: the new version, or `None` when another writer
-    /// changed it first.
-    async fn write_lock(
-        &self,
-        rest: &str,
-        data: Value,
-        cas: u64,
-    ) -> Result<Option<u64>, StoreError> {
-        let body = json!({ "data": data, "options": { "cas": cas } });
-        match self.write_data(rest, ACTION, &body).await? {
-            Answer::Ok(value) => Ok(Some(
-                value
-                    .pointer("/data/version")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(cas.saturating_add(1)),
-            )),
-            Answer::CasMismatch => Ok(None),
-            Answer::NotFound(_) | Answer::Forbidden(_) => Err(StoreError::Missing {
-                store: self.name(),
-                what: format!("the KV v2 mount {}", self.client.config.kv_mount),
-                hint: "enable a KV v2 secrets engine there (`bao secrets enable -version=2 -path=<mount> kv`)".to_owned(),
-            }),
-        }
     }
 
     /// Takes the slot's lock, waiting up to [`LOCK_WAIT`] for another holder.
@@ -128,7 +98,7 @@ impl VaultStore {
                 },
             };
             if let Some(cas) = cas
-                && let Some(version) = self.write_lock(&rest, lease(&holder), cas).await?
+                && let Some(version) = self.write_cas(&rest, ACTION, &lease(&holder), cas).await?
             {
                 return Ok(RefreshTokenLock::new(Lease::start(
                     self.clone(),
@@ -174,7 +144,7 @@ impl Lease {
                 tokio::select! {
                     _ = &mut stopped => break,
                     () = tokio::time::sleep(HEARTBEAT) => {
-                        match store.write_lock(&rest, lease(&holder), version).await {
+                        match store.write_cas(&rest, ACTION, &lease(&holder), version).await {
                             Ok(Some(renewed)) => version = renewed,
                             Ok(None) => {
                                 tracing::warn!(
@@ -189,7 +159,7 @@ impl Lease {
                 }
             }
             let released = json!({ "released": true, "holder": holder });
-            match store.write_lock(&rest, released, version).await {
+            match store.write_cas(&rest, ACTION, &released, version).await {
                 Ok(Some(_)) => {}
                 Ok(None) => tracing::warn!(
                     store = %store.describe(),

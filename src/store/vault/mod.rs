@@ -272,22 +272,21 @@ impl CredentialStore for VaultStore {
                 // cannot be found again from what this store could record.
                 // Any other key by its reference (PKCS#11, AWS KMS).
                 let any: &dyn std::any::Any = signer.as_ref();
-                match (
-                    any.downcast_ref::<TransitSigner>(),
-                    super::reference::reference_of(identity.key()),
-                ) {
-                    (Some(transit), _) => json!({
+                if let Some(transit) = any.downcast_ref::<TransitSigner>() {
+                    json!({
                         "client_id": identity.client_id(),
                         "transit_mount": transit.key().mount(),
                         "transit_key": transit.key().name(),
                         "key_jkt": transit.public_jwk().thumbprint().as_str(),
-                    }),
-                    (None, Some((key_ref, key_jkt))) => json!({
+                    })
+                } else {
+                    let (key_ref, key_jkt) =
+                        super::reference::reference_of(signer.as_ref(), &self.name())?;
+                    json!({
                         "client_id": identity.client_id(),
                         "key_ref": key_ref,
                         "key_jkt": key_jkt,
-                    }),
-                    (None, None) => return Err(super::reference::unnamed_signer(&self.name())),
+                    })
                 }
             }
         };
